@@ -1,0 +1,72 @@
+"""The one place the web app is assembled."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from . import config
+from .core.context import set_session_provider
+from .core.flow import Flow, import_flow
+from .core.transaction import configure_engine
+from .extensions import csrf, db, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_FLOWS = ["webflow.demo.helloworld:HelloWorldFlow", "webflow.demo.shipment:ShipmentFlow"]
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: settings from the environment, then ``test_config`` on top."""
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(config.INSTANCE_DIR),
+    )
+    app.config.from_mapping(config.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+        if "SQLALCHEMY_DATABASE_URI" in test_config and "SQLALCHEMY_ENGINE_OPTIONS" not in test_config:
+            url = config.normalize_database_url(test_config["SQLALCHEMY_DATABASE_URI"])
+            app.config["SQLALCHEMY_DATABASE_URI"] = url
+            app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(url)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine)
+    set_session_provider(lambda: db.session())
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+
+    flows = [import_flow(spec) for spec in app.config.get("WEBFLOW_FLOWS") or DEMO_FLOWS]
+    app.extensions["webflow_flows"] = _flows_by_label(flows)
+
+    from . import jobs
+
+    jobs.init_app(app)
+
+    from .blueprints import register_blueprints
+
+    register_blueprints(app)
+
+    from .cli import webflow_cli
+
+    app.cli.add_command(webflow_cli)
+    return app
+
+
+def _flows_by_label(flows: list[type[Flow]]) -> dict[str, type[Flow]]:
+    by_label: dict[str, type[Flow]] = {}
+    for flow_class in flows:
+        other = by_label.setdefault(flow_class.flow_label, flow_class)
+        if other is not flow_class:
+            raise ValueError(
+                f"two flows share the label {flow_class.flow_label!r}: "
+                f"{other.path()} and {flow_class.path()}"
+            )
+    return by_label

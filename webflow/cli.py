@@ -1,0 +1,117 @@
+"""``flask webflow ...`` commands."""
+
+from __future__ import annotations
+
+import click
+import sqlalchemy as sa
+from flask import current_app
+from flask.cli import with_appcontext
+
+from .core.exceptions import FlowRuntimeError
+from .core.flow import Flow, import_flow
+from .core.fsm import state_machine_dot
+from .core.graph import flow_dot
+from .extensions import db
+from .models import Group, User
+
+
+@click.group("webflow")
+def webflow_cli() -> None:
+    """Workflow engine commands."""
+
+
+def find_flow(name: str) -> type[Flow]:
+    flows = current_app.extensions["webflow_flows"]
+    if name in flows:
+        return flows[name]  # type: ignore[no-any-return]
+    try:
+        return import_flow(name)
+    except FlowRuntimeError as exc:
+        raise click.BadParameter(
+            f"{name!r} is neither a served flow label ({', '.join(sorted(flows))}) "
+            f"nor an importable 'module:Class'"
+        ) from exc
+
+
+@webflow_cli.command("graph")
+@click.argument("flow")
+@with_appcontext
+def graph_command(flow: str) -> None:
+    """Print FLOW (a label or module:Class) as Graphviz DOT."""
+    click.echo(flow_dot(find_flow(flow)))
+
+
+@webflow_cli.command("fsm")
+@click.argument("activation")
+def fsm_command(activation: str) -> None:
+    """Print an activation class's state machine as DOT (e.g. ViewActivation)."""
+    from .core import nodes
+
+    cls = getattr(nodes, activation, None)
+    if cls is None:
+        from .core import activation as base
+
+        cls = getattr(base, activation, None)
+    if cls is None:
+        raise click.BadParameter(f"no activation class {activation!r}")
+    click.echo(state_machine_dot(cls))
+
+
+@webflow_cli.command("init-db")
+@with_appcontext
+def init_db_command() -> None:
+    """Create every table (development; production uses `flask db upgrade`)."""
+    db.create_all()
+    click.echo("Database ready.")
+
+
+@webflow_cli.command("create-user")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--superuser", is_flag=True, help="Give the user every permission.")
+@click.option("--group", "groups", multiple=True, help="Add to this group (created if new).")
+@click.option("--permission", "permissions", multiple=True, help="Grant a permission.")
+@with_appcontext
+def create_user_command(username: str, password: str, superuser: bool,
+                        groups: tuple[str, ...], permissions: tuple[str, ...]) -> None:
+    """Create a user, or update the one with this USERNAME."""
+    if not username.strip():
+        raise click.BadParameter("username must not be empty")
+    user = db.session.scalar(sa.select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username)
+        db.session.add(user)
+    user.set_password(password)
+    user.is_superuser = superuser
+    user.permissions = sorted(set(user.permissions or []) | set(permissions))
+    for name in groups:
+        group = db.session.scalar(sa.select(Group).where(Group.name == name))
+        if group is None:
+            group = Group(name=name, permissions=[])
+            db.session.add(group)
+        if group not in user.groups:
+            user.groups.append(group)
+    db.session.commit()
+    click.echo(f"User {username} saved.")
+
+
+@webflow_cli.command("demo")
+@with_appcontext
+def demo_command() -> None:
+    """Create the tables and the demo users (admin, alice, bob; password 'demo')."""
+    from .demo.users import load_demo
+
+    db.create_all()
+    for line in load_demo():
+        click.echo(line)
+
+
+@webflow_cli.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option("--queue", "queues", multiple=True, help="Queue to listen on (default: default).")
+@with_appcontext
+def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
+    """Run an RQ worker for job tasks (needs REDIS_URL)."""
+    from .worker import run_worker
+
+    run_worker(current_app._get_current_object(), list(queues) or ["default"], burst)  # type: ignore[attr-defined]

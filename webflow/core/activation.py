@@ -1,0 +1,217 @@
+"""The activation: one task at run time, and the transitions every task shares."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from . import signals
+from .context import current_actor, get_session, propagate_exception
+from .exceptions import FlowRuntimeError
+from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
+from .models import Process, Task, TaskEvent, utcnow
+from .status import STATUS
+
+if TYPE_CHECKING:
+    from .flow import Flow, Node
+
+
+@condition("a task it created is not canceled yet")
+def leading_tasks_canceled(activation: Activation) -> bool:
+    """Undo only once everything the task started has been canceled."""
+    task = activation.task
+    if task.id is None:
+        return True
+    session = activation.session
+    from .models import task_link
+
+    unfinished = session.scalar(
+        sa.select(sa.func.count())
+        .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
+        .where(task_link.c.previous_id == task.id, Task.status != STATUS.CANCELED)
+    )
+    return not unfinished
+
+
+class Activation:
+    """Wraps one task; its transitions change the task's status under the process lock."""
+
+    #: The node types this activation runs automatically right after it is created.
+    automatic: ClassVar[bool] = False
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        # PREPARED is held in memory only: preparing writes nothing (safe on GET).
+        self._memory_status: STATUS | None = None
+        self._memory_base: STATUS | None = None
+
+    # -- what the activation is about -------------------------------------------------
+
+    @property
+    def process(self) -> Process:
+        return self.task.process
+
+    @property
+    def flow_task(self) -> Node:
+        return self.task.flow_task
+
+    @property
+    def flow_class(self) -> type[Flow]:
+        return self.flow_task.flow_class
+
+    @property
+    def session(self) -> Session:
+        return get_session()
+
+    def describe(self) -> str:
+        return f"{self.task.node_name} #{self.task.id}" if self.task.id else self.task.node_name
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()} {self.get_status()}>"
+
+    # -- status ------------------------------------------------------------------------
+
+    def get_status(self) -> STATUS:
+        """The task's status, as this activation sees it."""
+        if self._memory_status is not None:
+            if self.task.status == self._memory_base:
+                return self._memory_status
+            self._memory_status = None  # someone else moved the task meanwhile
+        return self.task.status
+
+    def set_status(self, value: STATUS) -> None:
+        """Set the task's status (no transition checks: the FSM's building block)."""
+        self._memory_status = None
+        self.task.status = STATUS(value)
+
+    def _hold_in_memory(self, value: STATUS) -> None:
+        self._memory_base = self.task.status
+        self._memory_status = value
+
+    # -- transitions -------------------------------------------------------------------
+
+    @classmethod
+    def transitions(cls) -> dict[str, Transition]:
+        return declared_transitions(cls)
+
+    def get_available_transitions(self) -> list[BoundTransition]:
+        """The transitions allowed from the current status, in declaration order."""
+        return [
+            BoundTransition(t, self)
+            for t in self.transitions().values()
+            if t.blocked_reason(self) is None
+        ]
+
+    def run_transition(self, trans: Transition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Check and run a transition as one locked, all-or-nothing unit of work."""
+        if not trans.locked:
+            trans.check(self)
+            return trans.func(self, *args, **kwargs)
+
+        from .transaction import unit_of_work
+
+        with unit_of_work(self.session, self.task.process_id):
+            trans.check(self)
+            before = self.get_status()
+            result = trans.func(self, *args, **kwargs)
+            after = self.get_status()
+            if after not in trans.targets:
+                if after == before and len(trans.targets) == 1:
+                    self.set_status(trans.targets[0])
+                    after = trans.targets[0]
+                else:
+                    raise FlowRuntimeError(
+                        f"{trans.name} left {self.describe()} in {after}, "
+                        f"expected one of {[t.value for t in trans.targets]}"
+                    )
+            self.log(trans.name, before, after)
+        return result
+
+    def log(self, name: str, before: STATUS | None, after: STATUS | None, comments: str | None = None) -> None:
+        """Add a row to the audit trail."""
+        self.session.add(
+            TaskEvent(
+                process=self.process,
+                task=self.task,
+                transition=name,
+                from_status=before,
+                to_status=after,
+                user=current_actor(),
+                comments=comments,
+            )
+        )
+
+    def has_perm(self, user: Any) -> bool:
+        """True when the user may work on this task."""
+        return bool(user is not None and (user.is_superuser or self.task.owner_id == user.id))
+
+    # -- creation and the cascade ------------------------------------------------------
+
+    @classmethod
+    def create(cls, flow_task: Node, prev_activation: Activation | None, token: str) -> Activation:
+        """Create and persist a new task of the node, linked to the task that led here."""
+        process = prev_activation.process if prev_activation else None
+        task = Task(
+            process=process,
+            flow_class_path=flow_task.flow_class.path(),
+            node_name=flow_task.name,
+            flow_task_type=flow_task.task_type,
+            status=STATUS.NEW,
+            token=token,
+            data={},
+        )
+        if prev_activation is not None:
+            task.previous.append(prev_activation.task)
+        get_session().add(task)
+        return cls(task)
+
+    def run_automatic(self) -> None:
+        """What the node does by itself once created (nothing for tasks that wait)."""
+
+    def _activate_next(self) -> None:
+        """Create every next task first, then let each run: no join sees half a split."""
+        created = [node.activation_class.create(node, self, token)
+                   for node, token in self.flow_task.next_targets(self)]
+        for activation in created:
+            activation.run_automatic()
+
+    @contextmanager
+    def exception_guard(self) -> Iterator[None]:
+        """Run the block; on failure propagate, or store ERROR with the traceback."""
+        if propagate_exception():
+            yield
+            return
+        savepoint = self.session.begin_nested()
+        try:
+            yield
+        except Exception:
+            savepoint.rollback()
+            before = self.task.status
+            self.set_status(STATUS.ERROR)
+            self.task.comments = traceback.format_exc()
+            self.log("error", before, STATUS.ERROR, self.task.comments)
+            signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
+        else:
+            savepoint.commit()
+
+    # -- transitions every activation has ------------------------------------------------
+
+    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=[leading_tasks_canceled])
+    def undo(self) -> None:
+        """Undo the task; the flow's ``<node>_undo(activation)`` runs first if defined."""
+        undo_func = getattr(self.flow_class.instance, f"{self.flow_task.name}_undo", None)
+        if undo_func is not None:
+            undo_func(self)
+        self.task.finished = None
+        self.set_status(STATUS.NEW)
+
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED)
+    def cancel(self) -> None:
+        """Cancel the task."""
+        self.task.finished = utcnow()
+        self.set_status(STATUS.CANCELED)

@@ -1,0 +1,51 @@
+"""Operations on a whole process."""
+
+from __future__ import annotations
+
+from .context import current_actor, get_session
+from .exceptions import TransitionNotAllowed
+from .models import Process, TaskEvent, utcnow
+from .queries import unfinished_tasks
+from .status import STATUS
+from .transaction import unit_of_work
+
+# How each unfinished task is brought to CANCELED, tried in order: every step is one
+# of the task's own transitions, so the state machines hold here too.
+CANCEL_PLANS: tuple[tuple[str, ...], ...] = (
+    ("cancel",),
+    ("unassign", "cancel"),
+    ("undo", "cancel"),
+)
+
+
+def cancel_blocker(process: Process) -> str | None:
+    """Why the process cannot be canceled now, or None."""
+    if process.status != STATUS.NEW:
+        return f"process {process.id} is {process.status}"
+    for task in unfinished_tasks(process):
+        activation = task.activate()
+        available = {t.name for t in activation.get_available_transitions()}
+        if not any(plan[0] in available for plan in CANCEL_PLANS):
+            return f"task {activation.describe()} in status {task.status} cannot be canceled"
+    return None
+
+
+def cancel_process(process: Process) -> None:
+    """Cancel every unfinished task (undoing first where needed), then the process."""
+    session = get_session()
+    with unit_of_work(session, process.id):
+        session.refresh(process)
+        reason = cancel_blocker(process)
+        if reason is not None:
+            raise TransitionNotAllowed(f"cannot cancel process {process.id}: {reason}")
+        for task in unfinished_tasks(process):
+            activation = task.activate()
+            available = {t.name for t in activation.get_available_transitions()}
+            plan = next(p for p in CANCEL_PLANS if p[0] in available)
+            for step in plan:
+                getattr(activation, step)()
+        process.status = STATUS.CANCELED
+        process.finished = utcnow()
+        session.add(TaskEvent(process=process, task=None, transition="cancel_process",
+                              from_status=STATUS.NEW, to_status=STATUS.CANCELED,
+                              user=current_actor()))

@@ -1,0 +1,324 @@
+"""Flow definitions: the ``Flow`` class, ``this`` references and the ``Node`` base.
+
+A flow class is a definition only: it can be created at import time without an app or a
+database. Its nodes are resolved (``this.x`` and plain names) when the class is created,
+so a bad name fails there, with the name in the message.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from .exceptions import FlowRuntimeError
+
+if TYPE_CHECKING:
+    from .activation import Activation
+
+N = TypeVar("N", bound="Node")
+
+
+class NodeRef:
+    """A reference to a node or method of the flow being defined, by name."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"this.{self.name}"
+
+
+class This:
+    """``this.approve`` refers to the node ``approve`` of the flow being defined."""
+
+    def __getattr__(self, name: str) -> NodeRef:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return NodeRef(name)
+
+
+this = This()
+
+Ref = Any  # NodeRef | str | Node | callable
+
+
+class Node:
+    """A node of a flow. Subclasses say which activation runs it and how it continues."""
+
+    activation_class: ClassVar[type[Activation]]
+    task_type: ClassVar[str] = "NODE"
+    #: attributes holding references to resolve when the flow class is created
+    ref_attributes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self) -> None:
+        self.name: str = ""
+        self.flow_class: type[Flow] | None = None
+        self._next: list[Ref] = []
+        self._next_overridden = False
+        self.description: str = ""
+
+    # -- builders --------------------------------------------------------------------
+
+    def _writable(self: N) -> N:
+        """Builders on a node of a finished flow class work on a copy (for subclasses)."""
+        if self.flow_class is None:
+            return self
+        clone = copy.copy(self)
+        clone.flow_class = None
+        clone._next = list(self._next)
+        clone._next_overridden = True
+        for attr in self.ref_attributes:
+            value = getattr(self, attr)
+            if isinstance(value, list):
+                setattr(clone, attr, list(value))
+        return clone
+
+    def Next(self: N, node: Ref) -> N:
+        """Continue with the node once this one is done."""
+        self = self._writable()
+        if self._next_overridden:
+            # First .Next on an inherited node replaces the parent's outgoing edges.
+            self._next = []
+            self._next_overridden = False
+        self._next.append(node)
+        return self
+
+    def Annotation(self: N, description: str) -> N:
+        self = self._writable()
+        self.description = description
+        return self
+
+    # -- resolution ------------------------------------------------------------------
+
+    def resolve(self, flow_class: type[Flow]) -> None:
+        """Replace references by the flow's nodes and methods."""
+        self._next_nodes = [flow_class.resolve_node(ref, self) for ref in self._next]
+
+    # -- running ---------------------------------------------------------------------
+
+    def next_targets(self, activation: Activation) -> list[tuple[Node, str]]:
+        """The nodes to activate after the task, each with the token it gets."""
+        return [(node, activation.task.token) for node in self._next_nodes]
+
+    def outgoing(self) -> list[tuple[Node, str]]:
+        """Edges for the flow graph: (target node, label)."""
+        return [(node, "") for node in self._next_nodes]
+
+    # -- permissions -----------------------------------------------------------------
+
+    def can_execute(self, user: Any, task: Any) -> bool:
+        return False
+
+    def can_assign(self, user: Any, task: Any) -> bool:
+        return False
+
+    # -- misc ------------------------------------------------------------------------
+
+    def __copy__(self) -> Node:
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    @property
+    def title(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+    def __str__(self) -> str:
+        return self.title
+
+    def __repr__(self) -> str:
+        owner = self.flow_class.__name__ if self.flow_class else "?"
+        return f"<{type(self).__name__} {owner}.{self.name}>"
+
+
+_registry: dict[str, type[Flow]] = {}
+
+
+def resolve_flow_class(path: str) -> type[Flow]:
+    """The flow class stored under ``module.QualName`` (importing the module if needed)."""
+    try:
+        return _registry[path]
+    except KeyError:
+        pass
+    module, _, name = path.rpartition(".")
+    try:
+        importlib.import_module(module)
+        return _registry[path]
+    except (ImportError, KeyError) as exc:
+        raise FlowRuntimeError(f"unknown flow class {path!r}") from exc
+
+
+def import_flow(spec: str | type[Flow]) -> type[Flow]:
+    """A flow class from the class itself or a ``"module:ClassName"`` string."""
+    if isinstance(spec, type):
+        return spec
+    module, sep, name = spec.partition(":")
+    if not sep:
+        module, _, name = spec.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise FlowRuntimeError(f"cannot import flow {spec!r}: {exc}") from exc
+    if not (isinstance(cls, type) and issubclass(cls, Flow)):
+        raise FlowRuntimeError(f"{spec!r} is not a Flow subclass")
+    return cls
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"Flow$", "", name) or name
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class _InstanceDescriptor:
+    """``FlowClass.instance``: the one instance on which node callbacks are bound."""
+
+    def __get__(self, obj: Any, owner: type) -> Any:
+        if owner.__dict__.get("_instance") is None:
+            owner._instance = owner()  # type: ignore[attr-defined]
+        return owner.__dict__["_instance"]
+
+
+class FlowMeta(type):
+    def __init__(cls, name: str, bases: tuple[type, ...], attrs: dict[str, Any]) -> None:
+        super().__init__(name, bases, attrs)
+        if not any(isinstance(base, FlowMeta) for base in bases):
+            return  # Flow itself
+        flow_cls: type[Flow] = cls  # type: ignore[assignment]
+        nodes: dict[str, Node] = {}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                if isinstance(value, Node):
+                    nodes.pop(attr, None)  # keep definition order, subclass position wins
+                    nodes[attr] = value
+        for attr, node in list(nodes.items()):
+            if node.flow_class is not None and node.flow_class is not cls:
+                node = node._writable()  # inherited: this class gets its own copy
+                node._next_overridden = False
+                setattr(cls, attr, node)
+                nodes[attr] = node
+            node.name = attr
+            node.flow_class = flow_cls
+        flow_cls._nodes = nodes
+        if "flow_label" not in attrs:
+            flow_cls.flow_label = _snake_case(name)
+        doc = (attrs.get("__doc__") or "").strip()
+        first, _, rest = doc.partition("\n")
+        flow_cls.process_title = attrs.get("process_title") or first.strip() or name
+        flow_cls.process_description = attrs.get("process_description") or rest.strip()
+        flow_cls._instance = None
+        for node in nodes.values():
+            node.resolve(flow_cls)
+        if not any(n.task_type == "START" for n in nodes.values()):
+            raise FlowRuntimeError(f"flow {name} has no start node")
+        _registry[flow_cls.path()] = flow_cls
+
+
+class Flow(metaclass=FlowMeta):
+    """Base class of flows: subclass it and declare nodes as class attributes."""
+
+    flow_label: ClassVar[str]
+    process_title: ClassVar[str]
+    process_description: ClassVar[str]
+    _nodes: ClassVar[dict[str, Node]]
+    _instance: ClassVar[Flow | None]
+
+    @classmethod
+    def path(cls) -> str:
+        return f"{cls.__module__}.{cls.__qualname__}"
+
+    instance: ClassVar[Any] = _InstanceDescriptor()
+
+    @classmethod
+    def nodes(cls) -> Iterator[Node]:
+        return iter(cls._nodes.values())
+
+    @classmethod
+    def node(cls, name: str) -> Node:
+        try:
+            return cls._nodes[name]
+        except KeyError:
+            raise FlowRuntimeError(f"flow {cls.__name__} has no node {name!r}") from None
+
+    @classmethod
+    def start_nodes(cls) -> list[Node]:
+        return [n for n in cls._nodes.values() if n.task_type == "START"]
+
+    @classmethod
+    def resolve_node(cls, ref: Ref, referrer: Node) -> Node:
+        """The node a reference names; an unknown name fails with the name in the message."""
+        target = cls._resolve(ref, referrer)
+        if not isinstance(target, Node):
+            raise FlowRuntimeError(
+                f"{cls.__name__}.{referrer.name}: {ref!r} is not a node of the flow"
+            )
+        return target
+
+    @classmethod
+    def resolve_callable(cls, ref: Ref, referrer: Node) -> Callable[..., Any]:
+        """A callable given directly, or a method of the flow named by ``this.x``."""
+        if isinstance(ref, NodeRef | str):
+            name = ref.name if isinstance(ref, NodeRef) else ref
+            if name in cls._nodes or not callable(getattr(cls, name, None)):
+                raise FlowRuntimeError(
+                    f"{cls.__name__}.{referrer.name}: {name!r} is not a method of the flow"
+                )
+            return lambda *a, **kw: getattr(cls.instance, name)(*a, **kw)
+        if not callable(ref):
+            raise FlowRuntimeError(f"{cls.__name__}.{referrer.name}: {ref!r} is not callable")
+        return ref  # type: ignore[no-any-return]
+
+    @classmethod
+    def _resolve(cls, ref: Ref, referrer: Node) -> Any:
+        if isinstance(ref, Node):
+            if ref.flow_class is None and ref.name == "":
+                raise FlowRuntimeError(
+                    f"{cls.__name__}.{referrer.name}: the target node must be an attribute "
+                    "of the flow; refer to it as this.<name>"
+                )
+            ref = ref.name
+        name = ref.name if isinstance(ref, NodeRef) else ref
+        if not isinstance(name, str):
+            raise FlowRuntimeError(f"{cls.__name__}.{referrer.name}: bad reference {ref!r}")
+        if name not in cls._nodes:
+            raise FlowRuntimeError(
+                f"{cls.__name__}.{referrer.name} refers to unknown node {name!r}"
+            )
+        return cls._nodes[name]
+
+    # -- permissions -------------------------------------------------------------------
+
+    @classmethod
+    def view_permission(cls) -> str:
+        return f"{cls.flow_label}.view"
+
+    @classmethod
+    def manage_permission(cls) -> str:
+        return f"{cls.flow_label}.manage"
+
+    @classmethod
+    def permissions(cls) -> list[str]:
+        """Every permission the flow uses."""
+        names = [cls.view_permission(), cls.manage_permission()]
+        for node in cls.nodes():
+            perm = getattr(node, "permission_name", None)
+            if perm and perm not in names:
+                names.append(perm)
+        return names
+
+    @classmethod
+    def can_view(cls, user: Any) -> bool:
+        return bool(user is not None and (user.has_perm(cls.view_permission())
+                                          or user.has_perm(cls.manage_permission())))
+
+    @classmethod
+    def can_manage(cls, user: Any) -> bool:
+        return bool(user is not None and user.has_perm(cls.manage_permission()))
+
+    def summary(self, process: Any) -> str:
+        """One line about a process for lists and search (override for your own)."""
+        parts = [f"{k}: {v}" for k, v in list((process.data or {}).items())[:4]
+                 if not isinstance(v, dict | list)]
+        return "; ".join(parts)[:400]

@@ -1,0 +1,176 @@
+"""Transitions declared on activation classes.
+
+A transition names the statuses it may start from, the statuses it may end in, and
+conditions; the activation runs it inside the process lock (see ``transaction``). The
+declarations are data, so the same objects answer "what may happen now" for the UI and
+render the state machine as DOT for comparison with the reference diagrams.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import TransitionNotAllowed
+from .status import STATUS
+
+if TYPE_CHECKING:
+    from .activation import Activation
+
+Condition = Callable[["Activation"], bool]
+
+
+def _statuses(value: STATUS | Iterable[STATUS] | None) -> tuple[STATUS, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, STATUS):
+        return (value,)
+    return tuple(value)
+
+
+class Transition:
+    """A declared transition: sources x targets edges, conditions, and the method body."""
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        source: STATUS | Iterable[STATUS],
+        target: STATUS | Iterable[STATUS] | None = None,
+        conditions: Iterable[Condition] = (),
+        *,
+        locked: bool = True,
+        label: str | None = None,
+    ) -> None:
+        self.func = func
+        self.name = label or func.__name__
+        self.sources = _statuses(source)
+        # No target means the status does not change (DONE -> DONE activate_next).
+        self.targets = _statuses(target) or self.sources
+        self.conditions = tuple(conditions)
+        # locked=False: the transition writes nothing (prepare), so it takes no lock.
+        self.locked = locked
+        self.__doc__ = func.__doc__
+
+    def edges(self) -> list[tuple[STATUS, STATUS]]:
+        """Every (source, target) pair this transition can take."""
+        if self.targets == self.sources:
+            return [(s, s) for s in self.sources]
+        return list(itertools.product(self.sources, self.targets))
+
+    def redeclare(
+        self,
+        source: STATUS | Iterable[STATUS],
+        target: STATUS | Iterable[STATUS] | None = None,
+        conditions: Iterable[Condition] | None = None,
+    ) -> Transition:
+        """The same body with other edges, for a subclass whose diagram differs."""
+        return Transition(
+            self.func,
+            source,
+            target,
+            self.conditions if conditions is None else conditions,
+            locked=self.locked,
+            label=self.name,
+        )
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, activation: Activation | None, owner: type) -> Any:
+        if activation is None:
+            return self
+        return BoundTransition(self, activation)
+
+    def blocked_reason(self, activation: Activation) -> str | None:
+        """Why this transition cannot run now, or None when it can."""
+        status = activation.get_status()
+        if status not in self.sources:
+            return (
+                f"{self.name} is not allowed for task {activation.describe()} "
+                f"in status {status}"
+            )
+        for condition in self.conditions:
+            if not condition(activation):
+                reason = getattr(condition, "reason", condition.__name__)
+                return f"{self.name} is not allowed for task {activation.describe()}: {reason}"
+        return None
+
+    def check(self, activation: Activation) -> None:
+        """Raise TransitionNotAllowed unless the transition may run now."""
+        reason = self.blocked_reason(activation)
+        if reason is not None:
+            raise TransitionNotAllowed(reason)
+
+    def __repr__(self) -> str:
+        return f"<Transition {self.name} {[(s.value, t.value) for s, t in self.edges()]}>"
+
+
+class BoundTransition:
+    """A transition bound to one activation: call it to run it."""
+
+    def __init__(self, transition: Transition, activation: Activation) -> None:
+        self.transition = transition
+        self.activation = activation
+
+    @property
+    def name(self) -> str:
+        return self.transition.name
+
+    def can_proceed(self) -> bool:
+        return self.transition.blocked_reason(self.activation) is None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.activation.run_transition(self.transition, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<BoundTransition {self.name} of {self.activation!r}>"
+
+
+def transition(
+    source: STATUS | Iterable[STATUS],
+    target: STATUS | Iterable[STATUS] | None = None,
+    conditions: Iterable[Condition] = (),
+    *,
+    locked: bool = True,
+) -> Callable[[Callable[..., Any]], Transition]:
+    """Declare an activation method as a transition."""
+
+    def decorate(func: Callable[..., Any]) -> Transition:
+        return Transition(func, source, target, conditions, locked=locked)
+
+    return decorate
+
+
+def condition(reason: str) -> Callable[[Condition], Condition]:
+    """Give a condition the human reason shown when it blocks a transition."""
+
+    def decorate(func: Condition) -> Condition:
+        func.reason = reason  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def declared_transitions(cls: type) -> dict[str, Transition]:
+    """The transitions of an activation class, subclass declarations winning."""
+    found: dict[str, Transition] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, Transition):
+                found[name] = value
+            elif name in found and value is None:
+                # A subclass sets a transition to None to drop it.
+                del found[name]
+    return found
+
+
+def state_machine_dot(cls: type) -> str:
+    """The class's state machine as Graphviz DOT, in the reference's notation."""
+    lines = ["digraph status {", "    UNRIPE;"]
+    for trans in declared_transitions(cls).values():
+        for source, target in trans.edges():
+            lines.append(f'    {source.value} -> {target.value} [label="{trans.name}"];')
+    lines.append("    {rank = min;NEW}")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,37 @@
+"""Flows and state machines as Graphviz DOT."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .fsm import state_machine_dot
+
+if TYPE_CHECKING:
+    from .flow import Flow
+
+__all__ = ["flow_dot", "state_machine_dot", "flow_edges"]
+
+SHAPES = {
+    "START": "circle", "END": "doublecircle", "HUMAN": "box", "FUNCTION": "box",
+    "HANDLER": "box", "JOB": "box3d", "IF": "diamond", "SWITCH": "diamond",
+    "SPLIT": "diamond", "JOIN": "diamond",
+}
+
+
+def flow_edges(flow_class: type[Flow]) -> list[tuple[str, str, str]]:
+    """(source node, target node, label) for every edge of the flow."""
+    return [(node.name, target.name, label)
+            for node in flow_class.nodes() for target, label in node.outgoing()]
+
+
+def flow_dot(flow_class: type[Flow]) -> str:
+    """The flow's nodes and edges as DOT."""
+    lines = [f'digraph "{flow_class.flow_label}" {{', "    rankdir=LR;"]
+    for node in flow_class.nodes():
+        shape = SHAPES.get(node.task_type, "box")
+        lines.append(f'    {node.name} [label="{node.title}", shape={shape}];')
+    for source, target, label in flow_edges(flow_class):
+        attrs = f' [label="{label}"]' if label else ""
+        lines.append(f"    {source} -> {target}{attrs};")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,256 @@
+"""Rows: processes, tasks, the links between tasks, users, groups and the audit trail.
+
+Plain SQLAlchemy 2 declarations on our own ``Base``; Flask-SQLAlchemy reuses its metadata,
+so the engine core, the web app and the worker share one schema and none needs Flask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .status import STATUS
+
+if TYPE_CHECKING:
+    from .activation import Activation
+    from .flow import Flow, Node
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+# Statuses are stored by value (the same as the name) in a plain string column, so a new
+# status never needs a database enum migration.
+StatusType = sa.Enum(
+    STATUS, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
+)
+
+intpk = Annotated[int, mapped_column(primary_key=True)]
+timestamp = Annotated[datetime, mapped_column(sa.DateTime(timezone=True), default=utcnow)]
+optional_timestamp = Annotated[datetime | None, mapped_column(sa.DateTime(timezone=True))]
+
+
+class Base(DeclarativeBase):
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+user_group = sa.Table(
+    "user_group",
+    Base.metadata,
+    sa.Column("user_id", sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("group_id", sa.ForeignKey("group.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# previous -> task: the task that activated another. A join has several previous tasks.
+task_link = sa.Table(
+    "task_link",
+    Base.metadata,
+    sa.Column("previous_id", sa.ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("task_id", sa.ForeignKey("task.id", ondelete="CASCADE"), primary_key=True),
+    sa.Index("ix_task_link_task_id", "task_id"),
+)
+
+
+class Group(Base):
+    __tablename__ = "group"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name}>"
+
+
+class User(Base):
+    __tablename__ = "user"
+
+    id: Mapped[intpk]
+    username: Mapped[str] = mapped_column(sa.String(150), unique=True)
+    password_hash: Mapped[str] = mapped_column(sa.String(256), default="")
+    is_superuser: Mapped[bool] = mapped_column(default=False)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    groups: Mapped[list[Group]] = relationship(secondary=user_group, lazy="selectin")
+
+    # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
+    is_authenticated = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    def set_password(self, password: str) -> None:
+        """Store a salted PBKDF2 hash of the password."""
+        salt = secrets.token_hex(16)
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 200_000)
+        self.password_hash = f"pbkdf2_sha256$200000${salt}${digest.hex()}"
+
+    def check_password(self, password: str) -> bool:
+        """True when the password matches the stored hash."""
+        try:
+            _, rounds, salt, expected = self.password_hash.split("$")
+        except ValueError:
+            return False
+        digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), int(rounds))
+        return hmac.compare_digest(digest.hex(), expected)
+
+    def get_all_permissions(self) -> set[str]:
+        perms = set(self.permissions or ())
+        for group in self.groups:
+            perms.update(group.permissions or ())
+        return perms
+
+    def has_perm(self, name: str) -> bool:
+        """True for a superuser, or when the user or one of its groups has the permission."""
+        if self.is_superuser:
+            return True
+        return name in self.get_all_permissions()
+
+    def __str__(self) -> str:
+        return self.username
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class Process(Base):
+    __tablename__ = "process"
+    __table_args__ = (sa.Index("ix_process_flow_status", "flow_class", "status", "created"),)
+
+    id: Mapped[intpk]
+    flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
+    status: Mapped[STATUS] = mapped_column(StatusType, default=STATUS.NEW, index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    summary: Mapped[str] = mapped_column(sa.String(400), default="")
+    created: Mapped[timestamp]
+    finished: Mapped[optional_timestamp]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    created_by: Mapped[User | None] = relationship(lazy="joined")
+
+    tasks: Mapped[list[Task]] = relationship(
+        back_populates="process", order_by="Task.id", passive_deletes=True
+    )
+
+    @property
+    def flow_class(self) -> type[Flow]:
+        from .flow import resolve_flow_class
+
+        return resolve_flow_class(self.flow_class_path)
+
+    def get_task(self, flow_task: Node, status: STATUS | list[STATUS] | None = None) -> Task:
+        """The one task of this process at the node (optionally in the status)."""
+        from .queries import get_task
+
+        return get_task(self, flow_task, status)
+
+    def cancel(self) -> None:
+        """Cancel the process and every unfinished task in it."""
+        from .engine import cancel_process
+
+        cancel_process(self)
+
+    def __repr__(self) -> str:
+        return f"<Process {self.id} {self.flow_class_path} {self.status}>"
+
+
+class Task(Base):
+    __tablename__ = "task"
+    __table_args__ = (
+        sa.Index("ix_task_owner_status", "owner_id", "status", "created"),
+        sa.Index("ix_task_status_permission", "status", "owner_permission", "created"),
+        sa.Index("ix_task_process_token", "process_id", "token"),
+        sa.Index("ix_task_process_node", "process_id", "flow_task", "status"),
+        sa.Index("ix_task_status_finished", "status", "finished"),
+    )
+
+    id: Mapped[intpk]
+    process_id: Mapped[int] = mapped_column(sa.ForeignKey("process.id", ondelete="CASCADE"))
+    process: Mapped[Process] = relationship(back_populates="tasks", lazy="joined")
+    flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
+    node_name: Mapped[str] = mapped_column("flow_task", sa.String(100))
+    flow_task_type: Mapped[str] = mapped_column(sa.String(20))
+    status: Mapped[STATUS] = mapped_column(StatusType, default=STATUS.NEW)
+    token: Mapped[str] = mapped_column(sa.String(255), default="start")
+    owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    owner: Mapped[User | None] = relationship(lazy="joined")
+    owner_permission: Mapped[str | None] = mapped_column(sa.String(255))
+    created: Mapped[timestamp]
+    assigned: Mapped[optional_timestamp]
+    started: Mapped[optional_timestamp]
+    finished: Mapped[optional_timestamp]
+    external_task_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    comments: Mapped[str | None] = mapped_column(sa.Text)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    attempts: Mapped[int] = mapped_column(default=0)
+
+    previous: Mapped[list[Task]] = relationship(
+        secondary=task_link,
+        primaryjoin=lambda: Task.id == task_link.c.task_id,
+        secondaryjoin=lambda: Task.id == task_link.c.previous_id,
+        back_populates="leading",
+        order_by=lambda: Task.id,
+    )
+    leading: Mapped[list[Task]] = relationship(
+        secondary=task_link,
+        primaryjoin=lambda: Task.id == task_link.c.previous_id,
+        secondaryjoin=lambda: Task.id == task_link.c.task_id,
+        back_populates="previous",
+        order_by=lambda: Task.id,
+    )
+
+    @property
+    def flow_class(self) -> type[Flow]:
+        from .flow import resolve_flow_class
+
+        return resolve_flow_class(self.flow_class_path)
+
+    @property
+    def flow_task(self) -> Node:
+        return self.flow_class.node(self.node_name)
+
+    def activate(self) -> Activation:
+        """The activation that runs this task's transitions."""
+        return self.flow_task.activation_class(self)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.id} {self.node_name} {self.status} {self.token}>"
+
+
+class TaskEvent(Base):
+    """One transition of one task: the audit trail."""
+
+    __tablename__ = "task_event"
+
+    id: Mapped[intpk]
+    process_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("process.id", ondelete="CASCADE"), index=True
+    )
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"))
+    transition: Mapped[str] = mapped_column(sa.String(50))
+    from_status: Mapped[STATUS | None] = mapped_column(StatusType)
+    to_status: Mapped[STATUS | None] = mapped_column(StatusType)
+    user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
+    user: Mapped[User | None] = relationship(lazy="joined")
+    comments: Mapped[str | None] = mapped_column(sa.Text)
+    created: Mapped[timestamp]
+
+    process: Mapped[Process] = relationship()
+    task: Mapped[Task | None] = relationship()

@@ -1,0 +1,46 @@
+"""Builders and checks shared by several node types."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..flow import Node
+
+N = TypeVar("N", bound="Node")
+
+
+class PermissionMixin(Node):
+    """``.Permission(name)`` or ``.Permission(auto_create=True)``."""
+
+    _permission: str | None = None
+    _auto_create: bool = False
+
+    def Permission(self: N, permission: str | None = None, auto_create: bool = False) -> N:
+        if permission is None and not auto_create:
+            raise ValueError("Permission() needs a permission name or auto_create=True")
+        self = self._writable()
+        self._permission = permission  # type: ignore[attr-defined]
+        self._auto_create = auto_create  # type: ignore[attr-defined]
+        return self
+
+    @property
+    def permission_name(self) -> str | None:
+        if self._auto_create:
+            assert self.flow_class is not None
+            return f"{self.flow_class.flow_label}.can_{self.name}"
+        return self._permission
+
+    def user_has_permission(self, user: Any) -> bool:
+        if user is None or not getattr(user, "is_active", True):
+            return False
+        if user.is_superuser:
+            return True
+        perm = self.permission_name
+        if perm is None:
+            return bool(self.flow_class and self.flow_class.can_view(user))
+        return bool(user.has_perm(perm))
+
+
+def call_with_activation(func: Callable[..., Any] | None, activation: Any) -> Any:
+    return None if func is None else func(activation)

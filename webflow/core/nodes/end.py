@@ -1,0 +1,51 @@
+"""``End``: finishes the process when nothing else in it is unfinished."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .. import signals
+from ..activation import Activation
+from ..flow import Node
+from ..fsm import transition
+from ..models import Task, utcnow
+from ..status import FINISHED, STATUS
+
+
+class EndActivation(Activation):
+    automatic = True
+
+    def run_automatic(self) -> None:
+        self.perform()
+
+    @transition(source=STATUS.NEW, target=STATUS.DONE)
+    def perform(self) -> None:
+        """Finish; the process is DONE when no other task of it is unfinished."""
+        task, process = self.task, self.process
+        task.started = task.finished = utcnow()
+        self.set_status(STATUS.DONE)
+        self.session.flush()
+        unfinished = self.session.scalar(
+            sa.select(sa.func.count()).select_from(Task).where(
+                Task.process_id == process.id,
+                Task.id != task.id,
+                Task.status.not_in(list(FINISHED)),
+            )
+        )
+        signals.task_finished.send(self.flow_class, process=process, task=task)
+        if not unfinished:
+            process.status = STATUS.DONE
+            process.finished = utcnow()
+            signals.flow_finished.send(self.flow_class, process=process, task=task)
+
+    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
+    def undo(self) -> None:
+        """Undo the end: the process is open again."""
+        Activation.undo.func(self)
+        self.process.status = STATUS.NEW
+        self.process.finished = None
+
+
+class End(Node):
+    task_type = "END"
+    activation_class = EndActivation

@@ -1,0 +1,205 @@
+"""Gateways the engine decides: ``If``, ``Switch`` and the parallel ``Split``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import signals
+from .. import token as tokens
+from ..activation import Activation
+from ..exceptions import FlowRuntimeError
+from ..flow import Node
+from ..fsm import transition
+from ..models import utcnow
+from ..status import STATUS
+
+Cond = Callable[[Any], Any]
+
+
+class AbstractGateActivation(Activation):
+    """Calculates the next nodes and activates them, right after it is created."""
+
+    automatic = True
+
+    def run_automatic(self) -> None:
+        self.perform()
+
+    def calculate_next(self) -> list[tuple[Node, str]]:
+        """The nodes to activate, each with its token."""
+        return self.flow_task.calculate(self)  # type: ignore[no-any-return]
+
+    def activate_next(self) -> None:
+        """Activate the calculated nodes (the engine's step, not a transition of gates)."""
+        self._activate_next()
+
+    def _execute(self) -> None:
+        with self.exception_guard():
+            self.task.started = utcnow()
+            self._activate_next()
+            self.task.finished = utcnow()
+            self.set_status(STATUS.DONE)
+            signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+
+    def _activate_next(self) -> None:
+        # The gate is DONE before anything downstream runs, so a join downstream sees it
+        # finished; calculate first, so a failing condition leaves nothing behind.
+        targets = self.calculate_next()
+        self.set_status(STATUS.DONE)
+        created = [node.activation_class.create(node, self, token) for node, token in targets]
+        for activation in created:
+            activation.run_automatic()
+
+    @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
+    def perform(self) -> None:
+        """Calculate the next nodes and activate them."""
+        self._execute()
+
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR])
+    def retry(self) -> None:
+        """Calculate and activate again after an error."""
+        self.task.comments = None
+        self._execute()
+
+    undo = Activation.undo.redeclare(source=[STATUS.DONE, STATUS.ERROR], target=STATUS.NEW)
+
+
+class IfActivation(AbstractGateActivation):
+    pass
+
+
+class SwitchActivation(AbstractGateActivation):
+    pass
+
+
+class SplitActivation(AbstractGateActivation):
+    pass
+
+
+class If(Node):
+    """``flow.If(cond).Then(node).Else(node)``."""
+
+    task_type = "IF"
+    activation_class = IfActivation
+
+    def __init__(self, cond: Cond) -> None:
+        super().__init__()
+        self.cond = cond
+        self._then: Any = None
+        self._else: Any = None
+
+    def Then(self, node: Any) -> If:
+        self = self._writable()
+        self._then = node
+        return self
+
+    def Else(self, node: Any) -> If:
+        self = self._writable()
+        self._else = node
+        return self
+
+    def resolve(self, flow_class: Any) -> None:
+        if self._then is None or self._else is None:
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: If needs .Then() and .Else()")
+        self._next_nodes = []
+        self._cond = flow_class.resolve_callable(self.cond, self)
+        self._then_node = flow_class.resolve_node(self._then, self)
+        self._else_node = flow_class.resolve_node(self._else, self)
+
+    def calculate(self, activation: Any) -> list[tuple[Node, str]]:
+        node = self._then_node if self._cond(activation) else self._else_node
+        return [(node, activation.task.token)]
+
+    def outgoing(self) -> list[tuple[Node, str]]:
+        return [(self._then_node, "then"), (self._else_node, "else")]
+
+
+class Switch(Node):
+    """``flow.Switch().Case(node, cond)...Default(node)``: the first true case wins."""
+
+    task_type = "SWITCH"
+    activation_class = SwitchActivation
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cases: list[tuple[Any, Cond]] = []
+        self._default: Any = None
+
+    def Case(self, node: Any, cond: Cond) -> Switch:
+        self = self._writable()
+        self._cases = [*self._cases, (node, cond)]
+        return self
+
+    def Default(self, node: Any) -> Switch:
+        self = self._writable()
+        self._default = node
+        return self
+
+    def resolve(self, flow_class: Any) -> None:
+        self._next_nodes = []
+        self._resolved_cases = [
+            (flow_class.resolve_node(node, self), flow_class.resolve_callable(cond, self))
+            for node, cond in self._cases
+        ]
+        self._default_node = (
+            flow_class.resolve_node(self._default, self) if self._default is not None else None
+        )
+
+    def calculate(self, activation: Any) -> list[tuple[Node, str]]:
+        for node, cond in self._resolved_cases:
+            if cond(activation):
+                return [(node, activation.task.token)]
+        if self._default_node is None:
+            raise FlowRuntimeError(f"{self.name}: no case matched and there is no Default")
+        return [(self._default_node, activation.task.token)]
+
+    def outgoing(self) -> list[tuple[Node, str]]:
+        edges = [(node, "case") for node, _ in self._resolved_cases]
+        if self._default_node is not None:
+            edges.append((self._default_node, "default"))
+        return edges
+
+
+class Split(Node):
+    """``flow.Split().Next(node, cond=None).Always(node)``: parallel branches."""
+
+    task_type = "SPLIT"
+    activation_class = SplitActivation
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._branches: list[tuple[Any, Cond | None]] = []
+
+    def Next(self, node: Any, cond: Cond | None = None) -> Split:  # type: ignore[override]
+        self = self._writable()
+        if self._next_overridden:
+            self._branches = []
+            self._next_overridden = False
+        self._branches = [*self._branches, (node, cond)]
+        return self
+
+    def Always(self, node: Any) -> Split:
+        return self.Next(node)
+
+    def resolve(self, flow_class: Any) -> None:
+        if not self._branches:
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: Split needs .Next()")
+        self._next_nodes = []
+        self._resolved = [
+            (flow_class.resolve_node(node, self),
+             None if cond is None else flow_class.resolve_callable(cond, self))
+            for node, cond in self._branches
+        ]
+
+    def calculate(self, activation: Any) -> list[tuple[Node, str]]:
+        nodes = [node for node, cond in self._resolved if cond is None or cond(activation)]
+        if not nodes:
+            raise FlowRuntimeError(f"{self.name}: no branch of the split was enabled")
+        task = activation.task
+        if task.id is None:
+            activation.session.flush()  # branch tokens carry the split task's id
+        return [(node, tokens.branch(task.token, task.id, n))
+                for n, node in enumerate(nodes, start=1)]
+
+    def outgoing(self) -> list[tuple[Node, str]]:
+        return [(node, "" if cond is None else "if") for node, cond in self._resolved]

@@ -1,0 +1,128 @@
+"""Background jobs: ``flow.Job(func)`` runs ``func(activation)`` on a worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import signals
+from ..activation import Activation
+from ..flow import Node
+from ..fsm import transition
+from ..models import utcnow
+from ..status import STATUS
+from ..transaction import on_commit, unit_of_work
+
+JOB_RETRY_SOURCES = [STATUS.SCHEDULED, STATUS.STARTED, STATUS.ERROR]
+
+
+class AbstractJobActivation(Activation):
+    """NEW -> ASSIGNED (job id) -> SCHEDULED (enqueued after commit) -> STARTED -> DONE."""
+
+    automatic = True
+
+    def run_automatic(self) -> None:
+        self.assign()
+        self.schedule()
+
+    def job_id(self) -> str:
+        return f"webflow-task-{self.task.id}"
+
+    def run_async(self, delay: float = 0) -> None:
+        """Hand the task to the job queue once the transaction commits."""
+        from ..jobs import dispatch
+
+        task_id, job_id, node = self.task.id, self.task.external_task_id, self.flow_task
+        on_commit(lambda: dispatch(task_id, job_id, node.queue, delay, node.timeout))
+
+    @transition(source=STATUS.NEW, target=STATUS.ASSIGNED)
+    def assign(self) -> None:
+        """Give the task its job id."""
+        self.session.flush()
+        self.task.external_task_id = self.job_id()
+        self.task.assigned = utcnow()
+
+    @transition(source=STATUS.ASSIGNED, target=[STATUS.SCHEDULED, STATUS.ERROR])
+    def schedule(self) -> None:
+        """Put the task on the queue (for real once the transaction commits)."""
+        self.set_status(STATUS.SCHEDULED)
+        self.run_async()
+
+    @transition(source=STATUS.SCHEDULED, target=STATUS.STARTED)
+    def start(self) -> None:
+        """A worker took the task."""
+        self.task.started = utcnow()
+        self.task.attempts += 1
+        signals.task_started.send(self.flow_class, process=self.process, task=self.task)
+
+    @transition(source=STATUS.STARTED, target=STATUS.DONE)
+    def done(self) -> None:
+        """The job succeeded: finish and continue the flow."""
+        self.task.finished = utcnow()
+        self.set_status(STATUS.DONE)
+        signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+        self._activate_next()
+
+    @transition(source=STATUS.STARTED, target=STATUS.ERROR)
+    def error(self, comments: str = "") -> None:
+        """The job failed: keep the traceback."""
+        self.task.comments = comments
+        self.set_status(STATUS.ERROR)
+        signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
+
+    @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR])
+    def retry(self, delay: float = 0, enqueue: bool = True) -> None:
+        """Schedule the job again."""
+        self.set_status(STATUS.SCHEDULED)
+        if enqueue:
+            self.run_async(delay)
+
+    def restart(self) -> None:
+        """Run the job again here, after a crash: retry then start, both drawn edges."""
+        with unit_of_work(self.session, self.task.process_id):
+            self.retry(enqueue=False)
+            self.start()
+
+    @transition(source=STATUS.DONE)
+    def activate_next(self) -> None:
+        """Activate the outgoing nodes again."""
+        self._activate_next()
+
+    undo = Activation.undo.redeclare(
+        source=[STATUS.SCHEDULED, STATUS.STARTED, STATUS.ERROR, STATUS.DONE], target=STATUS.NEW
+    )
+    cancel = Activation.cancel.redeclare(source=[STATUS.NEW, STATUS.ASSIGNED], target=STATUS.CANCELED)
+
+
+class JobActivation(AbstractJobActivation):
+    pass
+
+
+class Job(Node):
+    """``flow.Job(func, retries=0, backoff=2.0, timeout=600, queue="default")``.
+
+    ``func(activation)`` runs on a worker outside the process lock; a failure is retried
+    ``retries`` times, ``backoff * 2**n`` seconds apart, then the task goes to ERROR.
+    """
+
+    task_type = "JOB"
+    activation_class = JobActivation
+
+    def __init__(
+        self,
+        func: Callable[[Any], Any],
+        retries: int = 0,
+        backoff: float = 2.0,
+        timeout: int = 600,
+        queue: str = "default",
+    ) -> None:
+        super().__init__()
+        self.func = func
+        self.retries = retries
+        self.backoff = backoff
+        self.timeout = timeout
+        self.queue = queue
+
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        self._func = flow_class.resolve_callable(self.func, self)

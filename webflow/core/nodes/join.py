@@ -1,0 +1,158 @@
+"""The parallel ``Join``: waits for every branch of its split, then fires once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import signals
+from .. import token as tokens
+from ..activation import Activation
+from ..context import get_session
+from ..exceptions import FlowRuntimeError
+from ..flow import Node
+from ..fsm import transition
+from ..models import Task, task_link, utcnow
+from ..status import FINISHED, STATUS
+
+
+class JoinActivation(Activation):
+    """One join task per split: the first branch to arrive creates and starts it, and
+    the arrival that finds no branch task unfinished completes it. The process lock
+    serializes arrivals, so it fires exactly once."""
+
+    automatic = True
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(task)
+        self._absorbed = False
+
+    @classmethod
+    def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
+        session = get_session()
+        join_token = tokens.base(token) if tokens.is_branch(token) else token
+        existing = session.scalars(
+            sa.select(Task).where(
+                Task.process_id == prev_activation.task.process_id,
+                Task.node_name == flow_task.name,
+                Task.token == join_token,
+                Task.status == STATUS.STARTED,
+            )
+        ).all()
+        if len(existing) > 1:
+            raise FlowRuntimeError(f"more than one active {flow_task.name} join in the process")
+        if existing:
+            task = existing[0]
+            task.previous.append(prev_activation.task)
+            return cls(task)
+        if not flow_task.wait_all and tokens.is_branch(token):
+            fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
+            if fired is not None:
+                # A discriminator join already fired for this split: later branches end here.
+                fired.previous.append(prev_activation.task)
+                activation = cls(fired)
+                activation._absorbed = True
+                return activation
+        activation = super().create(flow_task, prev_activation, join_token)
+        activation.start()
+        return activation
+
+    @staticmethod
+    def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
+        previous = sa.orm.aliased(Task)
+        return get_session().scalars(
+            sa.select(Task)
+            .join(task_link, task_link.c.task_id == Task.id)
+            .join(previous, previous.id == task_link.c.previous_id)
+            .where(
+                Task.process_id == prev_activation.task.process_id,
+                Task.node_name == flow_task.name,
+                Task.token == join_token,
+                Task.status == STATUS.DONE,
+                previous.token.startswith(prefix, autoescape=True),
+            )
+            .limit(1)
+        ).first()
+
+    def run_automatic(self) -> None:
+        if not self._absorbed and self.get_status() == STATUS.STARTED and self.is_done():
+            self.done()
+
+    def split_prefix(self) -> str | None:
+        """The token prefix of the branches this join waits for."""
+        prefixes = {
+            tokens.split_prefix(prev.token)
+            for prev in self.task.previous
+            if prev.status != STATUS.CANCELED and tokens.is_branch(prev.token)
+            and tokens.base(prev.token) == self.task.token
+        }
+        if len(prefixes) > 1:
+            raise FlowRuntimeError(
+                f"join {self.describe()} has branches of different splits: {sorted(prefixes)}"
+            )
+        return next(iter(prefixes), None)
+
+    def is_done(self) -> bool:
+        """True when no task of the split's branches is outside DONE/CANCELED."""
+        if not self.flow_task.wait_all:
+            return True
+        prefix = self.split_prefix()
+        if prefix is None:
+            return True
+        self.session.flush()
+        unfinished = self.session.scalar(
+            sa.select(sa.func.count()).select_from(Task).where(
+                Task.process_id == self.task.process_id,
+                Task.token.startswith(prefix, autoescape=True),
+                Task.status.not_in(list(FINISHED)),
+            )
+        )
+        return not unfinished
+
+    def _complete(self) -> None:
+        with self.exception_guard():
+            self.task.finished = utcnow()
+            self.set_status(STATUS.DONE)
+            signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+            self._activate_next()
+
+    @transition(source=STATUS.NEW, target=STATUS.STARTED)
+    def start(self) -> None:
+        """Start waiting (the first branch arrived)."""
+        self.task.started = utcnow()
+
+    @transition(source=STATUS.STARTED, target=[STATUS.DONE, STATUS.ERROR])
+    def done(self) -> None:
+        """Complete the join and continue the flow."""
+        self._complete()
+
+    @transition(source=STATUS.STARTED, target=[STATUS.DONE, STATUS.ERROR])
+    def perform(self) -> None:
+        """Complete the join now, without waiting for the remaining branches."""
+        self._complete()
+
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR])
+    def retry(self) -> None:
+        """Continue the flow again after an error."""
+        self.task.comments = None
+        self._complete()
+
+    @transition(source=STATUS.DONE)
+    def activate_next(self) -> None:
+        """Activate the outgoing nodes again."""
+        self._activate_next()
+
+    undo = Activation.undo.redeclare(source=[STATUS.DONE, STATUS.ERROR], target=STATUS.NEW)
+    cancel = Activation.cancel.redeclare(source=[STATUS.NEW, STATUS.STARTED], target=STATUS.CANCELED)
+
+
+class Join(Node):
+    """``flow.Join(wait_all=True)``; with ``wait_all=False`` the first branch continues."""
+
+    task_type = "JOIN"
+    activation_class = JoinActivation
+
+    def __init__(self, wait_all: bool = True) -> None:
+        super().__init__()
+        self.wait_all = wait_all

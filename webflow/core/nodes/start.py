@@ -1,0 +1,139 @@
+"""Start nodes: ``Start`` (a form a person fills in) and ``StartFunction`` (from code)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import signals
+from .. import token as tokens
+from ..activation import Activation
+from ..context import get_session
+from ..exceptions import PermissionDenied
+from ..fsm import transition
+from ..models import Process, Task, utcnow
+from ..status import STATUS
+from ..transaction import unit_of_work
+from .base import PermissionMixin
+
+
+class StartActivation(Activation):
+    """Creates the process: NEW -> PREPARED (in memory) -> DONE saves both rows."""
+
+    def __init__(self, task: Task) -> None:
+        super().__init__(task)
+        self._data: dict[str, Any] = {}
+
+    @classmethod
+    def new(cls, flow_task: Any) -> StartActivation:
+        """An activation for a process not created yet (nothing is stored)."""
+        flow_class = flow_task.flow_class
+        process = Process(flow_class_path=flow_class.path(), status=STATUS.NEW, data={})
+        task = Task(
+            process=process,
+            flow_class_path=flow_class.path(),
+            node_name=flow_task.name,
+            flow_task_type=flow_task.task_type,
+            status=STATUS.NEW,
+            token=tokens.START,
+            data={},
+        )
+        return cls(task)
+
+    def has_perm(self, user: Any) -> bool:
+        return bool(self.flow_task.can_execute(user))
+
+    @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False)
+    def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
+        """Take the start data and who starts; writes nothing (safe on GET)."""
+        if user is not None:
+            if not self.flow_task.can_execute(user):
+                raise PermissionDenied(f"{user} may not start {self.flow_class.process_title}")
+            self.task.owner = user
+            self.process.created_by = user
+        self._data = dict(data or {})
+        self.task.started = utcnow()
+        self._hold_in_memory(STATUS.PREPARED)
+
+    @transition(source=STATUS.PREPARED, target=STATUS.DONE)
+    def done(self) -> None:
+        """Store the new process and its start task, then continue the flow."""
+        process, task = self.process, self.task
+        session = self.session
+        process.data = {**(process.data or {}), **self._data}
+        process.summary = self.flow_class.instance.summary(process)
+        task.data = dict(self._data)
+        task.finished = utcnow()
+        self.set_status(STATUS.DONE)
+        session.add(process)
+        session.add(task)
+        session.flush()
+        signals.flow_started.send(self.flow_class, process=process, task=task)
+        signals.task_finished.send(self.flow_class, process=process, task=task)
+        self._activate_next()
+
+    @transition(source=STATUS.DONE)
+    def activate_next(self) -> None:
+        """Activate the outgoing nodes again."""
+        self._activate_next()
+
+    @transition(source=STATUS.DONE, target=STATUS.NEW,
+                conditions=Activation.undo.conditions)
+    def undo(self) -> None:
+        """Undo the start: the process is canceled."""
+        Activation.undo.func(self)
+        self.process.status = STATUS.CANCELED
+        self.process.finished = utcnow()
+
+
+class Start(PermissionMixin):
+    """A start form; ``.Available(callable(user) -> bool)`` hides it from some users."""
+
+    task_type = "START"
+    activation_class = StartActivation
+
+    def __init__(self, form: Any = None, view: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        self.form = form
+        self.view = view
+        self._available: Callable[[Any], bool] | None = None
+
+    def Available(self, func: Callable[[Any], bool]) -> Start:
+        self = self._writable()
+        self._available = func
+        return self
+
+    def can_execute(self, user: Any, task: Any = None) -> bool:
+        """True when the user may start a process here."""
+        if not self.user_has_permission(user):
+            return False
+        return self._available is None or bool(self._available(user))
+
+    def run(self, data: dict[str, Any] | None = None, user: Any = None) -> Process:
+        """Start a process from code as if the form was submitted with ``data``."""
+        activation = StartActivation.new(self)
+        with unit_of_work(get_session()):
+            activation.prepare(data=data, user=user)
+            activation.done()
+        return activation.process
+
+
+class StartFunction(Start):
+    """Starts a process from code: ``Flow.node.run(**kwargs)``."""
+
+    def __init__(self, func: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        self.func = func
+
+    def can_execute(self, user: Any, task: Any = None) -> bool:
+        return False  # not a thing people start from the web
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Run the start function; the default one stores kwargs in process.data."""
+        activation = StartActivation.new(self)
+        with unit_of_work(get_session()):
+            if self.func is None:
+                activation.prepare(data=kwargs)
+                activation.done()
+                return activation.process
+            return self.func(activation, *args, **kwargs)

@@ -1,0 +1,1 @@
+"""Demo flows and users, so a fresh install has something to click through."""

@@ -1,0 +1,74 @@
+"""Shipment: the clerk and the warehouse work in parallel; a label prints in the background."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, IntegerField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange
+
+from webflow import Flow, flow, this
+
+
+class ShipmentForm(FlaskForm):
+    customer = StringField("Customer", validators=[DataRequired(), Length(max=120)])
+    address = StringField("Address", validators=[DataRequired(), Length(max=300)])
+    items = IntegerField("Items", validators=[DataRequired(), NumberRange(min=1, max=10_000)])
+    insured = BooleanField("Insure the shipment")
+
+
+class CarrierForm(FlaskForm):
+    carrier = SelectField("Carrier", choices=[("post", "Post"), ("courier", "Courier")])
+
+
+class PackageForm(FlaskForm):
+    packages = IntegerField("Packages", validators=[DataRequired(), NumberRange(min=1, max=1000)])
+
+
+class InsuranceForm(FlaskForm):
+    policy = StringField("Policy number", validators=[DataRequired(), Length(max=60)])
+
+
+def print_label(activation):  # type: ignore[no-untyped-def]
+    """The background job: make the shipping label."""
+    data = activation.process.data
+    return f"LABEL {data.get('customer')} / {data.get('address')} / {data.get('carrier')}"
+
+
+class ShipmentFlow(Flow):
+    """Shipment
+
+    The starter picks a carrier while the warehouse packs; the label prints in the
+    background and insured shipments need a policy number."""
+
+    start = (flow.Start(form=ShipmentForm)
+             .Permission(auto_create=True)
+             .Next(this.split_work))
+    split_work = (flow.Split()
+                  .Next(this.set_carrier)
+                  .Next(this.package_goods))
+    set_carrier = (flow.View(form=CarrierForm)
+                   .Assign(lambda act: act.process.created_by)
+                   .Permission(auto_create=True)
+                   .Next(this.split_paperwork))
+    split_paperwork = (flow.Split()
+                       .Next(this.print_label)
+                       .Next(this.take_insurance, cond=lambda act: act.process.data.get("insured")))
+    print_label = flow.Job(print_label, retries=2, backoff=1.0).Next(this.join_paperwork)
+    take_insurance = (flow.View(form=InsuranceForm)
+                      .Assign(lambda act: act.process.created_by)
+                      .Permission(auto_create=True)
+                      .Next(this.join_paperwork))
+    join_paperwork = flow.Join().Next(this.join_work)
+    package_goods = (flow.View(form=PackageForm)
+                     .Permission(auto_create=True)
+                     .Next(this.join_work))
+    join_work = flow.Join().Next(this.notify)
+    notify = flow.Handler(this.notify_customer).Next(this.end)
+    end = flow.End()
+
+    def notify_customer(self, activation):  # type: ignore[no-untyped-def]
+        activation.process.data = {**activation.process.data, "notified": True}
+
+    def summary(self, process):  # type: ignore[no-untyped-def]
+        data = process.data or {}
+        return f"{data.get('customer', '')}, {data.get('items', '?')} items to {data.get('address', '')}"[:400]
