@@ -40,6 +40,19 @@ def pg_url() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture
+def redis_url() -> str:
+    """The local Redis server's URL (tests use key prefixes of their own)."""
+    from redis import Redis
+
+    url = os.environ.get("WEBFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        Redis.from_url(url).ping()
+    except Exception as exc:
+        _service_missing("Redis", exc)
+    return url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignore[no-untyped-def]
     """A fresh, empty database URL: each test runs on SQLite and on PostgreSQL."""

@@ -12,7 +12,7 @@ from . import config
 from .core.context import set_session_provider
 from .core.flow import Flow, import_flow
 from .core.transaction import configure_engine
-from .extensions import csrf, db, login_manager, migrate
+from .extensions import csrf, db, fresh_pool_after_fork, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FLOWS = ["webflow.demo.helloworld:HelloWorldFlow", "webflow.demo.shipment:ShipmentFlow"]
@@ -38,6 +38,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     with app.app_context():
         configure_engine(db.engine)
+        fresh_pool_after_fork(db.engine)
     set_session_provider(lambda: db.session())
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)

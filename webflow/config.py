@@ -17,7 +17,9 @@ def from_environment() -> dict[str, Any]:
     database_url = normalize_database_url(
         os.environ.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'webflow.sqlite'}"
     )
+    flows = [spec.strip() for spec in os.environ.get("WEBFLOW_FLOWS", "").split(",") if spec.strip()]
     return {
+        "WEBFLOW_FLOWS": flows or None,
         "SECRET_KEY": os.environ.get("SECRET_KEY") or _dev_secret_key(),
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),

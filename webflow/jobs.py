@@ -36,7 +36,7 @@ def _dispatch(task_id: int, job_id: str, queue: str, delay: float, timeout: int)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     mode = job_mode(app)
     if mode == "rq":
-        from .rq import enqueue
+        from .jobqueue import enqueue
 
         enqueue(app, task_id, job_id, queue, delay, timeout)
     elif mode == "thread":

@@ -2,35 +2,61 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask
 from rq.worker import HerokuWorker
 
 from .extensions import db
-from .queue import get_queue, redis_connection
+from .jobqueue import get_queue, reconcile, redis_connection
+
+log = logging.getLogger(__name__)
+
+# RQ's defaults notice a dead worker after ~7 minutes; these make a lost job visible to
+# the reconciler within about a minute.
+WORKER_TTL = 20
+JOB_MONITORING_INTERVAL = 5
+MAINTENANCE_INTERVAL = 15
 
 
 class AppWorker(HerokuWorker):
-    """An RQ worker whose jobs run inside the app's context.
-
-    The database engine is disposed before each fork, so no connection opened in the
-    parent is ever used by a work horse."""
+    """An RQ worker whose jobs run in the app's context, and which reconciles lost jobs."""
 
     app: Flask
 
-    def execute_job(self, job, queue):  # type: ignore[no-untyped-def]
+    def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
+        # The forked horse must not reuse the parent's pooled database connections.
         with self.app.app_context():
             db.engine.dispose(close=False)
-        return super().execute_job(job, queue)
+        return super().main_work_horse(job, queue)
 
-    def perform_job(self, job, queue):  # type: ignore[no-untyped-def]
+    def perform_job(self, job, queue, *args, **kwargs):  # type: ignore[no-untyped-def]
         with self.app.app_context():
-            return super().perform_job(job, queue)
+            return super().perform_job(job, queue, *args, **kwargs)
+
+    def run_maintenance_tasks(self) -> None:
+        super().run_maintenance_tasks()
+        with self.app.app_context():
+            try:
+                requeued = reconcile(self.app)
+                if requeued:
+                    log.warning("reconciler queued lost job tasks again: %s", requeued)
+            except Exception:
+                log.exception("job reconciler failed")
+            finally:
+                db.session.remove()
 
 
 def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
+    """Run the worker until stopped (or until the queues are empty with ``burst``)."""
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run in the web process.")
     AppWorker.app = app
-    worker = AppWorker([get_queue(app, name) for name in queues],
-                       connection=redis_connection(app))
-    worker.work(burst=burst, with_scheduler=True)
+    worker = AppWorker(
+        [get_queue(app, name) for name in queues],
+        connection=redis_connection(app),
+        worker_ttl=WORKER_TTL,
+        job_monitoring_interval=JOB_MONITORING_INTERVAL,
+        maintenance_interval=MAINTENANCE_INTERVAL,
+    )
+    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

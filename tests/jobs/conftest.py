@@ -1,0 +1,77 @@
+"""Real Redis, real `rq` worker processes, a database they share with the test."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from webflow import create_app, db
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def job_app(db_url: str, redis_url: str) -> Iterator:  # type: ignore[type-arg]
+    """An app on a fresh database that sends jobs to RQ under a prefix of its own."""
+    prefix = f"webflow-test-{uuid.uuid4().hex[:8]}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
+                      "WEBFLOW_QUEUE_PREFIX": prefix, "WEBFLOW_FLOWS": ["job_flows:JobFlow"]})
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+    conn = Redis.from_url(redis_url)
+    for key in conn.scan_iter(f"*{prefix}*"):
+        conn.delete(key)
+
+
+@pytest.fixture
+def start_worker(job_app) -> Iterator[Callable[..., subprocess.Popen]]:  # type: ignore[type-arg,no-untyped-def]
+    """Start `flask webflow worker` processes on the job app's database and queues."""
+    workers: list[subprocess.Popen] = []  # type: ignore[type-arg]
+
+    def start(*args: str) -> subprocess.Popen:  # type: ignore[type-arg]
+        env = dict(os.environ,
+                   DATABASE_URL=job_app.config["SQLALCHEMY_DATABASE_URI"],
+                   REDIS_URL=job_app.config["REDIS_URL"],
+                   WEBFLOW_QUEUE_PREFIX=job_app.config["WEBFLOW_QUEUE_PREFIX"],
+                   WEBFLOW_FLOWS="job_flows:JobFlow",
+                   PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", "wsgi", "webflow", "worker", *args],
+            cwd=ROOT, env=env, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        workers.append(proc)
+        return proc
+
+    yield start
+    for proc in workers:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        db.session.expire_all()
+        if predicate():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
