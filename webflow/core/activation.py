@@ -16,9 +16,23 @@ from .exceptions import FlowRuntimeError
 from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
 from .models import Process, Task, TaskEvent, utcnow
 from .status import STATUS
+from .transaction import current_unit_of_work
 
 if TYPE_CHECKING:
     from .flow import Flow, Node
+
+
+def record_event(session: Session, process: Process, task: Task | None, name: str,
+                 before: STATUS | None, after: STATUS | None, comments: str | None = None) -> None:
+    """Note a transition for the audit trail."""
+    actor = current_actor()
+    values = {"transition": name, "from_status": before, "to_status": after,
+              "user_id": getattr(actor, "id", None), "comments": comments, "created": utcnow()}
+    uow = current_unit_of_work()
+    if uow is not None and uow.session is session:
+        uow.events.append((process, task, values))
+    else:
+        session.add(TaskEvent(process=process, task=task, **values))
 
 
 @condition("a task it created is not canceled yet")
@@ -133,18 +147,8 @@ class Activation:
         return result
 
     def log(self, name: str, before: STATUS | None, after: STATUS | None, comments: str | None = None) -> None:
-        """Add a row to the audit trail."""
-        self.session.add(
-            TaskEvent(
-                process=self.process,
-                task=self.task,
-                transition=name,
-                from_status=before,
-                to_status=after,
-                user=current_actor(),
-                comments=comments,
-            )
-        )
+        """Add a row to the audit trail (written when the unit of work commits)."""
+        record_event(self.session, self.process, self.task, name, before, after, comments)
 
     def has_perm(self, user: Any) -> bool:
         """True when the user may work on this task."""
@@ -187,10 +191,15 @@ class Activation:
             yield
             return
         savepoint = self.session.begin_nested()
+        uow = current_unit_of_work()
+        events_before = len(uow.events) if uow is not None else 0
         try:
             yield
         except Exception:
             savepoint.rollback()
+            if uow is not None:
+                del uow.events[events_before:]  # what the savepoint did is undone
+                uow.cache.clear()
             before = self.task.status
             self.set_status(STATUS.ERROR)
             self.task.comments = traceback.format_exc()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from .context import current_actor, get_session
+from .activation import record_event
+from .context import get_session
 from .exceptions import TransitionNotAllowed
-from .models import Process, TaskEvent, utcnow
+from .models import Process, utcnow
 from .queries import unfinished_tasks
 from .status import STATUS
 from .transaction import unit_of_work
@@ -46,6 +47,4 @@ def cancel_process(process: Process) -> None:
                 getattr(activation, step)()
         process.status = STATUS.CANCELED
         process.finished = utcnow()
-        session.add(TaskEvent(process=process, task=None, transition="cancel_process",
-                              from_status=STATUS.NEW, to_status=STATUS.CANCELED,
-                              user=current_actor()))
+        record_event(session, process, None, "cancel_process", STATUS.NEW, STATUS.CANCELED)

@@ -38,6 +38,22 @@ class UnitOfWork:
         self.session = session
         self.locked: set[int] = set()
         self.after_commit: list[Callable[[], Any]] = []
+        # Audit rows, written in one executemany just before the commit: an ORM object
+        # per transition would cost a flush step and an INSERT each.
+        self.events: list[tuple[Any, Any, dict[str, Any]]] = []
+        # Lookups the engine may answer from memory while it holds the lock (join tasks).
+        self.cache: dict[Any, Any] = {}
+
+    def write_events(self) -> None:
+        if not self.events:
+            return
+        from .models import TaskEvent
+
+        self.session.flush()
+        rows = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
+                for process, task, values in self.events]
+        self.events.clear()
+        self.session.execute(sa.insert(TaskEvent), rows)
 
     def lock(self, process_id: int) -> None:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
@@ -118,6 +134,7 @@ def unit_of_work(session: Session, process_id: int | None = None) -> Iterator[Un
     token = _current.set(uow)
     try:
         yield uow
+        uow.write_events()
         session.commit()
     except BaseException:
         session.rollback()

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from .. import signals
 from ..activation import Activation
 from ..flow import Node
 from ..fsm import transition
-from ..models import Task, utcnow
-from ..status import FINISHED, STATUS
+from ..models import utcnow
+from ..queries import count_unfinished
+from ..status import STATUS
 
 
 class EndActivation(Activation):
@@ -24,14 +23,7 @@ class EndActivation(Activation):
         task, process = self.task, self.process
         task.started = task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        self.session.flush()
-        unfinished = self.session.scalar(
-            sa.select(sa.func.count()).select_from(Task).where(
-                Task.process_id == process.id,
-                Task.id != task.id,
-                Task.status.not_in(list(FINISHED)),
-            )
-        )
+        unfinished = count_unfinished(self.session, process, exclude=task)
         signals.task_finished.send(self.flow_class, process=process, task=task)
         if not unfinished:
             process.status = STATUS.DONE

@@ -22,12 +22,15 @@ class FuncActivation(Activation):
     @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False)
     def prepare(self) -> None:
         """Note the start time; writes nothing yet."""
-        self.task.started = utcnow()
+        # Kept on the activation, not the row: a dirty row would be stored by the next
+        # commit of the session, even by a refused transition's (PREPARED is memory only).
+        self._started = utcnow()
         self._hold_in_memory(STATUS.PREPARED)
 
     @transition(source=STATUS.PREPARED, target=STATUS.DONE)
     def done(self) -> None:
         """Finish the task and continue the flow (the function's last call)."""
+        self.task.started = getattr(self, "_started", None) or utcnow()
         self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
         signals.task_finished.send(self.flow_class, process=self.process, task=self.task)

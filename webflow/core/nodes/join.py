@@ -14,7 +14,9 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import Task, task_link, utcnow
-from ..status import FINISHED, STATUS
+from ..queries import count_unfinished
+from ..status import STATUS
+from ..transaction import current_unit_of_work
 
 
 class JoinActivation(Activation):
@@ -32,19 +34,13 @@ class JoinActivation(Activation):
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
         session = get_session()
         join_token = tokens.base(token) if tokens.is_branch(token) else token
-        existing = session.scalars(
-            sa.select(Task).where(
-                Task.process_id == prev_activation.task.process_id,
-                Task.node_name == flow_task.name,
-                Task.token == join_token,
-                Task.status == STATUS.STARTED,
-            )
-        ).all()
+        existing = cls._started_joins(session, flow_task, prev_activation.process, join_token)
         if len(existing) > 1:
             raise FlowRuntimeError(f"more than one active {flow_task.name} join in the process")
         if existing:
             task = existing[0]
-            task.previous.append(prev_activation.task)
+            with session.no_autoflush:
+                task.previous.append(prev_activation.task)
             return cls(task)
         if not flow_task.wait_all and tokens.is_branch(token):
             fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
@@ -56,7 +52,33 @@ class JoinActivation(Activation):
                 return activation
         activation = super().create(flow_task, prev_activation, join_token)
         activation.start()
+        uow = current_unit_of_work()
+        if uow is not None:
+            uow.cache[("join", id(prev_activation.process), flow_task.name, join_token)] = activation.task
         return activation
+
+    @staticmethod
+    def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
+        """The join tasks waiting at the node for the token.
+
+        A join started in this unit of work is remembered, so the question costs no flush;
+        older ones are read without a flush (the lock is held, memory overlays rows)."""
+        uow = current_unit_of_work()
+        remembered = uow.cache.get(("join", id(process), flow_task.name, join_token)) if uow else None
+        if remembered is not None and remembered.status == STATUS.STARTED:
+            return [remembered]
+        if process.id is None:
+            return []
+        with session.no_autoflush:
+            rows = session.scalars(
+                sa.select(Task).where(
+                    Task.process_id == process.id,
+                    Task.node_name == flow_task.name,
+                    Task.token == join_token,
+                    Task.status == STATUS.STARTED,
+                )
+            ).all()
+        return [task for task in rows if task.status == STATUS.STARTED]
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
@@ -81,9 +103,11 @@ class JoinActivation(Activation):
 
     def split_prefix(self) -> str | None:
         """The token prefix of the branches this join waits for."""
+        with self.session.no_autoflush:
+            previous = list(self.task.previous)
         prefixes = {
             tokens.split_prefix(prev.token)
-            for prev in self.task.previous
+            for prev in previous
             if prev.status != STATUS.CANCELED and tokens.is_branch(prev.token)
             and tokens.base(prev.token) == self.task.token
         }
@@ -100,15 +124,7 @@ class JoinActivation(Activation):
         prefix = self.split_prefix()
         if prefix is None:
             return True
-        self.session.flush()
-        unfinished = self.session.scalar(
-            sa.select(sa.func.count()).select_from(Task).where(
-                Task.process_id == self.task.process_id,
-                Task.token.startswith(prefix, autoescape=True),
-                Task.status.not_in(list(FINISHED)),
-            )
-        )
-        return not unfinished
+        return not count_unfinished(self.session, self.process, token_prefix=prefix)
 
     def _complete(self) -> None:
         with self.exception_guard():

@@ -67,14 +67,16 @@ class StartActivation(Activation):
         self.set_status(STATUS.DONE)
         session.add(process)
         session.add(task)
-        session.flush()
         signals.flow_started.send(self.flow_class, process=process, task=task)
         signals.task_finished.send(self.flow_class, process=process, task=task)
         self._activate_next()
+        if process.id is None:
+            session.flush()  # callers of done() expect the new process to have its id
 
-    @transition(source=STATUS.DONE)
+    # Not a transition: the reference's StartActivation diagram draws no activate_next
+    # edge (unlike View's), so it is the engine's step only, as on gates.
     def activate_next(self) -> None:
-        """Activate the outgoing nodes again."""
+        """Activate the outgoing nodes."""
         self._activate_next()
 
     @transition(source=STATUS.DONE, target=STATUS.NEW,
