@@ -159,6 +159,8 @@ def import_flow(spec: str | type[Flow]) -> type[Flow]:
     if not sep:
         module, _, name = spec.rpartition(".")
     try:
+        if not module or not name:
+            raise ImportError("expected 'module:ClassName'")
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise FlowRuntimeError(f"cannot import flow {spec!r}: {exc}") from exc
