@@ -1,0 +1,75 @@
+"""Fixtures for the engine tests: users, job dispatch, and a look at what is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webflow.core import Base, User, create_engine
+from webflow.core import jobs as core_jobs
+
+Snapshot = dict[str, list[tuple[Any, ...]]]
+
+
+@pytest.fixture(autouse=True)
+def inline_jobs() -> Iterator[None]:
+    """Jobs run inline after commit (no app configured), whatever a test changed."""
+    core_jobs.set_dispatcher(None)
+    yield
+    core_jobs.set_dispatcher(None)
+
+
+@pytest.fixture
+def held_jobs() -> Iterator[list[int]]:
+    """Jobs are recorded instead of run: the task ids, in dispatch order."""
+    held: list[int] = []
+    core_jobs.set_dispatcher(lambda task_id, *rest: held.append(task_id))
+    yield held
+
+
+@pytest.fixture
+def users(session: Session) -> dict[str, User]:
+    """ann and bob, plain users; root, a superuser."""
+    found = {name: User(username=name) for name in ("ann", "bob")}
+    found["root"] = User(username="root", is_superuser=True)
+    session.add_all(found.values())
+    session.commit()
+    return found
+
+
+@pytest.fixture
+def stored(engine: sa.Engine) -> Callable[[], Snapshot]:
+    """Every committed row of every table, read on a connection of its own."""
+
+    def snapshot() -> Snapshot:
+        with engine.connect() as conn:
+            return {
+                table.name: sorted((tuple(row) for row in conn.execute(sa.select(table))), key=repr)
+                for table in Base.metadata.sorted_tables
+            }
+
+    return snapshot
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    """As the shared fixture, but PostgreSQL tables are emptied, not dropped: faster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.sqlite'}"
+    url: str = request.getfixturevalue("pg_url")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        existing = set(sa.inspect(conn).get_table_names())
+        names = [t.name for t in Base.metadata.sorted_tables if t.name in existing]
+        if names and len(existing) == len(Base.metadata.sorted_tables):
+            for name in reversed(names):  # children first; DELETE beats TRUNCATE on tiny tables
+                conn.exec_driver_sql(f'DELETE FROM "{name}"')
+        else:
+            Base.metadata.drop_all(conn)
+    engine.dispose()
+    return url
+
