@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import wait_for
 from job_flows import JobFlow
+from job_support import wait_for
 from redis import Redis
 
 from webflow import STATUS, db

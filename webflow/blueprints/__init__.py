@@ -5,10 +5,12 @@ from werkzeug.wrappers import Response
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import auth, inbox
+    from . import admin, auth, flows, inbox
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
+    app.register_blueprint(flows.bp)
+    app.register_blueprint(admin.bp)
 
     @app.route("/")
     def index() -> Response:

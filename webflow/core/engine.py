@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
+from . import signals
 from .activation import record_event
 from .context import get_session
 from .exceptions import TransitionNotAllowed
-from .models import Process, utcnow
-from .queries import unfinished_tasks
+from .models import Process, Task, utcnow
+from .queries import count_unfinished, unfinished_tasks
 from .status import STATUS
 from .transaction import unit_of_work
 
@@ -17,6 +20,27 @@ CANCEL_PLANS: tuple[tuple[str, ...], ...] = (
     ("unassign", "cancel"),
     ("undo", "cancel"),
 )
+
+
+def finish_process(process: Process, flow_class: type, task: Task) -> None:
+    """Mark the process DONE: only an End task calls this."""
+    process.status = STATUS.DONE
+    process.finished = utcnow()
+    signals.flow_finished.send(flow_class, process=process, task=task)
+
+
+def finish_if_ended(process: Process, flow_class: type) -> None:
+    """Finish a process whose End is done once its last open task has finished."""
+    session = get_session()
+    if process.status != STATUS.NEW or count_unfinished(session, process):
+        return
+    with session.no_autoflush:
+        end = session.scalars(
+            sa.select(Task).where(Task.process_id == process.id, Task.flow_task_type == "END",
+                                  Task.status == STATUS.DONE).limit(1)
+        ).first()
+    if end is not None:
+        finish_process(process, flow_class, end)
 
 
 def cancel_blocker(process: Process) -> str | None:

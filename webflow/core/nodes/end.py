@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import signals
 from ..activation import Activation
+from ..engine import finish_process
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
@@ -23,12 +24,9 @@ class EndActivation(Activation):
         task, process = self.task, self.process
         task.started = task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        unfinished = count_unfinished(self.session, process, exclude=task)
         signals.task_finished.send(self.flow_class, process=process, task=task)
-        if not unfinished:
-            process.status = STATUS.DONE
-            process.finished = utcnow()
-            signals.flow_finished.send(self.flow_class, process=process, task=task)
+        if not count_unfinished(self.session, process, exclude=task):
+            finish_process(process, self.flow_class, task)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
     def undo(self) -> None:

@@ -98,7 +98,13 @@ class JoinActivation(Activation):
         ).first()
 
     def run_automatic(self) -> None:
-        if not self._absorbed and self.get_status() == STATUS.STARTED and self.is_done():
+        if self._absorbed:
+            # The last late branch of a discriminator join may be what kept an already
+            # ended process open.
+            from ..engine import finish_if_ended
+
+            finish_if_ended(self.process, self.flow_class)
+        elif self.get_status() == STATUS.STARTED and self.is_done():
             self.done()
 
     def split_prefix(self) -> str | None:

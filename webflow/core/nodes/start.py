@@ -127,6 +127,10 @@ class StartFunction(Start):
         super().__init__()
         self.func = func
 
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        self._func = None if self.func is None else flow_class.resolve_callable(self.func, self)
+
     def can_execute(self, user: Any, task: Any = None) -> bool:
         return False  # not a thing people start from the web
 
@@ -138,4 +142,4 @@ class StartFunction(Start):
                 activation.prepare(data=kwargs)
                 activation.done()
                 return activation.process
-            return self.func(activation, *args, **kwargs)
+            return self._func(activation, *args, **kwargs)

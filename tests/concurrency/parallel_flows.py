@@ -1,0 +1,168 @@
+"""Flows and child-process drivers for the concurrency tests.
+
+A module of its own (on ``sys.path`` next to the tests, like ``job_flows``), so processes
+started with the ``spawn`` context import the very same flow classes as the test.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webflow import STATUS, Flow, FlowLockFailed, TransitionNotAllowed, flow, this
+from webflow.core import create_engine, use_session
+from webflow.core.flow import import_flow
+from webflow.models import Task
+
+WORKER = "worker"  # the user every View branch is assigned to
+BARRIER_TIMEOUT = 30  # seconds: a child waiting longer than this fails instead of hanging
+LOCK_RETRIES = 5
+
+
+def finish(activation: Any) -> None:
+    """The Function branches' body: nothing to do but finish."""
+    activation.prepare()
+    activation.done()
+
+
+class FanOutFlow(Flow):
+    """Eight Function branches into one join"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = (flow.Split().Next(this.b1).Next(this.b2).Next(this.b3).Next(this.b4)
+             .Next(this.b5).Next(this.b6).Next(this.b7).Next(this.b8))
+    b1 = flow.Function(finish).Next(this.join)
+    b2 = flow.Function(finish).Next(this.join)
+    b3 = flow.Function(finish).Next(this.join)
+    b4 = flow.Function(finish).Next(this.join)
+    b5 = flow.Function(finish).Next(this.join)
+    b6 = flow.Function(finish).Next(this.join)
+    b7 = flow.Function(finish).Next(this.join)
+    b8 = flow.Function(finish).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+class NestedFanOutFlow(Flow):
+    """Four Function branches and a nested split of four more, each with its join"""
+
+    start = flow.StartFunction().Next(this.outer)
+    outer = (flow.Split().Next(this.a1).Next(this.a2).Next(this.a3).Next(this.a4)
+             .Next(this.inner))
+    a1 = flow.Function(finish).Next(this.outer_join)
+    a2 = flow.Function(finish).Next(this.outer_join)
+    a3 = flow.Function(finish).Next(this.outer_join)
+    a4 = flow.Function(finish).Next(this.outer_join)
+    inner = flow.Split().Next(this.i1).Next(this.i2).Next(this.i3).Next(this.i4)
+    i1 = flow.Function(finish).Next(this.inner_join)
+    i2 = flow.Function(finish).Next(this.inner_join)
+    i3 = flow.Function(finish).Next(this.inner_join)
+    i4 = flow.Function(finish).Next(this.inner_join)
+    inner_join = flow.Join().Next(this.outer_join)
+    outer_join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+class ViewFanOutFlow(Flow):
+    """Eight View branches, assigned at once, into one join"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = (flow.Split().Next(this.v1).Next(this.v2).Next(this.v3).Next(this.v4)
+             .Next(this.v5).Next(this.v6).Next(this.v7).Next(this.v8))
+    v1 = flow.View().Assign(username=WORKER).Next(this.join)
+    v2 = flow.View().Assign(username=WORKER).Next(this.join)
+    v3 = flow.View().Assign(username=WORKER).Next(this.join)
+    v4 = flow.View().Assign(username=WORKER).Next(this.join)
+    v5 = flow.View().Assign(username=WORKER).Next(this.join)
+    v6 = flow.View().Assign(username=WORKER).Next(this.join)
+    v7 = flow.View().Assign(username=WORKER).Next(this.join)
+    v8 = flow.View().Assign(username=WORKER).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def complete(task: Task, marker: str) -> None:
+    """Finish one waiting branch task: run the Function, or submit the View."""
+    if task.flow_task_type == "FUNCTION":
+        task.flow_task.run(task)  # type: ignore[attr-defined]
+    else:
+        activation = task.activate()
+        activation.prepare(data={task.node_name: marker}, user=task.owner)
+        activation.done()
+
+
+def with_lock_retries(action: Callable[[], None], stats: dict[str, int]) -> None:
+    """A client's answer to FlowLockFailed: try again, a bounded number of times."""
+    for attempt in range(LOCK_RETRIES):
+        try:
+            action()
+            return
+        except FlowLockFailed:
+            stats["lock_failed"] += 1
+            if attempt == LOCK_RETRIES - 1:
+                raise
+
+
+def complete_branches(url: str, flow_path: str, process_ids: list[int], worker: int, workers: int,
+                      barrier: Any, results: Any) -> None:
+    """Child process: for each process in turn, wait for the others, then finish my share.
+
+    My share is every waiting branch task whose id is ``worker`` modulo ``workers``, so
+    each process's branches are finished by all the children at the same moment.
+    """
+    stats = {"worker": worker, "completed": 0, "lock_failed": 0}
+    engine = create_engine(url)
+    try:
+        flow_class = import_flow(flow_path)
+        with Session(engine) as session, use_session(session):
+            for process_id in process_ids:
+                tasks = session.scalars(
+                    sa.select(Task)
+                    .where(Task.process_id == process_id,
+                           Task.flow_task_type.in_(["FUNCTION", "HUMAN"]),
+                           Task.status.in_([STATUS.NEW, STATUS.ASSIGNED]))
+                    .order_by(Task.id)
+                ).all()
+                mine = [task for task in tasks if task.id % workers == worker]
+                assert all(task.flow_class is flow_class for task in mine)
+                session.commit()
+                barrier.wait(BARRIER_TIMEOUT)
+                for task in mine:
+                    with_lock_retries(lambda task=task: complete(task, f"w{worker}"), stats)
+                    stats["completed"] += 1
+        results.put(("ok", stats))
+    except BaseException:
+        barrier.abort()  # the others fail fast instead of waiting for me
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()
+
+
+def race_for_task(url: str, task_ids: list[int], worker: int, barrier: Any, results: Any) -> None:
+    """Child process: complete each task at the same moment as the other child does."""
+    outcome: list[str] = []
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, use_session(session):
+            for task_id in task_ids:
+                task = session.get(Task, task_id)
+                assert task is not None
+                activation = task.activate()
+                activation.prepare(data={"winner": f"w{worker}"}, user=task.owner)
+                session.commit()
+                barrier.wait(BARRIER_TIMEOUT)
+                try:
+                    activation.done()
+                    outcome.append("done")
+                except TransitionNotAllowed:
+                    outcome.append("refused")
+        results.put(("ok", {"worker": worker, "outcome": outcome}))
+    except BaseException:
+        barrier.abort()
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()

@@ -1,0 +1,333 @@
+"""Draw a flow as SVG, with no Graphviz: a small layered layout, left to right.
+
+Layers come from the longest path from the start nodes (edges that close a loop are set
+aside first and drawn as arcs below the graph); nodes are ordered within a layer by the
+mean position of their neighbours, a few sweeps each way. Node states in a process are
+CSS classes (``wf-done``, ``wf-active``, ``wf-error``, ``wf-canceled``) styled by the
+``<style>`` inside the SVG, so the picture needs no page stylesheet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from markupsafe import Markup, escape
+
+from .core.graph import flow_edges
+from .core.status import STATUS
+
+if TYPE_CHECKING:
+    from .core.flow import Flow
+    from .core.models import Task
+
+COLUMN_GAP = 70
+ROW_GAP = 34
+MARGIN = 24
+CIRCLE_R = 18
+DIAMOND = 22
+BOX_H = 46
+CHAR_W = 7.0
+LOOP_DROP = 36
+
+GATEWAYS = {"IF": "×", "SWITCH": "×", "SPLIT": "+", "JOIN": "+"}
+STATES = ("done", "active", "error", "canceled")
+
+STYLE = """
+.wf-graph{font:13px system-ui,-apple-system,"Segoe UI",sans-serif}
+.wf-graph .wf-shape{fill:#fff;stroke:#5b6472;stroke-width:1.5}
+.wf-graph .wf-label{fill:#1f2933;text-anchor:middle;dominant-baseline:central}
+.wf-graph .wf-caption{fill:#52606d;font-size:11px;text-anchor:middle}
+.wf-graph .wf-symbol{fill:#5b6472;font-size:20px;text-anchor:middle;dominant-baseline:central}
+.wf-graph .wf-edge{fill:none;stroke:#9aa5b1;stroke-width:1.4}
+.wf-graph .wf-edge.wf-loop{stroke-dasharray:5 4}
+.wf-graph .wf-edge-label{fill:#7b8794;font-size:11px}
+.wf-graph .wf-arrow{fill:#9aa5b1}
+.wf-graph .wf-node-job .wf-shape{stroke-dasharray:6 3}
+.wf-graph .wf-node-end .wf-inner{fill:none;stroke:#5b6472;stroke-width:1.5}
+.wf-graph .wf-done .wf-shape{fill:#d3f2dc;stroke:#2f9e55}
+.wf-graph .wf-active .wf-shape{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
+.wf-graph .wf-error .wf-shape{fill:#fde2e1;stroke:#d92d20;stroke-width:2.5}
+.wf-graph .wf-canceled .wf-shape{fill:#eceff3;stroke:#9aa5b1}
+.wf-graph .wf-canceled .wf-label{fill:#7b8794;text-decoration:line-through}
+.wf-legend{display:flex;gap:14px;font:12px system-ui,sans-serif;color:#52606d;margin-top:4px}
+.wf-key::before{content:"";display:inline-block;width:12px;height:12px;margin-right:5px;
+ vertical-align:-2px;border-radius:3px;border:1.5px solid #5b6472;background:#fff}
+.wf-key-done::before{background:#d3f2dc;border-color:#2f9e55}
+.wf-key-active::before{background:#dbeafe;border-color:#2563eb}
+.wf-key-error::before{background:#fde2e1;border-color:#d92d20}
+.wf-key-canceled::before{background:#eceff3;border-color:#9aa5b1}
+.wf-graph-figure{margin:0;overflow-x:auto}
+.wf-graph a:hover .wf-shape,.wf-graph a:focus .wf-shape{stroke:#111;stroke-width:2.5}
+"""
+
+
+@dataclass
+class Box:
+    """A node's place in the drawing."""
+
+    name: str
+    title: str
+    kind: str
+    layer: int = 0
+    order: float = 0.0
+    x: float = 0.0
+    y: float = 0.0
+    w: float = 0.0
+    h: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def left(self) -> float:
+        return self.x - self.w / 2
+
+    @property
+    def right(self) -> float:
+        return self.x + self.w / 2
+
+
+def node_states(tasks: Iterable[Task]) -> dict[str, str]:
+    """The state class of each node from a process's tasks (its latest task decides)."""
+    latest: dict[str, Task] = {}
+    for task in sorted(tasks, key=lambda t: t.id or 0):
+        latest[task.node_name] = task
+    states: dict[str, str] = {}
+    for name, task in latest.items():
+        if task.status == STATUS.ERROR:
+            states[name] = "error"
+        elif task.status == STATUS.DONE:
+            states[name] = "done"
+        elif task.status == STATUS.CANCELED:
+            states[name] = "canceled"
+        else:
+            states[name] = "active"
+    return states
+
+
+def _wrap(title: str, width: int = 18) -> list[str]:
+    """Split a title into at most two lines of about ``width`` characters."""
+    words, lines, line = title.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    lines.append(line)
+    if len(lines) > 2:
+        lines = [lines[0], " ".join(lines[1:])]
+    return lines
+
+
+def _boxes(flow_class: type[Flow]) -> dict[str, Box]:
+    boxes: dict[str, Box] = {}
+    for node in flow_class.nodes():
+        box = Box(node.name, node.title, node.task_type)
+        if box.kind in ("START", "END"):
+            box.w = box.h = 2 * CIRCLE_R
+        elif box.kind in GATEWAYS:
+            box.w = box.h = 2 * DIAMOND
+        else:
+            box.lines = _wrap(box.title)
+            box.w = max(104.0, max(len(line) for line in box.lines) * CHAR_W + 24)
+            box.h = BOX_H if len(box.lines) == 1 else BOX_H + 12
+        boxes[node.name] = box
+    return boxes
+
+
+def _split_loops(names: list[str], starts: list[str], edges: list[tuple[str, str]]
+                 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Separate edges into forward ones and the ones closing a cycle (depth-first)."""
+    out: dict[str, list[str]] = {n: [] for n in names}
+    for source, target in edges:
+        out[source].append(target)
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+    roots = starts + [n for n in names if n not in starts]
+    for root in roots:
+        if root in state:
+            continue
+        stack = [(root, iter(out[root]))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(out[child])))
+    forward = [e for e in edges if e not in back and e[0] != e[1]]
+    return forward, [e for e in edges if e in back or e[0] == e[1]]
+
+
+def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
+           ) -> tuple[list[list[Box]], dict[tuple[str, str], list[Box]]]:
+    """Longest-path layering, a waypoint per layer an edge skips, barycentre ordering."""
+    incoming: dict[str, list[str]] = {n: [] for n in boxes}
+    outgoing: dict[str, list[str]] = {n: [] for n in boxes}
+    for source, target in forward:
+        incoming[target].append(source)
+        outgoing[source].append(target)
+    pending = {n: len(incoming[n]) for n in boxes}
+    ready = [n for n in boxes if pending[n] == 0]
+    while ready:
+        name = ready.pop(0)
+        for target in outgoing[name]:
+            boxes[target].layer = max(boxes[target].layer, boxes[name].layer + 1)
+            pending[target] -= 1
+            if pending[target] == 0:
+                ready.append(target)
+    # Long edges get a waypoint in every layer they cross, so they are ordered (and drawn)
+    # around the nodes there instead of through them.
+    everything = dict(boxes)
+    ins = {n: list(v) for n, v in incoming.items()}
+    outs = {n: list(v) for n, v in outgoing.items()}
+    waypoints: dict[tuple[str, str], list[Box]] = {}
+    for source, target in forward:
+        chain, previous = [], source
+        for layer in range(boxes[source].layer + 1, boxes[target].layer):
+            point = Box(f"{source}>{target}@{layer}", "", "WAYPOINT", layer=layer, w=8, h=8)
+            everything[point.name] = point
+            ins[point.name], outs[point.name] = [previous], []
+            outs[previous] = [point.name if n == target else n for n in outs[previous]]
+            chain.append(point)
+            previous = point.name
+        if chain:
+            outs[previous] = [target]
+            ins[target] = [previous if n == source else n for n in ins[target]]
+            waypoints[(source, target)] = chain
+    layers: list[list[Box]] = [[] for _ in range(max(b.layer for b in boxes.values()) + 1)]
+    for index, box in enumerate(everything.values()):
+        box.order = index
+        layers[box.layer].append(box)
+    for layer in layers:
+        layer.sort(key=lambda b: b.order)
+    for sweep in range(6):
+        neighbours = ins if sweep % 2 == 0 else outs
+        sequence = layers[1:] if sweep % 2 == 0 else layers[-2::-1]
+        for layer in sequence:
+            for box in layer:
+                near = [everything[n].order for n in neighbours[box.name]]
+                if near:
+                    box.order = sum(near) / len(near) + box.order * 1e-3
+            layer.sort(key=lambda b: b.order)
+            for index, box in enumerate(layer):
+                box.order = index
+    return layers, waypoints
+
+
+def _place(layers: list[list[Box]]) -> tuple[float, float]:
+    """Give every box its centre; return the drawing's width and height."""
+    heights = [sum(b.h for b in layer) + ROW_GAP * (len(layer) - 1) for layer in layers]
+    tallest = max(heights)
+    x = MARGIN
+    for layer, height in zip(layers, heights, strict=True):
+        width = max(b.w for b in layer)
+        y = MARGIN + (tallest - height) / 2
+        for box in layer:
+            box.x = x + width / 2
+            box.y = y + box.h / 2
+            y += box.h + ROW_GAP
+            if box.kind == "WAYPOINT":
+                box.w = width
+        x += width + COLUMN_GAP
+    return x - COLUMN_GAP + MARGIN, tallest + 2 * MARGIN + 14
+
+
+def _shape(box: Box) -> str:
+    if box.kind in ("START", "END"):
+        inner = (f'<circle class="wf-inner" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R - 4}"/>'
+                 if box.kind == "END" else "")
+        return (f'<circle class="wf-shape" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R}"/>{inner}'
+                f'<text class="wf-caption" x="{box.x:.1f}" y="{box.y + CIRCLE_R + 14:.1f}">'
+                f"{escape(box.title)}</text>")
+    if box.kind in GATEWAYS:
+        x, y, d = box.x, box.y, DIAMOND
+        points = f"{x:.1f},{y - d:.1f} {x + d:.1f},{y:.1f} {x:.1f},{y + d:.1f} {x - d:.1f},{y:.1f}"
+        return (f'<polygon class="wf-shape" points="{points}"/>'
+                f'<text class="wf-symbol" x="{x:.1f}" y="{y:.1f}">{GATEWAYS[box.kind]}</text>'
+                f'<text class="wf-caption" x="{x:.1f}" y="{y + d + 14:.1f}">{escape(box.title)}</text>')
+    text_y = box.y - 8 * (len(box.lines) - 1)
+    labels = "".join(
+        f'<text class="wf-label" x="{box.x:.1f}" y="{text_y + 16 * i:.1f}">{escape(line)}</text>'
+        for i, line in enumerate(box.lines))
+    return (f'<rect class="wf-shape" x="{box.left:.1f}" y="{box.y - box.h / 2:.1f}" '
+            f'width="{box.w:.1f}" height="{box.h:.1f}" rx="9"/>{labels}')
+
+
+def _below(box: Box) -> float:
+    """The lowest point of a node, its caption included."""
+    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", *GATEWAYS) else 0)
+
+
+def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
+    """An edge path (and label); a loop goes as an arc down to ``depth`` and back."""
+    if target.layer > source.layer:
+        points = [(source.right, source.y)]
+        for point in via:
+            points += [(point.left, point.y), (point.right, point.y)]
+        points.append((target.left - 2, target.y))
+        path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
+        for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
+            if y1 == y2:
+                path += f" L{x2:.1f},{y2:.1f}"
+            else:
+                bend = (x2 - x1) / 2
+                path += f" C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        (x1, y1), (x2, y2) = points[0], points[1]
+        css, lx, ly = "wf-edge", x1 + 8, (y1 - 6 if y2 <= y1 else y1 + 14)
+    else:
+        x1, y1 = source.x, _below(source) + 2
+        x2, y2 = target.x, _below(target) + 4
+        path = f"M{x1:.1f},{y1:.1f} C{x1:.1f},{depth:.1f} {x2:.1f},{depth:.1f} {x2:.1f},{y2:.1f}"
+        css, lx, ly = "wf-edge wf-loop", (x1 + x2) / 2 + 4, depth - 24
+    text = (f'<text class="wf-edge-label" x="{lx:.1f}" y="{ly:.1f}">{escape(label)}</text>'
+            if label else "")
+    return (f'<path class="{css}" d="{path}" marker-end="url(#wf-arrow)" '
+            f'data-source="{source.name}" data-target="{target.name}"/>{text}')
+
+
+def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
+             links: Mapping[str, str] | None = None) -> Markup:
+    """The flow's graph as an SVG element; ``states`` colours nodes, ``links`` makes them links."""
+    states, links = states or {}, links or {}
+    boxes = _boxes(flow_class)
+    starts = [n.name for n in flow_class.start_nodes()]
+    edges = flow_edges(flow_class)
+    forward, loops = _split_loops(list(boxes), starts, [(s, t) for s, t, _ in edges])
+    layers, waypoints = _layer(boxes, forward)
+    width, height = _place(layers)
+    drawn_edges = []
+    lowest = max(_below(b) for b in boxes.values())
+    for source, target, label in edges:
+        depth = lowest
+        if (source, target) in loops:
+            depth += LOOP_DROP * (1 + loops.index((source, target)))
+        drawn_edges.append(_edge(boxes[source], boxes[target], label,
+                                 waypoints.get((source, target), []), depth))
+    height += LOOP_DROP * len(loops)
+    nodes = []
+    for box in boxes.values():
+        state = states.get(box.name)
+        css = f"wf-node wf-node-{box.kind.lower()}" + (f" wf-{state}" if state in STATES else "")
+        title = f"{box.title} ({state})" if state else box.title
+        inner = f"<title>{escape(title)}</title>{_shape(box)}"
+        if box.name in links:
+            inner = f'<a href="{escape(links[box.name])}">{inner}</a>'
+        nodes.append(f'<g class="{css}" id="wf-node-{box.name}" data-node="{box.name}" '
+                     f'data-state="{state or ""}">{inner}</g>')
+    return Markup(
+        f'<svg class="wf-graph" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'aria-label="{escape(flow_class.process_title)} flow graph" '
+        f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
+        f"<style>{STYLE}</style>"
+        '<defs><marker id="wf-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path class="wf-arrow" d="M0,0 L10,5 L0,10 z"/>'
+        "</marker></defs>"
+        f'<g class="wf-edges">{"".join(drawn_edges)}</g><g class="wf-nodes">{"".join(nodes)}</g></svg>'
+    )
