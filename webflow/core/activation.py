@@ -35,6 +35,23 @@ def record_event(session: Session, process: Process, task: Task | None, name: st
         session.add(TaskEvent(process=process, task=task, **values))
 
 
+def link_tasks(previous: Task, task: Task) -> None:
+    """Record that ``previous`` led to ``task``; the row is written before the commit."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    uow = current_unit_of_work()
+    if uow is None:
+        raise FlowRuntimeError("tasks are linked inside a unit of work only")
+    uow.links.append((previous, task))
+    # Keep the read-only collections true in memory for the rest of the transaction.
+    for obj, name, other in ((task, "previous", previous), (previous, "leading", task)):
+        state = sa.inspect(obj)
+        if name in state.dict or state.pending or state.transient:
+            current = list(state.dict.get(name, ()))
+            if other not in current:
+                set_committed_value(obj, name, [*current, other])
+
+
 @condition("a task it created is not canceled yet")
 def leading_tasks_canceled(activation: Activation) -> bool:
     """Undo only once everything the task started has been canceled."""
@@ -44,6 +61,9 @@ def leading_tasks_canceled(activation: Activation) -> bool:
     session = activation.session
     from .models import task_link
 
+    uow = current_unit_of_work()
+    if uow is not None:
+        uow.write_links()
     unfinished = session.scalar(
         sa.select(sa.func.count())
         .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
@@ -169,9 +189,9 @@ class Activation:
             token=token,
             data={},
         )
-        if prev_activation is not None:
-            task.previous.append(prev_activation.task)
         get_session().add(task)
+        if prev_activation is not None:
+            link_tasks(prev_activation.task, task)
         return cls(task)
 
     def run_automatic(self) -> None:
@@ -193,12 +213,14 @@ class Activation:
         savepoint = self.session.begin_nested()
         uow = current_unit_of_work()
         events_before = len(uow.events) if uow is not None else 0
+        links_before = len(uow.links) if uow is not None else 0
         try:
             yield
         except Exception:
             savepoint.rollback()
             if uow is not None:
                 del uow.events[events_before:]  # what the savepoint did is undone
+                del uow.links[links_before:]
                 uow.cache.clear()
             before = self.task.status
             self.set_status(STATUS.ERROR)

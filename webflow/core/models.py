@@ -207,6 +207,7 @@ class Task(Base):
         secondaryjoin=lambda: Task.id == task_link.c.previous_id,
         back_populates="leading",
         order_by=lambda: Task.id,
+        viewonly=True,  # the engine writes task_link rows in bulk (transaction.UnitOfWork)
     )
     leading: Mapped[list[Task]] = relationship(
         secondary=task_link,
@@ -214,6 +215,7 @@ class Task(Base):
         secondaryjoin=lambda: Task.id == task_link.c.task_id,
         back_populates="previous",
         order_by=lambda: Task.id,
+        viewonly=True,
     )
 
     @property

@@ -41,10 +41,25 @@ class UnitOfWork:
         # Audit rows, written in one executemany just before the commit: an ORM object
         # per transition would cost a flush step and an INSERT each.
         self.events: list[tuple[Any, Any, dict[str, Any]]] = []
+        # (previous, task) links, written the same way: as a relationship the self-
+        # referencing many-to-many made every flush sort and check for cycles.
+        self.links: list[tuple[Any, Any]] = []
         # Lookups the engine may answer from memory while it holds the lock (join tasks).
         self.cache: dict[Any, Any] = {}
 
+    def write_links(self) -> None:
+        """Store the pending task links (before anything reads task_link)."""
+        if not self.links:
+            return
+        from .models import task_link
+
+        self.session.flush()
+        rows = [{"previous_id": previous.id, "task_id": task.id} for previous, task in self.links]
+        self.links.clear()
+        self.session.execute(sa.insert(task_link), rows)
+
     def write_events(self) -> None:
+        self.write_links()
         if not self.events:
             return
         from .models import TaskEvent

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from .. import signals
 from .. import token as tokens
-from ..activation import Activation
+from ..activation import Activation, link_tasks
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
@@ -29,6 +29,7 @@ class JoinActivation(Activation):
     def __init__(self, task: Task) -> None:
         super().__init__(task)
         self._absorbed = False
+        self._arrival: Task | None = None  # the task whose arrival this activation handles
 
     @classmethod
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
@@ -39,14 +40,15 @@ class JoinActivation(Activation):
             raise FlowRuntimeError(f"more than one active {flow_task.name} join in the process")
         if existing:
             task = existing[0]
-            with session.no_autoflush:
-                task.previous.append(prev_activation.task)
-            return cls(task)
+            link_tasks(prev_activation.task, task)
+            activation = cls(task)
+            activation._arrival = prev_activation.task
+            return activation
         if not flow_task.wait_all and tokens.is_branch(token):
             fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
             if fired is not None:
                 # A discriminator join already fired for this split: later branches end here.
-                fired.previous.append(prev_activation.task)
+                link_tasks(prev_activation.task, fired)
                 activation = cls(fired)
                 activation._absorbed = True
                 return activation
@@ -83,6 +85,9 @@ class JoinActivation(Activation):
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
         previous = sa.orm.aliased(Task)
+        uow = current_unit_of_work()
+        if uow is not None:
+            uow.write_links()
         return get_session().scalars(
             sa.select(Task)
             .join(task_link, task_link.c.task_id == Task.id)
@@ -111,6 +116,8 @@ class JoinActivation(Activation):
         """The token prefix of the branches this join waits for."""
         with self.session.no_autoflush:
             previous = list(self.task.previous)
+        if self._arrival is not None and self._arrival not in previous:
+            previous.append(self._arrival)  # its link row is still pending
         prefixes = {
             tokens.split_prefix(prev.token)
             for prev in previous
