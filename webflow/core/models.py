@@ -88,7 +88,7 @@ class User(Base):
     is_superuser: Mapped[bool] = mapped_column(default=False)
     is_active: Mapped[bool] = mapped_column(default=True)
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
-    groups: Mapped[list[Group]] = relationship(secondary=user_group, lazy="selectin")
+    groups: Mapped[list[Group]] = relationship(secondary=user_group)
 
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True
@@ -143,7 +143,7 @@ class Process(Base):
     created: Mapped[timestamp]
     finished: Mapped[optional_timestamp]
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
-    created_by: Mapped[User | None] = relationship(lazy="joined")
+    created_by: Mapped[User | None] = relationship()
 
     tasks: Mapped[list[Task]] = relationship(
         back_populates="process", order_by="Task.id", passive_deletes=True
@@ -183,14 +183,14 @@ class Task(Base):
 
     id: Mapped[intpk]
     process_id: Mapped[int] = mapped_column(sa.ForeignKey("process.id", ondelete="CASCADE"))
-    process: Mapped[Process] = relationship(back_populates="tasks", lazy="joined")
+    process: Mapped[Process] = relationship(back_populates="tasks")
     flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
     node_name: Mapped[str] = mapped_column("flow_task", sa.String(100))
     flow_task_type: Mapped[str] = mapped_column(sa.String(20))
     status: Mapped[STATUS] = mapped_column(StatusType, default=STATUS.NEW)
     token: Mapped[str] = mapped_column(sa.String(255), default="start")
     owner_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
-    owner: Mapped[User | None] = relationship(lazy="joined")
+    owner: Mapped[User | None] = relationship()
     owner_permission: Mapped[str | None] = mapped_column(sa.String(255))
     created: Mapped[timestamp]
     assigned: Mapped[optional_timestamp]
