@@ -98,10 +98,13 @@ def create_user_command(username: str, password: str, superuser: bool,
 @webflow_cli.command("demo")
 @with_appcontext
 def demo_command() -> None:
-    """Create the tables and the demo users (admin, alice, bob; password 'demo')."""
+    """Create the schema (by migration) and the demo users (admin, alice, bob / 'demo')."""
+    from flask_migrate import upgrade
+
     from .demo.users import load_demo
 
-    db.create_all()
+    if not sa.inspect(db.engine).has_table("process"):
+        upgrade()  # a fresh database gets the real schema, so `db upgrade` works later
     for line in load_demo():
         click.echo(line)
 
