@@ -1,15 +1,133 @@
-"""Flows and their processes: the process page (more views join here)."""
+"""Flows and their processes: what I can start, process lists, start forms, the process page.
+
+The task pages join this blueprint from ``tasks.py`` (endpoints ``flows.task_*``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, render_template
+import sqlalchemy as sa
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
 
-from .admin import flow_or_404, process_detail_context, process_or_404
+from ..core.exceptions import PermissionDenied
+from ..core.flow import Flow, Node
+from ..core.nodes.start import StartActivation
+from ..core.status import STATUS
+from ..extensions import db
+from ..models import Process, Task
+from .admin import all_flows, flow_or_404, process_detail_context, process_or_404, process_url, task_url
+from .web import engine_context, form_data, render_page
 
 bp = Blueprint("flows", __name__)
+
+PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
+
+
+def startable_nodes(flow_class: type[Flow], user: Any) -> list[Node]:
+    """The start nodes of the flow the user may start a process from."""
+    return [node for node in flow_class.start_nodes() if node.can_execute(user, None)]
+
+
+def sees_all_processes(flow_class: type[Flow], user: Any) -> bool:
+    return flow_class.can_view(user) or flow_class.can_manage(user)
+
+
+def node_form(node: Node, **kwargs: Any) -> FlaskForm:
+    """The node's Flask-WTF form, or an empty one (just the CSRF token) when it has none."""
+    form_class = getattr(node, "form", None) or FlaskForm
+    return form_class(**kwargs)  # type: ignore[no-any-return]
+
+
+@bp.route("/flows/")
+@login_required
+def index() -> Any:
+    """The flows I can see, with the start forms I may use."""
+    user = current_user._get_current_object()
+    visible = []
+    for label, flow_class in all_flows().items():
+        starts = startable_nodes(flow_class, user)
+        if starts or flow_class.can_view(user):
+            visible.append((label, flow_class, starts))
+    return render_page("flows/index.html", ["flows"], visible=visible, title="Flows")
+
+
+@bp.route("/flows/<flow_label>/")
+@login_required
+def process_list(flow_label: str) -> Any:
+    """The flow's processes; people who may only start it see the ones they started."""
+    flow_class = flow_or_404(flow_label)
+    user = current_user._get_current_object()
+    starts = startable_nodes(flow_class, user)
+    everyone = sees_all_processes(flow_class, user)
+    if not (everyone or starts):
+        abort(403)
+    status = request.args.get("status", "")
+    status = status if status in {s.value for s in PROCESS_STATUSES} else ""
+    text = request.args.get("q", "").strip()[:200]
+    query = sa.select(Process).where(Process.flow_class_path == flow_class.path())
+    if not everyone:
+        query = query.where(Process.created_by_id == user.id)
+    if status:
+        query = query.where(Process.status == STATUS(status))
+    if text:
+        query = query.where(sa.func.lower(Process.summary).contains(text.lower(), autoescape=True))
+    page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc()),
+                       page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
+    return render_page("flows/processes.html", ["processes"], flow_class=flow_class, starts=starts,
+                       page=page, filters={"status": status, "q": text}, statuses=PROCESS_STATUSES,
+                       everyone=everyone, endpoint="flows.process_list", title=flow_class.process_title)
+
+
+@bp.route("/flows/<flow_label>/start/<node>/", methods=["GET", "POST"])
+@login_required
+def start(flow_label: str, node: str) -> Any:
+    """GET shows the start form; POST validates it and starts a process."""
+    flow_class = flow_or_404(flow_label)
+    start_node = next((n for n in flow_class.start_nodes() if n.name == node), None)
+    if start_node is None:
+        abort(404)
+    user = current_user._get_current_object()
+    if not start_node.can_execute(user, None):
+        abort(403)
+    form = node_form(start_node)
+    context = {"flow_class": flow_class, "node": start_node, "form": form,
+               "title": f"Start: {flow_class.process_title}"}
+    if not form.validate_on_submit():
+        if request.method == "POST":
+            flash("Please correct the marked fields.", "error")
+        return render_page("flows/start.html", ["start_form"],
+                           status=422 if request.method == "POST" else 200, **context)
+    activation = StartActivation.new(start_node)
+    try:
+        with engine_context():
+            activation.prepare(data=form_data(form), user=user)
+            activation.done()
+    except PermissionDenied:
+        abort(403)
+    process = activation.process
+    flash(f"{flow_class.process_title} #{process.id} is started.", "success")
+    return redirect(_after_start(flow_class, process, user), code=303)
+
+
+def _after_start(flow_class: type[Flow], process: Process, user: Any) -> str:
+    """Where the starter goes next: their next task in it, the process, or the flow list."""
+    mine = db.session.scalars(sa.select(Task).where(
+        Task.process_id == process.id, Task.owner_id == user.id, Task.status == STATUS.ASSIGNED,
+    ).order_by(Task.id).limit(1)).first()
+    if mine is not None:
+        return task_url(mine)
+    if may_see_process(flow_class, process, user):
+        return process_url(process)
+    return url_for("flows.index")
+
+
+def may_see_process(flow_class: type[Flow], process: Process, user: Any) -> bool:
+    """Viewers and managers see every process; the starter sees their own."""
+    return sees_all_processes(flow_class, user) or process.created_by_id == user.id
 
 
 @bp.route("/flows/<flow_label>/<int:process_id>/")
@@ -18,7 +136,7 @@ def process_detail(flow_label: str, process_id: int) -> Any:
     """The process page: data, tasks, graph, audit trail; repair buttons for managers."""
     flow_class = flow_or_404(flow_label)
     process = process_or_404(flow_class, process_id)
-    if not (flow_class.can_view(current_user) or flow_class.can_manage(current_user)):
+    if not may_see_process(flow_class, process, current_user):
         abort(403)
     return render_template("flows/process_detail.html",
                            **process_detail_context(flow_class, process, current_user))

@@ -1,23 +1,184 @@
-"""The task lists: inbox, queue, archive."""
+"""The task lists: inbox (assigned to me), queue (mine to take, bulk assign), archive."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import sqlalchemy as sa
-from flask import Blueprint, render_template
+from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from ..core.exceptions import TransitionNotAllowed
+from ..core.flow import Flow
+from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
 from ..extensions import db
-from ..models import Task
+from ..models import Process, Task, User
+from .admin import all_flows
+from .web import engine_context, render_page, wants_fragment
 
 bp = Blueprint("inbox", __name__)
+
+SORTS = {"created": Task.created, "flow": Task.flow_class_path, "task": Task.node_name}
+DEFAULT_SORT = "-created"
+
+
+def inbox_condition(user: User) -> sa.ColumnElement[bool]:
+    """Tasks assigned to the user and waiting for them."""
+    return sa.and_(Task.owner_id == user.id, Task.status == STATUS.ASSIGNED)
+
+
+def queue_condition(user: User) -> sa.ColumnElement[bool]:
+    """Unassigned human tasks the user may take: the node's permission, or view for open nodes."""
+    base = sa.and_(Task.status == STATUS.NEW, Task.owner_id.is_(None), Task.flow_task_type == "HUMAN")
+    if user.is_superuser:
+        return base
+    viewable = [f.path() for f in all_flows().values() if f.can_view(user)]
+    return sa.and_(base, sa.or_(
+        Task.owner_permission.in_(sorted(user.get_all_permissions())),
+        sa.and_(Task.owner_permission.is_(None), Task.flow_class_path.in_(viewable)),
+    ))
+
+
+def archive_condition(user: User) -> sa.ColumnElement[bool]:
+    """Tasks the user finished."""
+    return sa.and_(Task.owner_id == user.id, Task.status == STATUS.DONE)
+
+
+@dataclass(frozen=True)
+class TaskList:
+    title: str
+    condition: Any
+    empty: str
+
+
+LISTS = {
+    "inbox": TaskList("Inbox", inbox_condition, "Nothing to do: no task is assigned to you."),
+    "queue": TaskList("Queue", queue_condition, "The queue is empty: no task is waiting to be taken."),
+    "archive": TaskList("Archive", archive_condition, "You have not finished any task yet."),
+}
+
+
+def served(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """Limit to the flows this app serves (rows of other flows cannot be shown)."""
+    return sa.and_(condition, Task.flow_class_path.in_([f.path() for f in all_flows().values()]))
+
+
+def count(condition: sa.ColumnElement[bool]) -> int:
+    return db.session.scalar(sa.select(sa.func.count(Task.id)).where(served(condition))) or 0
+
+
+@bp.app_template_global()
+def nav_counts() -> dict[str, int]:
+    """How many tasks wait in my inbox and queue (computed once per request, when drawn)."""
+    if not current_user.is_authenticated:
+        return {}
+    if "nav_counts" not in g:
+        user = current_user._get_current_object()
+        g.nav_counts = {"inbox": count(inbox_condition(user)), "queue": count(queue_condition(user))}
+    return g.nav_counts  # type: ignore[no-any-return]
+
+
+def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
+    """The list's flow filter, free text and sort from the query string (bad values ignored)."""
+    args = request.args
+    sort = args.get("sort", DEFAULT_SORT)
+    return {
+        "flow": args.get("flow", "") if args.get("flow", "") in flows else "",
+        "q": args.get("q", "").strip()[:200],
+        "sort": sort if sort.lstrip("-") in SORTS else DEFAULT_SORT,
+    }
+
+
+def task_page(name: str) -> Any:
+    """One page of the named list, filtered and sorted as the query string says."""
+    user = current_user._get_current_object()
+    flows = all_flows()
+    filters = list_filters(flows)
+    query = sa.select(Task).join(Process, Task.process_id == Process.id).where(
+        served(LISTS[name].condition(user)))
+    if filters["flow"]:
+        query = query.where(Task.flow_class_path == flows[filters["flow"]].path())
+    if filters["q"]:
+        query = query.where(sa.func.lower(Process.summary).contains(filters["q"].lower(), autoescape=True))
+    column = SORTS[filters["sort"].lstrip("-")]
+    order = column.desc() if filters["sort"].startswith("-") else column.asc()
+    return db.paginate(query.order_by(order, Task.id.desc()), page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False), filters
+
+
+def render_list(name: str, status: int = 200) -> Any:
+    page, filters = task_page(name)
+    return render_page("inbox/list.html", ["tasks"], status=status, page=page, filters=filters,
+                       flows=all_flows(), list_name=name, endpoint=f"inbox.{name}", listing=LISTS[name],
+                       title=LISTS[name].title)
 
 
 @bp.route("/inbox/")
 @login_required
-def inbox():  # type: ignore[no-untyped-def]
-    tasks = db.session.scalars(
-        sa.select(Task).where(Task.owner_id == current_user.id, Task.status == STATUS.ASSIGNED)
-        .order_by(Task.created.desc()).limit(50)
-    ).all()
-    return render_template("inbox/list.html", tasks=tasks, title="Inbox")
+def inbox() -> Any:
+    """Tasks assigned to me."""
+    return render_list("inbox")
+
+
+@bp.route("/queue/")
+@login_required
+def queue() -> Any:
+    """Tasks I may assign to myself."""
+    return render_list("queue")
+
+
+@bp.route("/archive/")
+@login_required
+def archive() -> Any:
+    """Tasks I finished."""
+    return render_list("archive")
+
+
+@bp.route("/queue/", methods=["POST"])
+@login_required
+def queue_assign() -> Any:
+    """Assign the chosen queue tasks (or the one ``take`` names) to me."""
+    ids = [request.form.get("take", type=int)] if request.form.get("take") else \
+        request.form.getlist("task_id", type=int)
+    if not ids:
+        flash("Choose the tasks to take first.", "info")
+        return _after_queue_action(400)
+    tasks = _queue_tasks(ids)
+    user = current_user._get_current_object()
+    taken, gone = 0, 0
+    for task in tasks:
+        try:
+            if not task.flow_task.can_assign(user, task):
+                raise TransitionNotAllowed("already taken")
+            with engine_context():
+                task.activate().assign(user)
+            taken += 1
+        except TransitionNotAllowed:
+            db.session.rollback()
+            gone += 1
+    if taken:
+        flash(f"{taken} task{'s' if taken != 1 else ''} assigned to you.", "success")
+    if gone:
+        flash(f"{gone} task{'s were' if gone != 1 else ' was'} already taken by someone else.", "error")
+    return _after_queue_action(200 if taken else 409)
+
+
+def _queue_tasks(ids: list[int]) -> list[Task]:
+    """The tasks by id; 404 for an unknown one, 403 unless I may take every one of them."""
+    flows = {f.path() for f in all_flows().values()}
+    tasks = db.session.scalars(sa.select(Task).where(Task.id.in_(ids)).order_by(Task.id)).all()
+    if len(tasks) != len(set(ids)) or any(t.flow_class_path not in flows for t in tasks):
+        abort(404)
+    user = current_user._get_current_object()
+    for task in tasks:
+        if not isinstance(task.activate(), ViewActivation) or not task.flow_task.user_has_permission(user):
+            abort(403)
+    return list(tasks)
+
+
+def _after_queue_action(status: int) -> Any:
+    if wants_fragment():
+        return render_list("queue", status=status)
+    return redirect(url_for("inbox.queue", **request.args.to_dict()), code=303)

@@ -1,0 +1,123 @@
+"""What the task app's views share: HTMX fragments, the engine context, error pages."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, current_app, flash, render_template, request, url_for
+from flask_login import current_user
+from jinja2_fragments.flask import render_blocks
+from werkzeug.exceptions import HTTPException
+
+from ..core.context import Context
+from ..core.exceptions import FlowLockFailed
+from ..extensions import db
+
+#: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
+SWAPPED_ERRORS = (400, 403, 404, 409, 422, 503)
+
+
+def wants_fragment() -> bool:
+    """True for an HTMX request that swaps part of a page (not boosted, not a history restore)."""
+    headers = request.headers
+    return (headers.get("HX-Request") == "true" and headers.get("HX-Boosted") != "true"
+            and headers.get("HX-History-Restore-Request") != "true")
+
+
+def render_page(template: str, blocks: list[str], status: int = 200, **context: Any) -> Response:
+    """The whole page, or for HTMX only ``blocks`` plus the navigation counts and messages.
+
+    The first block is the swap target; the others carry ``hx-swap-oob`` (the template
+    marks a block out-of-band when its name is in ``oob``)."""
+    if wants_fragment():
+        body = render_blocks(template, blocks, oob=set(blocks[1:]), **context) + oob_extras()
+    else:
+        body = render_template(template, oob=set(), **context)
+    return current_app.make_response((body, status))
+
+
+def oob_extras() -> str:
+    """The navigation counts and flash messages as out-of-band swaps."""
+    return render_template("_oob.html")
+
+
+def engine_context() -> Context:
+    """How the engine runs in a request: failing automatic nodes stored as ERROR, user audited."""
+    return Context(propagate_exception=False, user=current_user._get_current_object())
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default`` (no open redirects)."""
+    if target:
+        parts = urlsplit(target)
+        if (not parts.scheme and not parts.netloc and target.startswith("/")
+                and not target.startswith("//") and "\\" not in target):
+            return target
+    return default
+
+
+def form_data(form: Any) -> dict[str, Any]:
+    """The form's data for ``process.data``: no CSRF token, only JSON values."""
+    return {name: _json_value(value) for name, value in form.data.items() if name != "csrf_token"}
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if hasattr(value, "isoformat"):
+        return value.isoformat()  # dates and times
+    return str(value)  # Decimal and the like: exact, and readable
+
+
+def _error_response(status: int, message: str) -> Any:
+    db.session.rollback()
+    if wants_fragment():
+        # Keep the page as it is and show the message (htmx still applies out-of-band swaps).
+        flash(message, "error")
+        response = current_app.make_response((oob_extras(), status))
+        response.headers["HX-Reswap"] = "none"
+        return response
+    return render_template("errors.html", status=status, message=message, title=f"Error {status}"), status
+
+
+def register_shared(app: Flask) -> None:
+    """Error pages that fit the site (a lock timeout is 503 "busy", never a 500), nav helpers."""
+
+    @app.errorhandler(FlowLockFailed)
+    def busy(exc: FlowLockFailed) -> Any:
+        return _error_response(503, "The process is busy right now. Please try again in a moment.")
+
+    messages = {
+        400: "The request was not understood.",
+        403: "You do not have permission to do that.",
+        404: "There is no such page.",
+    }
+    for code, text in messages.items():
+        def handler(exc: HTTPException, text: str = text) -> Any:
+            if request.path.startswith(url_for("static", filename="")):
+                return exc
+            return _error_response(exc.code or 500, exc.description if _custom(exc) else text)
+
+        app.register_error_handler(code, handler)
+
+    @app.template_global()
+    def can_administer() -> bool:
+        """True when the admin pages exist and the user manages a flow (for the nav link)."""
+        return "admin.index" in app.view_functions and current_user.is_authenticated and any(
+            flow_class.can_manage(current_user) for flow_class in app.extensions["webflow_flows"].values())
+
+    @app.after_request
+    def vary_on_htmx(response: Response) -> Response:
+        # A page and its fragment share a URL: caches must keep them apart.
+        response.vary.add("HX-Request")
+        return response
+
+
+def _custom(exc: HTTPException) -> bool:
+    """True when the view passed its own description to abort()."""
+    return bool(exc.description) and exc.description != type(exc).description
