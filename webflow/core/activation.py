@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 
 def record_event(session: Session, process: Process, task: Task | None, name: str,
-                 before: STATUS | None, after: STATUS | None, comments: str | None = None) -> None:
-    """Note a transition for the audit trail."""
+                 before: STATUS | None, after: STATUS | None,
+                 comments: str | None = None) -> dict[str, Any]:
+    """Note a transition for the audit trail; the values stay editable until the commit."""
     actor = current_actor()
     values = {"transition": name, "from_status": before, "to_status": after,
               "user_id": getattr(actor, "id", None), "comments": comments, "created": utcnow()}
@@ -33,6 +34,7 @@ def record_event(session: Session, process: Process, task: Task | None, name: st
         uow.events.append((process, task, values))
     else:
         session.add(TaskEvent(process=process, task=task, **values))
+    return values
 
 
 def link_tasks(previous: Task, task: Task) -> None:
@@ -152,6 +154,9 @@ class Activation:
         with unit_of_work(self.session, self.task.process_id):
             trans.check(self)
             before = self.get_status()
+            # Noted before the body runs, so the trail lists a transition before the
+            # transitions it sets off; the target status is filled in below.
+            event = self.log(trans.name, before, None)
             result = trans.func(self, *args, **kwargs)
             after = self.get_status()
             if after not in trans.targets:
@@ -163,12 +168,13 @@ class Activation:
                         f"{trans.name} left {self.describe()} in {after}, "
                         f"expected one of {[t.value for t in trans.targets]}"
                     )
-            self.log(trans.name, before, after)
+            event["to_status"] = after
         return result
 
-    def log(self, name: str, before: STATUS | None, after: STATUS | None, comments: str | None = None) -> None:
+    def log(self, name: str, before: STATUS | None, after: STATUS | None,
+            comments: str | None = None) -> dict[str, Any]:
         """Add a row to the audit trail (written when the unit of work commits)."""
-        record_event(self.session, self.process, self.task, name, before, after, comments)
+        return record_event(self.session, self.process, self.task, name, before, after, comments)
 
     def has_perm(self, user: Any) -> bool:
         """True when the user may work on this task."""
