@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ class OrderFlow(Flow):
 def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """The app served on 127.0.0.1 in a thread, with one process in every state."""
     if not Path(CHROMIUM).exists():
+        if os.environ.get("WEBFLOW_REQUIRE_SERVICES"):
+            pytest.fail(f"{CHROMIUM} is missing")
         pytest.skip("Debian's chromium is not installed")
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.sqlite'}",
                       "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_FLOWS": [OrderFlow],
