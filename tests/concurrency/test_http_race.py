@@ -170,9 +170,10 @@ def test_two_browsers_complete_the_same_task_at_once(server: str, db_url: str) -
             refused = next(body for status, body in answers if status == 409)
             assert "nothing was saved" in refused
 
-            session.expire_all()
+            session.rollback()  # end the read snapshot (SQLite WAL keeps it): see the commits
             process = session.get(Process, process_id)
-            assert process is not None and process.status == STATUS.DONE
+            assert process is not None
+            assert process.status == STATUS.DONE, [(t.node_name, t.status, t.comments) for t in process.tasks]
             assert process.data["approved"] is True
             done = session.scalar(sa.select(sa.func.count()).select_from(TaskEvent).where(
                 TaskEvent.task_id == task_id, TaskEvent.transition == "done"))
