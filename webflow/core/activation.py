@@ -15,6 +15,7 @@ from .context import current_actor, get_session, propagate_exception
 from .exceptions import FlowRuntimeError
 from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
 from .models import Process, Task, TaskEvent, utcnow
+from .queries import remember_task
 from .status import STATUS
 from .transaction import current_unit_of_work
 
@@ -196,6 +197,7 @@ class Activation:
             data={},
         )
         get_session().add(task)
+        remember_task(task)
         if prev_activation is not None:
             link_tasks(prev_activation.task, task)
         return cls(task)

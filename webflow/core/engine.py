@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from . import signals
 from .activation import record_event
 from .context import get_session
 from .exceptions import TransitionNotAllowed
 from .models import Process, Task, utcnow
-from .queries import count_unfinished, unfinished_tasks
+from .queries import count_unfinished, process_tasks, unfinished_tasks
 from .status import STATUS
 from .transaction import unit_of_work
 
@@ -34,11 +32,8 @@ def finish_if_ended(process: Process, flow_class: type) -> None:
     session = get_session()
     if process.status != STATUS.NEW or count_unfinished(session, process):
         return
-    with session.no_autoflush:
-        end = session.scalars(
-            sa.select(Task).where(Task.process_id == process.id, Task.flow_task_type == "END",
-                                  Task.status == STATUS.DONE).limit(1)
-        ).first()
+    end = next((task for task in process_tasks(session, process)
+                if task.flow_task_type == "END" and task.status == STATUS.DONE), None)
     if end is not None:
         finish_process(process, flow_class, end)
 

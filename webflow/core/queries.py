@@ -6,12 +6,12 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
 from .context import get_session
 from .exceptions import FlowRuntimeError
 from .models import Process, Task
 from .status import FINISHED, STATUS
+from .transaction import current_unit_of_work
 
 if TYPE_CHECKING:
     from .flow import Node
@@ -32,33 +32,44 @@ def get_task(process: Process, flow_task: Node, status: STATUS | list[STATUS] | 
     return tasks[0]
 
 
+def process_tasks(session: Session, process: Process) -> list[Task]:
+    """Every task of the process, held by the unit of work once read.
+
+    Under the process lock nobody else adds or changes the process's tasks, so one read
+    per transaction is exact: later questions (each join arrival, the End) are answered
+    from memory, and every task the engine creates meanwhile is added by
+    ``remember_task``. Outside a unit of work this simply reads."""
+    uow = current_unit_of_work()
+    key = ("tasks", process)
+    if uow is not None and key in uow.cache:
+        return uow.cache[key]  # type: ignore[no-any-return]
+    tasks: list[Task] = []
+    if process.id is not None:
+        with session.no_autoflush:  # pending tasks are added below, without a flush
+            tasks = list(session.scalars(sa.select(Task).where(Task.process_id == process.id)))
+    loaded = {id(task) for task in tasks}
+    tasks += [task for task in session.new
+              if isinstance(task, Task) and task.process is process and id(task) not in loaded]
+    if uow is not None:
+        uow.cache[key] = tasks
+    return tasks
+
+
+def remember_task(task: Task) -> None:
+    """Add a task the engine just created to its process's list, if one is held."""
+    uow = current_unit_of_work()
+    if uow is not None:
+        tasks = uow.cache.get(("tasks", task.process))
+        if tasks is not None:
+            tasks.append(task)
+
+
 def count_unfinished(session: Session, process: Process, *, token_prefix: str | None = None,
                      exclude: Task | None = None) -> int:
-    """How many tasks of the process (optionally under a token prefix) are unfinished.
-
-    Reads the stored rows and overlays what the session holds in memory, without a
-    flush: with the process lock held that is exact, and it saves a flush per question."""
-    query = sa.select(Task.id, Task.status).where(Task.process_id == process.id)
-    if token_prefix is not None:
-        query = query.where(Task.token.startswith(token_prefix, autoescape=True))
-    with session.no_autoflush:
-        stored = session.execute(query).all()
-    count = 0
-    for task_id, stored_status in stored:
-        task = session.identity_map.get(identity_key(Task, task_id))
-        if task is not None and task is exclude:
-            continue
-        # An expired attribute means the stored value is current: read it without a load.
-        status = sa.inspect(task).dict.get("status", stored_status) if task is not None else stored_status
-        if status not in FINISHED:
-            count += 1
-    for task in session.new:
-        if (isinstance(task, Task) and task is not exclude
-                and (task.process is process or task.process_id == process.id)
-                and (token_prefix is None or task.token.startswith(token_prefix))
-                and task.status not in FINISHED):
-            count += 1
-    return count
+    """How many tasks of the process (optionally under a token prefix) are unfinished."""
+    return sum(1 for task in process_tasks(session, process)
+               if task is not exclude and task.status not in FINISHED
+               and (token_prefix is None or task.token.startswith(token_prefix)))
 
 
 def unfinished_tasks(process: Process) -> list[Task]:

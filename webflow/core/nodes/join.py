@@ -14,7 +14,7 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import Task, task_link, utcnow
-from ..queries import count_unfinished
+from ..queries import count_unfinished, process_tasks
 from ..status import STATUS
 from ..transaction import current_unit_of_work
 
@@ -54,33 +54,14 @@ class JoinActivation(Activation):
                 return activation
         activation = super().create(flow_task, prev_activation, join_token)
         activation.start()
-        uow = current_unit_of_work()
-        if uow is not None:
-            uow.cache[("join", id(prev_activation.process), flow_task.name, join_token)] = activation.task
         return activation
 
     @staticmethod
     def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
-        """The join tasks waiting at the node for the token.
-
-        A join started in this unit of work is remembered, so the question costs no flush;
-        older ones are read without a flush (the lock is held, memory overlays rows)."""
-        uow = current_unit_of_work()
-        remembered = uow.cache.get(("join", id(process), flow_task.name, join_token)) if uow else None
-        if remembered is not None and remembered.status == STATUS.STARTED:
-            return [remembered]
-        if process.id is None:
-            return []
-        with session.no_autoflush:
-            rows = session.scalars(
-                sa.select(Task).where(
-                    Task.process_id == process.id,
-                    Task.node_name == flow_task.name,
-                    Task.token == join_token,
-                    Task.status == STATUS.STARTED,
-                )
-            ).all()
-        return [task for task in rows if task.status == STATUS.STARTED]
+        """The join tasks waiting at the node for the token (from the process's task list)."""
+        return [task for task in process_tasks(session, process)
+                if task.node_name == flow_task.name and task.token == join_token
+                and task.status == STATUS.STARTED]
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
