@@ -1,7 +1,7 @@
 """Completed processes per second and SQL statements per process, from several OS processes.
 
     python bench/bench_processes.py                      # SQLite and PostgreSQL, 1, 2 and 4 workers
-    python bench/bench_processes.py --db sqlite --workers 4 --processes 200
+    python bench/bench_processes.py --db sqlite --workers 4 --processes 200 --policy web
 
 Two shipment-style flows (the demo's shape: a split, a nested split/join, a join, a
 handler, the end): ``auto`` runs through in the one call that starts it (Handlers in
@@ -27,7 +27,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Flow, flow, this
-from webflow.core import Base, create_engine, use_session
+from webflow.core import Base, Context, create_engine, use_session
 from webflow.models import Process, Task, User
 
 PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -74,6 +74,10 @@ class HumanShipmentFlow(Flow):
 
 
 FLOWS = {"auto": AutoShipmentFlow, "human": HumanShipmentFlow}
+# How a failing automatic node is handled: "code" is the default for code (the whole call
+# rolls back); "web" is how web requests and job workers run (a savepoint per automatic
+# node, so a failing one is stored as ERROR and the rest kept).
+POLICIES = {"code": True, "web": False}
 TASKS_PER_PROCESS = 11  # insured: every node runs once
 
 
@@ -91,7 +95,8 @@ def run_one(session: Session, flow_class: type[Flow], n: int) -> None:
             activation.done()
 
 
-def worker(url: str, flow_name: str, quota: int, seconds: float, barrier: Any, results: Any) -> None:
+def worker(url: str, flow_name: str, policy: str, quota: int, seconds: float, barrier: Any,
+           results: Any) -> None:
     """One OS process: its own engine, then start processes until the quota or the deadline."""
     engine = create_engine(url)
     statements = 0
@@ -103,7 +108,8 @@ def worker(url: str, flow_name: str, quota: int, seconds: float, barrier: Any, r
 
     flow_class = FLOWS[flow_name]
     done = 0
-    with Session(engine) as session, use_session(session):
+    with (Session(engine) as session, use_session(session),
+          Context(propagate_exception=POLICIES[policy])):
         session.execute(sa.select(1))  # connect before the clock starts
         session.commit()
         statements = 0
@@ -119,7 +125,8 @@ def worker(url: str, flow_name: str, quota: int, seconds: float, barrier: Any, r
     results.put((done, statements, elapsed))
 
 
-def measure(url: str, flow_name: str, workers: int, processes: int, seconds: float) -> dict[str, Any]:
+def measure(url: str, flow_name: str, policy: str, workers: int, processes: int,
+            seconds: float) -> dict[str, Any]:
     engine = create_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -130,7 +137,7 @@ def measure(url: str, flow_name: str, workers: int, processes: int, seconds: flo
 
     barrier, results = ctx.Barrier(workers), ctx.Queue()
     quota = -(-processes // workers)
-    procs = [ctx.Process(target=worker, args=(url, flow_name, quota, seconds, barrier, results))
+    procs = [ctx.Process(target=worker, args=(url, flow_name, policy, quota, seconds, barrier, results))
              for _ in range(workers)]
     for proc in procs:
         proc.start()
@@ -176,29 +183,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--flow", choices=[*FLOWS, "both"], default="both")
+    parser.add_argument("--policy", choices=[*POLICIES, "both"], default="both",
+                        help="code: propagate_exception=True; web: False, as requests and workers")
     parser.add_argument("--workers", default="1,2,4", help="comma-separated process counts")
     parser.add_argument("--processes", type=int, default=400, help="per row, at most")
     parser.add_argument("--seconds", type=float, default=30.0, help="per row, at most")
     args = parser.parse_args()
     flows = list(FLOWS) if args.flow == "both" else [args.flow]
+    policies = list(POLICIES) if args.policy == "both" else [args.policy]
     dbs = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     counts = [int(n) for n in args.workers.split(",")]
 
-    print(f"{'database':<11}{'flow':<7}{'workers':>8}{'processes':>11}{'seconds':>9}"
+    print(f"{'database':<11}{'flow':<7}{'policy':<7}{'workers':>8}{'processes':>11}{'seconds':>9}"
           f"{'processes/s':>13}{'SQL/process':>13}")
     for db in dbs:
         for flow_name in flows:
-            for workers in counts:
-                if db == "sqlite":
-                    with tempfile.TemporaryDirectory() as tmp:
-                        row = measure(f"sqlite:///{Path(tmp) / 'bench.sqlite'}", flow_name, workers,
-                                      args.processes, args.seconds)
-                else:
-                    with ScratchPostgres(PG_SERVER) as url:
-                        row = measure(url, flow_name, workers, args.processes, args.seconds)
-                print(f"{db:<11}{flow_name:<7}{workers:>8}{row['processes']:>11}{row['seconds']:>9.2f}"
-                      f"{row['rate']:>13.1f}{row['sql']:>13.1f}", flush=True)
-
+            for policy in policies:
+                for workers in counts:
+                    if db == "sqlite":
+                        with tempfile.TemporaryDirectory() as tmp:
+                            row = measure(f"sqlite:///{Path(tmp) / 'bench.sqlite'}", flow_name, policy,
+                                          workers, args.processes, args.seconds)
+                    else:
+                        with ScratchPostgres(PG_SERVER) as url:
+                            row = measure(url, flow_name, policy, workers, args.processes, args.seconds)
+                    print(f"{db:<11}{flow_name:<7}{policy:<7}{workers:>8}{row['processes']:>11}"
+                          f"{row['seconds']:>9.2f}{row['rate']:>13.1f}{row['sql']:>13.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -36,16 +36,18 @@ class AbstractGateActivation(Activation):
     def _execute(self) -> None:
         with self.exception_guard():
             self.task.started = utcnow()
-            self._activate_next()
+            targets = self.calculate_next()  # first: a failing condition leaves nothing behind
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
             signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+            self._activate(targets)
 
     def _activate_next(self) -> None:
-        # The gate is DONE before anything downstream runs, so a join downstream sees it
-        # finished; calculate first, so a failing condition leaves nothing behind.
-        targets = self.calculate_next()
-        self.set_status(STATUS.DONE)
+        self._activate(self.calculate_next())
+
+    def _activate(self, targets: list[tuple[Node, str]]) -> None:
+        # The gate is finished before anything downstream runs, so a join downstream sees
+        # it DONE, and nothing of the gate is left to write when its savepoint ends.
         created = [node.activation_class.create(node, self, token) for node, token in targets]
         for activation in created:
             activation.run_automatic()
