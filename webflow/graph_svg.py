@@ -205,18 +205,18 @@ def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
     for index, box in enumerate(everything.values()):
         box.order = index
         layers[box.layer].append(box)
-    for layer in layers:
-        layer.sort(key=lambda b: b.order)
+    for row in layers:
+        row.sort(key=lambda b: b.order)
     for sweep in range(6):
         neighbours = ins if sweep % 2 == 0 else outs
         sequence = layers[1:] if sweep % 2 == 0 else layers[-2::-1]
-        for layer in sequence:
-            for box in layer:
+        for row in sequence:
+            for box in row:
                 near = [everything[n].order for n in neighbours[box.name]]
                 if near:
                     box.order = sum(near) / len(near) + box.order * 1e-3
-            layer.sort(key=lambda b: b.order)
-            for index, box in enumerate(layer):
+            row.sort(key=lambda b: b.order)
+            for index, box in enumerate(row):
                 box.order = index
     return layers, waypoints
 
@@ -225,7 +225,7 @@ def _place(layers: list[list[Box]]) -> tuple[float, float]:
     """Give every box its centre; return the drawing's width and height."""
     heights = [sum(b.h for b in layer) + ROW_GAP * (len(layer) - 1) for layer in layers]
     tallest = max(heights)
-    x = MARGIN
+    x: float = MARGIN
     for layer, height in zip(layers, heights, strict=True):
         width = max(b.w for b in layer)
         y = MARGIN + (tallest - height) / 2

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import AuthActions
+from web_support import AuthActions
 
 PAGES = ["/inbox/", "/queue/", "/archive/", "/flows/", "/flows/hello_world/", "/flows/hello_world/start/start/"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import hello, task_of, task_url, user
+from web_support import hello, task_of, task_url, user
 
 from webflow import db
 from webflow.models import Process

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import hello, task_of, task_url, user
+from web_support import hello, task_of, task_url, user
 
 from webflow import STATUS
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import fresh, hello, snapshot, task_of, task_url, user
 from web_flows import LabelFlow
+from web_support import fresh, hello, snapshot, task_of, task_url, user
 
 from webflow import STATUS, FlowLockFailed, db
 from webflow.core.nodes.view import ViewActivation

@@ -156,7 +156,7 @@ def task_url(task: Task) -> str:
 
 def transition_url(task: Task, transition: str) -> str:
     """The URL that runs a transition on the task (the web app's transition endpoint)."""
-    values = {"flow_label": task.flow_class.flow_label, "process_id": task.process_id,
+    values: dict[str, Any] = {"flow_label": task.flow_class.flow_label, "process_id": task.process_id,
               "node": task.node_name, "task_id": task.id, "transition": transition}
     try:
         return url_for(TRANSITION_ENDPOINT, **values)

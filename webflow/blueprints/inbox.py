@@ -140,8 +140,10 @@ def archive() -> Any:
 @login_required
 def queue_assign() -> Any:
     """Assign the chosen queue tasks (or the one ``take`` names) to me."""
+    # Ids that are not numbers are dropped (getlist's type= does that; get's gives None).
     ids = [request.form.get("take", type=int)] if request.form.get("take") else \
         request.form.getlist("task_id", type=int)
+    ids = [task_id for task_id in ids if task_id is not None]
     if not ids:
         flash("Choose the tasks to take first.", "info")
         return _after_queue_action(400)
@@ -181,4 +183,5 @@ def _queue_tasks(ids: list[int]) -> list[Task]:
 def _after_queue_action(status: int) -> Any:
     if wants_fragment():
         return render_list("queue", status=status)
-    return redirect(url_for("inbox.queue", **request.args.to_dict()), code=303)
+    args: dict[str, Any] = request.args.to_dict()
+    return redirect(url_for("inbox.queue", **args), code=303)

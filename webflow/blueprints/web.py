@@ -101,7 +101,8 @@ def register_shared(app: Flask) -> None:
         def handler(exc: HTTPException, text: str = text) -> Any:
             if request.path.startswith(url_for("static", filename="")):
                 return exc
-            return _error_response(exc.code or 500, exc.description if _custom(exc) else text)
+            return _error_response(exc.code or 500,
+                                   exc.description if _custom(exc) and exc.description else text)
 
         app.register_error_handler(code, handler)
 

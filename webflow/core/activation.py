@@ -94,12 +94,12 @@ class Activation:
         return self.task.process
 
     @property
-    def flow_task(self) -> Node:
-        return self.task.flow_task
+    def flow_task(self) -> Any:
+        return self.task.flow_task  # the node of this activation's own kind
 
     @property
     def flow_class(self) -> type[Flow]:
-        return self.flow_task.flow_class
+        return self.task.flow_class
 
     @property
     def session(self) -> Session:

@@ -55,7 +55,8 @@ class Node:
 
     def __init__(self) -> None:
         self.name: str = ""
-        self.flow_class: type[Flow] | None = None
+        # Set when the Flow class is created (None until then, and on a builder's copy).
+        self.flow_class: type[Flow] = None  # type: ignore[assignment]
         self._next: list[Ref] = []
         self._next_overridden = False
         self.description: str = ""
@@ -67,7 +68,7 @@ class Node:
         if self.flow_class is None:
             return self
         clone = copy.copy(self)
-        clone.flow_class = None
+        clone.flow_class = None  # type: ignore[assignment]  # unbound until a class takes it
         clone._next = list(self._next)
         clone._next_overridden = True
         for attr in self.ref_attributes:

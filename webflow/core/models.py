@@ -19,7 +19,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from .status import STATUS
 
 if TYPE_CHECKING:
-    from .activation import Activation
     from .flow import Flow, Node
 
 
@@ -225,11 +224,14 @@ class Task(Base):
         return resolve_flow_class(self.flow_class_path)
 
     @property
-    def flow_task(self) -> Node:
+    def flow_task(self) -> Any:
+        # Any, not Node: each node class has its own builders and settings (a View's
+        # assignee, a Job's queue) that its activation class reads.
         return self.flow_class.node(self.node_name)
 
-    def activate(self) -> Activation:
-        """The activation that runs this task's transitions."""
+    def activate(self) -> Any:
+        """The activation that runs this task's transitions (the node's own class: its
+        transitions differ by node, so callers get it untyped)."""
         return self.flow_task.activation_class(self)
 
     def __repr__(self) -> str:

@@ -32,7 +32,7 @@ class AbstractJobActivation(Activation):
         """Hand the task to the job queue once the transaction commits."""
         from ..jobs import dispatch
 
-        task_id, job_id, node = self.task.id, self.task.external_task_id, self.flow_task
+        task_id, job_id, node = self.task.id, self.task.external_task_id or self.job_id(), self.flow_task
         on_commit(lambda: dispatch(task_id, job_id, node.queue, delay, node.timeout))
 
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED)

@@ -52,9 +52,9 @@ class JoinActivation(Activation):
                 activation = cls(fired)
                 activation._absorbed = True
                 return activation
-        activation = super().create(flow_task, prev_activation, join_token)
-        activation.start()
-        return activation
+        created = super().create(flow_task, prev_activation, join_token)
+        created.start()  # type: ignore[attr-defined]  # a JoinActivation: this class's create
+        return created
 
     @staticmethod
     def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:

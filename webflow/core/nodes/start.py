@@ -41,7 +41,7 @@ class StartActivation(Activation):
         return cls(task)
 
     def has_perm(self, user: Any) -> bool:
-        return bool(self.flow_task.can_execute(user))
+        return bool(self.flow_task.can_execute(user, self.task))
 
     @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
@@ -129,7 +129,8 @@ class StartFunction(Start):
 
     def resolve(self, flow_class: Any) -> None:
         super().resolve(flow_class)
-        self._func = None if self.func is None else flow_class.resolve_callable(self.func, self)
+        self._func: Callable[..., Any] | None = (
+            None if self.func is None else flow_class.resolve_callable(self.func, self))
 
     def can_execute(self, user: Any, task: Any = None) -> bool:
         return False  # not a thing people start from the web
@@ -138,7 +139,7 @@ class StartFunction(Start):
         """Run the start function; the default one stores kwargs in process.data."""
         activation = StartActivation.new(self)
         with unit_of_work(get_session()):
-            if self.func is None:
+            if self._func is None:
                 activation.prepare(data=kwargs)
                 activation.done()
                 return activation.process
