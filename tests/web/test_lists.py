@@ -57,6 +57,16 @@ def test_bulk_assign_refuses_tasks_i_may_not_take(app, people) -> None:  # type:
     assert task_of(process, "approve").owner_id is None
 
 
+def test_queue_ids_that_are_not_numbers_change_nothing(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    bob = people("bob")
+    for form in ({"take": "abc"}, {"task_id": ["x", ""]}, {}):
+        response = bob.post("/queue/", form, hx=True)
+        assert response.status_code == 400, form
+        assert "Choose the tasks to take first." in response.get_data(as_text=True)
+    assert task_of(process, "approve").owner_id is None
+
+
 def test_a_task_taken_meanwhile_is_reported_not_taken_twice(app, people) -> None:  # type: ignore[no-untyped-def]
     process = hello()
     approve = task_of(process, "approve")
