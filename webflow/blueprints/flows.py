@@ -87,12 +87,20 @@ def process_list(flow_label: str) -> Any:
 def start(flow_label: str, node: str) -> Any:
     """GET shows the start form; POST validates it and starts a process."""
     flow_class = flow_or_404(flow_label)
-    start_node = next((n for n in flow_class.start_nodes() if n.name == node), None)
+    start_node: Any = next((n for n in flow_class.start_nodes() if n.name == node), None)
     if start_node is None:
         abort(404)
     user = current_user._get_current_object()
     if not start_node.can_execute(user, None):
         abort(403)
+    if getattr(start_node, "view_func", None) is not None:
+        # The node's own view: it gets the activation, calls prepare(data, user) and
+        # done() itself, and returns the response.
+        try:
+            with engine_context():
+                return start_node.view_func(StartActivation.new(start_node))
+        except PermissionDenied:
+            abort(403)
     form = node_form(start_node)
     context = {"flow_class": flow_class, "node": start_node, "form": form,
                "title": f"Start: {flow_class.process_title}"}

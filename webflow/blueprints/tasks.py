@@ -133,6 +133,8 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     user = current_user._get_current_object()
     if not may_see(flow_class, task, user):
         abort(403)
+    if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
+        return custom_view(flow_class, task)
     if request.method == "GET":
         return render_task(flow_class, task, ["work", "status", "history"])
     if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
@@ -156,6 +158,23 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if wants_fragment():
         return render_task(flow_class, task, ["work", "status", "history"])
     return redirect(url_for("inbox.inbox"), code=303)
+
+
+def custom_view(flow_class: type[Flow], task: Task) -> Any:
+    """The node's own ``view=`` function serves the owner's work on the task, GET and POST.
+
+    It gets the activation and returns a response; it calls ``prepare(data, user)`` and
+    ``done()`` itself, in the same engine context as the built-in page. Everyone else, and
+    the owner once the task is done, gets the built-in page."""
+    activation = task.activate()
+    try:
+        with engine_context():
+            return task.flow_task.view_func(activation)
+    except PermissionDenied:
+        abort(403)
+    except TransitionNotAllowed:
+        return refused(flow_class, task, "This task is already done or no longer yours: nothing was saved.",
+                       ["work", "status", "history"])
 
 
 @bp.route(TASK_URL + "status/")

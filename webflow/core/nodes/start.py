@@ -94,11 +94,16 @@ class Start(PermissionMixin):
     task_type = "START"
     activation_class = StartActivation
 
-    def __init__(self, form: Any = None, view: Callable[..., Any] | None = None) -> None:
+    def __init__(self, form: Any = None, view: Any = None) -> None:
         super().__init__()
         self.form = form
-        self.view = view
+        self.view = view  # a callable or this.<method>; resolved into view_func
+        self.view_func: Callable[[Any], Any] | None = None
         self._available: Callable[[Any], bool] | None = None
+
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        self.view_func = None if self.view is None else flow_class.resolve_callable(self.view, self)
 
     def Available(self, func: Callable[[Any], bool]) -> Start:
         self = self._writable()
