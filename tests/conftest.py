@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webflow.core import Base, create_engine, use_session
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # app_support, for every folder
 
 PG_ADMIN_URL = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REQUIRE_SERVICES = os.environ.get("WEBFLOW_REQUIRE_SERVICES") == "1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,13 +11,13 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from webflow import create_app, db
-from webflow.models import User
+from webflow import db
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from admin_flows import OtherFlow, RepairFlow  # noqa: E402
 from admin_support import PASSWORD, Actions, csrf_token, user  # noqa: E402,F401
+from app_support import make_test_app  # noqa: E402
 
 USERS = {
     "manager": ["repair.view", "repair.manage", "repair.can_review"],
@@ -27,30 +26,11 @@ USERS = {
     "viewer": ["repair.view"],
     "outsider": ["other.view", "other.manage", "other.can_work"],
 }
-_hash = User()
-_hash.set_password(PASSWORD)
-PASSWORD_HASH = _hash.password_hash  # hashed once: PBKDF2 is slow on purpose
-
-
-class IsolatedClient(FlaskClient):
-    """A test client whose requests do not see the test's app context (nor its ``g``)."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 def make_app(db_url: str, **config: Any) -> Flask:
     """An app on a fresh database with the repair flows and their users."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "WEBFLOW_INLINE_JOBS": "inline",
-                      "WEBFLOW_FLOWS": [RepairFlow, OtherFlow], "SECRET_KEY": "test", **config})
-    with app.app_context():
-        db.create_all()
-        for name, perms in USERS.items():
-            user = User(username=name, permissions=perms, password_hash=PASSWORD_HASH)
-            db.session.add(user)
-        db.session.commit()
-    app.test_client_class = IsolatedClient
-    return app
+    return make_test_app(db_url, [RepairFlow, OtherFlow], USERS, PASSWORD, **config)
 
 
 @pytest.fixture

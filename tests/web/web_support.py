@@ -5,22 +5,21 @@ when several test folders are collected together."""
 
 from __future__ import annotations
 
-import contextvars
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
-from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from webflow import create_app, db
+from webflow import db
 from webflow.demo.helloworld import HelloWorldFlow
 from webflow.models import Process, Task, TaskEvent, User
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from app_support import make_test_app  # noqa: E402
 from web_flows import LabelFlow  # noqa: E402
 
 PASSWORD = "secret"
@@ -31,28 +30,10 @@ USERS = {
     "carol": [],                                        # may do nothing
     "manager": ["hello_world.manage", "label.manage"],  # manages, takes no tasks
 }
-_hash = User()
-_hash.set_password(PASSWORD)
-PASSWORD_HASH = _hash.password_hash  # hashed once: PBKDF2 is slow on purpose
-
-
-class IsolatedClient(FlaskClient):
-    """A client whose requests get their own app context (own ``g`` and session), like a server."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 def make_app(db_url: str, **config: Any) -> Flask:
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "WEBFLOW_INLINE_JOBS": "inline",
-                      "WEBFLOW_FLOWS": [HelloWorldFlow, LabelFlow], "SECRET_KEY": "test", **config})
-    with app.app_context():
-        db.create_all()
-        for name, perms in USERS.items():
-            db.session.add(User(username=name, permissions=perms, password_hash=PASSWORD_HASH))
-        db.session.commit()
-    app.test_client_class = IsolatedClient
-    return app
+    return make_test_app(db_url, [HelloWorldFlow, LabelFlow], USERS, PASSWORD, **config)
 
 
 def csrf_token(html: str) -> str:
