@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
+from flask_sqlalchemy.pagination import SelectPagination
+from sqlalchemy.orm import contains_eager
 
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
@@ -66,7 +68,11 @@ def served(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
 
 
 def count(condition: sa.ColumnElement[bool]) -> int:
-    return db.session.scalar(sa.select(sa.func.count(Task.id)).where(served(condition))) or 0
+    """How many tasks match (on the task table alone: its indexes answer it)."""
+    return db.session.scalar(sa.select(sa.func.count(Task.id)).where(condition)) or 0
+
+
+NAV_LISTS = ("inbox", "queue")
 
 
 @bp.app_template_global()
@@ -76,7 +82,7 @@ def nav_counts() -> dict[str, int]:
         return {}
     if "nav_counts" not in g:
         user = current_user._get_current_object()
-        g.nav_counts = {"inbox": count(inbox_condition(user)), "queue": count(queue_condition(user))}
+        g.nav_counts = {name: count(served(LISTS[name].condition(user))) for name in NAV_LISTS}
     return g.nav_counts  # type: ignore[no-any-return]
 
 
@@ -91,21 +97,42 @@ def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
     }
 
 
+class TaskListPage(SelectPagination):
+    """A page of a task list whose total comes from the caller's ``counter``: the task
+    table alone (an index-only count) unless the text filter needs the process join."""
+
+    def _query_count(self) -> int:
+        return int(self._query_args["counter"]())
+
+
 def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
     flows = all_flows()
     filters = list_filters(flows)
-    query = sa.select(Task).join(Process, Task.process_id == Process.id).where(
-        served(LISTS[name].condition(user)))
+    condition = served(LISTS[name].condition(user))
     if filters["flow"]:
-        query = query.where(Task.flow_class_path == flows[filters["flow"]].path())
+        condition = sa.and_(condition, Task.flow_class_path == flows[filters["flow"]].path())
+    query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
+             .options(contains_eager(Task.process)))  # the page shows each task's process
     if filters["q"]:
         query = query.where(sa.func.lower(Process.summary).contains(filters["q"].lower(), autoescape=True))
+
+        def counter() -> int:
+            return db.session.scalar(sa.select(sa.func.count()).select_from(
+                query.with_only_columns(Task.id).order_by(None).subquery())) or 0
+    elif not filters["flow"] and name in NAV_LISTS:
+        def counter() -> int:
+            return nav_counts()[name]  # the very same number, counted once per request
+    else:
+        def counter() -> int:
+            return count(condition)
     column = SORTS[filters["sort"].lstrip("-")]
     order = column.desc() if filters["sort"].startswith("-") else column.asc()
-    return db.paginate(query.order_by(order, Task.id.desc()), page=request.args.get("page", 1, type=int),
-                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False), filters
+    page = TaskListPage(select=query.order_by(order, Task.id.desc()), session=db.session(), counter=counter,
+                        page=request.args.get("page", 1, type=int),
+                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
+    return page, filters
 
 
 def render_list(name: str, status: int = 200) -> Any:

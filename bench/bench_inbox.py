@@ -1,0 +1,150 @@
+"""How fast the inbox, queue and archive pages answer with a million tasks in the database.
+
+    python bench/bench_inbox.py                        # PostgreSQL and SQLite, 1,000,000 tasks
+    python bench/bench_inbox.py --db postgresql --tasks 200000 --requests 10
+
+Fills a fresh database (PostgreSQL: a scratch database dropped afterwards; SQLite: a
+temporary file) in SQL, with the shape a busy installation has after a few years: one
+process per ten tasks, 95% of the tasks DONE, 4% NEW in the queue, 1% ASSIGNED, spread
+over 200 people. Then one of those people asks for each page through the app (the Flask
+test client: routing, queries, template, nav counts), and the script prints the median
+and 95th percentile answer time per page and how many rows the page lists from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webflow import create_app, db  # noqa: E402
+from webflow.demo.helloworld import HelloWorldFlow  # noqa: E402
+from webflow.models import Process, Task, User  # noqa: E402
+
+PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+PEOPLE = 200
+PERMISSION = "hello_world.can_approve"
+PAGES = [
+    ("inbox", "/inbox/"),
+    ("queue", "/queue/"),
+    ("queue, sorted by task", "/queue/?sort=task"),
+    ("queue, text search", "/queue/?q=request+4242"),
+    ("queue, page 500", "/queue/?page=500"),
+    ("archive", "/archive/"),
+    ("archive, page 100", "/archive/?page=100"),
+]
+
+
+def fill(engine: sa.Engine, tasks: int) -> None:
+    """Insert the users, processes and tasks in a few INSERT ... SELECT statements."""
+    flow_path = HelloWorldFlow.path()
+    processes = -(-tasks // 10)
+    pg = engine.dialect.name == "postgresql"
+
+    def ago(column: str) -> str:  # a timestamp `column` seconds before now, per dialect
+        if pg:
+            return f"now() - {column} * interval '1 second'"
+        return f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || ({column}) || ' seconds')"
+
+    def series(n: int) -> str:
+        return f"WITH RECURSIVE g(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM g WHERE x < {n}) "
+
+    status = "CASE WHEN x % 100 < 95 THEN 'DONE' WHEN x % 100 < 99 THEN 'NEW' ELSE 'ASSIGNED' END"
+    with engine.begin() as conn:
+        conn.execute(sa.insert(User), [
+            {"username": f"person{n}", "permissions": [PERMISSION, "hello_world.view"]}
+            for n in range(1, PEOPLE + 1)])
+        conn.execute(sa.text(
+            "INSERT INTO process (flow_class, status, data, summary, created, finished, created_by_id) "
+            + series(processes)
+            + f"SELECT '{flow_path}', 'NEW', '{{}}', 'Request ' || x, {ago('x * 10')}, NULL, "
+            f"1 + x % {PEOPLE} FROM g"))
+        conn.execute(sa.text(
+            "INSERT INTO task (process_id, flow_class, flow_task, flow_task_type, status, token, owner_id, "
+            "owner_permission, created, finished, data, attempts) "
+            + series(tasks)
+            + f"SELECT 1 + (x - 1) / 10, '{flow_path}', 'approve', 'HUMAN', {status}, 'start', "
+            f"CASE WHEN x % 100 < 95 OR x % 100 >= 99 THEN 1 + (x / 100 + x) % {PEOPLE} END, '{PERMISSION}', "
+            f"{ago('x')}, CASE WHEN x % 100 < 95 THEN {ago('x')} END, '{{}}', 0 FROM g"))
+        conn.exec_driver_sql("ANALYZE")
+
+
+def measure(url: str, tasks: int, requests: int) -> list[tuple[str, int, float, float]]:
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HelloWorldFlow],
+                      "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline"})
+    rows: list[tuple[str, int, float, float]] = []
+    with app.app_context():
+        db.create_all()
+        started = time.perf_counter()
+        fill(db.engine, tasks)
+        print(f"  filled {tasks:,} tasks in {time.perf_counter() - started:.0f} s", flush=True)
+        person = db.session.scalar(sa.select(User).where(User.username == "person7"))
+        assert person is not None
+        sizes = {name: db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(cond))
+                 for name, cond in {
+                     "inbox": sa.and_(Task.owner_id == person.id, Task.status == "ASSIGNED"),
+                     "queue": Task.status == "NEW",
+                     "archive": sa.and_(Task.owner_id == person.id, Task.status == "DONE")}.items()}
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(Task))
+        assert total == tasks, f"{total} tasks stored"
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Process)) == -(-tasks // 10)
+        db.session.remove()
+
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["_user_id"] = str(person.id)
+            session["_fresh"] = True
+        for name, url_path in PAGES:
+            times = []
+            for _ in range(requests + 1):
+                began = time.perf_counter()
+                response = client.get(url_path)
+                times.append((time.perf_counter() - began) * 1000)
+                assert response.status_code == 200, f"{url_path}: {response.status_code}"
+            times = times[1:]  # the first request warms caches
+            p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
+            rows.append((name, sizes[name.split(",")[0]], statistics.median(times), p95))
+        db.engine.dispose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=20, help="per page")
+    args = parser.parse_args()
+    for db_name in (["postgresql", "sqlite"] if args.db == "both" else [args.db]):
+        print(f"{db_name}, {args.tasks:,} tasks, {PEOPLE} people, {args.requests} requests per page")
+        if db_name == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = measure(f"sqlite:///{Path(tmp) / 'inbox.sqlite'}", args.tasks, args.requests)
+        else:
+            name = f"webflow_bench_{uuid.uuid4().hex[:8]}"
+            admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
+                                     isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            try:
+                rows = measure(PG_SERVER.rsplit("/", 1)[0] + f"/{name}", args.tasks, args.requests)
+            finally:
+                with admin.connect() as conn:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                admin.dispose()
+        print(f"  {'page':<24}{'rows':>9}{'p50 ms':>9}{'p95 ms':>9}")
+        for page, size, p50, p95 in rows:
+            print(f"  {page:<24}{size:>9,}{p50:>9.1f}{p95:>9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
