@@ -34,7 +34,7 @@ from webflow.models import Process, Task, User  # noqa: E402
 PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PEOPLE = 200
 PERMISSION = "hello_world.can_approve"
-PAGES = [
+PAGES = [  # (label, URL, who asks)
     ("inbox", "/inbox/"),
     ("queue", "/queue/"),
     ("queue, sorted by task", "/queue/?sort=task"),
@@ -42,6 +42,12 @@ PAGES = [
     ("queue, page 500", "/queue/?page=500"),
     ("archive", "/archive/"),
     ("archive, page 100", "/archive/?page=100"),
+]
+MANAGER_PAGES = [
+    ("admin", "/admin/"),
+    ("admin, has an error", "/admin/?error=1"),
+    ("flow's processes", "/flows/hello_world/"),
+    ("a process", "/flows/hello_world/4242/"),
 ]
 
 
@@ -64,6 +70,7 @@ def fill(engine: sa.Engine, tasks: int) -> None:
         conn.execute(sa.insert(User), [
             {"username": f"person{n}", "permissions": [PERMISSION, "hello_world.view"]}
             for n in range(1, PEOPLE + 1)])
+        conn.execute(sa.insert(User), [{"username": "manager", "permissions": ["hello_world.manage"]}])
         conn.execute(sa.text(
             "INSERT INTO process (flow_class, status, data, summary, created, finished, created_by_id) "
             + series(processes)
@@ -98,13 +105,19 @@ def measure(url: str, tasks: int, requests: int) -> list[tuple[str, int, float, 
         total = db.session.scalar(sa.select(sa.func.count()).select_from(Task))
         assert total == tasks, f"{total} tasks stored"
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Process)) == -(-tasks // 10)
+        sizes.update({"admin": -(-tasks // 10), "flow's processes": -(-tasks // 10), "a process": 10})
+        people = ((person.id, PAGES),
+                  (db.session.scalar(sa.select(User.id).where(User.username == "manager")), MANAGER_PAGES))
         db.session.remove()
 
+    # Requests run outside the app context above, so each gets its own (and its own `g`),
+    # as on a server: nothing cached by one request serves the next.
+    for user_id, pages in people:
         client = app.test_client()
         with client.session_transaction() as session:
-            session["_user_id"] = str(person.id)
+            session["_user_id"] = str(user_id)
             session["_fresh"] = True
-        for name, url_path in PAGES:
+        for name, url_path in pages:
             times = []
             for _ in range(requests + 1):
                 began = time.perf_counter()
@@ -114,6 +127,7 @@ def measure(url: str, tasks: int, requests: int) -> list[tuple[str, int, float, 
             times = times[1:]  # the first request warms caches
             p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
             rows.append((name, sizes[name.split(",")[0]], statistics.median(times), p95))
+    with app.app_context():
         db.engine.dispose()
     return rows
 

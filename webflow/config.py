@@ -29,6 +29,8 @@ def from_environment() -> dict[str, Any]:
         # right after the commit in the same thread ("inline", what tests use).
         "WEBFLOW_INLINE_JOBS": os.environ.get("WEBFLOW_INLINE_JOBS", "thread"),
         "WEBFLOW_PAGE_SIZE": int(os.environ.get("WEBFLOW_PAGE_SIZE", "25")),
+        # The inbox and queue badges count up to this and then show "999+".
+        "WEBFLOW_NAV_COUNT_CAP": int(os.environ.get("WEBFLOW_NAV_COUNT_CAP", "999")),
         "WEBFLOW_STUCK_JOB_SECONDS": int(os.environ.get("WEBFLOW_STUCK_JOB_SECONDS", "900")),
     }
 

@@ -1,4 +1,5 @@
-"""The queue's partial index replaces the (status, owner_permission, created) index.
+"""Indexes for large lists: the queue's partial index replaces (status, owner_permission,
+created), and a flow's processes get (flow_class, created).
 
 Revision ID: 0002
 Revises: 0001
@@ -23,8 +24,10 @@ def upgrade() -> None:
                     ["created", "id", "owner_permission", "flow_class", "flow_task_type"],
                     postgresql_where=sa.text(QUEUE_ROWS), sqlite_where=sa.text(QUEUE_ROWS))
     op.drop_index("ix_task_status_permission", table_name="task")
+    op.create_index("ix_process_flow_created", "process", ["flow_class", "created"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_process_flow_created", table_name="process")
     op.create_index("ix_task_status_permission", "task", ["status", "owner_permission", "created"])
     op.drop_index("ix_task_queue", table_name="task")

@@ -120,3 +120,16 @@ def test_archive_lists_what_i_finished(app, people) -> None:  # type: ignore[no-
     assert bob.post(task_url(approve), {"approved": "y"}).status_code == 303
     assert task_url(approve) in bob.get("/archive/").get_data(as_text=True)
     assert task_url(approve) not in people("alice").get("/archive/").get_data(as_text=True)
+
+
+def test_a_big_queue_shows_a_capped_badge_and_the_exact_total(app, people) -> None:  # type: ignore[no-untyped-def]
+    app.config["WEBFLOW_NAV_COUNT_CAP"] = 2
+    for n in range(3):
+        hello(f"item {n}")
+    html = people("bob").get("/queue/").get_data(as_text=True)
+    assert re.search(r'id="nav-queue-count"[^>]*aria-label="more than 2 tasks"[^>]*>2\+<', html)
+    assert "3 tasks" in html                       # the list itself counts them all
+    inbox = people("bob").get("/inbox/").get_data(as_text=True)
+    assert re.search(r'id="nav-queue-count"[^>]*>2\+<', inbox)
+    app.config["WEBFLOW_NAV_COUNT_CAP"] = 3
+    assert count(people("bob").get("/inbox/").get_data(as_text=True), "queue") == 3

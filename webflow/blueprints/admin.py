@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_block
+from sqlalchemy.orm import selectinload
 from werkzeug.routing import BuildError
 
 from ..core.context import Context
@@ -123,8 +124,10 @@ def assignable_users(task: Task) -> list[User]:
 
 def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
     """Everything the process page shows: data, tasks, graph, audit trail, repair buttons."""
+    # Owners and links in three queries, not three per task.
     tasks = list(db.session.scalars(
-        sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)))
+        sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)
+        .options(selectinload(Task.owner), selectinload(Task.previous), selectinload(Task.leading))))
     manager = flow_class.can_manage(user)
     latest = {t.node_name: t for t in tasks}
     links = {name: task_url(t) for name, t in latest.items()}
@@ -228,7 +231,8 @@ def index() -> Any:
     paths = [f.path() for f in flows.values()]
     values, where = _process_filters(flows)
     page = db.paginate(
-        sa.select(Process).where(*where).order_by(Process.created.desc(), Process.id.desc()),
+        sa.select(Process).where(*where).order_by(Process.created.desc(), Process.id.desc())
+        .options(selectinload(Process.created_by)),
         page=request.args.get("page", 1, type=int), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
         error_out=False,
     )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import selectinload
 
 from ..core.exceptions import PermissionDenied
 from ..core.flow import Flow, Node
@@ -74,7 +75,8 @@ def process_list(flow_label: str) -> Any:
         query = query.where(Process.status == STATUS(status))
     if text:
         query = query.where(sa.func.lower(Process.summary).contains(text.lower(), autoescape=True))
-    page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc()),
+    page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc())
+                       .options(selectinload(Process.created_by)),
                        page=request.args.get("page", 1, type=int),
                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
     return render_page("flows/processes.html", ["processes"], flow_class=flow_class, starts=starts,

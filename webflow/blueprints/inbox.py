@@ -67,9 +67,13 @@ def served(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     return sa.and_(condition, Task.flow_class_path.in_([f.path() for f in all_flows().values()]))
 
 
-def count(condition: sa.ColumnElement[bool]) -> int:
-    """How many tasks match (on the task table alone: its indexes answer it)."""
-    return db.session.scalar(sa.select(sa.func.count(Task.id)).where(condition)) or 0
+def count(condition: sa.ColumnElement[bool], cap: int | None = None) -> int:
+    """How many tasks match (on the task table alone: its indexes answer it); with a cap,
+    counting stops at cap + 1, so a huge queue costs no more than a small one."""
+    matching = sa.select(Task.id).where(condition)
+    if cap is not None:
+        matching = matching.limit(cap + 1)
+    return db.session.scalar(sa.select(sa.func.count()).select_from(matching.subquery())) or 0
 
 
 NAV_LISTS = ("inbox", "queue")
@@ -82,7 +86,8 @@ def nav_counts() -> dict[str, int]:
         return {}
     if "nav_counts" not in g:
         user = current_user._get_current_object()
-        g.nav_counts = {name: count(served(LISTS[name].condition(user))) for name in NAV_LISTS}
+        cap = current_app.config["WEBFLOW_NAV_COUNT_CAP"]
+        g.nav_counts = {name: count(served(LISTS[name].condition(user)), cap) for name in NAV_LISTS}
     return g.nav_counts  # type: ignore[no-any-return]
 
 
@@ -121,9 +126,10 @@ def task_page(name: str) -> Any:
         def counter() -> int:
             return db.session.scalar(sa.select(sa.func.count()).select_from(
                 query.with_only_columns(Task.id).order_by(None).subquery())) or 0
-    elif not filters["flow"] and name in NAV_LISTS:
+    elif (not filters["flow"] and name in NAV_LISTS
+          and nav_counts()[name] <= current_app.config["WEBFLOW_NAV_COUNT_CAP"]):
         def counter() -> int:
-            return nav_counts()[name]  # the very same number, counted once per request
+            return nav_counts()[name]  # the very same number (not capped), counted once
     else:
         def counter() -> int:
             return count(condition)

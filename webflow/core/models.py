@@ -132,7 +132,10 @@ class User(Base):
 
 class Process(Base):
     __tablename__ = "process"
-    __table_args__ = (sa.Index("ix_process_flow_status", "flow_class", "status", "created"),)
+    __table_args__ = (
+        sa.Index("ix_process_flow_status", "flow_class", "status", "created"),
+        sa.Index("ix_process_flow_created", "flow_class", "created"),  # a flow's newest first
+    )
 
     id: Mapped[intpk]
     flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
