@@ -1,5 +1,6 @@
 """Indexes for large lists: the queue's partial index replaces (status, owner_permission,
-created), and a flow's processes get (flow_class, created).
+created), (status, id) replaces (status, finished), and a flow's processes get
+(flow_class, created).
 
 Revision ID: 0002
 Revises: 0001
@@ -25,9 +26,13 @@ def upgrade() -> None:
                     postgresql_where=sa.text(QUEUE_ROWS), sqlite_where=sa.text(QUEUE_ROWS))
     op.drop_index("ix_task_status_permission", table_name="task")
     op.create_index("ix_process_flow_created", "process", ["flow_class", "created"])
+    op.create_index("ix_task_status_id", "task", ["status", "id"])
+    op.drop_index("ix_task_status_finished", table_name="task")
 
 
 def downgrade() -> None:
+    op.create_index("ix_task_status_finished", "task", ["status", "finished"])
+    op.drop_index("ix_task_status_id", table_name="task")
     op.drop_index("ix_process_flow_created", table_name="process")
     op.create_index("ix_task_status_permission", "task", ["status", "owner_permission", "created"])
     op.drop_index("ix_task_queue", table_name="task")

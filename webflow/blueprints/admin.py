@@ -247,7 +247,7 @@ def index() -> Any:
         sa.select(Task).where(
             Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
             sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since,
-        ).order_by(Task.id).limit(50)).all()
+        ).order_by(Task.status, Task.id).limit(50)).all()  # by status first: ix_task_status_id
     context = {
         "flows": flows, "labels": {f.path(): label for label, f in flows.items()}, "filters": values,
         "page": page, "counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,

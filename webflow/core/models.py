@@ -187,7 +187,8 @@ class Task(Base):
                  postgresql_where=sa.text(QUEUE_ROWS), sqlite_where=sa.text(QUEUE_ROWS)),
         sa.Index("ix_task_process_token", "process_id", "token"),
         sa.Index("ix_task_process_node", "process_id", "flow_task", "status"),
-        sa.Index("ix_task_status_finished", "status", "finished"),
+        # Tasks by status, newest or oldest first: the admin's ERROR and stuck-job lists.
+        sa.Index("ix_task_status_id", "status", "id"),
     )
 
     id: Mapped[intpk]
