@@ -109,6 +109,54 @@ def test_a_failing_handler_without_propagation_is_stored_as_error(session, write
     assert process.data["sent"] is True
 
 
+class PartlyFailingFlow(Flow):
+    """Two branches, one fails"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.good).Next(this.bad)
+    good = flow.Handler(this.mark).Next(this.after_good)
+    after_good = flow.Handler(this.mark).Next(this.join)
+    bad = flow.Handler(this.mark).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+    def mark(self, activation: Any) -> None:
+        name = activation.task.node_name
+        activation.process.data = {**activation.process.data, name: True}
+        if name == "bad" and not activation.process.data.get("fixed"):
+            raise RuntimeError("bad branch")
+
+
+def test_a_failing_branch_keeps_its_siblings_work_and_only_its_own_is_undone(session):
+    with Context(propagate_exception=False):
+        process = PartlyFailingFlow.start.run()
+    session.expire_all()
+    statuses = {t.node_name: t.status for t in process.tasks}
+    assert statuses == {"start": STATUS.DONE, "split": STATUS.DONE, "good": STATUS.DONE,
+                        "after_good": STATUS.DONE, "bad": STATUS.ERROR, "join": STATUS.STARTED}
+    assert process.data == {"good": True, "after_good": True}  # bad's own change is undone
+    assert process.status == STATUS.NEW
+    events = session.scalars(sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
+                             .order_by(TaskEvent.id)).all()
+    first = {}
+    for position, event in enumerate(events):
+        first.setdefault(event.task.node_name, position)
+    for earlier, later in (("start", "split"), ("split", "good"), ("good", "after_good"),
+                           ("split", "bad"), ("after_good", "join")):
+        assert first[earlier] < first[later], [(e.task.node_name, e.transition) for e in events]
+    assert [(e.transition, e.to_status) for e in events if e.task.node_name == "bad"][-1] == \
+        ("error", STATUS.ERROR)
+
+    process.data = {**process.data, "fixed": True}
+    session.commit()
+    with Context(propagate_exception=False):
+        process.get_task(PartlyFailingFlow.bad).activate().retry()
+    session.expire_all()
+    assert process.status == STATUS.DONE
+    assert process.data == {"good": True, "after_good": True, "fixed": True, "bad": True}
+    assert [t.node_name for t in process.tasks].count("join") == 1
+
+
 def test_a_failing_handler_with_propagation_rolls_the_whole_call_back(session, writer, stored):
     process = HelloFlow.start.run(data={"text": "boom"}, user=writer)
     approve = process.get_task(HelloFlow.approve)

@@ -80,6 +80,8 @@ class Activation:
 
     #: The node types this activation runs automatically right after it is created.
     automatic: ClassVar[bool] = False
+    #: run_automatic enters exception_guard before anything can fail (see run_created).
+    guards_itself: ClassVar[bool] = False
 
     def __init__(self, task: Task) -> None:
         self.task = task
@@ -207,10 +209,25 @@ class Activation:
 
     def _activate_next(self) -> None:
         """Create every next task first, then let each run: no join sees half a split."""
-        created = [node.activation_class.create(node, self, token)
-                   for node, token in self.flow_task.next_targets(self)]
+        self.run_created([node.activation_class.create(node, self, token)
+                          for node, token in self.flow_task.next_targets(self)])
+
+    @staticmethod
+    def run_created(created: list[Activation]) -> None:
+        """Let new tasks do what they do by themselves.
+
+        Inside an ``exception_guard`` savepoint, tasks that guard themselves (handlers,
+        gates) run once that savepoint is released, each in its own: savepoints stay one
+        deep and each costs one flush instead of two, while a failure still rolls back only
+        the node that failed. The others (a View's assignment and onCreate, a Job's
+        scheduling, a Join's check, the End) run at once, inside the caller's savepoint."""
+        uow = current_unit_of_work()
+        waiting = uow.deferred[-1] if uow is not None and uow.deferred else None
         for activation in created:
-            activation.run_automatic()
+            if waiting is not None and activation.guards_itself:
+                waiting.append(activation)
+            else:
+                activation.run_automatic()
 
     @contextmanager
     def exception_guard(self) -> Iterator[None]:
@@ -222,9 +239,13 @@ class Activation:
         uow = current_unit_of_work()
         events_before = len(uow.events) if uow is not None else 0
         links_before = len(uow.links) if uow is not None else 0
+        if uow is not None:
+            uow.deferred.append([])
         try:
             yield
         except Exception:
+            if uow is not None:
+                uow.deferred.pop()  # tasks created in the savepoint are gone with it
             savepoint.rollback()
             if uow is not None:
                 del uow.events[events_before:]  # what the savepoint did is undone
@@ -236,7 +257,9 @@ class Activation:
             self.log("error", before, STATUS.ERROR, self.task.comments)
             signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
         else:
+            waiting = uow.deferred.pop() if uow is not None else []
             savepoint.commit()
+            self.run_created(waiting)
 
     # -- transitions every activation has ------------------------------------------------
 

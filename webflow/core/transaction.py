@@ -46,6 +46,9 @@ class UnitOfWork:
         self.links: list[tuple[Any, Any]] = []
         # Lookups the engine may answer from memory while it holds the lock (join tasks).
         self.cache: dict[Any, Any] = {}
+        # Per open exception_guard savepoint: the new tasks that guard themselves, to run
+        # once it is released (see Activation.run_created).
+        self.deferred: list[list[Any]] = []
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""

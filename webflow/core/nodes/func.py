@@ -75,6 +75,7 @@ class HandlerActivation(Activation):
     """Runs the handler as soon as the task is created."""
 
     automatic = True
+    guards_itself = True
 
     def run_automatic(self) -> None:
         self.perform()

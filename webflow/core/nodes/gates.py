@@ -21,6 +21,7 @@ class AbstractGateActivation(Activation):
     """Calculates the next nodes and activates them, right after it is created."""
 
     automatic = True
+    guards_itself = True
 
     def run_automatic(self) -> None:
         self.perform()
@@ -48,9 +49,7 @@ class AbstractGateActivation(Activation):
     def _activate(self, targets: list[tuple[Node, str]]) -> None:
         # The gate is finished before anything downstream runs, so a join downstream sees
         # it DONE, and nothing of the gate is left to write when its savepoint ends.
-        created = [node.activation_class.create(node, self, token) for node, token in targets]
-        for activation in created:
-            activation.run_automatic()
+        self.run_created([node.activation_class.create(node, self, token) for node, token in targets])
 
     @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
     def perform(self) -> None:
