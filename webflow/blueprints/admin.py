@@ -99,8 +99,8 @@ def job_mode_text(app: Flask) -> str:
         host = parts.hostname or "?"
         port = f":{parts.port}" if parts.port else ""
         return f"RQ workers on Redis at {host}{port}{parts.path or ''}"
-    how = "a background thread" if mode == "thread" else "right after each commit"
-    return f"in the web process ({mode}: {how}), no Redis"
+    how = "on a background thread" if mode == "thread" else "in the request, right"
+    return f"in the web process, {how} after each commit (no REDIS_URL set)"
 
 
 def admin_transitions(task: Task) -> list[str]:
