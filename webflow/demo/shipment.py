@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField
+from wtforms.fields import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange
 
 from webflow import Flow, flow, this
@@ -17,7 +18,7 @@ class ShipmentForm(FlaskForm):
 
 
 class CarrierForm(FlaskForm):
-    carrier = SelectField("Carrier", choices=[("post", "Post"), ("courier", "Courier")])
+    carrier = SelectField("Carrier", choices=[SelectChoice("post", "Post"), SelectChoice("courier", "Courier")])
 
 
 class PackageForm(FlaskForm):
