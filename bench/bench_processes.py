@@ -6,9 +6,11 @@
 Two shipment-style flows (the demo's shape: a split, a nested split/join, a join, a
 handler, the end): ``auto`` runs through in the one call that starts it (Handlers in
 place of the people); ``human`` waits at three View tasks that the driver then completes
-in code, one transaction each, like three people submitting forms. Each worker is a
-forked OS process with its own engine; all start together behind a Barrier. PostgreSQL
-runs in a scratch database created and dropped here (server: ``WEBFLOW_TEST_PG``).
+in code, one transaction each, like three people submitting forms. Each runs under both
+error policies: ``code`` (propagate_exception=True, the default for code) and ``web``
+(False, as web requests and job workers run: a savepoint per automatic node). Each worker
+is a forked OS process with its own engine; all start together behind a Barrier.
+PostgreSQL runs in a scratch database created and dropped here (server: ``WEBFLOW_TEST_PG``).
 """
 
 from __future__ import annotations
