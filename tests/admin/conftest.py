@@ -11,13 +11,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from webflow import db
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from admin_flows import OtherFlow, RepairFlow  # noqa: E402
 from admin_support import PASSWORD, Actions, csrf_token, user  # noqa: E402,F401
-from app_support import make_test_app  # noqa: E402
+from app_support import in_app_context, make_test_app  # noqa: E402
 
 USERS = {
     "manager": ["repair.view", "repair.manage", "repair.can_review"],
@@ -36,22 +34,14 @@ def make_app(db_url: str, **config: Any) -> Flask:
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
     """The app, with CSRF off (tests of CSRF itself use ``csrf_app``)."""
-    app = make_app(db_url, WTF_CSRF_ENABLED=False)
-    with app.app_context():
+    with in_app_context(make_app(db_url, WTF_CSRF_ENABLED=False)) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture
 def csrf_app(db_url: str) -> Iterator[Flask]:
-    app = make_app(db_url)
-    with app.app_context():
+    with in_app_context(make_app(db_url)) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
-
-
 
 
 @pytest.fixture

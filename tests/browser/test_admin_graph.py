@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+import sqlalchemy as sa
+from app_support import SCREENSHOTS, make_test_app, serving
 
-from webflow import Context, Flow, create_app, db, flow, this
+from webflow import Context, Flow, db, flow, this
 from webflow.models import User
 
 pytestmark = pytest.mark.browser
-playwright = pytest.importorskip("playwright.sync_api")
-ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOT = ROOT / "docs" / "screenshots" / "process-graph.png"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def refuse(activation: Any) -> None:
@@ -45,18 +40,10 @@ class OrderFlow(Flow):
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """The app served on 127.0.0.1 in a thread, with one process in every state."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("WEBFLOW_REQUIRE_SERVICES"):
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip("Debian's chromium is not installed")
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.sqlite'}",
-                      "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_FLOWS": [OrderFlow],
-                      "SECRET_KEY": "browser"})
+    app = make_test_app(f"sqlite:///{tmp_path / 'b.sqlite'}", [OrderFlow], {"admin": []}, "pw")
     with app.app_context():
-        db.create_all()
-        admin = User(username="admin", is_superuser=True)
-        admin.set_password("pw")
-        db.session.add(admin)
+        admin = db.session.scalar(sa.select(User).where(User.username == "admin"))
+        admin.is_superuser = True
         db.session.commit()
         process = OrderFlow.start.run(large=True)
         with Context(propagate_exception=False, user=admin):
@@ -67,40 +54,30 @@ def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
             process.get_task(OrderFlow.gift_wrap).activate().cancel()
         process_id = process.id
         db.session.remove()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}", process_id
-    httpd.shutdown()
-    thread.join(5)
+    with serving(app) as url:
+        yield url, process_id
 
 
-def test_process_graph_colours_nodes_by_status(server: tuple[str, int]) -> None:
+def test_process_graph_colours_nodes_by_status(browser: Any, server: tuple[str, int]) -> None:
     base, process_id = server
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            page = browser.new_page(viewport={"width": 1100, "height": 700})
-            page.goto(f"{base}/login")
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", "pw")
-            page.click("button[type=submit]")
-            page.goto(f"{base}/flows/order/{process_id}/")
-            fills = page.evaluate("""() => Object.fromEntries(
-                [...document.querySelectorAll('svg.wf-graph .wf-node')].map(g =>
-                    [g.dataset.node, getComputedStyle(g.querySelector('.wf-shape')).fill]))""")
-            assert fills["approve"] == fills["start"] == fills["is_large"] == "rgb(211, 242, 220)"  # done
-            assert fills["pack"] == "rgb(219, 234, 254)"                                              # active
-            assert fills["check_stock"] == "rgb(253, 226, 225)"                                       # error
-            assert fills["gift_wrap"] == "rgb(236, 239, 243)"                                         # canceled
-            assert fills["end"] == "rgb(255, 255, 255)"                                           # not reached
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.locator(".wf-graph-figure").screenshot(path=str(SCREENSHOT))
-            page.click("#wf-node-check_stock a")
-            assert "check_stock" in page.url or "#task-" in page.url
-        finally:
-            browser.close()
+    page = browser.new_page(viewport={"width": 1100, "height": 700})
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", "pw")
+    page.click("button[type=submit]")
+    page.goto(f"{base}/flows/order/{process_id}/")
+    fills = page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('svg.wf-graph .wf-node')].map(g =>
+            [g.dataset.node, getComputedStyle(g.querySelector('.wf-shape')).fill]))""")
+    assert fills["approve"] == fills["start"] == fills["is_large"] == "rgb(211, 242, 220)"  # done
+    assert fills["pack"] == "rgb(219, 234, 254)"                                              # active
+    assert fills["check_stock"] == "rgb(253, 226, 225)"                                       # error
+    assert fills["gift_wrap"] == "rgb(236, 239, 243)"                                         # canceled
+    assert fills["end"] == "rgb(255, 255, 255)"                                           # not reached
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".wf-graph-figure").screenshot(path=str(SCREENSHOTS / "process-graph.png"))
+    page.click("#wf-node-check_stock a")
+    assert "check_stock" in page.url or "#task-" in page.url
 
 
 if __name__ == "__main__":  # pragma: no cover

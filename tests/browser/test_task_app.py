@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
+from app_support import SCREENSHOTS, make_test_app, serving
 
-from webflow import create_app, db
 from webflow.demo.helloworld import HelloWorldFlow
-from webflow.models import User
 
 pytestmark = pytest.mark.browser
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PERMS = ["hello_world.view", "hello_world.can_start", "hello_world.can_approve"]
 
 
 @pytest.fixture
 def base_url(tmp_path: Path) -> Iterator[str]:
     """The demo flow served on 127.0.0.1 in a thread, with alice and bob."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("WEBFLOW_REQUIRE_SERVICES"):
-            pytest.fail(f"{CHROMIUM} is missing")
-        pytest.skip(f"{CHROMIUM} is missing")
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'b.sqlite'}",
-                      "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_FLOWS": [HelloWorldFlow],
-                      "SECRET_KEY": "browser"})
-    with app.app_context():
-        db.create_all()
-        for name in ("alice", "bob"):
-            person = User(username=name, permissions=PERMS)
-            person.set_password("pw")
-            db.session.add(person)
-        db.session.commit()
-        db.session.remove()
-    httpd = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    thread.join(5)
+    app = make_test_app(f"sqlite:///{tmp_path / 'b.sqlite'}", [HelloWorldFlow],
+                        {"alice": PERMS, "bob": PERMS}, "pw")
+    with serving(app) as url:
+        yield url
 
 
 def log_in(browser, base: str, name: str):  # type: ignore[no-untyped-def]
@@ -59,57 +35,51 @@ def log_in(browser, base: str, name: str):  # type: ignore[no-untyped-def]
     return page
 
 
-def test_start_take_approve_and_see_it_finished(base_url: str) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            alice = log_in(browser, base_url, "alice")
-            alice.click("text=Flows")
-            alice.click(".wf-flow a.wf-button")
-            alice.fill("textarea[name=text]", "Hello from Alice: please approve the <b>launch</b>")
-            alice.click("#start-form button[type=submit]")
-            alice.wait_for_selector("text=is started.")
-            process_url = alice.url
+def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> None:
+    alice = log_in(browser, base_url, "alice")
+    alice.click("text=Flows")
+    alice.click(".wf-flow a.wf-button")
+    alice.fill("textarea[name=text]", "Hello from Alice: please approve the <b>launch</b>")
+    alice.click("#start-form button[type=submit]")
+    alice.wait_for_selector("text=is started.")
+    process_url = alice.url
 
-            bob = log_in(browser, base_url, "bob")
-            bob.click("a[href='/queue/']")
-            assert bob.inner_text("#nav-queue-count") == "1"
-            bob.click("a.wf-task-link")
-            bob.wait_for_selector("#task-status .wf-status-new")
-            bob.evaluate("window.stayedOnPage = true")       # gone if the page reloads
-            bob.click("#task-status button:has-text('Assign to me')")
-            bob.wait_for_selector("#task-status .wf-status-assigned")
-            assert bob.inner_text("#nav-inbox-count") == "1" and bob.inner_text("#nav-queue-count") == "0"
-            bob.check("input[name=approved]")
-            bob.screenshot(path=str(SHOTS / "task-page.png"), full_page=True)
-            bob.click("#task-work button[type=submit]")
-            bob.wait_for_selector("#task-status .wf-status-done")
-            assert bob.evaluate("window.stayedOnPage") is True
-            assert bob.inner_text("#nav-inbox-count") == "0"
-            assert "is done." in bob.inner_text("#messages")
+    bob = log_in(browser, base_url, "bob")
+    bob.click("a[href='/queue/']")
+    assert bob.inner_text("#nav-queue-count") == "1"
+    bob.click("a.wf-task-link")
+    bob.wait_for_selector("#task-status .wf-status-new")
+    bob.evaluate("window.stayedOnPage = true")       # gone if the page reloads
+    bob.click("#task-status button:has-text('Assign to me')")
+    bob.wait_for_selector("#task-status .wf-status-assigned")
+    assert bob.inner_text("#nav-inbox-count") == "1" and bob.inner_text("#nav-queue-count") == "0"
+    bob.check("input[name=approved]")
+    bob.screenshot(path=str(SCREENSHOTS / "task-page.png"), full_page=True)
+    bob.click("#task-work button[type=submit]")
+    bob.wait_for_selector("#task-status .wf-status-done")
+    assert bob.evaluate("window.stayedOnPage") is True
+    assert bob.inner_text("#nav-inbox-count") == "0"
+    assert "is done." in bob.inner_text("#messages")
 
-            alice.goto(process_url)
-            assert alice.inner_text("h1 .wf-badge") == "DONE"
-            assert "<b>launch</b>" in alice.inner_text(".wf-data")          # shown as text, escaped
+    alice.goto(process_url)
+    assert alice.inner_text("h1 .wf-badge") == "DONE"
+    assert "<b>launch</b>" in alice.inner_text(".wf-data")          # shown as text, escaped
 
-            for n in range(3):                                               # an inbox worth a picture
-                alice.goto(f"{base_url}/flows/hello_world/start/start/")
-                alice.fill("textarea[name=text]", ["Quarterly report is ready", "New intern starts Monday",
-                                                   "Office closed on Friday"][n])
-                alice.click("#start-form button[type=submit]")
-            bob.goto(f"{base_url}/queue/")
-            bob.check("input[name=task_id] >> nth=0")
-            bob.check("input[name=task_id] >> nth=1")
-            bob.click("text=Assign the chosen tasks to me")
-            bob.wait_for_selector("text=2 tasks assigned to you.")
-            assert bob.inner_text("#nav-inbox-count") == "2"
-            bob.goto(f"{base_url}/inbox/")
-            bob.screenshot(path=str(SHOTS / "inbox.png"), full_page=True)
-            bob.goto(f"{base_url}/queue/")
-            bob.screenshot(path=str(SHOTS / "queue.png"), full_page=True)
-        finally:
-            browser.close()
+    for n in range(3):                                               # an inbox worth a picture
+        alice.goto(f"{base_url}/flows/hello_world/start/start/")
+        alice.fill("textarea[name=text]", ["Quarterly report is ready", "New intern starts Monday",
+                                           "Office closed on Friday"][n])
+        alice.click("#start-form button[type=submit]")
+    bob.goto(f"{base_url}/queue/")
+    bob.check("input[name=task_id] >> nth=0")
+    bob.check("input[name=task_id] >> nth=1")
+    bob.click("text=Assign the chosen tasks to me")
+    bob.wait_for_selector("text=2 tasks assigned to you.")
+    assert bob.inner_text("#nav-inbox-count") == "2"
+    bob.goto(f"{base_url}/inbox/")
+    bob.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
+    bob.goto(f"{base_url}/queue/")
+    bob.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,9 +23,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from app_support import in_app_context, make_test_app
 from sqlalchemy.orm import Session
 
-from webflow import STATUS, create_app, db
+from webflow import STATUS
 from webflow.core import create_engine, use_session
 from webflow.demo.helloworld import HelloWorldFlow
 from webflow.models import Process, Task, TaskEvent, User
@@ -79,16 +80,9 @@ def free_port() -> int:
 @pytest.fixture
 def server(db_url: str, tmp_path: Path) -> Iterator[str]:
     """The app under gunicorn, two sync worker processes, on a fresh database with alice."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "WEBFLOW_FLOWS": [HelloWorldFlow],
-                      "SECRET_KEY": "race", "WEBFLOW_INLINE_JOBS": "inline"})
-    with app.app_context():
-        db.create_all()
-        alice = User(username="alice", permissions=PERMS)
-        alice.set_password("pw")
-        db.session.add(alice)
-        db.session.commit()
-        db.session.remove()
-        db.engine.dispose()  # nothing of this pool is shared with the server's workers
+    app = make_test_app(db_url, [HelloWorldFlow], {"alice": PERMS}, "pw")
+    with in_app_context(app):
+        pass  # its pool is closed: nothing of it is shared with the server's workers
 
     port = free_port()
     env = {**os.environ, "DATABASE_URL": db_url, "WEBFLOW_FLOWS": FLOW_SPEC, "SECRET_KEY": "race",

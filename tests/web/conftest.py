@@ -9,21 +9,17 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from webflow import db
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from app_support import in_app_context  # noqa: E402
 from web_support import AuthActions, make_app  # noqa: E402
 
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
     """The app with CSRF protection on, as in production."""
-    app = make_app(db_url)
-    with app.app_context():
+    with in_app_context(make_app(db_url)) as app:
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

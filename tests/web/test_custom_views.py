@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from app_support import in_app_context
 from flask import Flask
 from web_flows import ReviewFlow
 from web_support import AuthActions, make_app, snapshot, task_of, task_url, user
@@ -17,15 +18,12 @@ REVIEW = ["review.can_start", "review.can_review", "review.view"]
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
-    app = make_app(db_url, WEBFLOW_FLOWS=[ReviewFlow])
-    with app.app_context():
+    with in_app_context(make_app(db_url, WEBFLOW_FLOWS=[ReviewFlow])) as app:
         for name in ("alice", "bob"):
             person = user(name)
             person.permissions = [*person.permissions, *REVIEW]
         db.session.commit()
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def start(alice: AuthActions, topic: str = "the <b>budget</b>") -> Process:

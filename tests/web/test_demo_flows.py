@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from app_support import IsolatedClient
+from app_support import in_app_context, make_test_app
 from flask import Flask
 from web_support import AuthActions, task_of, task_url
 
-from webflow import STATUS, create_app, db
+from webflow import STATUS, db
 from webflow.demo.users import load_demo
 from webflow.models import Process
 
@@ -18,15 +18,9 @@ from webflow.models import Process
 @pytest.fixture
 def demo_app(db_url: str) -> Iterator[Flask]:
     """The app as `flask webflow demo` leaves it: the demo flows and users (jobs inline)."""
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "demo",
-                      "WEBFLOW_INLINE_JOBS": "inline"})
-    app.test_client_class = IsolatedClient
-    with app.app_context():
-        db.create_all()
+    with in_app_context(make_test_app(db_url, None, {}, "")) as app:
         load_demo()
         yield app
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_the_shipment_demo_runs_to_the_end(demo_app: Flask) -> None:

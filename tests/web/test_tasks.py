@@ -169,14 +169,19 @@ def test_manager_assigns_someone_else(app, people) -> None:  # type: ignore[no-u
     assert fresh(approve).owner_id == user("alice").id
 
 
-def test_status_fragment_polls_while_a_job_runs(app, people) -> None:  # type: ignore[no-untyped-def]
+def failed_label_job(people):  # type: ignore[no-untyped-def]
+    """A label process whose job failed: bob confirmed amount 13, the printer is on fire."""
     process = LabelFlow.start.run(data={"amount": 13}, user=user("alice"))
     confirm = task_of(process, "confirm")
     confirm.activate().assign(user("bob"))
     bob = people("bob")
     bob.get(task_url(confirm))
     bob.post(task_url(confirm), {"amount": "13"})
-    job = task_of(process, "print_label")
+    return process, task_of(process, "print_label")
+
+
+def test_status_fragment_polls_while_a_job_runs(app, people) -> None:  # type: ignore[no-untyped-def]
+    process, job = failed_label_job(people)
     assert job.status == STATUS.ERROR and "printer on fire" in job.comments
     status = people("manager").get(task_url(job, "status/"), hx=True)
     html = status.get_data(as_text=True)
@@ -190,13 +195,7 @@ def test_status_fragment_polls_while_a_job_runs(app, people) -> None:  # type: i
 
 
 def test_restart_of_a_failed_job_runs_it_again(app, people) -> None:  # type: ignore[no-untyped-def]
-    process = LabelFlow.start.run(data={"amount": 13}, user=user("alice"))
-    confirm = task_of(process, "confirm")
-    confirm.activate().assign(user("bob"))
-    bob = people("bob")
-    bob.get(task_url(confirm))
-    bob.post(task_url(confirm), {"amount": "13"})
-    job = task_of(process, "print_label")
+    process, job = failed_label_job(people)
     assert job.status == STATUS.ERROR
     process.data = {**process.data, "amount": 12}
     db.session.commit()

@@ -13,7 +13,6 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from ..core.exceptions import PermissionDenied
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
@@ -95,14 +94,11 @@ def start(flow_label: str, node: str) -> Any:
     user = current_user._get_current_object()
     if not start_node.can_execute(user, None):
         abort(403)
-    if getattr(start_node, "view_func", None) is not None:
+    if start_node.view_func is not None:
         # The node's own view: it gets the activation, calls prepare(data, user) and
         # done() itself, and returns the response.
-        try:
-            with engine_context():
-                return start_node.view_func(StartActivation.new(start_node))
-        except PermissionDenied:
-            abort(403)
+        with engine_context():
+            return start_node.view_func(StartActivation.new(start_node))
     form = node_form(start_node)
     context = {"flow_class": flow_class, "node": start_node, "form": form,
                "title": f"Start: {flow_class.process_title}"}
@@ -112,12 +108,9 @@ def start(flow_label: str, node: str) -> Any:
         return render_page("flows/start.html", ["start_form"],
                            status=422 if request.method == "POST" else 200, **context)
     activation = StartActivation.new(start_node)
-    try:
-        with engine_context():
-            activation.prepare(data=form_data(form), user=user)
-            activation.done()
-    except PermissionDenied:
-        abort(403)
+    with engine_context():
+        activation.prepare(data=form_data(form), user=user)
+        activation.done()
     process = activation.process
     flash(f"{flow_class.process_title} #{process.id} is started.", "success")
     return redirect(_after_start(flow_class, process, user), code=303)

@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
-from flask_sqlalchemy.pagination import SelectPagination
 from sqlalchemy.orm import contains_eager
 
 from ..core.exceptions import TransitionNotAllowed
@@ -67,13 +66,15 @@ def served(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     return sa.and_(condition, Task.flow_class_path.in_([f.path() for f in all_flows().values()]))
 
 
+def count_rows(rows: sa.Select[Any]) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(rows.order_by(None).subquery())) or 0
+
+
 def count(condition: sa.ColumnElement[bool], cap: int | None = None) -> int:
     """How many tasks match (on the task table alone: its indexes answer it); with a cap,
     counting stops at cap + 1, so a huge queue costs no more than a small one."""
     matching = sa.select(Task.id).where(condition)
-    if cap is not None:
-        matching = matching.limit(cap + 1)
-    return db.session.scalar(sa.select(sa.func.count()).select_from(matching.subquery())) or 0
+    return count_rows(matching if cap is None else matching.limit(cap + 1))
 
 
 NAV_LISTS = ("inbox", "queue")
@@ -102,14 +103,6 @@ def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
     }
 
 
-class TaskListPage(SelectPagination):
-    """A page of a task list whose total comes from the caller's ``counter``: the task
-    table alone (an index-only count) unless the text filter needs the process join."""
-
-    def _query_count(self) -> int:
-        return int(self._query_args["counter"]())
-
-
 def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
@@ -120,24 +113,21 @@ def task_page(name: str) -> Any:
         condition = sa.and_(condition, Task.flow_class_path == flows[filters["flow"]].path())
     query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
              .options(contains_eager(Task.process)))  # the page shows each task's process
+    # The total: over the process join only for a text search; else on the task table
+    # alone, or the navigation's count of the same list when it is exact.
     if filters["q"]:
         query = query.where(sa.func.lower(Process.summary).contains(filters["q"].lower(), autoescape=True))
-
-        def counter() -> int:
-            return db.session.scalar(sa.select(sa.func.count()).select_from(
-                query.with_only_columns(Task.id).order_by(None).subquery())) or 0
+        total = count_rows(query.with_only_columns(Task.id))
     elif (not filters["flow"] and name in NAV_LISTS
           and nav_counts()[name] <= current_app.config["WEBFLOW_NAV_COUNT_CAP"]):
-        def counter() -> int:
-            return nav_counts()[name]  # the very same number (not capped), counted once
+        total = nav_counts()[name]
     else:
-        def counter() -> int:
-            return count(condition)
+        total = count(condition)
     column = SORTS[filters["sort"].lstrip("-")]
     order = column.desc() if filters["sort"].startswith("-") else column.asc()
-    page = TaskListPage(select=query.order_by(order, Task.id.desc()), session=db.session(), counter=counter,
-                        page=request.args.get("page", 1, type=int),
-                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
+    page = db.paginate(query.order_by(order, Task.id.desc()), page=request.args.get("page", 1, type=int),
+                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False, count=False)
+    page.total = total  # pages, has_next and the like follow from it
     return page, filters
 
 

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 
 from ..core.activation import Activation
-from ..core.exceptions import PermissionDenied, TransitionNotAllowed
+from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
@@ -26,6 +26,7 @@ RUNNING = (STATUS.SCHEDULED, STATUS.STARTED)
 #: Transitions only a manager of the flow runs (assign/unassign have rules of their own).
 MANAGER_TRANSITIONS = ("undo", "cancel", "perform", "retry", "restart", "activate_next")
 LABELS = {"assign": "Assign to me", "unassign": "Put back in the queue", "activate_next": "Activate next"}
+NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
 DONE_MESSAGES = {
     "assign": "{task} is assigned to {owner}.", "reassign": "{task} is now assigned to {owner}.",
     "unassign": "{task} is back in the queue.", "undo": "{task} is undone.", "cancel": "{task} is canceled.",
@@ -148,11 +149,8 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
         with engine_context():
             activation.prepare(data=form_data(form), user=user)
             activation.done()
-    except PermissionDenied:
-        abort(403)
     except TransitionNotAllowed:
-        return refused(flow_class, task, "This task is already done or no longer yours: nothing was saved.",
-                       ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
     refresh(task)
     flash(f"{task.flow_task.title} #{task.id} is done.", "success")
     if wants_fragment():
@@ -166,15 +164,11 @@ def custom_view(flow_class: type[Flow], task: Task) -> Any:
     It gets the activation and returns a response; it calls ``prepare(data, user)`` and
     ``done()`` itself, in the same engine context as the built-in page. Everyone else, and
     the owner once the task is done, gets the built-in page."""
-    activation = task.activate()
     try:
         with engine_context():
-            return task.flow_task.view_func(activation)
-    except PermissionDenied:
-        abort(403)
+            return task.flow_task.view_func(task.activate())
     except TransitionNotAllowed:
-        return refused(flow_class, task, "This task is already done or no longer yours: nothing was saved.",
-                       ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
 
 
 @bp.route(TASK_URL + "status/")

@@ -11,7 +11,7 @@ from jinja2_fragments.flask import render_blocks
 from werkzeug.exceptions import HTTPException
 
 from ..core.context import Context
-from ..core.exceptions import FlowLockFailed
+from ..core.exceptions import FlowLockFailed, PermissionDenied
 from ..extensions import db
 
 #: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
@@ -88,21 +88,26 @@ def _error_response(status: int, message: str) -> Any:
 def register_shared(app: Flask) -> None:
     """Error pages that fit the site (a lock timeout is 503 "busy", never a 500), nav helpers."""
 
-    @app.errorhandler(FlowLockFailed)
-    def busy(exc: FlowLockFailed) -> Any:
-        return _error_response(503, "The process is busy right now. Please try again in a moment.")
-
     messages = {
         400: "The request was not understood.",
         403: "You do not have permission to do that.",
         404: "There is no such page.",
     }
+
+    @app.errorhandler(FlowLockFailed)
+    def busy(exc: FlowLockFailed) -> Any:
+        return _error_response(503, "The process is busy right now. Please try again in a moment.")
+
+    @app.errorhandler(PermissionDenied)
+    def denied(exc: PermissionDenied) -> Any:
+        """The engine's own permission check (a start or a completion by the wrong user)."""
+        return _error_response(403, messages[403])
+
     for code, text in messages.items():
         def handler(exc: HTTPException, text: str = text) -> Any:
             if request.path.startswith(url_for("static", filename="")):
                 return exc
-            return _error_response(exc.code or 500,
-                                   exc.description if _custom(exc) and exc.description else text)
+            return _error_response(exc.code or 500, _description(exc, text))
 
         app.register_error_handler(code, handler)
 
@@ -119,6 +124,8 @@ def register_shared(app: Flask) -> None:
         return response
 
 
-def _custom(exc: HTTPException) -> bool:
-    """True when the view passed its own description to abort()."""
-    return bool(exc.description) and exc.description != type(exc).description
+def _description(exc: HTTPException, default: str) -> str:
+    """What the view passed to abort(), or ``default`` when it passed nothing of its own."""
+    if exc.description and exc.description != type(exc).description:
+        return exc.description
+    return default

@@ -208,9 +208,11 @@ class Activation:
         """What the node does by itself once created (nothing for tasks that wait)."""
 
     def _activate_next(self) -> None:
+        self._activate(self.flow_task.next_targets(self))
+
+    def _activate(self, targets: list[tuple[Node, str]]) -> None:
         """Create every next task first, then let each run: no join sees half a split."""
-        self.run_created([node.activation_class.create(node, self, token)
-                          for node, token in self.flow_task.next_targets(self)])
+        self.run_created([node.activation_class.create(node, self, token) for node, token in targets])
 
     @staticmethod
     def run_created(created: list[Activation]) -> None:

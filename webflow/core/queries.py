@@ -45,11 +45,9 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
         return uow.cache[key]  # type: ignore[no-any-return]
     tasks: list[Task] = []
     if process.id is not None:
-        with session.no_autoflush:  # pending tasks are added below, without a flush
+        with session.no_autoflush:  # pending tasks (not in the table yet) are added below
             tasks = list(session.scalars(sa.select(Task).where(Task.process_id == process.id)))
-    loaded = {id(task) for task in tasks}
-    tasks += [task for task in session.new
-              if isinstance(task, Task) and task.process is process and id(task) not in loaded]
+    tasks += [task for task in session.new if isinstance(task, Task) and task.process is process]
     if uow is not None:
         uow.cache[key] = tasks
     return tasks

@@ -44,7 +44,8 @@ class UnitOfWork:
         # (previous, task) links, written the same way: as a relationship the self-
         # referencing many-to-many made every flush sort and check for cycles.
         self.links: list[tuple[Any, Any]] = []
-        # Lookups the engine may answer from memory while it holds the lock (join tasks).
+        # What the engine may answer from memory while it holds the lock (each process's
+        # tasks, see queries.process_tasks); cleared when a savepoint rolls back.
         self.cache: dict[Any, Any] = {}
         # Per open exception_guard savepoint: the new tasks that guard themselves, to run
         # once it is released (see Activation.run_created).

@@ -42,5 +42,20 @@ class PermissionMixin(Node):
         return bool(user.has_perm(perm))
 
 
+class PageNode(PermissionMixin):
+    """A node people work on in a page: ``form=`` a Flask-WTF form class for the built-in
+    page, or ``view=`` (a function, or ``this.<method>``) for a page of the flow's own."""
+
+    def __init__(self, form: Any = None, view: Any = None) -> None:
+        super().__init__()
+        self.form = form
+        self.view = view
+        self.view_func: Callable[[Any], Any] | None = None  # the resolved ``view``
+
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        self.view_func = None if self.view is None else flow_class.resolve_callable(self.view, self)
+
+
 def call_with_activation(func: Callable[..., Any] | None, activation: Any) -> Any:
     return None if func is None else func(activation)

@@ -38,6 +38,8 @@ class AbstractGateActivation(Activation):
         with self.exception_guard():
             self.task.started = utcnow()
             targets = self.calculate_next()  # first: a failing condition leaves nothing behind
+            # Finished before anything downstream runs: a join downstream sees the gate
+            # DONE, and nothing of it is left to write when its savepoint ends.
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
             signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
@@ -45,11 +47,6 @@ class AbstractGateActivation(Activation):
 
     def _activate_next(self) -> None:
         self._activate(self.calculate_next())
-
-    def _activate(self, targets: list[tuple[Node, str]]) -> None:
-        # The gate is finished before anything downstream runs, so a join downstream sees
-        # it DONE, and nothing of the gate is left to write when its savepoint ends.
-        self.run_created([node.activation_class.create(node, self, token) for node, token in targets])
 
     @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
     def perform(self) -> None:

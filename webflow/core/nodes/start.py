@@ -14,7 +14,7 @@ from ..fsm import transition
 from ..models import Process, Task, utcnow
 from ..status import STATUS
 from ..transaction import unit_of_work
-from .base import PermissionMixin
+from .base import PageNode
 
 
 class StartActivation(Activation):
@@ -88,22 +88,15 @@ class StartActivation(Activation):
         self.process.finished = utcnow()
 
 
-class Start(PermissionMixin):
+class Start(PageNode):
     """A start form; ``.Available(callable(user) -> bool)`` hides it from some users."""
 
     task_type = "START"
     activation_class = StartActivation
 
     def __init__(self, form: Any = None, view: Any = None) -> None:
-        super().__init__()
-        self.form = form
-        self.view = view  # a callable or this.<method>; resolved into view_func
-        self.view_func: Callable[[Any], Any] | None = None
+        super().__init__(form, view)
         self._available: Callable[[Any], bool] | None = None
-
-    def resolve(self, flow_class: Any) -> None:
-        super().resolve(flow_class)
-        self.view_func = None if self.view is None else flow_class.resolve_callable(self.view, self)
 
     def Available(self, func: Callable[[Any], bool]) -> Start:
         self = self._writable()

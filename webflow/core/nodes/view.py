@@ -14,7 +14,7 @@ from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import transition
 from ..models import User, utcnow
 from ..status import STATUS
-from .base import PermissionMixin
+from .base import PageNode
 
 
 class ViewActivation(Activation):
@@ -98,17 +98,14 @@ class ViewActivation(Activation):
         self.task.assigned = None
 
 
-class View(PermissionMixin):
+class View(PageNode):
     """A task for a person, with a Flask-WTF ``form`` or a full ``view`` function."""
 
     task_type = "HUMAN"
     activation_class = ViewActivation
 
     def __init__(self, form: Any = None, view: Any = None) -> None:
-        super().__init__()
-        self.form = form
-        self.view = view  # a callable or this.<method>; resolved into view_func
-        self.view_func: Callable[[Any], Any] | None = None
+        super().__init__(form, view)
         self._assign_func: Callable[[Any], Any] | None = None
         self._assign_username: str | None = None
         self._on_create: list[Callable[[Any], Any]] = []
@@ -126,10 +123,6 @@ class View(PermissionMixin):
         self = self._writable()
         self._on_create = [*self._on_create, func]
         return self
-
-    def resolve(self, flow_class: Any) -> None:
-        super().resolve(flow_class)
-        self.view_func = None if self.view is None else flow_class.resolve_callable(self.view, self)
 
     def resolve_assignee(self, activation: Any) -> User | None:
         if self._assign_func is not None:
