@@ -7,8 +7,18 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from webflow import create_app, db
+from webflow import Flow, create_app, db, flow, this
+from webflow.core.checks import FlowCheckWarning
 from webflow.models import User
+
+with pytest.warns(FlowCheckWarning):
+    class LonelyJoinFlow(Flow):
+        """A join no split leads to: `flask webflow check` reports it."""
+
+        start = flow.StartFunction().Next(this.work)
+        work = flow.View().Next(this.join)
+        join = flow.Join().Next(this.end)
+        end = flow.End()
 
 
 @pytest.fixture
@@ -74,3 +84,15 @@ def test_demo_loads_users_once(app, runner):
         alice = db.session.scalar(sa.select(User).where(User.username == "alice"))
         assert alice.has_perm("hello_world.can_approve")
         assert not alice.has_perm("hello_world.manage")
+
+
+def test_check_reports_each_served_flow_and_fails_on_an_error(runner):
+    ok = runner.invoke(args=["webflow", "check"])
+    assert ok.exit_code == 0, ok.output
+    assert "hello_world (webflow.demo.helloworld.HelloWorldFlow): no problems found" in ok.output
+    bad = runner.invoke(args=["webflow", "check", "test_cli:LonelyJoinFlow"])
+    assert bad.exit_code == 1
+    assert "error: join: no branch of a Split leads to this Join" in bad.output
+    unknown = runner.invoke(args=["webflow", "check", "nope"])
+    assert unknown.exit_code != 0 and "nope" in unknown.output
+

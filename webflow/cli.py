@@ -41,6 +41,27 @@ def graph_command(flow: str) -> None:
     click.echo(flow_dot(find_flow(flow)))
 
 
+@webflow_cli.command("check")
+@click.argument("flows", nargs=-1)
+@with_appcontext
+def check_command(flows: tuple[str, ...]) -> None:
+    """Report what in FLOWS (labels or module:Class; default: every served flow) can strand
+    a process. Exits 1 when any flow has an error."""
+    from .core.checks import Level, check_flow
+
+    chosen = [find_flow(name) for name in flows] or list(current_app.extensions["webflow_flows"].values())
+    errors = 0
+    for flow_class in chosen:
+        findings = check_flow(flow_class)
+        errors += sum(f.level == Level.ERROR for f in findings)
+        click.echo(f"{flow_class.flow_label} ({flow_class.path()}): "
+                   + ("no problems found" if not findings else f"{len(findings)} finding(s)"))
+        for finding in findings:
+            click.echo(f"  {finding}")
+    if errors:
+        raise SystemExit(1)
+
+
 @webflow_cli.command("fsm")
 @click.argument("activation")
 def fsm_command(activation: str) -> None:

@@ -58,6 +58,13 @@ def charge_new() -> Process:
     return process
 
 
+def charge_canceled() -> Process:
+    """A failed charge undone and canceled, data fixed: the review may activate it again."""
+    process = charge_new()
+    process.get_task(RepairFlow.charge).activate().cancel()
+    return process
+
+
 def finished() -> Process:
     """A process run to its end."""
     process = review_new()

@@ -26,8 +26,11 @@ ACTIONS: list[tuple[str, str, Callable[[], Process], Callable[[Process], Any], C
      lambda p: processes.snapshot(p)[0] == STATUS.DONE, processes.charge_error),
     ("retry", "charge", processes.charge_fixed,
      lambda p: processes.snapshot(p)[0] == STATUS.DONE, processes.finished),
-    ("activate_next", "review", processes.charge_error,
-     lambda p: sum(t[1] == "charge" for t in processes.snapshot(p)[2]) == 2, processes.review_new),
+    # activate_next only where the next task is gone; while it exists (here in ERROR) it is
+    # refused, so no step is ever duplicated.
+    ("activate_next", "review", processes.charge_canceled,
+     lambda p: [t[2] for t in processes.snapshot(p)[2] if t[1] == "charge"] == [STATUS.CANCELED, STATUS.DONE],
+     processes.charge_error),
 ]
 IDS = [a[0] for a in ACTIONS]
 

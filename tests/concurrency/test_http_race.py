@@ -176,3 +176,24 @@ def test_two_browsers_complete_the_same_task_at_once(server: str, db_url: str) -
             assert len(nodes) == len(set(nodes)), f"a task was created twice: {nodes}"
     assert overlapped >= ROUNDS // 2, f"only {overlapped} of {ROUNDS} rounds raced"
     engine.dispose()
+
+
+def test_a_start_form_double_clicked_starts_one_process(server: str, db_url: str) -> None:
+    """The same rendered start form sent twice at once (a double click, a retry) to two
+    worker processes: both land on the one process it started."""
+    phone, laptop = Browser(server), Browser(server)
+    phone.log_in("alice", "pw")
+    laptop.log_in("alice", "pw")
+    engine = create_engine(db_url)
+    for n in range(ROUNDS):
+        _, form = phone.request("/flows/hello_world/start/start/")
+        laptop.request("/flows/hello_world/start/start/")  # a CSRF token of its own session
+        token = re.search(r'name="start_token" value="([0-9a-f]{32})"', form)
+        assert token, "the start form has no one-time token"
+        answers, _ = race("/flows/hello_world/start/start/",
+                          {"text": f"double {n}", "start_token": token.group(1)}, phone, laptop)
+        assert sorted(status for status, _ in answers) == [303, 303], answers
+        with Session(engine) as session:
+            started = session.scalars(sa.select(Process).where(Process.summary == f"double {n}")).all()
+            assert len(started) == 1, f"round {n}: {len(started)} processes"
+    engine.dispose()

@@ -425,7 +425,9 @@ def gate_builders(flow_class: type[Flow]) -> dict[str, Callable[[dict[str, User]
 def gate_scenarios(cls: type[Activation], flow_class: type[Flow]) -> list[Scenario]:
     b = gate_builders(flow_class)
     return [
-        Scenario(cls, STATUS.DONE, b["done"], {"undo"}, "end-not-canceled"),
+        # Both refused while the task it led to is alive (activate_next where drawn).
+        Scenario(cls, STATUS.DONE, b["done"], {"undo"} | ({"activate_next"} & set(cls.transitions())),
+                 "end-not-canceled"),
         Scenario(cls, STATUS.DONE, b["done_end_canceled"]),
         Scenario(cls, STATUS.ERROR, b["error"]),
         Scenario(cls, STATUS.NEW, b["undone"]),
@@ -518,7 +520,7 @@ SCENARIOS = [
     Scenario(ViewActivation, STATUS.NEW, lambda u: act(ViewMachineFlow.start.run(), ViewMachineFlow.approve)),
     Scenario(ViewActivation, STATUS.ASSIGNED, view_assigned),
     Scenario(ViewActivation, STATUS.PREPARED, view_prepared, stored_status=STATUS.ASSIGNED),
-    Scenario(ViewActivation, STATUS.DONE, view_done, {"undo"}, "end-not-canceled"),
+    Scenario(ViewActivation, STATUS.DONE, view_done, {"undo", "activate_next"}, "end-not-canceled"),
     Scenario(ViewActivation, STATUS.DONE, view_done_end_canceled),
     Scenario(ViewActivation, STATUS.CANCELED, view_canceled),
     Scenario(StartActivation, STATUS.NEW, start_fresh, note="not-stored-yet"),
@@ -532,7 +534,7 @@ SCENARIOS = [
     Scenario(EndActivation, STATUS.CANCELED, end_canceled),
     Scenario(FuncActivation, STATUS.NEW, func_new),
     Scenario(FuncActivation, STATUS.PREPARED, func_prepared, stored_status=STATUS.NEW),
-    Scenario(FuncActivation, STATUS.DONE, func_done, {"undo"}, "end-not-canceled"),
+    Scenario(FuncActivation, STATUS.DONE, func_done, {"undo", "activate_next"}, "end-not-canceled"),
     Scenario(FuncActivation, STATUS.DONE, func_done_end_canceled),
     Scenario(FuncActivation, STATUS.CANCELED, func_canceled),
     *gate_scenarios(HandlerActivation, HandlerMachineFlow),
@@ -544,11 +546,12 @@ SCENARIOS = [
     Scenario(JobActivation, STATUS.SCHEDULED, job_scheduled, jobs_held=True),
     Scenario(JobActivation, STATUS.STARTED, job_started, jobs_held=True),
     Scenario(JobActivation, STATUS.ERROR, job_error, jobs_held=True),
-    Scenario(JobActivation, STATUS.DONE, job_done, {"undo"}, "end-not-canceled", jobs_held=True),
+    Scenario(JobActivation, STATUS.DONE, job_done, {"undo", "activate_next"}, "end-not-canceled",
+             jobs_held=True),
     Scenario(JobActivation, STATUS.DONE, job_done_end_canceled, jobs_held=True),
     Scenario(JobActivation, STATUS.CANCELED, job_canceled, jobs_held=True),
     Scenario(JoinActivation, STATUS.STARTED, join_started),
-    Scenario(JoinActivation, STATUS.DONE, join_done, {"undo"}, "next-not-canceled"),
+    Scenario(JoinActivation, STATUS.DONE, join_done, {"undo", "activate_next"}, "next-not-canceled"),
     Scenario(JoinActivation, STATUS.DONE, join_done_next_canceled),
     Scenario(JoinActivation, STATUS.ERROR, join_error),
     Scenario(JoinActivation, STATUS.NEW, join_undone),

@@ -25,7 +25,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.routing import BuildError
 
 from ..core.context import Context
-from ..core.engine import cancel_blocker
+from ..core.engine import cancel_blocker, stall_reason, stalled_processes
 from ..core.exceptions import FlowRuntimeError, TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.models import Process, Task, TaskEvent, User
@@ -143,6 +143,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "is_manager": manager,
         "transitions": {t.id: admin_transitions(t) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,
+        "stalled": process.status == STATUS.NEW and process.stalled is not None,
+        "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
         "graph": flow_svg(flow_class, node_states(tasks), links),
         "title": f"{flow_class.process_title} #{process.id}",
     }
@@ -249,6 +251,7 @@ def index() -> Any:
             sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since,
         ).order_by(Task.status, Task.id).limit(50)).all()  # by status first: ix_task_status_id
     context = {
+        "stalled": stalled_processes(db.session(), flows.values()),
         "flows": flows, "labels": {f.path(): label for label, f in flows.items()}, "filters": values,
         "page": page, "counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],

@@ -5,6 +5,8 @@ The task pages join this blueprint from ``tasks.py`` (endpoints ``flows.task_*``
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,20 +101,60 @@ def start(flow_label: str, node: str) -> Any:
         # done() itself, and returns the response.
         with engine_context():
             return start_node.view_func(StartActivation.new(start_node))
+    token = start_token()
     form = node_form(start_node)
-    context = {"flow_class": flow_class, "node": start_node, "form": form,
+    context = {"flow_class": flow_class, "node": start_node, "form": form, "start_token": token,
                "title": f"Start: {flow_class.process_title}"}
+    if request.method == "POST" and (earlier := started_with(token, user)) is not None:
+        return already_started(flow_class, earlier, user)
     if not form.validate_on_submit():
         if request.method == "POST":
             flash("Please correct the marked fields.", "error")
         return render_page("flows/start.html", ["start_form"],
                            status=422 if request.method == "POST" else 200, **context)
     activation = StartActivation.new(start_node)
-    with engine_context():
-        activation.prepare(data=form_data(form), user=user)
-        activation.done()
+    activation.process.start_token = token if request.form.get(START_TOKEN) else None
+    try:
+        with engine_context():
+            activation.prepare(data=form_data(form), user=user)
+            activation.done()
+    except sa.exc.IntegrityError:
+        # The same form, sent twice at once: the other request stored its process first.
+        db.session.rollback()
+        earlier = started_with(token, user)
+        if earlier is None:
+            abort(409, "This form was already used: reload the page and fill it in again.")
+        return already_started(flow_class, earlier, user)
     process = activation.process
     flash(f"{flow_class.process_title} #{process.id} is started.", "success")
+    return redirect(_after_start(flow_class, process, user), code=303)
+
+
+#: The start form's hidden one-time token: the same rendered form sent again (Back button,
+#: double click, a retry after a timeout) finds the process it started instead of another.
+START_TOKEN = "start_token"
+TOKEN_PATTERN = re.compile(r"[0-9a-f]{32}")
+
+
+def start_token() -> str:
+    """The token the posted form carries (400 when malformed), or a new one for the form."""
+    sent = request.form.get(START_TOKEN, "") if request.method == "POST" else ""
+    if not sent:
+        return secrets.token_hex(16)
+    if not TOKEN_PATTERN.fullmatch(sent):
+        abort(400, "The form is damaged: reload the page and fill it in again.")
+    return sent
+
+
+def started_with(token: str, user: Any) -> Process | None:
+    """The process this user's form with this token already started."""
+    return db.session.scalar(sa.select(Process).where(Process.start_token == token,
+                                                      Process.created_by_id == user.id))
+
+
+def already_started(flow_class: type[Flow], process: Process, user: Any) -> Any:
+    flash(f"This form was already sent: {flow_class.process_title} #{process.id} was started then, "
+          "and nothing new was started.", "info")
     return redirect(_after_start(flow_class, process, user), code=303)
 
 

@@ -11,7 +11,7 @@ from jinja2_fragments.flask import render_blocks
 from werkzeug.exceptions import HTTPException
 
 from ..core.context import Context
-from ..core.exceptions import FlowLockFailed, PermissionDenied
+from ..core.exceptions import FlowLockFailed, FlowRuntimeError, PermissionDenied
 from ..extensions import db
 
 #: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
@@ -92,11 +92,18 @@ def register_shared(app: Flask) -> None:
         400: "The request was not understood.",
         403: "You do not have permission to do that.",
         404: "There is no such page.",
+        409: "That is not possible now: nothing was changed.",
     }
 
     @app.errorhandler(FlowLockFailed)
     def busy(exc: FlowLockFailed) -> Any:
         return _error_response(503, "The process is busy right now. Please try again in a moment.")
+
+    @app.errorhandler(FlowRuntimeError)
+    def engine_refused(exc: FlowRuntimeError) -> Any:
+        """Any other engine refusal (a transition not allowed now, a state it cannot handle):
+        409 with the engine's reason, never a bare 500; the transaction was rolled back."""
+        return _error_response(409, f"Not possible now: {exc}. Nothing was changed.")
 
     @app.errorhandler(PermissionDenied)
     def denied(exc: PermissionDenied) -> Any:

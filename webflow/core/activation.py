@@ -75,6 +75,26 @@ def leading_tasks_canceled(activation: Activation) -> bool:
     return not unfinished
 
 
+@condition("its next tasks already exist")
+def next_tasks_missing(activation: Activation) -> bool:
+    """activate_next only where what the task leads to is gone (all of it canceled):
+    again it would link the task twice to a join that waits, or start a second branch."""
+    task = activation.task
+    if task.id is None:
+        return True
+    from .models import task_link
+
+    uow = current_unit_of_work()
+    if uow is not None:
+        uow.write_links()
+    alive = activation.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
+        .where(task_link.c.previous_id == task.id, Task.status != STATUS.CANCELED)
+    )
+    return not alive
+
+
 class Activation:
     """Wraps one task; its transitions change the task's status under the process lock."""
 
@@ -172,12 +192,26 @@ class Activation:
                         f"expected one of {[t.value for t in trans.targets]}"
                     )
             event["to_status"] = after
+            from .engine import settle
+
+            settle(self)
         return result
 
     def log(self, name: str, before: STATUS | None, after: STATUS | None,
             comments: str | None = None) -> dict[str, Any]:
         """Add a row to the audit trail (written when the unit of work commits)."""
         return record_event(self.session, self.process, self.task, name, before, after, comments)
+
+    def ensure_ids(self) -> None:
+        """Flush the task and its process if they are new, so callables see their ids."""
+        if self.task.id is None or self.process.id is None:
+            self.session.flush()
+
+    def send(self, signal: Any) -> None:
+        """Send a signal about this task; receivers see rows whose ids are assigned."""
+        if signal.receivers:
+            self.ensure_ids()
+        signal.send(self.flow_class, process=self.process, task=self.task)
 
     def has_perm(self, user: Any) -> bool:
         """True when the user may work on this task."""
@@ -257,7 +291,7 @@ class Activation:
             self.set_status(STATUS.ERROR)
             self.task.comments = traceback.format_exc()
             self.log("error", before, STATUS.ERROR, self.task.comments)
-            signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
+            self.send(signals.task_failed)
         else:
             waiting = uow.deferred.pop() if uow is not None else []
             savepoint.commit()

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
 from . import signals
+from . import token as tokens
 from .activation import record_event
 from .context import get_session
 from .exceptions import TransitionNotAllowed
-from .models import Process, Task, utcnow
-from .queries import count_unfinished, process_tasks, unfinished_tasks
-from .status import STATUS
-from .transaction import unit_of_work
+from .models import Process, Task, TaskEvent, User, utcnow
+from .queries import process_tasks, unfinished_tasks
+from .status import FINISHED, STATUS
+from .transaction import current_unit_of_work, unit_of_work
+
+if TYPE_CHECKING:
+    from .activation import Activation
 
 # How each unfinished task is brought to CANCELED, tried in order: every step is one
 # of the task's own transitions, so the state machines hold here too.
@@ -21,21 +32,91 @@ CANCEL_PLANS: tuple[tuple[str, ...], ...] = (
 
 
 def finish_process(process: Process, flow_class: type, task: Task) -> None:
-    """Mark the process DONE: only an End task calls this."""
+    """Mark the process DONE (its End was reached and nothing is left to do)."""
     process.status = STATUS.DONE
     process.finished = utcnow()
+    process.stalled = None
+    if signals.flow_finished.receivers and (process.id is None or task.id is None):
+        get_session().flush()  # receivers see the ids of the rows they are told about
     signals.flow_finished.send(flow_class, process=process, task=task)
 
 
-def finish_if_ended(process: Process, flow_class: type) -> None:
-    """Finish a process whose End is done once its last open task has finished."""
+def settle(activation: Activation) -> None:
+    """After a transition: fire the joins it no longer holds back, then end the process,
+    or mark it stalled, or reopen it, as its tasks now say.
+
+    Runs after every locked transition (see ``Activation.run_transition``), so a join or
+    the process end is decided whichever way a branch ended: it arrived, was canceled or
+    undone, reached an End, or stopped at a node without ``.Next``."""
+    task, process = activation.task, activation.process
+    if process.status == STATUS.CANCELED:
+        return  # a process being canceled fires nothing on the way
     session = get_session()
-    if process.status != STATUS.NEW or count_unfinished(session, process):
+    if task.status in FINISHED and tokens.is_branch(task.token):
+        _fire_released_joins(session, process, task)
+    tasks = process_tasks(session, process)
+    unfinished = any(t.status not in FINISHED for t in tasks)
+    if unfinished:
+        if process.status == STATUS.DONE:  # a task of a finished process was reopened
+            process.status = STATUS.NEW
+            process.finished = None
+        if process.stalled is not None:
+            process.stalled = None
         return
-    end = next((task for task in process_tasks(session, process)
-                if task.flow_task_type == "END" and task.status == STATUS.DONE), None)
+    if process.status != STATUS.NEW:
+        return
+    end = next((t for t in tasks if t.flow_task_type == "END" and t.status == STATUS.DONE), None)
     if end is not None:
-        finish_process(process, flow_class, end)
+        finish_process(process, activation.flow_class, end)
+    elif process.stalled is None:
+        process.stalled = utcnow()
+
+
+def _fire_released_joins(session: Session, process: Process, finished: Task) -> None:
+    """Complete the waiting joins of the regions the finished task was part of."""
+    waiting = [t for t in process_tasks(session, process)
+               if t.flow_task_type == "JOIN" and t.status == STATUS.STARTED
+               and finished.token.startswith(t.token + "/")]
+    if not waiting:
+        return
+    uow = current_unit_of_work()
+    if uow is not None:
+        uow.write_links()  # the joins read their arrivals from task_link
+    for join_task in sorted(waiting, key=lambda t: -len(t.token)):  # inner joins first
+        join = join_task.activate()
+        if join.get_status() == STATUS.STARTED and join.is_done():
+            join.done()
+
+
+@dataclass
+class StallReason:
+    """The task whose end left a process with nothing to do, and who ended it."""
+
+    task: Task | None
+    transition: str
+    user: User | None
+
+
+def stalled_processes(session: Session, flows: Iterable[type[Any]],
+                      limit: int = 50) -> list[tuple[Process, StallReason | None]]:
+    """Processes left with nothing to do and no End reached, newest first, with why."""
+    paths = [f.path() for f in flows]
+    processes = list(session.scalars(
+        sa.select(Process).where(Process.status == STATUS.NEW, Process.stalled.is_not(None),
+                                 Process.flow_class_path.in_(paths))
+        .order_by(Process.stalled.desc(), Process.id.desc()).limit(limit)))
+    return [(process, stall_reason(session, process)) for process in processes]
+
+
+def stall_reason(session: Session, process: Process) -> StallReason | None:
+    """The last task event that ended a task of the process (cancel, or a done)."""
+    event = session.scalars(
+        sa.select(TaskEvent).where(TaskEvent.process_id == process.id, TaskEvent.task_id.is_not(None),
+                                   TaskEvent.to_status.in_(list(FINISHED)))
+        .order_by(TaskEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return None
+    return StallReason(task=event.task, transition=event.transition, user=event.user)
 
 
 def cancel_blocker(process: Process) -> str | None:
@@ -58,12 +139,14 @@ def cancel_process(process: Process) -> None:
         reason = cancel_blocker(process)
         if reason is not None:
             raise TransitionNotAllowed(f"cannot cancel process {process.id}: {reason}")
+        # CANCELED first: canceling the tasks one by one must not fire a join on the way.
+        process.status = STATUS.CANCELED
+        process.finished = utcnow()
+        process.stalled = None
         for task in unfinished_tasks(process):
             activation = task.activate()
             available = {t.name for t in activation.get_available_transitions()}
             plan = next(p for p in CANCEL_PLANS if p[0] in available)
             for step in plan:
                 getattr(activation, step)()
-        process.status = STATUS.CANCELED
-        process.finished = utcnow()
         record_event(session, process, None, "cancel_process", STATUS.NEW, STATUS.CANCELED)

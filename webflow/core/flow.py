@@ -216,6 +216,9 @@ class FlowMeta(type):
             node.resolve(flow_cls)
         if not any(n.task_type == "START" for n in nodes.values()):
             raise FlowRuntimeError(f"flow {name} has no start node")
+        from .checks import warn_findings
+
+        flow_cls.check_findings = warn_findings(flow_cls)
         _registry[flow_cls.path()] = flow_cls
 
 
@@ -227,6 +230,8 @@ class Flow(metaclass=FlowMeta):
     process_description: ClassVar[str]
     _nodes: ClassVar[dict[str, Node]]
     _instance: ClassVar[Flow | None]
+    #: What the flow checker found when the class was created (see ``checks``).
+    check_findings: ClassVar[list[Any]]
 
     @classmethod
     def path(cls) -> str:

@@ -146,6 +146,12 @@ class Process(Base):
     finished: Mapped[optional_timestamp]
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
     created_by: Mapped[User | None] = relationship()
+    # Set by the engine while the process is NEW with no unfinished task and no End
+    # reached (its last open task was canceled): it waits for a manager's repair.
+    stalled: Mapped[optional_timestamp] = mapped_column(index=True)
+    # The one-time token of the start form that created it: the same form submitted
+    # again (Back button, double click) finds this process instead of starting another.
+    start_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
 
     tasks: Mapped[list[Task]] = relationship(
         back_populates="process", order_by="Task.id", passive_deletes=True

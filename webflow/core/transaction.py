@@ -58,9 +58,14 @@ class UnitOfWork:
         from .models import task_link
 
         self.session.flush()
-        rows = [{"previous_id": previous.id, "task_id": task.id} for previous, task in self.links]
+        rows = list({(previous.id, task.id): None for previous, task in self.links})
         self.links.clear()
-        self.session.execute(sa.insert(task_link), rows)
+        # A link that is already stored states the same fact again: keep the one row.
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        self.session.execute(dialect.insert(task_link).on_conflict_do_nothing(),
+                             [{"previous_id": p, "task_id": t} for p, t in rows])
 
     def write_events(self) -> None:
         self.write_links()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from .. import signals
 from ..activation import Activation
-from ..engine import finish_process
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
-from ..queries import count_unfinished
 from ..status import STATUS
 
 
@@ -20,13 +18,10 @@ class EndActivation(Activation):
 
     @transition(source=STATUS.NEW, target=STATUS.DONE)
     def perform(self) -> None:
-        """Finish; the process is DONE when no other task of it is unfinished."""
-        task, process = self.task, self.process
-        task.started = task.finished = utcnow()
+        """Finish; the process is DONE once no other task of it is unfinished (``settle``)."""
+        self.task.started = self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        signals.task_finished.send(self.flow_class, process=process, task=task)
-        if not count_unfinished(self.session, process, exclude=task):
-            finish_process(process, self.flow_class, task)
+        self.send(signals.task_finished)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
     def undo(self) -> None:

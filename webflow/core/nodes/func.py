@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
-from ..activation import Activation
+from ..activation import Activation, next_tasks_missing
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
@@ -33,10 +33,10 @@ class FuncActivation(Activation):
         self.task.started = getattr(self, "_started", None) or utcnow()
         self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+        self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
@@ -83,10 +83,11 @@ class HandlerActivation(Activation):
     def _execute(self) -> None:
         with self.exception_guard():
             self.task.started = utcnow()
+            self.ensure_ids()  # the handler sees saved rows
             self.flow_task._handler(self)
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
-            signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+            self.send(signals.task_finished)
             self._activate_next()
 
     @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
@@ -100,7 +101,7 @@ class HandlerActivation(Activation):
         self.task.comments = None
         self._execute()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

@@ -37,12 +37,13 @@ class AbstractGateActivation(Activation):
     def _execute(self) -> None:
         with self.exception_guard():
             self.task.started = utcnow()
+            self.ensure_ids()  # conditions see saved rows (and split tokens need the id)
             targets = self.calculate_next()  # first: a failing condition leaves nothing behind
             # Finished before anything downstream runs: a join downstream sees the gate
             # DONE, and nothing of it is left to write when its savepoint ends.
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
-            signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+            self.send(signals.task_finished)
             self._activate(targets)
 
     def _activate_next(self) -> None:

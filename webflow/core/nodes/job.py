@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
-from ..activation import Activation
+from ..activation import Activation, next_tasks_missing
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
@@ -53,14 +53,14 @@ class AbstractJobActivation(Activation):
         """A worker took the task."""
         self.task.started = utcnow()
         self.task.attempts += 1
-        signals.task_started.send(self.flow_class, process=self.process, task=self.task)
+        self.send(signals.task_started)
 
     @transition(source=STATUS.STARTED, target=STATUS.DONE)
     def done(self) -> None:
         """The job succeeded: finish and continue the flow."""
         self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+        self.send(signals.task_finished)
         self._activate_next()
 
     @transition(source=STATUS.STARTED, target=STATUS.ERROR)
@@ -68,7 +68,7 @@ class AbstractJobActivation(Activation):
         """The job failed: keep the traceback."""
         self.task.comments = comments
         self.set_status(STATUS.ERROR)
-        signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
+        self.send(signals.task_failed)
 
     @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR])
     def retry(self, delay: float = 0, enqueue: bool = True) -> None:
@@ -83,7 +83,7 @@ class AbstractJobActivation(Activation):
             self.retry(enqueue=False)
             self.start()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

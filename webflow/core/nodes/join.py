@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from .. import signals
 from .. import token as tokens
-from ..activation import Activation, link_tasks
+from ..activation import Activation, link_tasks, next_tasks_missing
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
@@ -84,13 +84,9 @@ class JoinActivation(Activation):
         ).first()
 
     def run_automatic(self) -> None:
-        if self._absorbed:
-            # The last late branch of a discriminator join may be what kept an already
-            # ended process open.
-            from ..engine import finish_if_ended
-
-            finish_if_ended(self.process, self.flow_class)
-        elif self.get_status() == STATUS.STARTED and self.is_done():
+        # An absorbed late branch of a discriminator join ends here; the transition that
+        # brought it settles the process (see engine.settle).
+        if not self._absorbed and self.get_status() == STATUS.STARTED and self.is_done():
             self.done()
 
     def split_prefix(self) -> str | None:
@@ -124,7 +120,7 @@ class JoinActivation(Activation):
         with self.exception_guard():
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
-            signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
+            self.send(signals.task_finished)
             self._activate_next()
 
     @transition(source=STATUS.NEW, target=STATUS.STARTED)
@@ -148,7 +144,7 @@ class JoinActivation(Activation):
         self.task.comments = None
         self._complete()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

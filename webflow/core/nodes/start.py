@@ -67,8 +67,8 @@ class StartActivation(Activation):
         self.set_status(STATUS.DONE)
         session.add(process)
         session.add(task)
-        signals.flow_started.send(self.flow_class, process=process, task=task)
-        signals.task_finished.send(self.flow_class, process=process, task=task)
+        self.send(signals.flow_started)
+        self.send(signals.task_finished)
         self._activate_next()
         if process.id is None:
             session.flush()  # callers of done() expect the new process to have its id

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import signals
-from ..activation import Activation
+from ..activation import Activation, next_tasks_missing
 from ..context import get_session
 from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import transition
@@ -31,10 +31,13 @@ class ViewActivation(Activation):
         return activation
 
     def run_automatic(self) -> None:
-        owner = self.flow_task.resolve_assignee(self)
+        node = self.flow_task
+        if node._assign_func is not None or node._on_create:
+            self.ensure_ids()  # the flow's callables see saved rows
+        owner = node.resolve_assignee(self)
         if owner is not None:
             self.assign(owner)
-        for callback in self.flow_task._on_create:
+        for callback in node._on_create:
             callback(self)
 
     def has_perm(self, user: Any) -> bool:
@@ -82,10 +85,10 @@ class ViewActivation(Activation):
         task.started = task.started or task.assigned or utcnow()
         task.finished = utcnow()
         self.set_status(STATUS.DONE)
-        signals.task_finished.send(self.flow_class, process=process, task=task)
+        self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

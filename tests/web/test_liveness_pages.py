@@ -1,0 +1,104 @@
+"""What people see of the engine's liveness: a start form sent twice starts one process,
+stalled processes are listed and explained, and activate_next into existing work is a 409
+with the reason, never a 500 (with and without HTMX)."""
+
+from __future__ import annotations
+
+import re
+
+from web_support import hello, snapshot, task_of, task_url, user
+
+from webflow import Context, db
+from webflow.models import Process
+
+START = "/flows/hello_world/start/start/"
+
+
+def start_token(html: str) -> str:
+    match = re.search(r'name="start_token" value="([0-9a-f]{32})"', html)
+    assert match, "the start form has no one-time token"
+    return match.group(1)
+
+
+def processes() -> list[Process]:
+    db.session.commit()
+    return list(db.session.scalars(db.select(Process).order_by(Process.id)))
+
+
+def test_the_same_start_form_sent_twice_starts_one_process(app, people) -> None:  # type: ignore[no-untyped-def]
+    alice = people("alice")
+    token = start_token(alice.get(START).get_data(as_text=True))
+    first = alice.post(START, {"text": "once", "start_token": token})
+    assert first.status_code == 303
+    again = alice.post(START, {"text": "once", "start_token": token})  # Back, then submit again
+    assert again.status_code == 303
+    assert again.headers["Location"] == first.headers["Location"]
+    [process] = processes()
+    page = alice.get(again.headers["Location"]).get_data(as_text=True)
+    assert f"This form was already sent: Hello world #{process.id} was started then" in page
+    # Each new rendering of the form is a new token: a second process on purpose works.
+    token2 = start_token(alice.get(START).get_data(as_text=True))
+    assert token2 != token
+    assert alice.post(START, {"text": "twice", "start_token": token2}).status_code == 303
+    assert [p.data["text"] for p in processes()] == ["once", "twice"]
+
+
+def test_a_resent_form_with_bad_input_still_lands_on_the_first_process(app, people) -> None:  # type: ignore[no-untyped-def]
+    alice = people("alice")
+    token = start_token(alice.get(START).get_data(as_text=True))
+    assert alice.post(START, {"text": "", "start_token": token}).status_code == 422
+    assert processes() == []
+    refill = alice.post(START, {"text": "fixed", "start_token": token})
+    assert refill.status_code == 303 and len(processes()) == 1
+    assert alice.post(START, {"text": "", "start_token": token}).status_code == 303  # already started
+    assert len(processes()) == 1
+
+
+def test_a_damaged_or_foreign_token_is_refused_and_starts_nothing(app, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people("alice"), people("bob")
+    alice.get(START)
+    for bad in ("x", "0" * 31, "G" * 32, "0" * 33, "\x00" * 32):
+        response = alice.post(START, {"text": "x", "start_token": bad})
+        assert response.status_code == 400, bad
+        assert "reload the page" in response.get_data(as_text=True)
+    assert processes() == []
+    token = start_token(alice.get(START).get_data(as_text=True))
+    assert alice.post(START, {"text": "mine", "start_token": token}).status_code == 303
+    bob.get(START)
+    stolen = bob.post(START, {"text": "theirs", "start_token": token})
+    assert stolen.status_code == 409 and "already used" in stolen.get_data(as_text=True)
+    assert [p.data["text"] for p in processes()] == ["mine"]
+
+
+def test_a_stalled_process_is_listed_and_explained(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello("stall me")
+    approve = task_of(process, "approve")
+    with Context(user=user("manager")):
+        approve.activate().cancel()
+    admin = people("manager").get("/admin/").get_data(as_text=True)
+    assert 'id="stalled"' in admin
+    row = admin[admin.index('id="stalled"'):admin.index('id="stuck"')]
+    assert f"Hello world #{process.id}" in row and "Approve #" in row and "(canceled)" in row
+    assert "<td>manager</td>" in row
+    page = people("manager").get(f"/flows/hello_world/{process.id}/").get_data(as_text=True)
+    assert "This process is stalled" in page and "by manager" in page and "undo a finished task" in page
+    starter = people("alice").get(f"/flows/hello_world/{process.id}/").get_data(as_text=True)
+    assert "This process is stalled" in starter and "A manager of this flow can repair it." in starter
+    # Cancel the process: it is no longer listed.
+    cancel = people("manager").post(f"/flows/hello_world/{process.id}/cancel/")
+    assert cancel.status_code == 303
+    admin = people("manager").get("/admin/").get_data(as_text=True)
+    assert "No process is stalled." in admin
+
+
+def test_activate_next_into_existing_work_is_a_409_with_the_reason(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello("next")
+    start = task_of(process, "start")
+    before = snapshot(process)
+    manager = people("manager")
+    for hx in (False, True):
+        response = manager.post(task_url(start, "activate_next/"), hx=hx)
+        assert response.status_code == 409, response.get_data(as_text=True)
+        assert "not allowed" in response.get_data(as_text=True).lower() or \
+            "not possible" in response.get_data(as_text=True).lower()
+    assert snapshot(process) == before
