@@ -107,8 +107,16 @@ def with_lock_retries(action: Callable[[], None], stats: dict[str, int]) -> None
                 raise
 
 
+def cancel(task: Task) -> None:
+    """Cancel one waiting branch task (putting an assigned one back in the queue first)."""
+    activation = task.activate()
+    if task.status == STATUS.ASSIGNED:
+        activation.unassign()
+    activation.cancel()
+
+
 def complete_branches(url: str, flow_path: str, process_ids: list[int], worker: int, workers: int,
-                      barrier: Any, results: Any) -> None:
+                      barrier: Any, results: Any, cancel_odd_workers: bool = False) -> None:
     """Child process: for each process in turn, wait for the others, then finish my share.
 
     My share is every waiting branch task whose id is ``worker`` modulo ``workers``, so
@@ -132,7 +140,10 @@ def complete_branches(url: str, flow_path: str, process_ids: list[int], worker: 
                 session.commit()
                 barrier.wait(BARRIER_TIMEOUT)
                 for task in mine:
-                    with_lock_retries(lambda task=task: complete(task, f"w{worker}"), stats)
+                    if cancel_odd_workers and worker % 2:
+                        with_lock_retries(lambda task=task: cancel(task), stats)
+                    else:
+                        with_lock_retries(lambda task=task: complete(task, f"w{worker}"), stats)
                     stats["completed"] += 1
         results.put(("ok", stats))
     except BaseException:

@@ -85,6 +85,32 @@ def test_every_join_fires_once(db_url, session, children, flow_class):  # type: 
     assert set(done_events.values()) == {1}
 
 
+def test_branches_canceled_and_completed_at_once_fire_the_join_once(db_url, session, children):  # type: ignore[no-untyped-def]
+    """Half the children cancel their branches while the others complete theirs, at the same
+    moment: whichever ends last, the join fires exactly once and the process ends."""
+    process_ids = start_processes(session, ViewFanOutFlow, PROCESSES)
+    reports = children.run(
+        complete_branches,
+        lambda n, barrier, results: (db_url, ViewFanOutFlow.path(), process_ids, n, WORKERS, barrier,
+                                     results, True),
+        WORKERS,
+    )
+    assert sum(r["completed"] for r in reports) == PROCESSES * 8
+    session.rollback()
+    for process_id in process_ids:
+        process = session.get(Process, process_id)
+        assert process is not None
+        tasks = process.tasks
+        statuses = Counter(t.status for t in tasks if t.flow_task_type == "HUMAN")
+        assert statuses == {STATUS.DONE: 4, STATUS.CANCELED: 4}, statuses
+        joins = [t for t in tasks if t.flow_task_type == "JOIN"]
+        assert [j.status for j in joins] == [STATUS.DONE]
+        assert len(joins[0].leading) == 1
+        assert sorted(p.node_name for p in joins[0].previous) == sorted(
+            t.node_name for t in tasks if t.flow_task_type == "HUMAN" and t.status == STATUS.DONE)
+        assert process.status == STATUS.DONE and process.stalled is None
+
+
 def test_two_clients_completing_one_view_task(db_url, session, children):  # type: ignore[no-untyped-def]
     """Both submit the same task at the same moment: one wins, the other is refused."""
     process_ids = start_processes(session, ViewFanOutFlow, 6)
