@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import re
 
-from web_support import hello, snapshot, task_of, task_url, user
+from app_support import in_app_context, make_test_app
+from web_support import PASSWORD, AuthActions, hello, snapshot, task_of, task_url, user
 
-from webflow import Context, db
+from webflow import Context, Flow, db, flow, this
 from webflow.models import Process
 
 START = "/flows/hello_world/start/start/"
@@ -102,3 +103,35 @@ def test_activate_next_into_existing_work_is_a_409_with_the_reason(app, people) 
         assert "not allowed" in response.get_data(as_text=True).lower() or \
             "not possible" in response.get_data(as_text=True).lower()
     assert snapshot(process) == before
+
+
+class JobIntoJoinFlow(Flow):
+    """Job into a join
+
+    A job and a person's review meet in a join."""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.pack).Next(this.review)
+    pack = flow.Job(lambda act: None).Next(this.join)
+    review = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def test_activate_next_of_a_job_into_a_waiting_join_is_refused_not_a_500(db_url) -> None:  # type: ignore[no-untyped-def]
+    app = make_test_app(db_url, [JobIntoJoinFlow], {"boss": ["job_into_join.manage"]}, PASSWORD)
+    with in_app_context(app):
+        process = JobIntoJoinFlow.start.run()
+        job = task_of(process, "pack")
+        assert job.status.value == "DONE" and task_of(process, "join").status.value == "STARTED"
+        boss = AuthActions(app).enter_as("boss")
+        page = boss.get(f"/flows/job_into_join/{process.id}/").get_data(as_text=True)
+        assert "activate_next" not in page  # no button for what the engine refuses
+        before = snapshot(process)
+        plain = boss.post(task_url(job, "activate_next/"))
+        assert plain.status_code == 409
+        assert "its next tasks already exist" in plain.get_data(as_text=True)
+        htmx = boss.post(task_url(job, "activate_next/"), hx=True)
+        assert htmx.status_code == 409
+        assert "its next tasks already exist" in htmx.get_data(as_text=True)  # shown in the page
+        assert snapshot(process) == before
