@@ -30,6 +30,7 @@ from webflow.core.nodes import (
     JoinActivation,
     SplitActivation,
     StartActivation,
+    SubprocessActivation,
     SwitchActivation,
     ViewActivation,
 )
@@ -85,6 +86,14 @@ README_MACHINES: dict[str, set[Edge]] = {
         ("DONE", "NEW", "undo"), ("ERROR", "NEW", "undo"),
         ("NEW", "CANCELED", "cancel"), ("STARTED", "CANCELED", "cancel"),
     },
+    "SubprocessActivation": {
+        ("NEW", "STARTED", "perform"), ("NEW", "DONE", "perform"), ("NEW", "ERROR", "perform"),
+        ("ERROR", "STARTED", "retry"), ("ERROR", "DONE", "retry"), ("ERROR", "ERROR", "retry"),
+        ("STARTED", "DONE", "done"), ("STARTED", "ERROR", "error"),
+        ("DONE", "DONE", "activate_next"),
+        ("DONE", "NEW", "undo"), ("ERROR", "NEW", "undo"),
+        ("NEW", "CANCELED", "cancel"), ("STARTED", "CANCELED", "cancel"), ("ERROR", "CANCELED", "cancel"),
+    },
 }
 
 
@@ -116,6 +125,7 @@ MACHINES: dict[type[Activation], set[Edge]] = {
     FuncActivation: README_MACHINES["FuncActivation"],
     HandlerActivation: README_MACHINES["HandlerActivation"],
     JoinActivation: README_MACHINES["JoinActivation"],
+    SubprocessActivation: README_MACHINES["SubprocessActivation"],
 }
 
 
@@ -241,6 +251,19 @@ class JoinMachineFlow(Flow):
     right = flow.Handler(no_op).Next(this.join)
     join = flow.Join().Next(this.after)
     after = flow.View().Assign(nobody_unless_failing).Next(this.end)
+    end = flow.End()
+
+
+class ChildMachineFlow(Flow):
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+class SubMachineFlow(Flow):
+    start = flow.StartFunction().Next(this.sub)
+    sub = flow.Subprocess(ChildMachineFlow.start, data=lambda act: {"asked": True}).Next(this.after)
+    after = flow.View().Permission(auto_create=True).Next(this.end)
     end = flow.End()
 
 
@@ -516,6 +539,45 @@ def join_canceled(u: dict[str, User]) -> Activation:
     return activation
 
 
+def sub_started(u: dict[str, User]) -> Activation:
+    return act(SubMachineFlow.start.run(), SubMachineFlow.sub)
+
+
+def child_of(activation: Activation) -> Process:
+    (child,) = activation.children()  # type: ignore[attr-defined]
+    return child
+
+
+def sub_done(u: dict[str, User]) -> Activation:
+    activation = sub_started(u)
+    do_view(child_of(activation), ChildMachineFlow.work, u["root"])
+    return act(activation.process, SubMachineFlow.sub)
+
+
+def sub_done_next_canceled(u: dict[str, User]) -> Activation:
+    activation = sub_done(u)
+    retire(activation.process.get_task(SubMachineFlow.after))
+    return activation
+
+
+def sub_error(u: dict[str, User]) -> Activation:
+    activation = sub_started(u)
+    child_of(activation).cancel()
+    return act(activation.process, SubMachineFlow.sub)
+
+
+def sub_undone(u: dict[str, User]) -> Activation:
+    activation = sub_error(u)
+    activation.undo()
+    return activation
+
+
+def sub_canceled(u: dict[str, User]) -> Activation:
+    activation = sub_started(u)
+    activation.cancel()
+    return activation
+
+
 SCENARIOS = [
     Scenario(ViewActivation, STATUS.NEW, lambda u: act(ViewMachineFlow.start.run(), ViewMachineFlow.approve)),
     Scenario(ViewActivation, STATUS.ASSIGNED, view_assigned),
@@ -556,6 +618,12 @@ SCENARIOS = [
     Scenario(JoinActivation, STATUS.ERROR, join_error),
     Scenario(JoinActivation, STATUS.NEW, join_undone),
     Scenario(JoinActivation, STATUS.CANCELED, join_canceled),
+    Scenario(SubprocessActivation, STATUS.STARTED, sub_started),
+    Scenario(SubprocessActivation, STATUS.DONE, sub_done, {"undo", "activate_next"}, "next-not-canceled"),
+    Scenario(SubprocessActivation, STATUS.DONE, sub_done_next_canceled),
+    Scenario(SubprocessActivation, STATUS.ERROR, sub_error),
+    Scenario(SubprocessActivation, STATUS.NEW, sub_undone),
+    Scenario(SubprocessActivation, STATUS.CANCELED, sub_canceled),
 ]
 
 

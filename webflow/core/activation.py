@@ -75,6 +75,31 @@ def leading_tasks_canceled(activation: Activation) -> bool:
     return not unfinished
 
 
+@condition("the join after it already fired: undo from the join backwards first")
+def region_join_not_fired(activation: Activation) -> bool:
+    """Work reopened inside a parallel region whose join already fired would reach that
+    join a second time: refused, so each join fires once per split."""
+    task = activation.task
+    if task.id is None or "/" not in task.token:
+        return True
+    from . import token as tokens
+    from .queries import process_tasks
+
+    levels = {}  # join token -> the prefix of that split's branches
+    current = task.token
+    while tokens.is_branch(current):
+        levels[tokens.base(current)] = tokens.split_prefix(current)
+        current = tokens.base(current)
+    fired = [t for t in process_tasks(activation.session, activation.process)
+             if t.flow_task_type == "JOIN" and t.status == STATUS.DONE and t.token in levels]
+    if not fired:
+        return True
+    uow = current_unit_of_work()
+    if uow is not None:
+        uow.write_links()
+    return not any(prev.token.startswith(levels[join.token]) for join in fired for prev in join.previous)
+
+
 @condition("its next tasks already exist")
 def next_tasks_missing(activation: Activation) -> bool:
     """activate_next only where what the task leads to is gone (all of it canceled):
@@ -244,9 +269,18 @@ class Activation:
     def _activate_next(self) -> None:
         self._activate(self.flow_task.next_targets(self))
 
-    def _activate(self, targets: list[tuple[Node, str]]) -> None:
-        """Create every next task first, then let each run: no join sees half a split."""
-        self.run_created([node.activation_class.create(node, self, token) for node, token in targets])
+    def _activate(self, targets: list[Any]) -> None:
+        """Create every next task first, then let each run: no join sees half a split.
+
+        A target is ``(node, token)``, or ``(node, token, data)`` for a fan-out branch whose
+        task starts with that ``task.data`` (its item and index)."""
+        created = []
+        for node, token, *data in targets:
+            activation = node.activation_class.create(node, self, token)
+            if data and data[0] is not None:
+                activation.task.data = dict(data[0])
+            created.append(activation)
+        self.run_created(created)
 
     @staticmethod
     def run_created(created: list[Activation]) -> None:
@@ -299,7 +333,8 @@ class Activation:
 
     # -- transitions every activation has ------------------------------------------------
 
-    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=[leading_tasks_canceled])
+    @transition(source=STATUS.DONE, target=STATUS.NEW,
+                conditions=[leading_tasks_canceled, region_join_not_fired])
     def undo(self) -> None:
         """Undo the task; the flow's ``<node>_undo(activation)`` runs first if defined."""
         undo_func = getattr(self.flow_class.instance, f"{self.flow_task.name}_undo", None)

@@ -39,6 +39,15 @@ def finish_process(process: Process, flow_class: type, task: Task) -> None:
     if signals.flow_finished.receivers and (process.id is None or task.id is None):
         get_session().flush()  # receivers see the ids of the rows they are told about
     signals.flow_finished.send(flow_class, process=process, task=task)
+    notify_parent(process)
+
+
+def notify_parent(process: Process) -> None:
+    """A subprocess ended (DONE or CANCELED): its parent's task finishes or fails, in the
+    same transaction (the tree's top process is locked already, see UnitOfWork.lock)."""
+    parent = process.parent_task  # no query for a top-level process (no parent id)
+    if parent is not None:
+        parent.activate().child_ended(process)
 
 
 def settle(activation: Activation) -> None:
@@ -51,6 +60,9 @@ def settle(activation: Activation) -> None:
     task, process = activation.task, activation.process
     if process.status == STATUS.CANCELED:
         return  # a process being canceled fires nothing on the way
+    uow = current_unit_of_work()
+    if uow is not None and process in uow.quiet:
+        return  # tasks are being canceled wholesale: settled once that is done
     session = get_session()
     if task.status in FINISHED and tokens.is_branch(task.token):
         _fire_released_joins(session, process, task)
@@ -119,6 +131,33 @@ def stall_reason(session: Session, process: Process) -> StallReason | None:
     return StallReason(task=event.task, transition=event.transition, user=event.user)
 
 
+def cancel_tasks(process: Process, tasks: Iterable[Task]) -> None:
+    """Cancel the tasks, each through its own transitions (unassigning or undoing first
+    where its state machine needs it); no join fires and the process is not settled
+    until all are canceled. Waiting joins go first, then the newest tasks."""
+    uow = current_unit_of_work()
+    if uow is None:
+        raise TransitionNotAllowed("tasks are canceled inside a unit of work only")
+    ordered = sorted(tasks, key=lambda t: (t.flow_task_type != "JOIN", -(t.id or 0)))
+    quiet_before = process in uow.quiet
+    uow.quiet.add(process)
+    try:
+        for task in ordered:
+            if task.status in FINISHED:
+                continue  # canceled meanwhile (a subprocess's children, say)
+            activation = task.activate()
+            available = {t.name for t in activation.get_available_transitions()}
+            plan = next((p for p in CANCEL_PLANS if p[0] in available), None)
+            if plan is None:
+                raise TransitionNotAllowed(
+                    f"task {activation.describe()} in status {task.status} cannot be canceled")
+            for step in plan:
+                getattr(activation, step)()
+    finally:
+        if not quiet_before:
+            uow.quiet.discard(process)
+
+
 def cancel_blocker(process: Process) -> str | None:
     """Why the process cannot be canceled now, or None."""
     if process.status != STATUS.NEW:
@@ -143,10 +182,6 @@ def cancel_process(process: Process) -> None:
         process.status = STATUS.CANCELED
         process.finished = utcnow()
         process.stalled = None
-        for task in unfinished_tasks(process):
-            activation = task.activate()
-            available = {t.name for t in activation.get_available_transitions()}
-            plan = next(p for p in CANCEL_PLANS if p[0] in available)
-            for step in plan:
-                getattr(activation, step)()
+        cancel_tasks(process, unfinished_tasks(process))
         record_event(session, process, None, "cancel_process", STATUS.NEW, STATUS.CANCELED)
+        notify_parent(process)

@@ -50,6 +50,8 @@ class Node:
 
     activation_class: ClassVar[type[Activation]]
     task_type: ClassVar[str] = "NODE"
+    #: True for the node of a ``Split().Each``: each task is one item's branch.
+    fan_out: bool = False
     #: attributes holding references to resolve when the flow class is created
     ref_attributes: ClassVar[tuple[str, ...]] = ()
 

@@ -26,6 +26,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime | None) -> datetime:
+    """An aware UTC datetime (SQLite hands back naive ones; None sorts as now)."""
+    if value is None:
+        return utcnow()
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -152,9 +159,17 @@ class Process(Base):
     # The one-time token of the start form that created it: the same form submitted
     # again (Back button, double click) finds this process instead of starting another.
     start_token: Mapped[str | None] = mapped_column(sa.String(64), unique=True)
+    # A subprocess: the parent's task that started it, and the top process of its tree.
+    # Every lock on a process of a tree takes the top one first (see transaction.lock),
+    # so a child finishing and its parent being canceled never deadlock.
+    parent_task_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("task.id", ondelete="SET NULL", use_alter=True), index=True)
+    parent_task: Mapped[Task | None] = relationship(foreign_keys=[parent_task_id], post_update=True)
+    root_process_id: Mapped[int | None] = mapped_column()
 
     tasks: Mapped[list[Task]] = relationship(
-        back_populates="process", order_by="Task.id", passive_deletes=True
+        back_populates="process", order_by="Task.id", passive_deletes=True,
+        foreign_keys="Task.process_id",
     )
 
     @property
@@ -199,7 +214,7 @@ class Task(Base):
 
     id: Mapped[intpk]
     process_id: Mapped[int] = mapped_column(sa.ForeignKey("process.id", ondelete="CASCADE"))
-    process: Mapped[Process] = relationship(back_populates="tasks")
+    process: Mapped[Process] = relationship(back_populates="tasks", foreign_keys=[process_id])
     flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
     node_name: Mapped[str] = mapped_column("flow_task", sa.String(100))
     flow_task_type: Mapped[str] = mapped_column(sa.String(20))

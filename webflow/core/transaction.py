@@ -50,6 +50,9 @@ class UnitOfWork:
         # Per open exception_guard savepoint: the new tasks that guard themselves, to run
         # once it is released (see Activation.run_created).
         self.deferred: list[list[Any]] = []
+        # Processes whose tasks the engine is canceling wholesale (a process cancel, a
+        # terminating End, a join's cancel_rest): settling waits until it is finished.
+        self.quiet: set[Any] = set()
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
@@ -86,9 +89,15 @@ class UnitOfWork:
         if self.session.get_bind().dialect.name != "sqlite":
             from .models import Process
 
-            self.session.execute(
-                sa.select(Process.id).where(Process.id == process_id).with_for_update()
+            # The process and the top process of its tree (subprocesses), in id order:
+            # the top one is older, so every transaction in a tree takes it first.
+            root = (sa.select(Process.root_process_id).where(Process.id == process_id)
+                    .scalar_subquery())
+            locked = self.session.scalars(
+                sa.select(Process.id).where(sa.or_(Process.id == process_id, Process.id == root))
+                .order_by(Process.id).with_for_update()
             )
+            self.locked.update(locked)
         self.locked.add(process_id)
 
 

@@ -14,11 +14,13 @@ from .gates import (
 from .job import AbstractJobActivation, Job, JobActivation
 from .join import Join, JoinActivation
 from .start import Start, StartActivation, StartFunction
+from .subprocess import Subprocess, SubprocessActivation
 from .view import View, ViewActivation
 
 __all__ = [
     "AbstractGateActivation", "AbstractJobActivation", "End", "EndActivation",
     "FuncActivation", "Function", "Handler", "HandlerActivation", "If", "IfActivation",
     "Job", "JobActivation", "Join", "JoinActivation", "Split", "SplitActivation", "Start",
-    "StartActivation", "StartFunction", "Switch", "SwitchActivation", "View", "ViewActivation",
+    "StartActivation", "StartFunction", "Subprocess", "SubprocessActivation", "Switch",
+    "SwitchActivation", "View", "ViewActivation",
 ]

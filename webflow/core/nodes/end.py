@@ -7,7 +7,7 @@ from ..activation import Activation
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
-from ..status import STATUS
+from ..status import FINISHED, STATUS
 
 
 class EndActivation(Activation):
@@ -18,9 +18,16 @@ class EndActivation(Activation):
 
     @transition(source=STATUS.NEW, target=STATUS.DONE)
     def perform(self) -> None:
-        """Finish; the process is DONE once no other task of it is unfinished (``settle``)."""
+        """Finish; the process is DONE once no other task of it is unfinished (``settle``).
+        A terminating End cancels every unfinished task first (explicit termination)."""
         self.task.started = self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
+        if self.flow_task.terminate:
+            from ..engine import cancel_tasks
+            from ..queries import process_tasks
+
+            cancel_tasks(self.process, [t for t in process_tasks(self.session, self.process)
+                                        if t.status not in FINISHED and t is not self.task])
         self.send(signals.task_finished)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
@@ -32,5 +39,12 @@ class EndActivation(Activation):
 
 
 class End(Node):
+    """``flow.End(terminate=False)``; ``terminate=True`` ends the whole process at once,
+    canceling every unfinished task (a running job's result is then dropped)."""
+
     task_type = "END"
     activation_class = EndActivation
+
+    def __init__(self, terminate: bool = False) -> None:
+        super().__init__()
+        self.terminate = terminate

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
-from ..activation import Activation, next_tasks_missing
+from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
@@ -36,7 +36,7 @@ class FuncActivation(Activation):
         self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
@@ -101,7 +101,7 @@ class HandlerActivation(Activation):
         self.task.comments = None
         self._execute()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

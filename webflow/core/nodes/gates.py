@@ -160,7 +160,8 @@ class Switch(Node):
 
 
 class Split(Node):
-    """``flow.Split().Next(node, cond=None).Always(node)``: parallel branches."""
+    """``flow.Split().Next(node, cond=None).Always(node).Each(node, items=...)``: parallel
+    branches, fixed ones and one per item of a list computed at run time."""
 
     task_type = "SPLIT"
     activation_class = SplitActivation
@@ -168,11 +169,12 @@ class Split(Node):
     def __init__(self) -> None:
         super().__init__()
         self._branches: list[tuple[Any, Cond | None]] = []
+        self._each: list[tuple[Any, Cond]] = []
 
     def Next(self, node: Any, cond: Cond | None = None) -> Split:  # type: ignore[override]
         self = self._writable()
         if self._next_overridden:
-            self._branches = []
+            self._branches, self._each = [], []
             self._next_overridden = False
         self._branches = [*self._branches, (node, cond)]
         return self
@@ -180,25 +182,62 @@ class Split(Node):
     def Always(self, node: Any) -> Split:
         return self.Next(node)
 
+    def Each(self, node: Any, items: Cond) -> Split:
+        """One branch of ``node`` per item of ``items(activation)`` (a list of JSON values);
+        each branch task starts with ``task.data == {"item": item, "index": i}``."""
+        self = self._writable()
+        if self._next_overridden:
+            self._branches, self._each = [], []
+            self._next_overridden = False
+        self._each = [*self._each, (node, items)]
+        return self
+
     def resolve(self, flow_class: Any) -> None:
-        if not self._branches:
-            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: Split needs .Next()")
+        if not self._branches and not self._each:
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: Split needs .Next() or .Each()")
         self._next_nodes = []
         self._resolved = [
             (flow_class.resolve_node(node, self),
              None if cond is None else flow_class.resolve_callable(cond, self))
             for node, cond in self._branches
         ]
+        self._resolved_each = [(flow_class.resolve_node(node, self), flow_class.resolve_callable(items, self))
+                               for node, items in self._each]
+        for node, _ in self._resolved_each:
+            node.fan_out = True  # its tasks keep their form data to themselves (see View)
 
-    def calculate(self, activation: Any) -> list[tuple[Node, str]]:
-        nodes = [node for node, cond in self._resolved if cond is None or cond(activation)]
-        if not nodes:
-            raise FlowRuntimeError(f"{self.name}: no branch of the split was enabled")
+    def calculate(self, activation: Any) -> list[Any]:
         task = activation.task
         if task.id is None:
             activation.session.flush()  # branch tokens carry the split task's id
-        return [(node, tokens.branch(task.token, task.id, n))
-                for n, node in enumerate(nodes, start=1)]
+        targets: list[Any] = [(node, None) for node, cond in self._resolved if cond is None or cond(activation)]
+        for node, items in self._resolved_each:
+            values = items(activation)
+            if not isinstance(values, list | tuple):
+                raise FlowRuntimeError(f"{self.name}: Each items must be a list, got {type(values).__name__}")
+            targets += [(node, {"item": item, "index": i}) for i, item in enumerate(values)]
+        if not targets:
+            join = self.matching_join() if self._resolved_each else None
+            if join is None:
+                raise FlowRuntimeError(f"{self.name}: no branch of the split was enabled")
+            return [(join, task.token)]  # nothing to fan out over: straight to the join
+        return [(node, tokens.branch(task.token, task.id, n), data)
+                for n, (node, data) in enumerate(targets, start=1)]
+
+    def matching_join(self) -> Node | None:
+        """The first Join the fan-out branches lead to (where an empty list goes)."""
+        seen: set[str] = set()
+        todo = [node for node, _ in self._resolved_each]
+        while todo:
+            node = todo.pop(0)
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.task_type == "JOIN":
+                return node
+            todo += [target for target, _ in node.outgoing()]
+        return None
 
     def outgoing(self) -> list[tuple[Node, str]]:
-        return [(node, "" if cond is None else "if") for node, cond in self._resolved]
+        return ([(node, "" if cond is None else "if") for node, cond in self._resolved]
+                + [(node, "each") for node, _ in self._resolved_each])

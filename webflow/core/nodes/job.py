@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import signals
-from ..activation import Activation, next_tasks_missing
+from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
@@ -83,7 +83,7 @@ class AbstractJobActivation(Activation):
             self.retry(enqueue=False)
             self.start()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

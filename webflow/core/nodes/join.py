@@ -8,14 +8,14 @@ import sqlalchemy as sa
 
 from .. import signals
 from .. import token as tokens
-from ..activation import Activation, link_tasks, next_tasks_missing
+from ..activation import Activation, link_tasks, next_tasks_missing, region_join_not_fired
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
-from ..models import Task, task_link, utcnow
+from ..models import Task, as_utc, task_link, utcnow
 from ..queries import count_unfinished, process_tasks
-from ..status import STATUS
+from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work
 
 
@@ -44,10 +44,11 @@ class JoinActivation(Activation):
             activation = cls(task)
             activation._arrival = prev_activation.task
             return activation
-        if not flow_task.wait_all and tokens.is_branch(token):
+        if (not flow_task.wait_all or flow_task.until is not None) and tokens.is_branch(token):
             fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
             if fired is not None:
-                # A discriminator join already fired for this split: later branches end here.
+                # A discriminator or partial join already fired for this split: later
+                # branches end here (absorbed), it never fires twice.
                 link_tasks(prev_activation.task, fired)
                 activation = cls(fired)
                 activation._absorbed = True
@@ -108,18 +109,55 @@ class JoinActivation(Activation):
         return next(iter(prefixes), None)
 
     def is_done(self) -> bool:
-        """True when no task of the split's branches is outside DONE/CANCELED."""
+        """True when the join may fire: its ``until`` holds, or (without ``until``, or with
+        one that never held) no task of the split's branches is outside DONE/CANCELED."""
         if not self.flow_task.wait_all:
             return True
         prefix = self.split_prefix()
         if prefix is None:
             return True
+        until = self.flow_task._until
+        if until is not None and self.arrived and until(self):
+            return True
         return not count_unfinished(self.session, self.process, token_prefix=prefix)
+
+    def _region(self) -> list[Task]:
+        prefix = self.split_prefix()
+        if prefix is None:
+            return []
+        return [t for t in process_tasks(self.session, self.process) if t.token.startswith(prefix)]
+
+    @property
+    def arrived(self) -> list[Task]:
+        """The branch tasks that arrived at this join, DONE, in the order they finished
+        (none when a fan-out had no item and its split came straight here)."""
+        prefix = self.split_prefix()
+        if prefix is None:
+            return []
+        with self.session.no_autoflush:
+            previous = list(self.task.previous)
+        if self._arrival is not None and self._arrival not in previous:
+            previous.append(self._arrival)
+        done = [t for t in previous if t.status == STATUS.DONE and t.token.startswith(prefix)]
+        return sorted(done, key=lambda t: (t.finished is None, as_utc(t.finished), t.id or 0))
+
+    @property
+    def branches(self) -> list[Task]:
+        """The first task of every branch of the join's split (fan-out: one per item)."""
+        prefix = self.split_prefix()
+        if prefix is None:
+            return []
+        return sorted((t for t in self._region() if "/" not in t.token[len(prefix):]),
+                      key=lambda t: t.id or 0)
 
     def _complete(self) -> None:
         with self.exception_guard():
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
+            if self.flow_task.cancel_rest:
+                from ..engine import cancel_tasks
+
+                cancel_tasks(self.process, [t for t in self._region() if t.status not in FINISHED])
             self.send(signals.task_finished)
             self._activate_next()
 
@@ -144,7 +182,7 @@ class JoinActivation(Activation):
         self.task.comments = None
         self._complete()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
@@ -154,11 +192,23 @@ class JoinActivation(Activation):
 
 
 class Join(Node):
-    """``flow.Join(wait_all=True)``; with ``wait_all=False`` the first branch continues."""
+    """``flow.Join(wait_all=True, until=None, cancel_rest=False)``.
+
+    With ``wait_all=False`` the first branch continues. ``until(activation) -> bool`` is
+    asked after each arrival (``activation.arrived``, ``activation.branches``): the join
+    fires the first time it holds, or when the whole region is finished. ``cancel_rest``
+    cancels the region's unfinished tasks when it fires; otherwise their arrivals are
+    absorbed."""
 
     task_type = "JOIN"
     activation_class = JoinActivation
 
-    def __init__(self, wait_all: bool = True) -> None:
+    def __init__(self, wait_all: bool = True, until: Any = None, cancel_rest: bool = False) -> None:
         super().__init__()
         self.wait_all = wait_all
+        self.until = until
+        self.cancel_rest = cancel_rest
+
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        self._until = None if self.until is None else flow_class.resolve_callable(self.until, self)

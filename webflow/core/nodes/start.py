@@ -83,9 +83,12 @@ class StartActivation(Activation):
                 conditions=Activation.undo.conditions)
     def undo(self) -> None:
         """Undo the start: the process is canceled."""
+        from ..engine import notify_parent
+
         Activation.undo.func(self)
         self.process.status = STATUS.CANCELED
         self.process.finished = utcnow()
+        notify_parent(self.process)
 
 
 class Start(PageNode):

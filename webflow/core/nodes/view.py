@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .. import signals
-from ..activation import Activation, next_tasks_missing
+from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..context import get_session
 from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import transition
@@ -78,17 +78,21 @@ class ViewActivation(Activation):
     def done(self) -> None:
         """Finish the task: its data goes into process.data, then the flow goes on."""
         task, process = self.task, self.process
-        if self._data:
-            process.data = {**(process.data or {}), **self._data}
-            process.summary = self.flow_class.instance.summary(process)
-        task.data = dict(self._data)
+        if self.flow_task.fan_out:
+            # One of several parallel reviewers: their answers stay apart, beside the item.
+            task.data = {**(task.data or {}), **self._data}
+        else:
+            if self._data:
+                process.data = {**(process.data or {}), **self._data}
+                process.summary = self.flow_class.instance.summary(process)
+            task.data = dict(self._data)
         task.started = task.started or task.assigned or utcnow()
         task.finished = utcnow()
         self.set_status(STATUS.DONE)
         self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
