@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from webflow import STATUS, Flow, FlowLockFailed, TransitionNotAllowed, flow, this
 from webflow.core import create_engine, use_session
 from webflow.core.flow import import_flow
-from webflow.models import Task
+from webflow.models import Process, Task
 
 WORKER = "worker"  # the user every View branch is assigned to
 BARRIER_TIMEOUT = 30  # seconds: a child waiting longer than this fails instead of hanging
@@ -85,6 +85,43 @@ class ViewFanOutFlow(Flow):
     end = flow.End()
 
 
+class QuorumFanOutFlow(Flow):
+    """Eight reviewers from a list; the join goes on after three answers, the rest run on"""
+
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = flow.Split().Each(this.review, items=lambda act: [f"r{n}" for n in range(8)])
+    review = flow.View().Assign(username=WORKER).Next(this.join)
+    join = flow.Join(until=lambda act: len(act.arrived) >= 3).Next(this.end)
+    end = flow.End()
+
+
+class QuorumCancelFlow(Flow):
+    """As QuorumFanOutFlow, but the join cancels the reviews still open when it goes on"""
+
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = flow.Split().Each(this.review, items=lambda act: [f"r{n}" for n in range(8)])
+    review = flow.View().Assign(username=WORKER).Next(this.join)
+    join = flow.Join(until=lambda act: len(act.arrived) >= 3, cancel_rest=True).Next(this.end)
+    end = flow.End()
+
+
+class ChildFlow(Flow):
+    """A child process with one task"""
+
+    start = flow.StartFunction().Next(this.buy)
+    buy = flow.View().Assign(username=WORKER).Next(this.end)
+    end = flow.End()
+
+
+class ParentFlow(Flow):
+    """A parent waiting for its child, then a task of its own"""
+
+    start = flow.StartFunction().Next(this.purchase)
+    purchase = flow.Subprocess(ChildFlow.start).Next(this.receive)
+    receive = flow.View().Next(this.end)
+    end = flow.End()
+
+
 def complete(task: Task, marker: str) -> None:
     """Finish one waiting branch task: run the Function, or submit the View."""
     if task.flow_task_type == "FUNCTION":
@@ -122,7 +159,7 @@ def complete_branches(url: str, flow_path: str, process_ids: list[int], worker: 
     My share is every waiting branch task whose id is ``worker`` modulo ``workers``, so
     each process's branches are finished by all the children at the same moment.
     """
-    stats = {"worker": worker, "completed": 0, "lock_failed": 0}
+    stats = {"worker": worker, "completed": 0, "lock_failed": 0, "refused": 0}
     engine = create_engine(url)
     try:
         flow_class = import_flow(flow_path)
@@ -140,10 +177,15 @@ def complete_branches(url: str, flow_path: str, process_ids: list[int], worker: 
                 session.commit()
                 barrier.wait(BARRIER_TIMEOUT)
                 for task in mine:
-                    if cancel_odd_workers and worker % 2:
-                        with_lock_retries(lambda task=task: cancel(task), stats)
-                    else:
-                        with_lock_retries(lambda task=task: complete(task, f"w{worker}"), stats)
+                    try:
+                        if cancel_odd_workers and worker % 2:
+                            with_lock_retries(lambda task=task: cancel(task), stats)
+                        else:
+                            with_lock_retries(lambda task=task: complete(task, f"w{worker}"), stats)
+                    except TransitionNotAllowed:
+                        stats["refused"] += 1  # canceled meanwhile by a join's cancel_rest
+                        session.rollback()
+                        continue
                     stats["completed"] += 1
         results.put(("ok", stats))
     except BaseException:
@@ -170,6 +212,41 @@ def race_for_task(url: str, task_ids: list[int], worker: int, barrier: Any, resu
                     activation.done()
                     outcome.append("done")
                 except TransitionNotAllowed:
+                    outcome.append("refused")
+        results.put(("ok", {"worker": worker, "outcome": outcome}))
+    except BaseException:
+        barrier.abort()
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()
+
+
+def child_finish_or_parent_cancel(url: str, parent_ids: list[int], worker: int, barrier: Any,
+                                  results: Any) -> None:
+    """Child process: worker 0 completes each child's task while worker 1 cancels its parent,
+    both at the same moment; each reports what happened."""
+    outcome: list[str] = []
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, use_session(session):
+            for parent_id in parent_ids:
+                parent = session.get(Process, parent_id)
+                assert parent is not None
+                (sub,) = [t for t in parent.tasks if t.node_name == "purchase"]
+                (child,) = session.scalars(sa.select(Process).where(Process.parent_task_id == sub.id)).all()
+                (buy,) = [t for t in child.tasks if t.node_name == "buy"]
+                session.commit()
+                barrier.wait(BARRIER_TIMEOUT)
+                try:
+                    if worker == 0:
+                        activation = buy.activate()
+                        activation.prepare(data={"bought": True}, user=buy.owner)
+                        activation.done()
+                    else:
+                        parent.cancel()
+                    outcome.append("done")
+                except TransitionNotAllowed:
+                    session.rollback()
                     outcome.append("refused")
         results.put(("ok", {"worker": worker, "outcome": outcome}))
     except BaseException:

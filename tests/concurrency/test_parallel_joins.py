@@ -15,7 +15,11 @@ from parallel_flows import (
     WORKER,
     FanOutFlow,
     NestedFanOutFlow,
+    ParentFlow,
+    QuorumCancelFlow,
+    QuorumFanOutFlow,
     ViewFanOutFlow,
+    child_finish_or_parent_cancel,
     complete_branches,
     race_for_task,
 )
@@ -29,7 +33,7 @@ WORKERS = 4
 
 
 def start_processes(session: Session, flow_class: type[Flow], count: int) -> list[int]:
-    if flow_class is ViewFanOutFlow:
+    if flow_class in (ViewFanOutFlow, QuorumFanOutFlow, QuorumCancelFlow, ParentFlow):
         session.add(User(username=WORKER))
         session.commit()
     ids = [flow_class.start.run(n=n).id for n in range(count)]  # type: ignore[attr-defined]
@@ -131,3 +135,60 @@ def test_two_clients_completing_one_view_task(db_url, session, children):  # typ
         assert task is not None and task.status == STATUS.DONE
         assert task.process.data["winner"] == winner
         assert [t.node_name for t in task.leading] == ["join"]
+
+
+@pytest.mark.parametrize("flow_class", [QuorumFanOutFlow, QuorumCancelFlow], ids=lambda f: f.__name__)
+def test_a_partial_join_over_a_fan_out_fires_once_under_concurrent_answers(  # type: ignore[no-untyped-def]
+        db_url, session, children, flow_class):
+    """Eight reviewers answer at once from four OS processes: the 3-of-8 join fires once;
+    with cancel_rest the five others are canceled (their answers refused), without it they
+    are absorbed."""
+    process_ids = start_processes(session, flow_class, PROCESSES)
+    reports = children.run(
+        complete_branches,
+        lambda n, barrier, results: (db_url, flow_class.path(), process_ids, n, WORKERS, barrier, results),
+        WORKERS,
+    )
+    completed = sum(r["completed"] for r in reports)
+    refused = sum(r["refused"] for r in reports)
+    assert completed + refused == PROCESSES * 8
+    session.rollback()
+    for process_id in process_ids:
+        process = session.get(Process, process_id)
+        assert process is not None
+        tasks = process.tasks
+        joins = [t for t in tasks if t.flow_task_type == "JOIN"]
+        assert [j.status for j in joins] == [STATUS.DONE] and len(joins[0].leading) == 1
+        review = Counter(t.status for t in tasks if t.node_name == "review")
+        if flow_class is QuorumCancelFlow:
+            assert review == {STATUS.DONE: 3, STATUS.CANCELED: 5}, review
+        else:
+            assert review == {STATUS.DONE: 8}, review
+            assert len(joins[0].previous) == 8  # the late five absorbed into the one join
+        assert process.status == STATUS.DONE
+    if flow_class is QuorumCancelFlow:
+        assert refused == PROCESSES * 5
+
+
+def test_a_child_finishing_while_its_parent_is_canceled(db_url, session, children):  # type: ignore[no-untyped-def]
+    """The child's last task is completed at the moment its parent is canceled: the
+    top-process-first lock makes one wait for the other, never a deadlock."""
+    parent_ids = start_processes(session, ParentFlow, PROCESSES)
+    reports = children.run(
+        child_finish_or_parent_cancel,
+        lambda n, barrier, results: (db_url, parent_ids, n, barrier, results),
+        2,
+    )
+    by_worker = {r["worker"]: r["outcome"] for r in reports}
+    assert by_worker[1] == ["done"] * PROCESSES  # every parent cancel succeeded
+    session.rollback()
+    for n, parent_id in enumerate(parent_ids):
+        parent = session.get(Process, parent_id)
+        assert parent is not None and parent.status == STATUS.CANCELED
+        (sub,) = [t for t in parent.tasks if t.node_name == "purchase"]
+        (child,) = session.scalars(sa.select(Process).where(Process.parent_task_id == sub.id)).all()
+        if by_worker[0][n] == "done":  # the child finished first: the parent went on, then was canceled
+            assert child.status == STATUS.DONE and sub.status == STATUS.DONE
+            assert [t.status for t in parent.tasks if t.node_name == "receive"] == [STATUS.CANCELED]
+        else:  # the cancel came first: the child was canceled and its task refused
+            assert child.status == STATUS.CANCELED and sub.status == STATUS.CANCELED
