@@ -15,7 +15,8 @@ from .core.transaction import configure_engine
 from .extensions import csrf, db, fresh_pool_after_fork, login_manager, migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_FLOWS = ["webflow.demo.helloworld:HelloWorldFlow", "webflow.demo.shipment:ShipmentFlow"]
+DEMO_FLOWS = ["webflow.demo.helloworld:HelloWorldFlow", "webflow.demo.shipment:ShipmentFlow",
+              "webflow.demo.purchase:PurchaseRequestFlow", "webflow.demo.purchase:PurchasingFlow"]
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:

@@ -59,6 +59,9 @@ STYLE = """
 .wf-key-error::before{background:#fde2e1;border-color:#d92d20}
 .wf-key-canceled::before{background:#eceff3;border-color:#9aa5b1}
 .wf-graph-figure{margin:0;overflow-x:auto}
+.wf-graph .wf-mark{fill:none;stroke:#5b6472;stroke-width:1.6}
+.wf-graph .wf-node-end.wf-terminate .wf-shape{stroke-width:4}
+.wf-graph .wf-node-end.wf-terminate .wf-inner{fill:#5b6472;stroke:none}
 .wf-graph a:hover .wf-shape,.wf-graph a:focus .wf-shape{stroke:#111;stroke-width:2.5}
 """
 
@@ -77,6 +80,10 @@ class Box:
     w: float = 0.0
     h: float = 0.0
     lines: list[str] = field(default_factory=list)
+    #: BPMN markers: "multi" (a fan-out's branch: three bars), "partial" (a join with
+    #: until: the complex gateway's asterisk), "terminate" (a filled, thick End),
+    #: "subprocess" (a box with a plus).
+    marks: tuple[str, ...] = ()
 
     @property
     def left(self) -> float:
@@ -123,7 +130,11 @@ def _wrap(title: str, width: int = 18) -> list[str]:
 def _boxes(flow_class: type[Flow]) -> dict[str, Box]:
     boxes: dict[str, Box] = {}
     for node in flow_class.nodes():
-        box = Box(node.name, node.title, node.task_type)
+        marks = (("multi",) * bool(node.fan_out)
+                 + ("partial",) * (node.task_type == "JOIN" and getattr(node, "until", None) is not None)
+                 + ("terminate",) * bool(getattr(node, "terminate", False))
+                 + ("subprocess",) * (node.task_type == "SUBPROCESS"))
+        box = Box(node.name, node.title, node.task_type, marks=marks)
         if box.kind in ("START", "END"):
             box.w = box.h = 2 * CIRCLE_R
         elif box.kind in GATEWAYS:
@@ -249,15 +260,30 @@ def _shape(box: Box) -> str:
     if box.kind in GATEWAYS:
         x, y, d = box.x, box.y, DIAMOND
         points = f"{x:.1f},{y - d:.1f} {x + d:.1f},{y:.1f} {x:.1f},{y + d:.1f} {x - d:.1f},{y:.1f}"
+        symbol = "✱" if "partial" in box.marks else GATEWAYS[box.kind]
         return (f'<polygon class="wf-shape" points="{points}"/>'
-                f'<text class="wf-symbol" x="{x:.1f}" y="{y:.1f}">{GATEWAYS[box.kind]}</text>'
+                f'<text class="wf-symbol" x="{x:.1f}" y="{y:.1f}">{symbol}</text>'
                 f'<text class="wf-caption" x="{x:.1f}" y="{y + d + 14:.1f}">{escape(box.title)}</text>')
     text_y = box.y - 8 * (len(box.lines) - 1)
     labels = "".join(
         f'<text class="wf-label" x="{box.x:.1f}" y="{text_y + 16 * i:.1f}">{escape(line)}</text>'
         for i, line in enumerate(box.lines))
     return (f'<rect class="wf-shape" x="{box.left:.1f}" y="{box.y - box.h / 2:.1f}" '
-            f'width="{box.w:.1f}" height="{box.h:.1f}" rx="9"/>{labels}')
+            f'width="{box.w:.1f}" height="{box.h:.1f}" rx="9"/>{labels}{_marks(box)}')
+
+
+def _marks(box: Box) -> str:
+    """BPMN's markers at the bottom of a task box."""
+    bottom, parts = box.y + box.h / 2, []
+    if "multi" in box.marks:  # parallel multi-instance: three vertical bars
+        parts += [f'<path class="wf-mark wf-mark-multi" d="M{box.x + dx:.1f},{bottom - 13:.1f} '
+                  f'v9"/>' for dx in (-5, 0, 5)]
+    if "subprocess" in box.marks:  # collapsed subprocess: a small square with a plus
+        x, y = box.x - 6, bottom - 15
+        parts.append(f'<rect class="wf-mark wf-mark-subprocess" x="{x:.1f}" y="{y:.1f}" width="12" '
+                     f'height="12"/><path class="wf-mark" d="M{box.x:.1f},{y + 3:.1f} v6 '
+                     f'M{box.x - 3:.1f},{y + 6:.1f} h6"/>')
+    return "".join(parts)
 
 
 def _below(box: Box) -> float:
@@ -314,7 +340,8 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
     nodes = []
     for box in boxes.values():
         state = states.get(box.name)
-        css = f"wf-node wf-node-{box.kind.lower()}" + (f" wf-{state}" if state in STATES else "")
+        css = (f"wf-node wf-node-{box.kind.lower()}" + (f" wf-{state}" if state in STATES else "")
+               + "".join(f" wf-{mark}" for mark in box.marks))
         title = f"{box.title} ({state})" if state else box.title
         inner = f"<title>{escape(title)}</title>{_shape(box)}"
         if box.name in links:

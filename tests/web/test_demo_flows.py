@@ -67,3 +67,69 @@ def test_the_shipment_demo_runs_to_the_end(demo_app: Flask) -> None:
     assert "Ada, 3 items to 1 Loop Road" in listed
     page = alice.get(f"/flows/shipment/{process.id}/").get_data(as_text=True)
     assert "1 Loop Road" in page and "P-42" in page
+
+
+def start_purchase(alice: AuthActions, reviewers: str) -> Process:
+    alice.get("/flows/purchase_request/start/start/")
+    started = alice.post("/flows/purchase_request/start/start/",
+                         {"item": "Laptop", "amount": "1200", "reviewers": reviewers})
+    assert started.status_code == 303, started.get_data(as_text=True)
+    db.session.commit()
+    return db.session.scalars(sa.select(Process).order_by(Process.id.desc())).first()
+
+
+def review_tasks(process: Process) -> dict[str, object]:
+    db.session.commit()
+    db.session.expire_all()
+    return {t.data["item"]: t for t in db.session.get(Process, process.id).tasks if t.node_name == "review"}
+
+
+def test_the_purchase_demo_two_approvals_and_a_purchasing_subprocess(demo_app: Flask) -> None:
+    alice, bob, admin = (AuthActions(demo_app).enter_as(name) for name in ("alice", "bob", "admin"))
+    process = start_purchase(alice, "alice, bob, admin")
+    reviews = review_tasks(process)
+    assert {name: t.owner.username for name, t in reviews.items()} == {n: n for n in ("alice", "bob", "admin")}
+    page = alice.get(task_url(reviews["alice"])).get_data(as_text=True)
+    assert "For <strong>alice</strong>" in page and "item 1 of a parallel fan-out" in page
+    assert alice.post(task_url(reviews["alice"]), {"approved": "y", "comment": "fine"}).status_code == 303
+    bob.get(task_url(reviews["bob"]))
+    assert bob.post(task_url(reviews["bob"]), {"approved": "y"}).status_code == 303
+    reviews = review_tasks(process)
+    assert reviews["admin"].status == STATUS.CANCELED  # two were enough
+    purchase = task_of(process, "purchase")
+    assert purchase.status == STATUS.STARTED
+    page = admin.get(f"/flows/purchase_request/{process.id}/").get_data(as_text=True)
+    assert "Subprocesses" in page and "Purchasing #" in page
+    child = db.session.scalars(sa.select(Process).where(Process.parent_task_id == purchase.id)).one()
+    order = task_of(child, "place_order")
+    assert task_url(order) in bob.get("/queue/").get_data(as_text=True)
+    assert bob.post("/queue/", {"take": order.id}).status_code == 303
+    bob.get(task_url(order))
+    assert bob.post(task_url(order), {"supplier": "Acme", "reference": "PO-7"}).status_code == 303
+    child_page = bob.get(f"/flows/purchasing/{child.id}/").get_data(as_text=True)
+    assert f"Purchase request #{process.id}" in child_page  # a link back to the parent
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Process, child.id).status == STATUS.DONE
+    parent = db.session.get(Process, process.id)
+    assert parent.status == STATUS.DONE
+    assert task_of(parent, "purchase").data["result"]["supplier"] == "Acme"
+    svg = admin.get("/flows/purchase_request/graph.svg").get_data(as_text=True)
+    for mark in ("wf-multi", "wf-partial", "wf-terminate", "wf-subprocess"):
+        assert mark in svg
+
+
+def test_the_purchase_demo_stops_on_a_rejection(demo_app: Flask) -> None:
+    alice, bob = (AuthActions(demo_app).enter_as(name) for name in ("alice", "bob"))
+    process = start_purchase(alice, "bob, alice, bob")
+    reviews = review_tasks(process)
+    assert sorted(reviews) == ["alice", "bob"]  # each reviewer once
+    bob.get(task_url(reviews["bob"]))
+    assert bob.post(task_url(reviews["bob"]), {"comment": "too expensive"}).status_code == 303
+    reviews = review_tasks(process)
+    assert reviews["alice"].status == STATUS.CANCELED
+    db.session.expire_all()
+    parent = db.session.get(Process, process.id)
+    assert parent.status == STATUS.DONE
+    assert task_of(parent, "rejected").status == STATUS.DONE
+    assert task_of(parent, "purchase") is None

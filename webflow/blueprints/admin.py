@@ -122,6 +122,15 @@ def assignable_users(task: Task) -> list[User]:
     return [u for u in users if check is None or check(u)]
 
 
+def child_processes(tasks: list[Task]) -> list[Process]:
+    """The processes the tasks started (subprocesses), oldest first."""
+    ids = [t.id for t in tasks if t.flow_task_type == "SUBPROCESS"]
+    if not ids:
+        return []
+    return list(db.session.scalars(sa.select(Process).where(Process.parent_task_id.in_(ids))
+                                   .order_by(Process.id)))
+
+
 def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
     """Everything the process page shows: data, tasks, graph, audit trail, repair buttons."""
     # Owners and links in three queries, not three per task.
@@ -143,6 +152,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "is_manager": manager,
         "transitions": {t.id: admin_transitions(t) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,
+        "children": child_processes(tasks),
+        "parent_task": process.parent_task,
         "stalled": process.status == STATUS.NEW and process.stalled is not None,
         "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
         "graph": flow_svg(flow_class, node_states(tasks), links),

@@ -16,7 +16,15 @@ from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
 from ..extensions import db
 from ..models import Task, TaskEvent, User
-from .admin import WEB_TRANSITIONS, assignable_users, flow_or_404, process_or_404, task_or_404, task_url
+from .admin import (
+    WEB_TRANSITIONS,
+    assignable_users,
+    child_processes,
+    flow_or_404,
+    process_or_404,
+    task_or_404,
+    task_url,
+)
 from .flows import bp, node_form
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
 
@@ -106,6 +114,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         "users": assignable_users(task) if {"assign_to", "reassign"} & set(actions) else [],
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
+        "children": child_processes([task]) if task.flow_task_type == "SUBPROCESS" else [],
         "title": f"{task.flow_task.title} · {flow_class.process_title} #{task.process_id}",
         **extra,
     }

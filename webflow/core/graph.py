@@ -14,7 +14,7 @@ __all__ = ["flow_dot", "state_machine_dot", "flow_edges"]
 SHAPES = {
     "START": "circle", "END": "doublecircle", "HUMAN": "box", "FUNCTION": "box",
     "HANDLER": "box", "JOB": "box3d", "IF": "diamond", "SWITCH": "diamond",
-    "SPLIT": "diamond", "JOIN": "diamond",
+    "SPLIT": "diamond", "JOIN": "diamond", "SUBPROCESS": "box",
 }
 
 
@@ -29,7 +29,16 @@ def flow_dot(flow_class: type[Flow]) -> str:
     lines = [f'digraph "{flow_class.flow_label}" {{', "    rankdir=LR;"]
     for node in flow_class.nodes():
         shape = SHAPES.get(node.task_type, "box")
-        lines.append(f'    {node.name} [label="{node.title}", shape={shape}];')
+        extra = ""
+        if node.fan_out:
+            extra = ', xlabel="|||"'  # BPMN's parallel multi-instance marker
+        elif node.task_type == "SUBPROCESS":
+            extra = ', peripheries=2, xlabel="+"'
+        elif node.task_type == "JOIN" and getattr(node, "until", None) is not None:
+            extra = ', xlabel="*"'  # a partial (complex) join
+        elif getattr(node, "terminate", False):
+            extra = ', style=filled, penwidth=3'
+        lines.append(f'    {node.name} [label="{node.title}", shape={shape}{extra}];')
     for source, target, label in flow_edges(flow_class):
         attrs = f' [label="{label}"]' if label else ""
         lines.append(f"    {source} -> {target}{attrs};")
