@@ -44,11 +44,12 @@ class JoinActivation(Activation):
             activation = cls(task)
             activation._arrival = prev_activation.task
             return activation
-        if (not flow_task.wait_all or flow_task.until is not None) and tokens.is_branch(token):
+        if tokens.is_branch(token):
             fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
             if fired is not None:
-                # A discriminator or partial join already fired for this split: later
-                # branches end here (absorbed), it never fires twice.
+                # The join already fired for this split (a discriminator, an until that
+                # held, or a manager's perform): later branches end here, absorbed; a
+                # join never fires twice.
                 link_tasks(prev_activation.task, fired)
                 activation = cls(fired)
                 activation._absorbed = True
@@ -66,6 +67,10 @@ class JoinActivation(Activation):
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
+        session = get_session()
+        if not any(task.node_name == flow_task.name and task.token == join_token and task.status == STATUS.DONE
+                   for task in process_tasks(session, prev_activation.process)):
+            return None  # the common case, answered from memory: no join fired here yet
         previous = sa.orm.aliased(Task)
         uow = current_unit_of_work()
         if uow is not None:
