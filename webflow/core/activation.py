@@ -55,24 +55,32 @@ def link_tasks(previous: Task, task: Task) -> None:
                 set_committed_value(obj, name, [*current, other])
 
 
-@condition("a task it created is not canceled yet")
-def leading_tasks_canceled(activation: Activation) -> bool:
-    """Undo only once everything the task started has been canceled."""
+def alive_leading_tasks(activation: Activation) -> int:
+    """How many of the tasks this task led to are not CANCELED.
+
+    Outside a unit of work (a page asking which buttons to show) a ``leading`` list the
+    page loaded already answers it; inside one, the links written so far are counted."""
     task = activation.task
     if task.id is None:
-        return True
-    session = activation.session
+        return 0
+    uow = current_unit_of_work()
+    if uow is None and "leading" in sa.inspect(task).dict:
+        return sum(1 for t in task.leading if t.status != STATUS.CANCELED)
     from .models import task_link
 
-    uow = current_unit_of_work()
     if uow is not None:
         uow.write_links()
-    unfinished = session.scalar(
+    return activation.session.scalar(
         sa.select(sa.func.count())
         .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
         .where(task_link.c.previous_id == task.id, Task.status != STATUS.CANCELED)
-    )
-    return not unfinished
+    ) or 0
+
+
+@condition("a task it created is not canceled yet")
+def leading_tasks_canceled(activation: Activation) -> bool:
+    """Undo only once everything the task started has been canceled."""
+    return not alive_leading_tasks(activation)
 
 
 @condition("the join after it already fired: undo from the join backwards first")
@@ -104,20 +112,7 @@ def region_join_not_fired(activation: Activation) -> bool:
 def next_tasks_missing(activation: Activation) -> bool:
     """activate_next only where what the task leads to is gone (all of it canceled):
     again it would link the task twice to a join that waits, or start a second branch."""
-    task = activation.task
-    if task.id is None:
-        return True
-    from .models import task_link
-
-    uow = current_unit_of_work()
-    if uow is not None:
-        uow.write_links()
-    alive = activation.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
-        .where(task_link.c.previous_id == task.id, Task.status != STATUS.CANCELED)
-    )
-    return not alive
+    return not alive_leading_tasks(activation)
 
 
 class Activation:

@@ -38,18 +38,21 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
     Under the process lock nobody else adds or changes the process's tasks, so one read
     per transaction is exact: later questions (each join arrival, the End) are answered
     from memory, and every task the engine creates meanwhile is added by
-    ``remember_task``. Outside a unit of work this simply reads."""
+    ``remember_task``. Outside a unit of work it is the process's ``tasks``."""
     uow = current_unit_of_work()
+    if uow is None:
+        # Read-only use (a page asking what is allowed): the relationship, loaded once
+        # per session until the next commit expires it.
+        return list(process.tasks) if process.id is not None else []
     key = ("tasks", process)
-    if uow is not None and key in uow.cache:
+    if key in uow.cache:
         return uow.cache[key]  # type: ignore[no-any-return]
     tasks: list[Task] = []
     if process.id is not None:
         with session.no_autoflush:  # pending tasks (not in the table yet) are added below
             tasks = list(session.scalars(sa.select(Task).where(Task.process_id == process.id)))
     tasks += [task for task in session.new if isinstance(task, Task) and task.process is process]
-    if uow is not None:
-        uow.cache[key] = tasks
+    uow.cache[key] = tasks
     return tasks
 
 

@@ -1,0 +1,113 @@
+"""A page's cost does not grow with its rows: every list page, the process page and the
+task page run the same number of SQL statements at 10 rows as at 100 (no query per row)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from web_support import PASSWORD, AuthActions, task_url
+
+from webflow import STATUS, Context, Flow, db, flow, this
+from webflow.models import Process, Task, User
+
+PERMS = ["wide.view", "wide.manage", "wide.can_start", "wide.can_review"]
+
+
+class WideFlow(Flow):
+    """Wide
+
+    A fan-out over as many reviews as asked for."""
+
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = flow.Split().Each(this.review, items=lambda act: list(range(act.process.data["n"])))
+    review = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+@contextmanager
+def counted() -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    config = {"WEBFLOW_PAGE_SIZE": 200}
+    with in_app_context(make_test_app(db_url, [WideFlow], {"ann": PERMS, "bob": PERMS}, PASSWORD,
+                                      **config)) as app:
+        yield app
+
+
+def build(rows: int) -> Process:
+    """``rows`` of everything: processes, queued, assigned and finished tasks, events."""
+    ann = db.session.scalar(sa.select(User).where(User.username == "ann"))
+    with Context(user=ann):
+        for _ in range(rows - 1):
+            WideFlow.start.run(n=1)
+        process = WideFlow.start.run(n=3 * rows)
+        reviews = [t for t in process.tasks if t.node_name == "review"]
+        for task in reviews[:rows]:
+            task.activate().assign(ann)
+        for task in reviews[rows:2 * rows]:
+            activation = task.activate()
+            activation.assign(ann)
+            activation.prepare(data={"ok": True}, user=ann)
+            activation.done()
+        busy = reviews[0].activate()
+        for _ in range(rows // 2):  # a task with a long history
+            busy.unassign()
+            busy.assign(ann)
+    db.session.commit()
+    return process
+
+
+PAGES: dict[str, Callable[[Process], str]] = {
+    "inbox": lambda p: "/inbox/",
+    "queue": lambda p: "/queue/",
+    "archive": lambda p: "/archive/",
+    "flows": lambda p: "/flows/",
+    "process list": lambda p: "/flows/wide/",
+    "admin": lambda p: "/admin/",
+    "process page": lambda p: f"/flows/wide/{p.id}/",
+    "task page": lambda p: task_url(next(t for t in p.tasks if t.node_name == "review")),
+}
+
+
+def page_costs(app: Flask, rows: int) -> dict[str, int]:
+    process = build(rows)
+    ann = AuthActions(app).enter_as("ann")
+    costs = {}
+    for name, url in PAGES.items():
+        path = url(process)
+        ann.get(path)  # warm: the first request loads what every later one has cached
+        with counted() as statements:
+            response = ann.get(path)
+        assert response.status_code == 200, (name, response.status_code)
+        costs[name] = len(statements)
+    return costs
+
+
+def test_pages_cost_the_same_at_10_and_100_rows(app: Flask) -> None:
+    small = page_costs(app, 10)
+    db.session.execute(sa.delete(Process))
+    db.session.commit()
+    large = page_costs(app, 100)
+    assert large == small, {name: (small[name], large[name]) for name in small if small[name] != large[name]}
+    # and they really had the rows (the queue holds the unassigned reviews)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
+        Task.status == STATUS.NEW, Task.node_name == "review")) >= 100
