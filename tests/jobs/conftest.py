@@ -35,22 +35,27 @@ def job_app(db_url: str, redis_url: str) -> Iterator:  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def start_worker(job_app) -> Iterator[Callable[..., subprocess.Popen]]:  # type: ignore[type-arg,no-untyped-def]
-    """Start `flask webflow worker` processes on the job app's database and queues."""
+def start_worker(job_app, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:  # type: ignore[type-arg,no-untyped-def]
+    """Start `flask webflow worker` processes on the job app's database and queues
+    (``env=`` overrides settings; each worker's output goes to a log in tmp_path)."""
     workers: list[subprocess.Popen] = []  # type: ignore[type-arg]
 
-    def start(*args: str) -> subprocess.Popen:  # type: ignore[type-arg]
-        env = dict(os.environ,
-                   DATABASE_URL=job_app.config["SQLALCHEMY_DATABASE_URI"],
-                   REDIS_URL=job_app.config["REDIS_URL"],
-                   WEBFLOW_QUEUE_PREFIX=job_app.config["WEBFLOW_QUEUE_PREFIX"],
-                   WEBFLOW_FLOWS="job_flows:JobFlow",
-                   PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+        environ = dict(os.environ,
+                       DATABASE_URL=job_app.config["SQLALCHEMY_DATABASE_URI"],
+                       REDIS_URL=job_app.config["REDIS_URL"],
+                       WEBFLOW_QUEUE_PREFIX=job_app.config["WEBFLOW_QUEUE_PREFIX"],
+                       WEBFLOW_FLOWS="job_flows:JobFlow",
+                       # Short periods, so lost jobs are found in seconds (production: 15 s, 30 s).
+                       WEBFLOW_RECONCILE_SECONDS="1", WEBFLOW_JOB_LOST_SECONDS="4",
+                       PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+        environ.update(env or {})
+        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "webflow", "worker", *args],
-            cwd=ROOT, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT, env=environ, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
         )
+        log.close()
         workers.append(proc)
         return proc
 
