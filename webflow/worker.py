@@ -34,6 +34,11 @@ class AppWorker(HerokuWorker):
     every ``WEBFLOW_RECONCILE_SECONDS``, idle or busy with a job."""
 
     app: Flask
+    stop_asked = False
+
+    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+        self.stop_asked = True  # RQ's loop then ends normally: tell that from a lost Redis
+        super().request_stop(signum, frame)
 
     def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
         # The forked horse must not reuse the parent's pooled database connections.
@@ -127,7 +132,7 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
             return
         except Exception as exc:
             log.error("worker %s ended: %s", worker.name, exc)
-        if burst or stopping or worker._stop_requested:
+        if burst or stopping or worker.stop_asked or worker._stop_requested:
             return
         if time.monotonic() - started > 60:
             pause = 1.0  # it ran a good while: a fresh outage starts the backoff again
