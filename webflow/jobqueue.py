@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -69,7 +70,9 @@ def enqueue(app: Flask, task_id: int, job_id: str, queue: str, delay: float, tim
                                "failure_ttl": 7 * 24 * 3600, "description": f"webflow task {task_id}"}
     try:
         if delay > 0:
-            return q.enqueue_in(timedelta(seconds=delay), "webflow.jobs.execute", task_id, **options)
+            # RQ's scheduler keeps whole seconds (truncated): round up, never run early.
+            due = datetime.fromtimestamp(math.ceil(time.time() + delay), UTC)
+            return q.enqueue_at(due, "webflow.jobs.execute", task_id, **options)
         return q.enqueue("webflow.jobs.execute", task_id, **options)
     except RedisError:
         app.extensions["webflow_redis_down_until"] = time.monotonic() + REDIS_BACKOFF_SECONDS

@@ -26,7 +26,7 @@ from .jobqueue import get_queue, reconcile, redis_connection, settle_lost_job
 log = logging.getLogger(__name__)
 
 #: Longest pause between two attempts to get the worker going again.
-MAX_RESTART_PAUSE = 30.0
+MAX_RESTART_PAUSE = 10.0
 
 
 class AppWorker(HerokuWorker):
@@ -124,19 +124,20 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
         raise StopRequested()
 
     while True:
-        worker = build_worker(app, queues)
+        worker: AppWorker | None = None
         started = time.monotonic()
         try:
+            worker = build_worker(app, queues)  # this talks to Redis already
             worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
         except (StopRequested, SystemExit, KeyboardInterrupt):
             return
         except Exception as exc:
-            log.error("worker %s ended: %s", worker.name, exc)
-        if burst or stopping or worker.stop_asked or worker._stop_requested:
+            log.error("worker ended: %s", exc)
+        if stopping or (worker is not None and (burst or worker.stop_asked or worker._stop_requested)):
             return
         if time.monotonic() - started > 60:
             pause = 1.0  # it ran a good while: a fresh outage starts the backoff again
-        log.error("worker %s lost Redis; starting a new worker in %.0fs", worker.name, pause)
+        log.error("the worker lost Redis; starting a new worker in %.0fs", pause)
         # Between two workers, SIGTERM/SIGINT end the loop at once.
         previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, stop)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -49,7 +50,14 @@ class RedisServer:
             time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (SIGSTOP) or resume the server: it accepts connections but never answers."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)

@@ -221,6 +221,7 @@ def test_retries_wait_for_their_backoff(job_app, start_worker, tmp_path):
 
 REDIS_OUTAGE = 30  # seconds
 DB_OUTAGE = 15
+REDIS_FROZEN = 20
 
 
 def test_jobs_survive_redis_stopped_for_30_seconds(db_url, start_worker, tmp_path):
@@ -254,6 +255,32 @@ def test_jobs_survive_redis_stopped_for_30_seconds(db_url, start_worker, tmp_pat
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_frozen_redis_stalls_no_request_and_no_worker_for_good(db_url, start_worker, tmp_path):
+    ledger = tmp_path / "ledger"
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        with job_app_on(db_url, redis.url) as app:
+            worker = start_worker(app=app)
+            ids = [JobOnlyFlow.start.run(ledger=str(ledger)).id]
+            wait_for(lambda: all_done(ids), 60, "the first process DONE")
+            redis.freeze()
+            began = time.monotonic()
+            ids += [JobOnlyFlow.start.run(ledger=str(ledger)).id for _ in range(5)]
+            assert time.monotonic() - began < 3  # one short timeout, not one per request
+            assert {job_task(pid).status for pid in ids[1:]} == {STATUS.SCHEDULED}
+            time.sleep(REDIS_FROZEN)  # longer than RQ's own read timeout in the worker
+            redis.freeze(False)
+
+            wait_for(lambda: all_done(ids), 90, "every process DONE")
+            assert worker.poll() is None
+            assert_no_task_duplicated(ids)
+            assert assert_each_attempt_ran_once(ledger) == {job_task(pid).id: 1 for pid in ids}
+    finally:
+        redis.stop()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_jobs_and_pages_survive_postgresql_unreachable_for_15_seconds(db_url, redis_url, start_worker,
                                                                       tmp_path):
     ledger = tmp_path / "ledger"
@@ -266,6 +293,7 @@ def test_jobs_and_pages_survive_postgresql_unreachable_for_15_seconds(db_url, re
             user = User(username="ann", is_superuser=True)
             db.session.add(user)
             db.session.commit()
+            user_id = user.id
             ids = [JobOnlyFlow.start.run(ledger=str(ledger), sleep=0.5).id for _ in range(10)]
             worker = start_worker(app=app)
             wait_for(lambda: len(ledger_runs(ledger)) >= 2, 60, "jobs to run")
@@ -273,7 +301,7 @@ def test_jobs_and_pages_survive_postgresql_unreachable_for_15_seconds(db_url, re
 
             client = app.test_client()
             with client.session_transaction() as session:
-                session["_user_id"] = str(user.id)
+                session["_user_id"] = str(user_id)
             page = client.get("/inbox/")
             assert page.status_code == 503 and page.headers["Retry-After"]
             assert "try again" in page.get_data(as_text=True)
