@@ -4,12 +4,9 @@ and PostgreSQL going away. Each job run notes itself in a ledger file."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -27,8 +24,8 @@ from job_support import wait_for
 
 from webflow import STATUS, db
 from webflow.core import Context, unit_of_work
-from webflow.jobqueue import get_queue, reconcile
 from webflow.core.models import utcnow
+from webflow.jobqueue import get_queue, reconcile
 from webflow.models import Process, Task, User
 
 pytestmark = pytest.mark.redis
