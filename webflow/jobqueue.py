@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from .core.context import Context
 from .core.models import Task
@@ -94,7 +95,20 @@ def lost_reason(app: Flask, job_id: str | None, since: datetime | None) -> str |
             return None  # just committed, the enqueue may still be on its way
         return f"its job {job_id} is not in Redis"
     status = job.get_status(refresh=False)
-    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+    if status == JobStatus.SCHEDULED:
+        # A retry waiting for its backoff. RQ's scheduler runs in one worker at a time,
+        # under a lock that outlives a killed worker by a minute: past its due time plus
+        # the grace, the task is queued again at once rather than waiting for it.
+        try:
+            due = ScheduledJobRegistry(job.origin, connection=conn).get_scheduled_time(job)
+        except NoSuchJobError:
+            return None  # moved to its queue just now
+        if due.tzinfo is None:
+            due = due.replace(tzinfo=UTC)
+        if now - due < grace:
+            return None
+        return f"its job {job_id} was due at {due:%H:%M:%S} but no scheduler queued it"
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED):
         return None
     if status == JobStatus.STARTED:
         heartbeat = job.last_heartbeat

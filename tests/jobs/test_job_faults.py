@@ -7,10 +7,10 @@ from __future__ import annotations
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import job_app_on
 from fault_support import (
     RedisServer,
     TcpProxy,
@@ -20,7 +20,7 @@ from fault_support import (
     statuses,
 )
 from job_flows import BackoffFlow, FaultFlow, JobOnlyFlow, TimeoutFlow
-from job_support import wait_for
+from job_support import job_app_on, wait_for
 
 from webflow import STATUS, db
 from webflow.core import Context, unit_of_work
@@ -39,6 +39,16 @@ def job_task(process_id: int) -> Task:
     db.session.rollback()
     return db.session.scalars(sa.select(Task).where(Task.process_id == process_id,
                                                     Task.flow_task_type == "JOB")).one()
+
+
+def failed_job(process_id: int, attempts: int, ledger: Path) -> Task:
+    """Once the process's job is in ERROR: the task, after checking it ran ``attempts``
+    times, each attempt once."""
+    wait_for(lambda: job_task(process_id).status == STATUS.ERROR, 90, "the job in ERROR")
+    task = job_task(process_id)
+    assert task.attempts == attempts
+    assert assert_each_attempt_ran_once(ledger) == {task.id: attempts}
+    return task
 
 
 def complete_review(process_id: int, note: str, user: User) -> None:
@@ -175,13 +185,10 @@ def test_a_job_that_kills_its_own_horse_ends_in_error_after_its_retries(db_url, 
         db.session.commit()
         process = JobOnlyFlow.start.run(ledger=str(ledger), kill_horse=True)
         start_worker(app=app)
-        task_id = job_task(process.id).id
-        wait_for(lambda: job_task(process.id).status == STATUS.ERROR, 90, "the job in ERROR")
-        task = job_task(process.id)
-        assert task.attempts == 3  # the first run and its two retries, never more
+        task = failed_job(process.id, 3, ledger)  # the first run and its two retries
         assert "no retries left" in task.comments and "work horse died (signal 9)" in task.comments
         time.sleep(2)  # nothing runs it again
-        assert assert_each_attempt_ran_once(ledger) == {task_id: 3}
+        assert assert_each_attempt_ran_once(ledger) == {task.id: 3}
 
         client = app.test_client()
         with client.session_transaction() as session:
@@ -194,18 +201,14 @@ def test_a_job_past_its_timeout_is_an_attempt_and_ends_in_error(job_app, start_w
     ledger = tmp_path / "ledger"
     process = TimeoutFlow.start.run(ledger=str(ledger), sleep=5)
     start_worker()
-    wait_for(lambda: job_task(process.id).status == STATUS.ERROR, 60, "the job in ERROR")
-    task = job_task(process.id)
-    assert task.attempts == 2
-    assert "JobTimeoutException" in task.comments
-    assert assert_each_attempt_ran_once(ledger) == {task.id: 2}
+    assert "JobTimeoutException" in failed_job(process.id, 2, ledger).comments
 
 
 def test_retries_wait_for_their_backoff(job_app, start_worker, tmp_path):
     ledger = tmp_path / "ledger"
     process = BackoffFlow.start.run(ledger=str(ledger), always_fail=True)
     start_worker()
-    wait_for(lambda: job_task(process.id).status == STATUS.ERROR, 60, "the job in ERROR")
+    failed_job(process.id, 4, ledger)
     runs = ledger_runs(ledger)
     assert [attempt for _, attempt, _, _ in runs] == [1, 2, 3, 4]
     assert len({job_id for _, _, job_id, _ in runs}) == 4  # a job id of its own per attempt

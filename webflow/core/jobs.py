@@ -27,7 +27,7 @@ from .context import Context, get_session
 from .exceptions import FlowLockFailed, StaleData
 from .models import Task
 from .status import STATUS
-from .transaction import is_unreachable, unit_of_work
+from .transaction import UnitOfWork, is_unreachable, unit_of_work
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +158,20 @@ def run_job(task_id: int, session: Session | None = None, token: str | None = No
         return with_db_retry(session, lambda: _finish(session, task_id, token, patches, failure))
 
 
-def _start(session: Session, task_id: int, token: str | None) -> str | tuple[Any, Any]:
-    with unit_of_work(session) as uow:
-        task = _load(session, task_id)
-        if task is None:
-            return "missing"
+def _lock_task(session: Session, uow: UnitOfWork, task_id: int) -> Task | None:
+    """The task re-read under its process's lock, or None when it is gone."""
+    task = _load(session, task_id)
+    if task is not None:
         uow.lock(task.process_id)
         session.refresh(task)
+    return task
+
+
+def _start(session: Session, task_id: int, token: str | None) -> str | tuple[Any, Any]:
+    with unit_of_work(session) as uow:
+        task = _lock_task(session, uow, task_id)
+        if task is None:
+            return "missing"
         activation = task.activate()
         status = activation.get_status()
         if status not in (STATUS.SCHEDULED, STATUS.STARTED):
@@ -188,11 +195,9 @@ def _finish(session: Session, task_id: int, token: str | None,
             patches: tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]],
             failure: str | None) -> str:
     with unit_of_work(session) as uow:
-        task = _load(session, task_id)
+        task = _lock_task(session, uow, task_id)
         if task is None:
             return "discarded: task is missing"
-        uow.lock(task.process_id)
-        session.refresh(task)
         if task.status != STATUS.STARTED or task.external_task_id != token:
             return (f"discarded: task is {task.status} under job {task.external_task_id}, "
                     f"this run was job {token}")
