@@ -140,7 +140,12 @@ def settle_lost_job(task_id: int, job_id: str | None, reason: str) -> str | None
         if task.status == STATUS.STARTED:
             outcome = activation.end_attempt(reason)
         else:
-            activation.retry(reason=f"queued again: {reason}")
+            # A retry whose job was lost keeps what is left of its backoff.
+            delay = 0.0
+            if task.attempts and task.assigned is not None:
+                due = task.assigned + timedelta(seconds=activation.backoff())
+                delay = max(0.0, (due - datetime.now(UTC)).total_seconds())
+            activation.retry(delay=delay, reason=f"queued again: {reason}")
             outcome = "requeued"
     log.warning("job task %s: %s; %s as %s", task_id, reason, outcome, task.external_task_id)
     return outcome
