@@ -94,6 +94,9 @@ def lost_reason(app: Flask, job_id: str | None, since: datetime | None) -> str |
         if since is not None and now - since < grace:
             return None  # just committed, the enqueue may still be on its way
         return f"its job {job_id} is not in Redis"
+    if not (job.origin or "").startswith(f"{app.config['WEBFLOW_QUEUE_PREFIX']}-"):
+        # Another app's job under the same id (job ids are per database, Redis may be shared).
+        return f"its job {job_id} in Redis belongs to queue {job.origin!r}, not to this app"
     status = job.get_status(refresh=False)
     if status == JobStatus.SCHEDULED:
         # A retry waiting for its backoff. RQ's scheduler runs in one worker at a time,
@@ -120,7 +123,7 @@ def lost_reason(app: Flask, job_id: str | None, since: datetime | None) -> str |
     if status == JobStatus.FAILED:
         detail = (job.exc_info or "").strip().splitlines()
         return f"its job {job_id} failed: {detail[-1] if detail else 'no detail'}"
-    return f"its job {job_id} is {status} but the task is not finished"
+    return f"its job {job_id} is {getattr(status, 'value', status)} but the task is not finished"
 
 
 def settle_lost_job(task_id: int, job_id: str | None, reason: str) -> str | None:

@@ -46,5 +46,9 @@ def job_app_on(db_url: str, redis_url: str) -> Iterator[Flask]:
         conn = Redis.from_url(redis_url, socket_connect_timeout=1)
         for key in conn.scan_iter(f"*{prefix}*"):
             conn.delete(key)
+        # Job hashes are named by job id only (ids restart with every fresh database).
+        for key in conn.scan_iter("rq:job:webflow-task-*"):
+            if (conn.hget(key, "origin") or b"").startswith(prefix.encode()):
+                conn.delete(key)
     except RedisError:
         pass  # a Redis server of the test's own, already stopped

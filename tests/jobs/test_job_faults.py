@@ -168,13 +168,13 @@ def test_the_reconciler_runs_while_every_worker_is_busy(job_app, start_worker, t
     no_lost_jobs(job_app)
     lost = JobOnlyFlow.start.run(ledger=str(ledger))
     lost_task = job_task(lost.id)
-    make_lost([lost_task.id])
+    lost_id, lost_job = lost_task.id, lost_task.external_task_id
+    make_lost([lost_id])
     # Settled by the only worker, in the middle of its long job.
-    wait_for(lambda: job_task(lost.id).external_task_id != lost_task.external_task_id, 6,
-             "the lost job queued again")
+    wait_for(lambda: job_task(lost.id).external_task_id != lost_job, 6, "the lost job queued again")
     assert job_task(busy.id).status == STATUS.STARTED
     wait_for(lambda: all_done([busy.id, lost.id]), 60, "both processes DONE")
-    assert assert_each_attempt_ran_once(ledger) == {job_task(busy.id).id: 1, lost_task.id: 1}
+    assert assert_each_attempt_ran_once(ledger) == {job_task(busy.id).id: 1, lost_id: 1}
 
 
 def test_a_delivery_that_is_not_the_current_job_does_nothing(job_app, start_worker, tmp_path):
