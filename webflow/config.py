@@ -32,6 +32,12 @@ def from_environment() -> dict[str, Any]:
         # The inbox and queue badges count up to this and then show "999+".
         "WEBFLOW_NAV_COUNT_CAP": int(os.environ.get("WEBFLOW_NAV_COUNT_CAP", "999")),
         "WEBFLOW_STUCK_JOB_SECONDS": int(os.environ.get("WEBFLOW_STUCK_JOB_SECONDS", "900")),
+        # Jobs on RQ: how often each worker looks for lost jobs, how long a job may be
+        # missing from Redis or its worker silent before it is lost, and the Redis socket
+        # timeouts of the web process (an enqueue never waits longer).
+        "WEBFLOW_RECONCILE_SECONDS": float(os.environ.get("WEBFLOW_RECONCILE_SECONDS", "15")),
+        "WEBFLOW_JOB_LOST_SECONDS": float(os.environ.get("WEBFLOW_JOB_LOST_SECONDS", "30")),
+        "WEBFLOW_REDIS_TIMEOUT": float(os.environ.get("WEBFLOW_REDIS_TIMEOUT", "1")),
     }
 
 

@@ -40,23 +40,30 @@ def _dispatch(task_id: int, job_id: str, queue: str, delay: float, timeout: int)
 
         enqueue(app, task_id, job_id, queue, delay, timeout)
     elif mode == "thread":
-        threading.Thread(target=_run_in_app, args=(app, task_id, delay), daemon=True).start()
+        threading.Thread(target=_run_in_app, args=(app, task_id, delay, job_id), daemon=True).start()
     else:
         core_jobs.run_inline(task_id, job_id, queue, delay, timeout)
 
 
-def _run_in_app(app: Flask, task_id: int, delay: float = 0) -> None:
+def _run_in_app(app: Flask, task_id: int, delay: float = 0, job_id: str | None = None) -> None:
     import time
 
     if delay:
         time.sleep(delay)
     with app.app_context():
-        execute(task_id)
+        execute(task_id, job_id)
 
 
-def execute(task_id: int) -> Any:
-    """Run one job task (the function RQ calls); needs an app context."""
+def execute(task_id: int, job_id: str | None = None) -> Any:
+    """Run one job task (the function RQ calls); needs an app context.
+
+    The delivery's job id (RQ's current job) is its fencing token: see ``run_job``."""
+    if job_id is None:
+        from rq import get_current_job
+
+        job = get_current_job()
+        job_id = job.id if job is not None else None
     try:
-        return core_jobs.run_job(task_id, db.session())
+        return core_jobs.run_job(task_id, db.session(), token=job_id)
     finally:
         db.session.remove()

@@ -1,28 +1,44 @@
-"""The worker process: the app is built once, then RQ's worker runs job tasks."""
+"""The worker process: the app is built once, then RQ's worker runs job tasks.
+
+The worker outlives Redis and database outages: RQ's loop waits for Redis while idle,
+our monitor keeps watching a running job through Redis errors, and if RQ's loop gives up
+anyway (a Redis timeout makes it quit, an error ends it) ``run_worker`` starts a fresh
+worker after a backoff. It returns only when asked to stop (SIGTERM/SIGINT) or, with
+``--burst``, when the queues are empty.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import time
+from typing import Any
 
 from flask import Flask
+from redis.exceptions import RedisError
+from rq.exceptions import StopRequested
 from rq.worker import HerokuWorker
 
 from .extensions import db
-from .jobqueue import get_queue, reconcile, redis_connection
+from .jobqueue import get_queue, reconcile, redis_connection, settle_lost_job
 
 log = logging.getLogger(__name__)
 
-# RQ's defaults notice a dead worker after ~7 minutes; these make a lost job visible to
-# the reconciler within about a minute.
-WORKER_TTL = 20
-JOB_MONITORING_INTERVAL = 5
-MAINTENANCE_INTERVAL = 15
+#: Longest pause between two attempts to get the worker going again.
+MAX_RESTART_PAUSE = 10.0
 
 
 class AppWorker(HerokuWorker):
-    """An RQ worker whose jobs run in the app's context, and which reconciles lost jobs."""
+    """An RQ worker whose jobs run in the app's context, and which reconciles lost jobs
+    every ``WEBFLOW_RECONCILE_SECONDS``, idle or busy with a job."""
 
     app: Flask
+    stop_asked = False
+
+    def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
+        self.stop_asked = True  # RQ's loop then ends normally: tell that from a lost Redis
+        super().request_stop(signum, frame)
 
     def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
         # The forked horse must not reuse the parent's pooled database connections.
@@ -36,27 +52,99 @@ class AppWorker(HerokuWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
+        self.reconcile_if_due()
+
+    def maintain_heartbeats(self, job, execution):  # type: ignore[no-untyped-def]
+        # Called every few seconds while a job runs: a Redis outage must not end the
+        # monitoring (RQ would quit and leave the horse without a parent).
+        try:
+            super().maintain_heartbeats(job, execution)
+        except RedisError as exc:
+            log.warning("heartbeat for job %s failed (%s); still watching the job", job.id, exc)
+        self.reconcile_if_due()
+
+    def handle_work_horse_killed(self, job, retpid, ret_val, rusage):  # type: ignore[no-untyped-def]
+        """The horse died (killed, crashed, or ended by the timeout): that attempt is over.
+        Settle it now instead of waiting for the reconciler."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        how = f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"status {ret_val}"
         with self.app.app_context():
             try:
-                requeued = reconcile(self.app)
-                if requeued:
-                    log.warning("reconciler queued lost job tasks again: %s", requeued)
+                settle_lost_job(int(job.args[0]), job.id, f"its work horse died ({how})")
             except Exception:
-                log.exception("job reconciler failed")
+                log.exception("could not settle job %s after its work horse died", job.id)
+            finally:
+                db.session.remove()
+
+    def reconcile_if_due(self) -> None:
+        interval = float(self.app.config.get("WEBFLOW_RECONCILE_SECONDS", 15))
+        last = getattr(self, "_last_reconcile", None)
+        if last is not None and time.monotonic() - last < interval:
+            return
+        self._last_reconcile = time.monotonic()
+        with self.app.app_context():
+            try:
+                settled = reconcile(self.app)
+                if settled:
+                    log.warning("reconciler settled lost job tasks: %s", settled)
+            except Exception as exc:
+                log.warning("job reconciler could not run (%s); next pass in %ss", exc, interval)
             finally:
                 db.session.remove()
 
 
+def build_worker(app: Flask, queues: list[str]) -> AppWorker:
+    lost = float(app.config.get("WEBFLOW_JOB_LOST_SECONDS", 30))
+    reconcile_every = float(app.config.get("WEBFLOW_RECONCILE_SECONDS", 15))
+    # RQ's defaults notice a dead worker after ~7 minutes. Heartbeats at least three times
+    # per "lost" period; an idle worker wakes at least every 5 s (its dequeue timeout is
+    # the TTL minus 15 s) to reconcile.
+    monitoring = max(1, min(5, int(lost // 3)))
+    return AppWorker(
+        [get_queue(app, name) for name in queues],
+        connection=redis_connection(app),
+        worker_ttl=15 + max(1, min(5, int(reconcile_every))),
+        job_monitoring_interval=monitoring,
+        maintenance_interval=max(1, int(reconcile_every)),
+    )
+
+
 def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
-    """Run the worker until stopped (or until the queues are empty with ``burst``)."""
+    """Run the worker until stopped (or until the queues are empty with ``burst``),
+    starting it again with backoff when Redis went away under it."""
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run in the web process.")
     AppWorker.app = app
-    worker = AppWorker(
-        [get_queue(app, name) for name in queues],
-        connection=redis_connection(app),
-        worker_ttl=WORKER_TTL,
-        job_monitoring_interval=JOB_MONITORING_INTERVAL,
-        maintenance_interval=MAINTENANCE_INTERVAL,
-    )
-    worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    pause = 1.0
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        raise StopRequested()
+
+    while True:
+        worker: AppWorker | None = None
+        started = time.monotonic()
+        try:
+            worker = build_worker(app, queues)  # this talks to Redis already
+            worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        except (StopRequested, SystemExit, KeyboardInterrupt):
+            return
+        except Exception as exc:
+            log.error("worker ended: %s", exc)
+        if stopping or (worker is not None and (burst or worker.stop_asked or worker._stop_requested)):
+            return
+        if time.monotonic() - started > 60:
+            pause = 1.0  # it ran a good while: a fresh outage starts the backoff again
+        log.error("the worker lost Redis; starting a new worker in %.0fs", pause)
+        # Between two workers, SIGTERM/SIGINT end the loop at once.
+        previous = signal.signal(signal.SIGTERM, stop), signal.signal(signal.SIGINT, stop)
+        try:
+            time.sleep(pause)
+        except StopRequested:
+            return
+        finally:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+        pause = min(pause * 2, MAX_RESTART_PAUSE)

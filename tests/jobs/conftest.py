@@ -6,60 +6,58 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
-
-from webflow import create_app, db
+from flask import Flask
+from job_support import FLOWS, job_app_on
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
 @pytest.fixture
-def job_app(db_url: str, redis_url: str) -> Iterator:  # type: ignore[type-arg]
-    """An app on a fresh database that sends jobs to RQ under a prefix of its own."""
-    prefix = f"webflow-test-{uuid.uuid4().hex[:8]}"
-    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
-                      "WEBFLOW_QUEUE_PREFIX": prefix, "WEBFLOW_FLOWS": ["job_flows:JobFlow"]})
-    with app.app_context():
-        db.create_all()
+def job_app(db_url: str, redis_url: str) -> Iterator[Flask]:
+    """An app on a fresh database that sends jobs to the shared Redis."""
+    with job_app_on(db_url, redis_url) as app:
         yield app
-        db.session.remove()
-    conn = Redis.from_url(redis_url)
-    for key in conn.scan_iter(f"*{prefix}*"):
-        conn.delete(key)
 
 
 @pytest.fixture
-def start_worker(job_app) -> Iterator[Callable[..., subprocess.Popen]]:  # type: ignore[type-arg,no-untyped-def]
-    """Start `flask webflow worker` processes on the job app's database and queues."""
+def start_worker(request, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:  # type: ignore[type-arg,no-untyped-def]
+    """Start `flask webflow worker` processes on the job app's database and queues
+    (``env=`` overrides settings; each worker's output goes to a log in tmp_path)."""
     workers: list[subprocess.Popen] = []  # type: ignore[type-arg]
 
-    def start(*args: str) -> subprocess.Popen:  # type: ignore[type-arg]
-        env = dict(os.environ,
-                   DATABASE_URL=job_app.config["SQLALCHEMY_DATABASE_URI"],
-                   REDIS_URL=job_app.config["REDIS_URL"],
-                   WEBFLOW_QUEUE_PREFIX=job_app.config["WEBFLOW_QUEUE_PREFIX"],
-                   WEBFLOW_FLOWS="job_flows:JobFlow",
-                   PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+    def start(*args: str, env: dict[str, str] | None = None,
+              app: Flask | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
+        config = (app or request.getfixturevalue("job_app")).config
+        environ = dict(os.environ,
+                       DATABASE_URL=config["SQLALCHEMY_DATABASE_URI"],
+                       REDIS_URL=config["REDIS_URL"],
+                       WEBFLOW_QUEUE_PREFIX=config["WEBFLOW_QUEUE_PREFIX"],
+                       WEBFLOW_FLOWS=",".join(FLOWS),
+                       # Short periods, so lost jobs are found in seconds (production: 15 s, 30 s).
+                       WEBFLOW_RECONCILE_SECONDS="1", WEBFLOW_JOB_LOST_SECONDS="4",
+                       PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
+        environ.update(env or {})
+        log = open(tmp_path / f"worker-{len(workers)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "webflow", "worker", *args],
-            cwd=ROOT, env=env, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=ROOT, env=environ, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
         )
+        log.close()
         workers.append(proc)
         return proc
 
     yield start
-    for proc in workers:
+    for proc in workers:  # all asked to stop at once, then waited for
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+    for proc in workers:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
 
-from webflow import db
+from webflow import create_app, db
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -19,3 +24,31 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+FLOWS = ["job_flows:JobFlow", "job_flows:FaultFlow", "job_flows:JobOnlyFlow",
+         "job_flows:BackoffFlow", "job_flows:TimeoutFlow"]
+
+
+@contextmanager
+def job_app_on(db_url: str, redis_url: str) -> Iterator[Flask]:
+    """An app on ``db_url`` (tables created) that sends jobs to RQ under a prefix of its own."""
+    prefix = f"webflow-test-{uuid.uuid4().hex[:8]}"
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
+                      "WEBFLOW_QUEUE_PREFIX": prefix, "WEBFLOW_FLOWS": FLOWS,
+                      "WEBFLOW_JOB_LOST_SECONDS": 4, "SECRET_KEY": "test"})
+    with app.app_context():
+        db.create_all()
+        yield app
+        db.session.remove()
+        db.engine.dispose()
+    try:
+        conn = Redis.from_url(redis_url, socket_connect_timeout=1)
+        for key in conn.scan_iter(f"*{prefix}*"):
+            conn.delete(key)
+        # Job hashes are named by job id only (ids restart with every fresh database).
+        for key in conn.scan_iter("rq:job:webflow-task-*"):
+            if (conn.hget(key, "origin") or b"").startswith(prefix.encode()):
+                conn.delete(key)
+    except RedisError:
+        pass  # a Redis server of the test's own, already stopped

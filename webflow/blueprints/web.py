@@ -8,10 +8,14 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, flash, render_template, request, url_for
 from flask_login import current_user
 from jinja2_fragments.flask import render_blocks
+from markupsafe import escape
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.exceptions import HTTPException
 
 from ..core.context import Context
-from ..core.exceptions import FlowLockFailed, FlowRuntimeError, PermissionDenied
+from ..core.exceptions import FlowLockFailed, FlowRuntimeError, PermissionDenied, StaleData
+from ..core.transaction import is_unreachable
 from ..extensions import db
 
 #: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
@@ -85,6 +89,29 @@ def _error_response(status: int, message: str) -> Any:
     return render_template("errors.html", status=status, message=message, title=f"Error {status}"), status
 
 
+UNREACHABLE = "The service is busy right now. Please try again in a moment."
+
+
+def _unreachable_response() -> Any:
+    """503 "busy, try again" while the database cannot be reached. Rendered without the
+    site's templates: they read the logged-in user and the nav counts from the database."""
+    try:
+        db.session.rollback()
+    except Exception:  # the connection is gone; the pool replaces it
+        db.session.remove()
+    if wants_fragment():
+        body = (f'<div id="messages" class="wf-messages" aria-live="polite" hx-swap-oob="true">'
+                f'<p class="flash error" role="alert">{escape(UNREACHABLE)}</p></div>')
+        response = current_app.make_response((body, 503))
+        response.headers["HX-Reswap"] = "none"
+    else:
+        body = (f"<!doctype html><title>Error 503</title><h1>Error 503</h1>"
+                f"<p>{escape(UNREACHABLE)}</p>")
+        response = current_app.make_response((body, 503))
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def register_shared(app: Flask) -> None:
     """Error pages that fit the site (a lock timeout is 503 "busy", never a 500), nav helpers."""
 
@@ -104,6 +131,18 @@ def register_shared(app: Flask) -> None:
         """Any other engine refusal (a transition not allowed now, a state it cannot handle):
         409 with the engine's reason, never a bare 500; the transaction was rolled back."""
         return _error_response(409, f"Not possible now: {exc}. Nothing was changed.")
+
+    @app.errorhandler(DBAPIError)
+    def database_error(exc: DBAPIError) -> Any:
+        if not is_unreachable(exc):
+            raise exc
+        return _unreachable_response()
+
+    @app.errorhandler(StaleDataError)
+    @app.errorhandler(StaleData)
+    def stale(exc: Exception) -> Any:
+        return _error_response(409, "Someone changed this meanwhile; nothing was saved. "
+                                    "Please reload and try again.")
 
     @app.errorhandler(PermissionDenied)
     def denied(exc: PermissionDenied) -> Any:

@@ -17,3 +17,7 @@ class FlowLockFailed(FlowRuntimeError):
 
 class PermissionDenied(FlowRuntimeError):
     """The user may not do this."""
+
+
+class StaleData(FlowRuntimeError):
+    """A write was based on data that someone else changed meanwhile; nothing was applied."""

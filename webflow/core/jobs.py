@@ -2,33 +2,49 @@
 
 The app installs a dispatcher (RQ when ``REDIS_URL`` is set); without one, jobs run in
 this process through ``run_job``, the same entry point an RQ worker uses.
+
+A job function runs outside the process lock, so it never writes the process row itself:
+what it changes in ``activation.process.data`` / ``activation.task.data`` (or returns as
+a dict) is taken as a patch against what it read, and the engine applies that patch
+under the lock in the transaction that finishes the task. A key that someone else
+changed meanwhile to another value is a conflict: the attempt fails loudly (and is
+retried like any failure), nothing is overwritten unseen.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
+import random
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from .context import Context, get_session
+from .exceptions import FlowLockFailed, StaleData
 from .models import Task
 from .status import STATUS
-from .transaction import unit_of_work
+from .transaction import UnitOfWork, is_unreachable, unit_of_work
 
 log = logging.getLogger(__name__)
 
 Dispatcher = Callable[[int, str, str, float, int], Any]
+T = TypeVar("T")
+
+#: How long a job keeps retrying a transaction while the database cannot be reached or
+#: stays locked, before the attempt gives up (and the reconciler takes over).
+DB_RETRY_SECONDS = 60.0
+_MISSING = object()
 
 
 def run_inline(task_id: int, job_id: str, queue: str, delay: float, timeout: int) -> None:
     """Run the job now, in this process (no queue server)."""
     if delay:
         time.sleep(min(delay, 5))
-    run_job(task_id)
+    run_job(task_id, token=job_id)
 
 
 _dispatcher: Dispatcher = run_inline
@@ -48,50 +64,160 @@ def _load(session: Session, task_id: int) -> Task | None:
     return session.get(Task, task_id, populate_existing=True)
 
 
-def run_job(task_id: int, session: Session | None = None) -> str:
-    """Run a job task once: start under the lock, run outside it, finish under it.
+def with_db_retry(session: Session, step: Callable[[], T], seconds: float = DB_RETRY_SECONDS) -> T:
+    """Run a transaction, again while the database is unreachable or locked (bounded).
 
-    Safe to call twice for the same task (a redelivered job): a missing, CANCELED, DONE or
-    ERROR task is left alone, and a STARTED one (its worker died) restarts.
-    """
+    Each step re-reads and re-checks everything under the lock, so running it again after
+    a failure whose outcome is unknown (a dropped COMMIT) is harmless."""
+    deadline = time.monotonic() + seconds
+    pause = 0.2
+    while True:
+        try:
+            return step()
+        except Exception as exc:
+            if not (isinstance(exc, FlowLockFailed) or is_unreachable(exc)):
+                raise
+            session.rollback()
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("database unavailable (%s); trying again in %.1fs", exc, pause)
+            time.sleep(pause * (1 + random.random() / 2))
+            pause = min(pause * 2, 5.0)
+
+
+def data_patch(before: dict[str, Any], after: dict[str, Any] | None,
+               returned: Any = None) -> dict[str, tuple[Any, Any]]:
+    """What changed between two versions of a data dict: ``{key: (old, new)}``, with
+    ``_MISSING`` for an absent key; a returned dict's items are changes too."""
+    after = dict(after or {})
+    if isinstance(returned, dict):
+        after.update(copy.deepcopy(returned))
+    patch: dict[str, tuple[Any, Any]] = {}
+    for key in before.keys() | after.keys():
+        old, new = before.get(key, _MISSING), after.get(key, _MISSING)
+        if old != new:
+            patch[key] = (old, new)
+    return patch
+
+
+def apply_patch(what: str, current: dict[str, Any] | None,
+                patch: dict[str, tuple[Any, Any]]) -> dict[str, Any]:
+    """The current data with the patch applied; StaleData when a patched key was changed
+    by someone else to a value other than the patch's."""
+    merged = dict(current or {})
+    for key, (old, new) in sorted(patch.items()):
+        now = merged.get(key, _MISSING)
+        if now != old and now != new:
+            raise StaleData(
+                f"{what}[{key!r}] changed while the job ran (it read {_show(old)}, it is now "
+                f"{_show(now)}, the job wrote {_show(new)}); nothing was applied"
+            )
+        if new is _MISSING:
+            merged.pop(key, None)
+        else:
+            merged[key] = new
+    return merged
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is _MISSING else repr(value)[:80]
+
+
+def run_job(task_id: int, session: Session | None = None, token: str | None = None) -> str:
+    """Run one delivery of a job task: start under the lock, run outside it, finish under it.
+
+    ``token`` is the delivery's job id: a delivery whose job id is no longer the task's
+    ``external_task_id`` (the task was queued again meanwhile) does nothing, so only one
+    copy's result ever counts. A missing, CANCELED, DONE or ERROR task is left alone.
+    Every started run is an attempt; a failure is retried with backoff until the node's
+    ``retries`` are spent, then the task goes to ERROR with the reason."""
     session = session or get_session()
     with Context(propagate_exception=False):
-        with unit_of_work(session) as uow:
-            task = _load(session, task_id)
-            if task is None:
-                return "missing"
-            uow.lock(task.process_id)
-            session.refresh(task)
-            activation = task.activate()
-            status = activation.get_status()
-            if status == STATUS.SCHEDULED:
-                activation.start()
-            elif status == STATUS.STARTED:
-                activation.restart()  # type: ignore[attr-defined]
-            else:
-                return f"skipped: task is {status}"
-            process_id = task.process_id
-            node = activation.flow_task
-
+        started = with_db_retry(session, lambda: _start(session, task_id, token))
+        if isinstance(started, str):
+            return started
+        activation, node = started
+        token = activation.task.external_task_id
+        process, task = activation.process, activation.task
+        read = copy.deepcopy(dict(process.data or {}))
+        read_task = copy.deepcopy(dict(task.data or {}))
+        patches: tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]] = ({}, {})
         try:
-            node._func(activation)  # type: ignore[attr-defined]
+            returned = node._func(activation)
+            patches = (data_patch(read, process.data, returned), data_patch(read_task, task.data))
+            # What the function wrote to the process and task rows outside the lock is
+            # dropped here and applied as the patch above; its other writes are kept.
+            session.expire(process)
+            session.expire(task)
+            session.commit()
             failure = None
         except Exception:
+            session.rollback()
             failure = traceback.format_exc()
             log.warning("job task %s failed:\n%s", task_id, failure)
-        if session.in_transaction():
-            session.commit()  # end whatever the function read, keep what it wrote
+        return with_db_retry(session, lambda: _finish(session, task_id, token, patches, failure))
 
-        with unit_of_work(session, process_id):
-            task = _load(session, task_id)
-            if task is None or task.status != STATUS.STARTED:
-                return f"discarded: task is {task.status if task else 'missing'}"
-            activation = task.activate()
-            if failure is None:
-                activation.done()  # type: ignore[attr-defined]
-                return "done"
-            if task.attempts <= node.retries:  # type: ignore[attr-defined]
-                activation.retry(delay=node.backoff * 2 ** (task.attempts - 1))  # type: ignore[attr-defined]
-                return "retrying"
-            activation.error(failure)  # type: ignore[attr-defined]
-            return "error"
+
+def _lock_task(session: Session, uow: UnitOfWork, task_id: int) -> Task | None:
+    """The task re-read under its process's lock, or None when it is gone."""
+    task = _load(session, task_id)
+    if task is not None:
+        uow.lock(task.process_id)
+        session.refresh(task)
+    return task
+
+
+def _start(session: Session, task_id: int, token: str | None) -> str | tuple[Any, Any]:
+    with unit_of_work(session) as uow:
+        task = _lock_task(session, uow, task_id)
+        if task is None:
+            return "missing"
+        activation = task.activate()
+        status = activation.get_status()
+        if status not in (STATUS.SCHEDULED, STATUS.STARTED):
+            return f"skipped: task is {status}"
+        if token is not None and task.external_task_id != token:
+            return f"skipped: job {token} is not the task's current job {task.external_task_id}"
+        if status == STATUS.SCHEDULED:
+            activation.start()
+        else:
+            # This very job was delivered again: RQ took its earlier run for dead. That
+            # run was an attempt; restart counts another one, within the budget.
+            if not activation.attempts_left():
+                activation.error(f"attempt {task.attempts} ended without a result (job "
+                                 f"{task.external_task_id} was delivered again); no attempts left")
+                return "error"
+            activation.restart()
+        return activation, activation.flow_task
+
+
+def _finish(session: Session, task_id: int, token: str | None,
+            patches: tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]],
+            failure: str | None) -> str:
+    with unit_of_work(session) as uow:
+        task = _lock_task(session, uow, task_id)
+        if task is None:
+            return "discarded: task is missing"
+        if task.status != STATUS.STARTED or task.external_task_id != token:
+            return (f"discarded: task is {task.status} under job {task.external_task_id}, "
+                    f"this run was job {token}")
+        process = task.process
+        session.refresh(process)
+        activation = task.activate()
+        if failure is None:
+            try:
+                data = apply_patch("process.data", process.data, patches[0])
+                task_data = apply_patch("task.data", task.data, patches[1])
+            except StaleData as exc:
+                failure = str(exc)
+                log.warning("job task %s: %s", task_id, failure)
+            else:
+                if patches[0]:
+                    process.data = data
+                    process.summary = activation.flow_class.instance.summary(process)
+                if patches[1]:
+                    task.data = task_data
+        if failure is None:
+            activation.done()
+            return "done"
+        return str(activation.end_attempt(failure))

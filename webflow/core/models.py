@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .status import STATUS
@@ -42,15 +43,46 @@ NAMING_CONVENTION = {
 }
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+# process.data and task.data track in-place changes (``process.data["x"] = y`` is saved
+# like an assignment); changes inside nested values still need an assignment.
+# (A type object of their own: as_mutable applies to every column of the type it wraps.)
+MutableJSONType = MutableDict.as_mutable(sa.JSON().with_variant(JSONB(), "postgresql"))
 # Statuses are stored by value (the same as the name) in a plain string column, so a new
 # status never needs a database enum migration.
 StatusType = sa.Enum(
     STATUS, native_enum=False, length=16, values_callable=lambda e: [m.value for m in e]
 )
 
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always an aware UTC datetime in Python.
+
+    PostgreSQL keeps the zone; SQLite stores text without one and hands back naive values,
+    which would make comparisons with ``utcnow()`` raise. Values are stored in UTC and
+    read back as UTC on both."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # naive values are taken as UTC, as they read back
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
 intpk = Annotated[int, mapped_column(primary_key=True)]
-timestamp = Annotated[datetime, mapped_column(sa.DateTime(timezone=True), default=utcnow)]
-optional_timestamp = Annotated[datetime | None, mapped_column(sa.DateTime(timezone=True))]
+timestamp = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow)]
+optional_timestamp = Annotated[datetime | None, mapped_column(UTCDateTime())]
 
 
 class Base(DeclarativeBase):
@@ -147,7 +179,11 @@ class Process(Base):
     id: Mapped[intpk]
     flow_class_path: Mapped[str] = mapped_column("flow_class", sa.String(255))
     status: Mapped[STATUS] = mapped_column(StatusType, default=STATUS.NEW, index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(MutableJSONType, default=dict)
+    # Bumped by every UPDATE of the row and checked in its WHERE clause: a write based on
+    # a stale read (made outside the process lock) fails with StaleDataError instead of
+    # overwriting what others committed meanwhile.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     summary: Mapped[str] = mapped_column(sa.String(400), default="")
     created: Mapped[timestamp]
     finished: Mapped[optional_timestamp]
@@ -190,6 +226,8 @@ class Process(Base):
 
         cancel_process(self)
 
+    __mapper_args__ = {"version_id_col": version}
+
     def __repr__(self) -> str:
         return f"<Process {self.id} {self.flow_class_path} {self.status}>"
 
@@ -229,7 +267,7 @@ class Task(Base):
     finished: Mapped[optional_timestamp]
     external_task_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
     comments: Mapped[str | None] = mapped_column(sa.Text)
-    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    data: Mapped[dict[str, Any]] = mapped_column(MutableJSONType, default=dict)
     attempts: Mapped[int] = mapped_column(default=0)
 
     previous: Mapped[list[Task]] = relationship(

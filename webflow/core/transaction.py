@@ -117,6 +117,16 @@ def on_commit(callback: Callable[[], Any]) -> None:
         uow.after_commit.append(callback)
 
 
+def is_unreachable(exc: BaseException) -> bool:
+    """True for an error that says the database cannot be reached now (server down,
+    connection dropped or refused), as opposed to a bad statement or a lock timeout."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, sa.exc.InterfaceError):
+        return True
+    return isinstance(exc, OperationalError) and not _is_lock_error(exc)
+
+
 def _is_lock_error(exc: OperationalError) -> bool:
     text = str(exc.orig).lower()
     return "locked" in text or "lock timeout" in text or "could not obtain lock" in text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,13 @@ class AbstractJobActivation(Activation):
         self.schedule()
 
     def job_id(self) -> str:
+        """The task's first job id; every later delivery gets one of its own."""
         return f"webflow-task-{self.task.id}"
+
+    def next_job_id(self) -> str:
+        """A fresh job id for the next delivery: the fencing token of that delivery (a
+        delivery whose id is no longer the task's ``external_task_id`` does nothing)."""
+        return f"{self.job_id()}-a{self.task.attempts + 1}-{secrets.token_hex(3)}"
 
     def run_async(self, delay: float = 0) -> None:
         """Hand the task to the job queue once the transaction commits."""
@@ -34,6 +41,23 @@ class AbstractJobActivation(Activation):
 
         task_id, job_id, node = self.task.id, self.task.external_task_id or self.job_id(), self.flow_task
         on_commit(lambda: dispatch(task_id, job_id, node.queue, delay, node.timeout))
+
+    def attempts_left(self) -> bool:
+        """True while the started attempts have not used up ``1 + retries``."""
+        return bool(self.task.attempts <= self.flow_task.retries)
+
+    def backoff(self) -> float:
+        """Seconds before the next attempt: ``backoff * 2**(attempts - 1)``."""
+        return float(self.flow_task.backoff * 2 ** max(self.task.attempts - 1, 0))
+
+    def end_attempt(self, reason: str) -> str:
+        """The started attempt ended without success (raised, timed out, its work horse or
+        worker died): queue the next one after its backoff, or ERROR once none is left."""
+        if self.attempts_left():
+            self.retry(delay=self.backoff(), reason=f"attempt {self.task.attempts} failed: {reason}")
+            return "retrying"
+        self.error(f"attempt {self.task.attempts} failed, no retries left: {reason}")
+        return "error"
 
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED)
     def assign(self) -> None:
@@ -71,10 +95,17 @@ class AbstractJobActivation(Activation):
         self.send(signals.task_failed)
 
     @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR])
-    def retry(self, delay: float = 0, enqueue: bool = True) -> None:
-        """Schedule the job again."""
+    def retry(self, delay: float = 0, enqueue: bool = True, reason: str | None = None) -> None:
+        """Schedule the job again, under a job id of its own, ``delay`` seconds from now.
+
+        From ERROR (an administrator) this gives the job one more attempt. ``enqueue=False``
+        keeps the job id: the delivery that carries it runs the job (``restart``)."""
+        if reason is not None:
+            self.task.comments = reason
         self.set_status(STATUS.SCHEDULED)
         if enqueue:
+            self.task.external_task_id = self.next_job_id()
+            self.task.assigned = utcnow()  # when the current job id was given (see reconcile)
             self.run_async(delay)
 
     def restart(self) -> None:
@@ -101,8 +132,11 @@ class JobActivation(AbstractJobActivation):
 class Job(Node):
     """``flow.Job(func, retries=0, backoff=2.0, timeout=600, queue="default")``.
 
-    ``func(activation)`` runs on a worker outside the process lock; a failure is retried
-    ``retries`` times, ``backoff * 2**n`` seconds apart, then the task goes to ERROR.
+    ``func(activation)`` runs on a worker outside the process lock. What it changes in
+    ``activation.process.data`` (or returns as a dict) is merged into the process under
+    the lock when the task finishes. Each run is an attempt, however it ends (raised,
+    timed out, its work horse or worker died); a failed attempt is retried ``retries``
+    times, ``backoff * 2**n`` seconds apart, then the task goes to ERROR.
     """
 
     task_type = "JOB"
