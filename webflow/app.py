@@ -44,6 +44,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     csrf.init_app(app)
     login_manager.init_app(app)
 
+    # Ids in URLs are checked before any view runs: see lookups.IdConverter.
+    from .blueprints.lookups import IdConverter
+
+    app.url_map.converters["int"] = IdConverter
+
     flows = [import_flow(spec) for spec in app.config.get("WEBFLOW_FLOWS") or DEMO_FLOWS]
     app.extensions["webflow_flows"] = _flows_by_label(flows)
 

@@ -14,9 +14,6 @@ from ..core.context import Context
 from ..core.exceptions import FlowLockFailed, PermissionDenied
 from ..extensions import db
 
-#: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
-SWAPPED_ERRORS = (400, 403, 404, 409, 422, 503)
-
 
 def wants_fragment() -> bool:
     """True for an HTMX request that swaps part of a page (not boosted, not a history restore)."""
@@ -110,12 +107,6 @@ def register_shared(app: Flask) -> None:
             return _error_response(exc.code or 500, _description(exc, text))
 
         app.register_error_handler(code, handler)
-
-    @app.template_global()
-    def can_administer() -> bool:
-        """True when the admin pages exist and the user manages a flow (for the nav link)."""
-        return "admin.index" in app.view_functions and current_user.is_authenticated and any(
-            flow_class.can_manage(current_user) for flow_class in app.extensions["webflow_flows"].values())
 
     @app.after_request
     def vary_on_htmx(response: Response) -> Response:

@@ -8,6 +8,7 @@ from ..engine import finish_process
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
+from ..permissions import managing
 from ..queries import count_unfinished
 from ..status import STATUS
 
@@ -18,7 +19,7 @@ class EndActivation(Activation):
     def run_automatic(self) -> None:
         self.perform()
 
-    @transition(source=STATUS.NEW, target=STATUS.DONE)
+    @transition(source=STATUS.NEW, target=STATUS.DONE, permission=managing, label="Run now")
     def perform(self) -> None:
         """Finish; the process is DONE when no other task of it is unfinished."""
         task, process = self.task, self.process
@@ -28,7 +29,8 @@ class EndActivation(Activation):
         if not count_unfinished(self.session, process, exclude=task):
             finish_process(process, self.flow_class, task)
 
-    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
+    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,
+                permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the end: the process is open again."""
         Activation.undo.func(self)

@@ -10,6 +10,7 @@ from ..activation import Activation
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
+from ..permissions import managing
 from ..status import STATUS
 from ..transaction import on_commit, unit_of_work
 
@@ -70,7 +71,8 @@ class AbstractJobActivation(Activation):
         self.set_status(STATUS.ERROR)
         signals.task_failed.send(self.flow_class, process=self.process, task=self.task)
 
-    @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR])
+    @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR], permission=managing,
+                label="Retry")
     def retry(self, delay: float = 0, enqueue: bool = True) -> None:
         """Schedule the job again."""
         self.set_status(STATUS.SCHEDULED)
@@ -83,7 +85,7 @@ class AbstractJobActivation(Activation):
             self.retry(enqueue=False)
             self.start()
 
-    @transition(source=STATUS.DONE)
+    @transition(source=STATUS.DONE, permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
