@@ -34,6 +34,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(url)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = config.secret_key(app.config)
 
     db.init_app(app)
     with app.app_context():
@@ -59,6 +60,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .blueprints import register_blueprints
 
     register_blueprints(app)
+
+    from . import security
+
+    security.init_app(app)
 
     from .cli import webflow_cli
 

@@ -17,6 +17,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    url_for,
 )
 from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
@@ -188,5 +189,7 @@ def graph_svg(flow_label: str) -> Response:
     flow_class = flow_or_404(flow_label)
     if not flow_class.can_view(current_user):
         abort(403)
-    body = '<?xml version="1.0" encoding="UTF-8"?>\n' + str(flow_svg(flow_class))
+    css = url_for("static", filename="css/graph.css")
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<?xml-stylesheet href="{css}" type="text/css"?>\n'
+            + str(flow_svg(flow_class)))
     return Response(body, mimetype="image/svg+xml")
