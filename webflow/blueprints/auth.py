@@ -6,7 +6,7 @@ import hmac
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired
 from ..extensions import db, login_manager
 from ..models import User
 from .lookups import parse_id
-from .web import safe_next
+from .web import safe_next, wants_fragment
 
 bp = Blueprint("auth", __name__)
 
@@ -27,6 +27,16 @@ login_manager.login_message_category = "info"
 #: Checked for a username nobody has, so that an unknown name takes as long as a wrong password.
 DUMMY = User(password_hash="pbkdf2_sha256$200000$fb1abe68cd3c5950d2ede0a5ce34c7da$"
                            "ac3be39fc12fa068c7161c13a23d71b303d077658d66c1dd9dc44cfc84ebdba8")
+
+
+@login_manager.unauthorized_handler
+def unauthorized() -> Any:
+    """To the login form; an HTMX request gets 401 and HX-Redirect (htmx would swap the form in)."""
+    target = url_for("auth.login", next=request.full_path if request.query_string else request.path)
+    if wants_fragment():
+        return Response(status=401, headers={"HX-Redirect": target})
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(target)
 
 
 @login_manager.user_loader

@@ -35,9 +35,10 @@ def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tupl
 
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
-    """Viewers, managers, the owner, and people who may work on the task's node see its page."""
+    """Viewers, managers, the owner, people who may work on the task's node, and the one who
+    started its process see its page."""
     return (flow_class.can_view(user) or flow_class.can_manage(user) or task.owner_id == user.id
-            or task.flow_task.user_has_permission(user))
+            or task.flow_task.user_has_permission(user) or task.process.created_by_id == user.id)
 
 
 def can_complete(task: Task, user: User) -> bool:
