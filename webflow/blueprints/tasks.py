@@ -45,8 +45,9 @@ def can_complete(task: Task, user: User) -> bool:
     """The owner completes an assigned human task with its form (the rule of ``prepare``)."""
     if task.flow_task_type != "HUMAN" or task.status != STATUS.ASSIGNED:
         return False
-    prepare = task.activate().transitions().get("prepare")
-    return prepare is not None and prepare.allows(task.activate(), user)
+    activation = task.activate()
+    prepare = activation.transitions().get("prepare")
+    return prepare is not None and prepare.allows(activation, user)
 
 
 # -- rendering ---------------------------------------------------------------------------------
