@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(url)
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    app.config["SECRET_KEY"] = config.secret_key(app.config)
 
     db.init_app(app)
     with app.app_context():
@@ -44,6 +45,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     login_manager.init_app(app)
+
+    # Ids in URLs are checked before any view runs: see lookups.IdConverter.
+    from .blueprints.lookups import IdConverter
+
+    app.url_map.converters["int"] = IdConverter
 
     flows = [import_flow(spec) for spec in app.config.get("WEBFLOW_FLOWS") or DEMO_FLOWS]
     app.extensions["webflow_flows"] = _flows_by_label(flows)
@@ -55,6 +61,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from .blueprints import register_blueprints
 
     register_blueprints(app)
+
+    from . import security
+
+    security.init_app(app)
 
     from .cli import webflow_cli
 

@@ -124,8 +124,9 @@ def demo_command() -> None:
 
     from .demo.users import load_demo
 
-    if not sa.inspect(db.engine).has_table("process"):
-        upgrade()  # a fresh database gets the real schema, so `db upgrade` works later
+    inspector = sa.inspect(db.engine)
+    if not inspector.has_table("process") or inspector.has_table("alembic_version"):
+        upgrade()  # a fresh database gets the real schema, an older one the new revisions
     for line in load_demo():
         click.echo(line)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ def from_environment() -> dict[str, Any]:
     flows = [spec.strip() for spec in os.environ.get("WEBFLOW_FLOWS", "").split(",") if spec.strip()]
     return {
         "WEBFLOW_FLOWS": flows or None,
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or _dev_secret_key(),
+        # None until create_app decides: required in production, else a development key.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or None,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "SQLALCHEMY_ENGINE_OPTIONS": engine_options(database_url),
         "REDIS_URL": os.environ.get("REDIS_URL") or None,
@@ -38,7 +40,42 @@ def from_environment() -> dict[str, Any]:
         "WEBFLOW_RECONCILE_SECONDS": float(os.environ.get("WEBFLOW_RECONCILE_SECONDS", "15")),
         "WEBFLOW_JOB_LOST_SECONDS": float(os.environ.get("WEBFLOW_JOB_LOST_SECONDS", "30")),
         "WEBFLOW_REDIS_TIMEOUT": float(os.environ.get("WEBFLOW_REDIS_TIMEOUT", "1")),
+        # -- security (README: "Security") --
+        "WEBFLOW_ENV": os.environ.get("WEBFLOW_ENV", ""),
+        # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none).
+        "WEBFLOW_PROXY_FIX": int(os.environ.get("WEBFLOW_PROXY_FIX", "0")),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("WEBFLOW_MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        "MAX_FORM_MEMORY_SIZE": int(os.environ.get("WEBFLOW_MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Secure is also set for every request that came over HTTPS (see security.py).
+        "SESSION_COOKIE_SECURE": os.environ.get("WEBFLOW_SECURE_COOKIES") == "1",
+        # Failed logins allowed per client address and per username (Flask-Limiter syntax).
+        "WEBFLOW_LOGIN_LIMIT": os.environ.get("WEBFLOW_LOGIN_LIMIT", "10 per minute;50 per hour"),
     }
+
+
+def is_production(config: dict[str, Any]) -> bool:
+    """Production: ``WEBFLOW_ENV=production``, or served by gunicorn unless
+    ``WEBFLOW_ENV=development`` says otherwise. ``flask run``, the CLI, the worker and the
+    tests are development unless told."""
+    env = (config.get("WEBFLOW_ENV") or "").lower()
+    if env:
+        return env == "production"
+    return "gunicorn" in sys.modules
+
+
+def secret_key(config: dict[str, Any]) -> str:
+    """The configured SECRET_KEY; in development a key kept in the instance folder."""
+    if config.get("SECRET_KEY"):
+        return str(config["SECRET_KEY"])
+    if is_production(config):
+        raise RuntimeError(
+            "SECRET_KEY is not set. In production (WEBFLOW_ENV=production, or served by gunicorn) "
+            "every process must share one key: set the SECRET_KEY environment variable to a long "
+            "random value, e.g. `python -c 'import secrets; print(secrets.token_hex(32))'`."
+        )
+    return _dev_secret_key()
 
 
 def _dev_secret_key() -> str:

@@ -3,8 +3,9 @@
 Layers come from the longest path from the start nodes (edges that close a loop are set
 aside first and drawn as arcs below the graph); nodes are ordered within a layer by the
 mean position of their neighbours, a few sweeps each way. Node states in a process are
-CSS classes (``wf-done``, ``wf-active``, ``wf-error``, ``wf-canceled``) styled by the
-``<style>`` inside the SVG, so the picture needs no page stylesheet.
+CSS classes (``wf-done``, ``wf-active``, ``wf-error``, ``wf-canceled``) styled by
+``static/css/graph.css``: the pages link it, and the SVG file names it in an
+``xml-stylesheet`` instruction (no inline styles, so the Content-Security-Policy holds).
 """
 
 from __future__ import annotations
@@ -34,36 +35,6 @@ LOOP_DROP = 36
 GATEWAYS = {"IF": "×", "SWITCH": "×", "SPLIT": "+", "JOIN": "+"}
 STATES = ("done", "active", "error", "canceled")
 
-STYLE = """
-.wf-graph{font:13px system-ui,-apple-system,"Segoe UI",sans-serif}
-.wf-graph .wf-shape{fill:#fff;stroke:#5b6472;stroke-width:1.5}
-.wf-graph .wf-label{fill:#1f2933;text-anchor:middle;dominant-baseline:central}
-.wf-graph .wf-caption{fill:#52606d;font-size:11px;text-anchor:middle}
-.wf-graph .wf-symbol{fill:#5b6472;font-size:20px;text-anchor:middle;dominant-baseline:central}
-.wf-graph .wf-edge{fill:none;stroke:#9aa5b1;stroke-width:1.4}
-.wf-graph .wf-edge.wf-loop{stroke-dasharray:5 4}
-.wf-graph .wf-edge-label{fill:#7b8794;font-size:11px}
-.wf-graph .wf-arrow{fill:#9aa5b1}
-.wf-graph .wf-node-job .wf-shape{stroke-dasharray:6 3}
-.wf-graph .wf-node-end .wf-inner{fill:none;stroke:#5b6472;stroke-width:1.5}
-.wf-graph .wf-done .wf-shape{fill:#d3f2dc;stroke:#2f9e55}
-.wf-graph .wf-active .wf-shape{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
-.wf-graph .wf-error .wf-shape{fill:#fde2e1;stroke:#d92d20;stroke-width:2.5}
-.wf-graph .wf-canceled .wf-shape{fill:#eceff3;stroke:#9aa5b1}
-.wf-graph .wf-canceled .wf-label{fill:#7b8794;text-decoration:line-through}
-.wf-legend{display:flex;gap:14px;font:12px system-ui,sans-serif;color:#52606d;margin-top:4px}
-.wf-key::before{content:"";display:inline-block;width:12px;height:12px;margin-right:5px;
- vertical-align:-2px;border-radius:3px;border:1.5px solid #5b6472;background:#fff}
-.wf-key-done::before{background:#d3f2dc;border-color:#2f9e55}
-.wf-key-active::before{background:#dbeafe;border-color:#2563eb}
-.wf-key-error::before{background:#fde2e1;border-color:#d92d20}
-.wf-key-canceled::before{background:#eceff3;border-color:#9aa5b1}
-.wf-graph-figure{margin:0;overflow-x:auto}
-.wf-graph .wf-mark{fill:none;stroke:#5b6472;stroke-width:1.6}
-.wf-graph .wf-node-end.wf-terminate .wf-shape{stroke-width:4}
-.wf-graph .wf-node-end.wf-terminate .wf-inner{fill:#5b6472;stroke:none}
-.wf-graph a:hover .wf-shape,.wf-graph a:focus .wf-shape{stroke:#111;stroke-width:2.5}
-"""
 
 
 @dataclass
@@ -352,7 +323,6 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
         f'<svg class="wf-graph" xmlns="http://www.w3.org/2000/svg" role="img" '
         f'aria-label="{escape(flow_class.process_title)} flow graph" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
-        f"<style>{STYLE}</style>"
         '<defs><marker id="wf-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path class="wf-arrow" d="M0,0 L10,5 L0,10 z"/>'
         "</marker></defs>"

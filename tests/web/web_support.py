@@ -54,7 +54,7 @@ class AuthActions:
     def enter_as(self, username: str) -> AuthActions:
         """Be logged in without the password check (PBKDF2 is slow on purpose; test_auth covers it)."""
         with self.client.session_transaction() as session:
-            session["_user_id"] = str(user(username).id)
+            session["_user_id"] = user(username).get_id()
             session["_fresh"] = True
         return self
 

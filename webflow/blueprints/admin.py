@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,75 +20,33 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required
-from jinja2_fragments.flask import render_block
 from sqlalchemy.orm import selectinload
-from werkzeug.routing import BuildError
 
 from ..core.context import Context
-from ..core.engine import cancel_blocker, stall_reason, stalled_processes
-from ..core.exceptions import FlowRuntimeError, TransitionNotAllowed
+from ..core.engine import cancel_blocker, stalled_processes
+from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
-from ..core.models import Process, Task, TaskEvent, User
+from ..core.models import Process, Task
 from ..core.status import STATUS
 from ..extensions import db
-from ..graph_svg import flow_svg, node_states
+from ..graph_svg import flow_svg
 from ..jobs import job_mode
+from .actions import find_action
+from .lookups import (
+    flow_or_404,
+    managed_flows,
+    page_number,
+    parse_day,
+    process_or_404,
+    process_url,
+    task_or_404,
+)
+from .web import render_page
 
 bp = Blueprint("admin", __name__)
 
-#: The transitions the web transition endpoint runs; the others are the engine's own steps.
-WEB_TRANSITIONS = ("assign", "unassign", "reassign", "undo", "cancel", "perform", "retry",
-                   "restart", "activate_next")
-#: Transitions that hand a human task to a person the administrator picks.
-USER_TRANSITIONS = ("assign", "reassign")
-TASK_ENDPOINT = "flows.task_detail"
-TRANSITION_ENDPOINT = "flows.task_transition"
 PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
 WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
-
-
-# -- lookups shared by the views ---------------------------------------------------------
-
-
-def all_flows() -> dict[str, type[Flow]]:
-    """The app's flows by label."""
-    flows: dict[str, type[Flow]] = current_app.extensions["webflow_flows"]
-    return flows
-
-
-def managed_flows(user: Any) -> dict[str, type[Flow]]:
-    """The flows the user may manage, by label."""
-    return {label: f for label, f in all_flows().items() if f.can_manage(user)}
-
-
-def flow_or_404(flow_label: str) -> type[Flow]:
-    """The flow with this label, or 404."""
-    flow_class = all_flows().get(flow_label)
-    if flow_class is None:
-        abort(404)
-    return flow_class
-
-
-def process_or_404(flow_class: type[Flow], process_id: int) -> Process:
-    """The process of this flow, or 404 (also for a process of another flow)."""
-    process = db.session.get(Process, process_id)
-    if process is None or process.flow_class_path != flow_class.path():
-        abort(404)
-    return process
-
-
-def task_or_404(process: Process, node: str, task_id: int) -> Task:
-    """The task of this process at this node, or 404."""
-    task = db.session.get(Task, task_id)
-    if task is None or task.process_id != process.id or task.node_name != node:
-        abort(404)
-    return task
-
-
-def error_summary(comments: str | None) -> str:
-    """The line that says what went wrong: a traceback's last line."""
-    lines = [line for line in (comments or "").strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 def job_mode_text(app: Flask) -> str:
@@ -103,109 +61,7 @@ def job_mode_text(app: Flask) -> str:
     return f"in the web process, {how} after each commit (no REDIS_URL set)"
 
 
-def admin_transitions(task: Task) -> list[str]:
-    """The names of the transitions an administrator can run on the task now."""
-    try:
-        available = task.activate().get_available_transitions()
-    except FlowRuntimeError:
-        return []  # a node that left the flow's definition
-    return [t.name for t in available if t.name in WEB_TRANSITIONS]
-
-
-def assignable_users(task: Task) -> list[User]:
-    """Active users who may work on the task's node (for the assign/reassign picker)."""
-    node = task.flow_task
-    users = db.session.scalars(
-        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-    ).all()
-    check = getattr(node, "user_has_permission", None)
-    return [u for u in users if check is None or check(u)]
-
-
-def child_processes(tasks: list[Task]) -> list[Process]:
-    """The processes the tasks started (subprocesses), oldest first."""
-    ids = [t.id for t in tasks if t.flow_task_type == "SUBPROCESS"]
-    if not ids:
-        return []
-    return list(db.session.scalars(sa.select(Process).where(Process.parent_task_id.in_(ids))
-                                   .order_by(Process.id)))
-
-
-def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
-    """Everything the process page shows: data, tasks, graph, audit trail, repair buttons."""
-    # Owners and links in three queries, not three per task.
-    tasks = list(db.session.scalars(
-        sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)
-        .options(selectinload(Task.owner), selectinload(Task.previous), selectinload(Task.leading))))
-    manager = flow_class.can_manage(user)
-    latest = {t.node_name: t for t in tasks}
-    links = {name: task_url(t) for name, t in latest.items()}
-    events = db.session.scalars(
-        sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
-        .order_by(TaskEvent.created, TaskEvent.id)
-    ).all()
-    return {
-        "flow_class": flow_class,
-        "process": process,
-        "tasks": tasks,
-        "events": events,
-        "is_manager": manager,
-        "transitions": {t.id: admin_transitions(t) for t in tasks} if manager else {},
-        "cancel_blocker": cancel_blocker(process) if manager else None,
-        "children": child_processes(tasks),
-        "parent_task": process.parent_task,
-        "stalled": process.status == STATUS.NEW and process.stalled is not None,
-        "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
-        "graph": flow_svg(flow_class, node_states(tasks), links),
-        "title": f"{flow_class.process_title} #{process.id}",
-    }
-
-
-def task_url(task: Task) -> str:
-    """The task page's URL."""
-    try:
-        return url_for(TASK_ENDPOINT, flow_label=task.flow_class.flow_label,
-                       process_id=task.process_id, node=task.node_name, task_id=task.id)
-    except BuildError:
-        return f"#task-{task.id}"  # the task page is not there: its row on this page
-
-
-def transition_url(task: Task, transition: str) -> str:
-    """The URL that runs a transition on the task (the web app's transition endpoint)."""
-    values: dict[str, Any] = {"flow_label": task.flow_class.flow_label, "process_id": task.process_id,
-              "node": task.node_name, "task_id": task.id, "transition": transition}
-    try:
-        return url_for(TRANSITION_ENDPOINT, **values)
-    except BuildError:
-        return "/flows/{flow_label}/{process_id}/{node}/{task_id}/{transition}/".format(**values)
-
-
-def process_url(process: Process) -> str:
-    """The process page's URL."""
-    return url_for("flows.process_detail", flow_label=process.flow_class.flow_label,
-                   process_id=process.id)
-
-
-@bp.app_template_global()
-def flow_graph(flow_class: type[Flow]) -> Any:
-    """The flow's graph as inline SVG, for templates (``{{ flow_graph(flow_class) }}``)."""
-    return flow_svg(flow_class)
-
-
-bp.add_app_template_global(process_url, "process_url")
-bp.add_app_template_global(task_url, "task_url")
-bp.add_app_template_global(transition_url, "transition_url")
-bp.add_app_template_filter(error_summary, "error_summary")
-
-
 # -- the overview ------------------------------------------------------------------------
-
-
-def _day(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 def _process_filters(flows: dict[str, type[Flow]]) -> tuple[dict[str, Any], list[Any]]:
@@ -213,7 +69,7 @@ def _process_filters(flows: dict[str, type[Flow]]) -> tuple[dict[str, Any], list
     args = request.args
     values: dict[str, Any] = {
         "flow": args.get("flow", ""), "status": args.get("status", ""),
-        "started_from": _day(args.get("started_from")), "started_to": _day(args.get("started_to")),
+        "started_from": parse_day(args.get("started_from")), "started_to": parse_day(args.get("started_to")),
         "has_error": args.get("has_error") in ("1", "on", "true", "y"),
     }
     if values["flow"] and values["flow"] not in flows:
@@ -246,7 +102,7 @@ def index() -> Any:
     page = db.paginate(
         sa.select(Process).where(*where).order_by(Process.created.desc(), Process.id.desc())
         .options(selectinload(Process.created_by)),
-        page=request.args.get("page", 1, type=int), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
+        page=page_number(), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
         error_out=False,
     )
     counts = dict(db.session.execute(
@@ -268,12 +124,7 @@ def index() -> Any:
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
     }
-    if request.headers.get("HX-Request") and not request.headers.get("HX-Boosted"):
-        response = current_app.make_response(render_block("admin/index.html", "processes", **context))
-    else:
-        response = current_app.make_response(render_template("admin/index.html", **context))
-    response.vary.add("HX-Request")
-    return response
+    return render_page("admin/index.html", ["processes"], **context)
 
 
 # -- confirmations and the process cancel -------------------------------------------------
@@ -293,24 +144,17 @@ def confirm_transition(flow_label: str, process_id: int, node: str, task_id: int
     process = process_or_404(flow_class, process_id)
     task = task_or_404(process, node, task_id)
     _manager_only(flow_class)
-    if transition not in WEB_TRANSITIONS:
+    declared = task.activate().transitions().get(transition)
+    if declared is None or declared.label is None:
         abort(404)
-    allowed = transition in admin_transitions(task)
-    users = assignable_users(task) if transition in USER_TRANSITIONS and allowed else []
+    action = find_action(task, current_user, transition)
+    if action is None and declared.blocked_reason(task.activate()) is None:
+        abort(403)  # allowed now, but not to this manager (a hand-over to nobody they may pick)
     return render_template(
-        "admin/confirm.html", flow_class=flow_class, process=process, task=task,
-        transition=transition, allowed=allowed, users=users,
-        reason=None if allowed else _blocked_reason(task, transition),
-        title=f"{transition.replace('_', ' ').capitalize()} {task.node_name} #{task.id}",
-    ), (200 if allowed else 409)
-
-
-def _blocked_reason(task: Task, transition: str) -> str:
-    activation = task.activate()
-    declared = activation.transitions().get(transition)
-    if declared is None:
-        return f"{task.flow_task.__class__.__name__} tasks have no {transition} transition"
-    return declared.blocked_reason(activation) or ""
+        "admin/confirm.html", flow_class=flow_class, process=process, task=task, label=declared.label,
+        action=action, reason=None if action else declared.blocked_reason(task.activate()),
+        title=f"{declared.label}: {task.node_name} #{task.id}",
+    ), (200 if action else 409)
 
 
 @bp.route("/flows/<flow_label>/<int:process_id>/cancel/", methods=["GET", "POST"])
@@ -346,5 +190,7 @@ def graph_svg(flow_label: str) -> Response:
     flow_class = flow_or_404(flow_label)
     if not flow_class.can_view(current_user):
         abort(403)
-    body = '<?xml version="1.0" encoding="UTF-8"?>\n' + str(flow_svg(flow_class))
+    css = url_for("static", filename="css/graph.css")
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<?xml-stylesheet href="{css}" type="text/css"?>\n'
+            + str(flow_svg(flow_class)))
     return Response(body, mimetype="image/svg+xml")

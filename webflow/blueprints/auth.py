@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField
@@ -13,7 +14,8 @@ from wtforms.validators import DataRequired
 
 from ..extensions import db, login_manager
 from ..models import User
-from .web import safe_next
+from .lookups import parse_id
+from .web import safe_next, wants_fragment
 
 bp = Blueprint("auth", __name__)
 
@@ -22,11 +24,30 @@ login_manager.login_message = "Please log in to see this page."
 login_manager.login_message_category = "info"
 
 
+#: Checked for a username nobody has, so that an unknown name takes as long as a wrong password.
+DUMMY = User(password_hash="pbkdf2_sha256$200000$fb1abe68cd3c5950d2ede0a5ce34c7da$"
+                           "ac3be39fc12fa068c7161c13a23d71b303d077658d66c1dd9dc44cfc84ebdba8")
+
+
+@login_manager.unauthorized_handler
+def unauthorized() -> Any:
+    """To the login form; an HTMX request gets 401 and HX-Redirect (htmx would swap the form in)."""
+    target = url_for("auth.login", next=request.full_path if request.query_string else request.path)
+    if wants_fragment():
+        return Response(status=401, headers={"HX-Redirect": target})
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(target)
+
+
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The logged-in user of the session, if still active."""
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.is_active else None
+def load_user(session_id: str) -> User | None:
+    """The session's user, if still active and the session's token is still theirs."""
+    user_id, _, token = session_id.partition(":")
+    parsed = parse_id(user_id)
+    user = db.session.get(User, parsed) if parsed is not None else None
+    if user is None or not user.is_active or not user.session_token:
+        return None
+    return user if hmac.compare_digest(token, user.session_token) else None
 
 
 class LoginForm(FlaskForm):
@@ -44,10 +65,16 @@ def login() -> Any:
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
         return render_template("auth/login.html", form=form, title="Log in"), status
-    user = db.session.scalar(sa.select(User).where(User.username == form.username.data))
-    if user is None or not user.is_active or not user.check_password(form.password.data or ""):
+    user = db.session.scalar(sa.select(User).where(User.username == (form.username.data or "")[:150]))
+    matches = (user or DUMMY).check_password(form.password.data or "")  # the same work either way
+    if user is None or not matches or not user.is_active:
         flash("Wrong username or password.", "error")
         return render_template("auth/login.html", form=form, title="Log in"), 401
+    if not user.session_token:
+        user.new_session_token()  # a user from before sessions named tokens
+        db.session.commit()
+    # A fresh session: nothing of the anonymous one (its CSRF token above all) is kept.
+    session.clear()
     login_user(user)
     return redirect(target, code=303)
 
@@ -55,7 +82,9 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Any:
-    """Log out and go back to the login form."""
+    """Log out and go back to the login form; copies of the session cookie stop working too."""
+    current_user.new_session_token()
+    db.session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("auth.login"), code=303)

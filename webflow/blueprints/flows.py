@@ -15,12 +15,23 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
+from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
 from ..extensions import db
-from ..models import Process, Task
-from .admin import all_flows, flow_or_404, process_detail_context, process_or_404, process_url, task_url
+from ..graph_svg import flow_svg, node_states
+from ..models import Process, Task, TaskEvent
+from .actions import task_actions
+from .lookups import (
+    all_flows,
+    child_processes,
+    flow_or_404,
+    page_number,
+    process_or_404,
+    process_url,
+    task_url,
+)
 from .web import engine_context, form_data, render_page
 
 bp = Blueprint("flows", __name__)
@@ -78,7 +89,7 @@ def process_list(flow_label: str) -> Any:
         query = query.where(sa.func.lower(Process.summary).contains(text.lower(), autoescape=True))
     page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc())
                        .options(selectinload(Process.created_by)),
-                       page=request.args.get("page", 1, type=int),
+                       page=page_number(),
                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
     return render_page("flows/processes.html", ["processes"], flow_class=flow_class, starts=starts,
                        page=page, filters={"status": status, "q": text}, statuses=PROCESS_STATUSES,
@@ -185,3 +196,33 @@ def process_detail(flow_label: str, process_id: int) -> Any:
         abort(403)
     return render_template("flows/process_detail.html",
                            **process_detail_context(flow_class, process, current_user))
+
+
+def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
+    """Everything the process page shows: data, tasks, graph, audit trail, repair buttons."""
+    # Owners and links in three queries, not three per task.
+    tasks = list(db.session.scalars(
+        sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)
+        .options(selectinload(Task.owner), selectinload(Task.previous), selectinload(Task.leading))))
+    manager = flow_class.can_manage(user)
+    latest = {t.node_name: t for t in tasks}
+    links = {name: task_url(t) for name, t in latest.items()}
+    events = db.session.scalars(
+        sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
+        .order_by(TaskEvent.created, TaskEvent.id)
+    ).all()
+    return {
+        "flow_class": flow_class,
+        "process": process,
+        "tasks": tasks,
+        "events": events,
+        "is_manager": manager,
+        "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},
+        "cancel_blocker": cancel_blocker(process) if manager else None,
+        "children": child_processes(tasks),
+        "parent_task": process.parent_task,
+        "stalled": process.status == STATUS.NEW and process.stalled is not None,
+        "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
+        "graph": flow_svg(flow_class, node_states(tasks), links),
+        "title": f"{flow_class.process_title} #{process.id}",
+    }

@@ -16,7 +16,7 @@ from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
 from ..extensions import db
 from ..models import Process, Task, User
-from .admin import all_flows
+from .lookups import all_flows, list_args, page_number, parse_id
 from .web import engine_context, render_page, wants_fragment
 
 bp = Blueprint("inbox", __name__)
@@ -125,7 +125,7 @@ def task_page(name: str) -> Any:
         total = count(condition)
     column = SORTS[filters["sort"].lstrip("-")]
     order = column.desc() if filters["sort"].startswith("-") else column.asc()
-    page = db.paginate(query.order_by(order, Task.id.desc()), page=request.args.get("page", 1, type=int),
+    page = db.paginate(query.order_by(order, Task.id.desc()), page=page_number(),
                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False, count=False)
     page.total = total  # pages, has_next and the like follow from it
     return page, filters
@@ -163,10 +163,9 @@ def archive() -> Any:
 @login_required
 def queue_assign() -> Any:
     """Assign the chosen queue tasks (or the one ``take`` names) to me."""
-    # Ids that are not numbers are dropped (getlist's type= does that; get's gives None).
-    ids = [request.form.get("take", type=int)] if request.form.get("take") else \
-        request.form.getlist("task_id", type=int)
-    ids = [task_id for task_id in ids if task_id is not None]
+    # Ids that are not ids (not digits, out of range) are dropped.
+    raw = [request.form["take"]] if request.form.get("take") else request.form.getlist("task_id")
+    ids = [task_id for task_id in map(parse_id, raw[:500]) if task_id is not None]
     if not ids:
         flash("Choose the tasks to take first.", "info")
         return _after_queue_action(400)
@@ -206,5 +205,4 @@ def _queue_tasks(ids: list[int]) -> list[Task]:
 def _after_queue_action(status: int) -> Any:
     if wants_fragment():
         return render_list("queue", status=status)
-    args: dict[str, Any] = request.args.to_dict()
-    return redirect(url_for("inbox.queue", **args), code=303)
+    return redirect(url_for("inbox.queue", **list_args()), code=303)

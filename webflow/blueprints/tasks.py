@@ -9,42 +9,23 @@ from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 
-from ..core.activation import Activation
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
-from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
 from ..extensions import db
 from ..models import Task, TaskEvent, User
-from .admin import (
-    WEB_TRANSITIONS,
-    assignable_users,
-    child_processes,
-    flow_or_404,
-    process_or_404,
-    task_or_404,
-    task_url,
-)
+from .actions import hands_over, task_actions
 from .flows import bp, node_form
+from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
 RUNNING = (STATUS.SCHEDULED, STATUS.STARTED)
-#: Transitions only a manager of the flow runs (assign/unassign have rules of their own).
-MANAGER_TRANSITIONS = ("undo", "cancel", "perform", "retry", "restart", "activate_next")
-LABELS = {"assign": "Assign to me", "unassign": "Put back in the queue", "activate_next": "Activate next"}
 NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
-DONE_MESSAGES = {
-    "assign": "{task} is assigned to {owner}.", "reassign": "{task} is now assigned to {owner}.",
-    "unassign": "{task} is back in the queue.", "undo": "{task} is undone.", "cancel": "{task} is canceled.",
-    "perform": "{task} ran: {status}.", "retry": "{task} ran again: {status}.",
-    "restart": "{task} is queued again: {status}.",
-    "activate_next": "The steps after {task} are activated again.",
-}
 
 
-# -- who may do what ---------------------------------------------------------------------------
+# -- who may see and complete ------------------------------------------------------------------
 
 
 def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tuple[type[Flow], Task]:
@@ -54,48 +35,19 @@ def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tupl
 
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
-    """Viewers, managers, the owner, and people who may work on the task's node see its page."""
-    node = task.flow_task
+    """Viewers, managers, the owner, people who may work on the task's node, and the one who
+    started its process see its page."""
     return (flow_class.can_view(user) or flow_class.can_manage(user) or task.owner_id == user.id
-            or bool(getattr(node, "user_has_permission", lambda u: False)(user)))
-
-
-def is_human(activation: Activation) -> bool:
-    return isinstance(activation, ViewActivation)
-
-
-def may_run(flow_class: type[Flow], task: Task, transition: str, user: User, target: User | None) -> bool:
-    """The permission rule for a transition (whether the status allows it is the engine's call)."""
-    if flow_class.can_manage(user):
-        return True
-    if transition == "assign" and (target is None or target.id == user.id):
-        return bool(getattr(task.flow_task, "user_has_permission", lambda u: False)(user))
-    return transition == "unassign" and task.owner_id == user.id
-
-
-def available_actions(flow_class: type[Flow], task: Task, user: User) -> list[str]:
-    """The buttons to show: the transitions allowed now that this user may run."""
-    activation = task.activate()
-    available = {t.name for t in activation.get_available_transitions()} & set(WEB_TRANSITIONS)
-    manager = flow_class.can_manage(user)
-    actions = []
-    if is_human(activation):
-        if "assign" in available and task.flow_task.can_assign(user, task):
-            actions.append("assign")
-        if "assign" in available and manager:
-            actions.append("assign_to")
-        if "unassign" in available and (manager or task.owner_id == user.id):
-            actions.append("unassign")
-        if "reassign" in available and manager:
-            actions.append("reassign")
-    if manager:
-        actions += [name for name in MANAGER_TRANSITIONS if name in available]
-    return actions
+            or task.flow_task.user_has_permission(user) or task.process.created_by_id == user.id)
 
 
 def can_complete(task: Task, user: User) -> bool:
-    """The owner completes an assigned human task with its form."""
-    return task.flow_task_type == "HUMAN" and task.status == STATUS.ASSIGNED and task.owner_id == user.id
+    """The owner completes an assigned human task with its form (the rule of ``prepare``)."""
+    if task.flow_task_type != "HUMAN" or task.status != STATUS.ASSIGNED:
+        return False
+    activation = task.activate()
+    prepare = activation.transitions().get("prepare")
+    return prepare is not None and prepare.allows(activation, user)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -104,14 +56,13 @@ def can_complete(task: Task, user: User) -> bool:
 def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: Any) -> dict[str, Any]:
     """Everything the task page and its fragments show."""
     user = current_user._get_current_object()
-    actions = available_actions(flow_class, task, user)
+    actions = task_actions(task, user)
     workable = can_complete(task, user)
     events = db.session.scalars(sa.select(TaskEvent).where(TaskEvent.task_id == task.id)
                                 .order_by(TaskEvent.created, TaskEvent.id)).all()
     return {
         "flow_class": flow_class, "process": task.process, "task": task, "node": task.flow_task,
-        "actions": actions, "labels": LABELS, "events": events, "polling": task.status in RUNNING,
-        "users": assignable_users(task) if {"assign_to", "reassign"} & set(actions) else [],
+        "actions": actions, "events": events, "polling": task.status in RUNNING,
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
         "children": child_processes([task]) if task.flow_task_type == "SUBPROCESS" else [],
@@ -149,6 +100,8 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
         return render_task(flow_class, task, ["work", "status", "history"])
     if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
         abort(403)
+    if not can_complete(task, user):
+        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
     form = node_form(task.flow_task)
     if not form.validate_on_submit():
         flash("Please correct the marked fields.", "error")
@@ -193,59 +146,55 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
 @bp.route(TASK_URL + "<transition>/", methods=["POST"])
 @login_required
 def task_transition(flow_label: str, process_id: int, node: str, task_id: int, transition: str) -> Any:
-    """Run one transition (assign, unassign, reassign, undo, cancel, perform, retry, ...)."""
+    """Run one of the transitions people run (assign, unassign, reassign, undo, cancel, retry, ...).
+
+    Who may is the transition's declared rule: the same one that draws the buttons. The
+    answer: 404 for a transition people do not run, 403 for a task the user may not see,
+    400 for a bad pick, 403 when the rule refuses the user, 409 when the task's status does
+    not allow it now; the engine checks both again under the process lock."""
     flow_class, task = load_task(flow_label, process_id, node, task_id)
-    if transition not in WEB_TRANSITIONS:
+    activation = task.activate()
+    declared = activation.transitions().get(transition)
+    if declared is None or declared.label is None:
         abort(404)
     user = current_user._get_current_object()
-    target = chosen_user() if transition in ("assign", "reassign") else None
-    if not may_run(flow_class, task, transition, user, target):
+    if not may_see(flow_class, task, user):
         abort(403)
-    if transition == "reassign" and target is None:
-        abort(400, "Choose the user to give the task to.")
-    activation = task.activate()
-    if target is not None and not getattr(task.flow_task, "user_has_permission", lambda u: False)(target):
-        abort(400, f"{target} may not work on this task.")
+    blocked = declared.blocked_reason(activation)
+    arguments = {"user": assignee(task, user, blocked is None)} if hands_over(declared) else {}
+    if not declared.allows(activation, user, arguments):
+        abort(403)
+    if blocked is not None:
+        return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
     try:
         with engine_context():
-            run_transition(activation, transition, target or user)
+            getattr(activation, transition)(**arguments)
     except TransitionNotAllowed as exc:
         return refused(flow_class, task, f"Not allowed now: {exc}.", ["status", "work", "history"])
     refresh(task)
-    flash(DONE_MESSAGES[transition].format(task=f"{task.flow_task.title} #{task.id}", owner=task.owner,
-                                           status=task.status.value), "success")
+    flash(f"{declared.label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
+          f"{', ' + task.owner.username if task.owner and task.status == STATUS.ASSIGNED else ''}).",
+          "success")
     if wants_fragment():
         return render_task(flow_class, task, ["status", "work", "history"])
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
 
 
-def chosen_user() -> User | None:
-    """The user picked in the form's ``user_id`` (400 for a bad pick), or None."""
+def assignee(task: Task, user: User, runnable: bool) -> User:
+    """Who a hand-over gives the task to: the user picked in ``user_id`` (400 for a bad pick);
+    with no pick, the asking user (taking a task nobody has)."""
     raw = request.form.get("user_id", "").strip()
     if not raw:
-        return None
-    target = db.session.get(User, int(raw)) if raw.isdigit() else None
+        if task.owner_id is not None and runnable:
+            abort(400, "Choose the user to give the task to.")
+        return user
+    user_id = parse_id(raw)
+    target = db.session.get(User, user_id) if user_id is not None else None
     if target is None or not target.is_active:
         abort(400, "Choose an active user.")
+    if not task.flow_task.user_has_permission(target):
+        abort(400, f"{target.username} may not work on this task.")
     return target
-
-
-def run_transition(activation: Activation, transition: str, user: User) -> None:
-    """Call the activation's transition; one the task's class lacks is not allowed."""
-    task = activation.task
-    if transition == "restart" and task.flow_task_type == "JOB" and task.status in (
-            STATUS.STARTED, STATUS.ERROR):
-        transition = "retry"  # restart is the worker's way in; from the web it queues the job again
-    if transition not in activation.transitions():
-        raise TransitionNotAllowed(f"{type(activation).__name__} has no {transition} transition")
-    if transition in ("assign", "unassign", "reassign") and not is_human(activation):
-        raise TransitionNotAllowed(f"{transition} is the engine's own step for this task")
-    if transition == "assign" and activation.task.owner_id is not None:
-        raise TransitionNotAllowed("the task is already assigned")
-    if transition in ("assign", "reassign"):
-        getattr(activation, transition)(user)
-    else:
-        getattr(activation, transition)()
 
 
 def refused(flow_class: type[Flow], task: Task, message: str, blocks: list[str]) -> Any:

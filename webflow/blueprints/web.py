@@ -18,9 +18,6 @@ from ..core.exceptions import FlowLockFailed, FlowRuntimeError, PermissionDenied
 from ..core.transaction import is_unreachable
 from ..extensions import db
 
-#: The status codes whose HTMX responses are swapped (see htmx-config in base.html).
-SWAPPED_ERRORS = (400, 403, 404, 409, 422, 503)
-
 
 def wants_fragment() -> bool:
     """True for an HTMX request that swaps part of a page (not boosted, not a history restore)."""
@@ -54,9 +51,13 @@ def engine_context() -> Context:
 def safe_next(target: str | None, default: str) -> str:
     """``target`` when it is a path on this site, else ``default`` (no open redirects)."""
     if target:
-        parts = urlsplit(target)
+        try:
+            parts = urlsplit(target)
+        except ValueError:  # "//[" and the like
+            return default
         if (not parts.scheme and not parts.netloc and target.startswith("/")
-                and not target.startswith("//") and "\\" not in target):
+                and not target.startswith("//") and "\\" not in target
+                and not any(ord(c) < 32 or ord(c) == 127 for c in target)):  # no CR/LF in Location
             return target
     return default
 
@@ -78,15 +79,42 @@ def _json_value(value: Any) -> Any:
     return str(value)  # Decimal and the like: exact, and readable
 
 
-def _error_response(status: int, message: str) -> Any:
+#: What each error page says when the view gave no reason of its own.
+MESSAGES = {
+    400: "The request was not understood.",
+    403: "You do not have permission to do that.",
+    404: "There is no such page.",
+    405: "This page does not take that kind of request.",
+    409: "That is not possible now: the page may be out of date. Reload it and try again.",
+    413: "The request is too large.",
+    415: "The request was sent in a form this site does not read.",
+    422: "Some of the values were not valid.",
+    429: "Too many attempts. Please wait a minute and try again.",
+    500: "Something went wrong on our side. Nothing was changed; please try again later.",
+    503: "The process is busy right now. Please try again in a moment.",
+}
+#: Headers of the framework's error answer that the page keeps (what to use, when to retry).
+KEPT_HEADERS = ("Allow", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+
+
+def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    """The error as a page in the site's look, or for HTMX the message in place."""
     db.session.rollback()
-    if wants_fragment():
-        # Keep the page as it is and show the message (htmx still applies out-of-band swaps).
-        flash(message, "error")
-        response = current_app.make_response((oob_extras(), status))
-        response.headers["HX-Reswap"] = "none"
-        return response
-    return render_template("errors.html", status=status, message=message, title=f"Error {status}"), status
+    try:
+        if wants_fragment():
+            # Keep the page as it is and show the message (htmx still applies out-of-band swaps).
+            flash(message, "error")
+            response = current_app.make_response((oob_extras(), status))
+            response.headers["HX-Reswap"] = "none"
+        else:
+            page = render_template("errors.html", status=status, message=message, title=f"Error {status}")
+            response = current_app.make_response((page, status))
+    except Exception:  # the page itself failed (the database is gone): say it plainly
+        current_app.logger.exception("the error page failed")
+        response = current_app.make_response((f"Error {status}: {message}\n", status,
+                                              {"Content-Type": "text/plain; charset=utf-8"}))
+    response.headers.update(headers or {})
+    return response
 
 
 UNREACHABLE = "The service is busy right now. Please try again in a moment."
@@ -113,18 +141,11 @@ def _unreachable_response() -> Any:
 
 
 def register_shared(app: Flask) -> None:
-    """Error pages that fit the site (a lock timeout is 503 "busy", never a 500), nav helpers."""
-
-    messages = {
-        400: "The request was not understood.",
-        403: "You do not have permission to do that.",
-        404: "There is no such page.",
-        409: "That is not possible now: nothing was changed.",
-    }
+    """Error pages that fit the site (a lock timeout is 503 "busy", never a 500)."""
 
     @app.errorhandler(FlowLockFailed)
     def busy(exc: FlowLockFailed) -> Any:
-        return _error_response(503, "The process is busy right now. Please try again in a moment.")
+        return _error_response(503, MESSAGES[503])
 
     @app.errorhandler(FlowRuntimeError)
     def engine_refused(exc: FlowRuntimeError) -> Any:
@@ -147,21 +168,21 @@ def register_shared(app: Flask) -> None:
     @app.errorhandler(PermissionDenied)
     def denied(exc: PermissionDenied) -> Any:
         """The engine's own permission check (a start or a completion by the wrong user)."""
-        return _error_response(403, messages[403])
+        return _error_response(403, MESSAGES[403])
 
-    for code, text in messages.items():
+    for code, text in MESSAGES.items():
         def handler(exc: HTTPException, text: str = text) -> Any:
             if request.path.startswith(url_for("static", filename="")):
                 return exc
-            return _error_response(exc.code or 500, _description(exc, text))
+            kept = {k: v for k, v in exc.get_headers() if k in KEPT_HEADERS}
+            if exc.code == 500:
+                original = getattr(exc, "original_exception", None)
+                if original is not None:
+                    current_app.logger.error("unhandled error", exc_info=original)
+                return _error_response(500, text)
+            return _error_response(exc.code or 500, _description(exc, text), kept)
 
         app.register_error_handler(code, handler)
-
-    @app.template_global()
-    def can_administer() -> bool:
-        """True when the admin pages exist and the user manages a flow (for the nav link)."""
-        return "admin.index" in app.view_functions and current_user.is_authenticated and any(
-            flow_class.can_manage(current_user) for flow_class in app.extensions["webflow_flows"].values())
 
     @app.after_request
     def vary_on_htmx(response: Response) -> Response:
@@ -172,6 +193,6 @@ def register_shared(app: Flask) -> None:
 
 def _description(exc: HTTPException, default: str) -> str:
     """What the view passed to abort(), or ``default`` when it passed nothing of its own."""
-    if exc.description and exc.description != type(exc).description:
+    if exc.description and exc.description != type(exc).description and exc.code != 429:
         return exc.description
     return default

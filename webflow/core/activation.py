@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from . import signals
 from .context import current_actor, get_session, propagate_exception
-from .exceptions import FlowRuntimeError
+from .exceptions import FlowRuntimeError, PermissionDenied
 from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
 from .models import Process, Task, TaskEvent, utcnow
+from .permissions import managing
 from .queries import remember_task
 from .status import STATUS
 from .transaction import current_unit_of_work
@@ -178,24 +179,41 @@ class Activation:
     def transitions(cls) -> dict[str, Transition]:
         return declared_transitions(cls)
 
-    def get_available_transitions(self) -> list[BoundTransition]:
-        """The transitions allowed from the current status, in declaration order."""
+    def get_available_transitions(self, user: Any = None) -> list[BoundTransition]:
+        """The transitions allowed from the current status, in declaration order; with a
+        user, only those people run (a ``label``) that the user's rule allows."""
         return [
             BoundTransition(t, self)
             for t in self.transitions().values()
             if t.blocked_reason(self) is None
+            and (user is None or (t.label is not None and t.allows(self, user)))
         ]
 
+    def check_permission(self, trans: Transition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise PermissionDenied unless the acting user may run the transition."""
+        actor = current_actor()
+        if actor is not None and not trans.allows(self, actor, trans.call_arguments(args, kwargs)):
+            raise PermissionDenied(f"{actor} may not {trans.name} task {self.describe()}")
+
     def run_transition(self, trans: Transition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Check and run a transition as one locked, all-or-nothing unit of work."""
+        """Check and run a transition as one locked, all-or-nothing unit of work.
+
+        The rule of who may run it is checked for a call from outside only: the steps a
+        transition sets off (the next task's assignment, a job's scheduling) are the
+        engine's own, whoever started it."""
+        from_outside = current_unit_of_work() is None
         if not trans.locked:
             trans.check(self)
+            if from_outside:
+                self.check_permission(trans, args, kwargs)
             return trans.func(self, *args, **kwargs)
 
         from .transaction import unit_of_work
 
         with unit_of_work(self.session, self.task.process_id):
-            trans.check(self)
+            trans.check(self)  # under the lock: the status and owner read are current
+            if from_outside:
+                self.check_permission(trans, args, kwargs)
             before = self.get_status()
             # Noted before the body runs, so the trail lists a transition before the
             # transitions it sets off; the target status is filled in below.
@@ -329,7 +347,8 @@ class Activation:
     # -- transitions every activation has ------------------------------------------------
 
     @transition(source=STATUS.DONE, target=STATUS.NEW,
-                conditions=[leading_tasks_canceled, region_join_not_fired])
+                conditions=[leading_tasks_canceled, region_join_not_fired],
+                permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the task; the flow's ``<node>_undo(activation)`` runs first if defined."""
         undo_func = getattr(self.flow_class.instance, f"{self.flow_task.name}_undo", None)
@@ -338,7 +357,7 @@ class Activation:
         self.task.finished = None
         self.set_status(STATUS.NEW)
 
-    @transition(source=STATUS.NEW, target=STATUS.CANCELED)
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel")
     def cancel(self) -> None:
         """Cancel the task."""
         self.task.finished = utcnow()

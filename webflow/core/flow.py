@@ -118,6 +118,10 @@ class Node:
     def can_assign(self, user: Any, task: Any) -> bool:
         return False
 
+    def user_has_permission(self, user: Any) -> bool:
+        """True when the user may work on tasks of this node (nodes people work on say who)."""
+        return False
+
     # -- misc ------------------------------------------------------------------------
 
     def __copy__(self) -> Node:

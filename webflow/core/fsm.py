@@ -4,12 +4,17 @@ A transition names the statuses it may start from, the statuses it may end in, a
 conditions; the activation runs it inside the process lock (see ``transaction``). The
 declarations are data, so the same objects answer "what may happen now" for the UI and
 render the state machine as DOT for comparison with the reference diagrams.
+
+A transition also declares who may run it (``permission=``, a rule of ``permissions``)
+and, when people run it from a page, its button's ``label=``: the rule book every page,
+button and test reads. A transition without a label is the engine's own step.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import TransitionNotAllowed
@@ -17,6 +22,7 @@ from .status import STATUS
 
 if TYPE_CHECKING:
     from .activation import Activation
+    from .permissions import Rule
 
 Condition = Callable[["Activation"], bool]
 
@@ -40,10 +46,16 @@ class Transition:
         conditions: Iterable[Condition] = (),
         *,
         locked: bool = True,
+        name: str | None = None,
+        permission: Rule | None = None,
         label: str | None = None,
     ) -> None:
         self.func = func
-        self.name = label or func.__name__
+        self.name = name or func.__name__
+        # Who may run it when a user acts (None: anyone, it is the engine's own step).
+        self.permission = permission
+        # The button's text; a transition without one is never offered to people.
+        self.label = label
         self.sources = _statuses(source)
         # No target means the status does not change (DONE -> DONE activate_next).
         self.targets = _statuses(target) or self.sources
@@ -64,14 +76,16 @@ class Transition:
         target: STATUS | Iterable[STATUS] | None = None,
         conditions: Iterable[Condition] | None = None,
     ) -> Transition:
-        """The same body with other edges, for a subclass whose diagram differs."""
+        """The same body, rule and label with other edges, for a subclass whose diagram differs."""
         return Transition(
             self.func,
             source,
             target,
             self.conditions if conditions is None else conditions,
             locked=self.locked,
-            label=self.name,
+            name=self.name,
+            permission=self.permission,
+            label=self.label,
         )
 
     def __set_name__(self, owner: type, name: str) -> None:
@@ -102,6 +116,22 @@ class Transition:
         if reason is not None:
             raise TransitionNotAllowed(reason)
 
+    def allows(self, activation: Activation, user: Any, arguments: Mapping[str, Any] | None = None) -> bool:
+        """True when the rule lets ``user`` run it (with these call arguments)."""
+        return self.permission is None or self.permission.allows(activation, user, arguments)
+
+    def takes(self, parameter: str) -> bool:
+        """True when the transition's method has this parameter (``assign`` takes ``user``)."""
+        return parameter in inspect.signature(self.func).parameters
+
+    def call_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, for the permission rule."""
+        try:
+            bound = inspect.signature(self.func).bind(None, *args, **kwargs)
+        except TypeError:
+            return dict(kwargs)  # the call itself fails with the right message
+        return {name: value for name, value in list(bound.arguments.items())[1:]}
+
     def __repr__(self) -> str:
         return f"<Transition {self.name} {[(s.value, t.value) for s, t in self.edges()]}>"
 
@@ -117,8 +147,16 @@ class BoundTransition:
     def name(self) -> str:
         return self.transition.name
 
+    @property
+    def label(self) -> str | None:
+        return self.transition.label
+
     def can_proceed(self) -> bool:
         return self.transition.blocked_reason(self.activation) is None
+
+    def has_perm(self, actor: Any, /, **arguments: Any) -> bool:
+        """True when the rule lets ``actor`` run it (``assign.has_perm(me, user=bob)``)."""
+        return self.transition.allows(self.activation, actor, arguments)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.activation.run_transition(self.transition, args, kwargs)
@@ -133,11 +171,14 @@ def transition(
     conditions: Iterable[Condition] = (),
     *,
     locked: bool = True,
+    permission: Rule | None = None,
+    label: str | None = None,
 ) -> Callable[[Callable[..., Any]], Transition]:
-    """Declare an activation method as a transition."""
+    """Declare an activation method as a transition, who may run it and its button's label."""
 
     def decorate(func: Callable[..., Any]) -> Transition:
-        return Transition(func, source, target, conditions, locked=locked)
+        return Transition(func, source, target, conditions, locked=locked,
+                          permission=permission, label=label)
 
     return decorate
 

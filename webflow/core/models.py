@@ -127,19 +127,27 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
     groups: Mapped[list[Group]] = relationship(secondary=user_group)
+    # Named by every session of the user; a new token (logout, password change) ends them all.
+    session_token: Mapped[str | None] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
 
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True
     is_anonymous = False
 
     def get_id(self) -> str:
-        return str(self.id)
+        """What the session stores: the id and the current session token."""
+        return f"{self.id}:{self.session_token or ''}"
+
+    def new_session_token(self) -> None:
+        """End every session of the user made so far."""
+        self.session_token = secrets.token_hex(16)
 
     def set_password(self, password: str) -> None:
-        """Store a salted PBKDF2 hash of the password."""
+        """Store a salted PBKDF2 hash of the password (and end the sessions made before)."""
         salt = secrets.token_hex(16)
         digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 200_000)
         self.password_hash = f"pbkdf2_sha256$200000${salt}${digest.hex()}"
+        self.new_session_token()
 
     def check_password(self, password: str) -> bool:
         """True when the password matches the stored hash."""

@@ -7,6 +7,7 @@ from ..activation import Activation
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
+from ..permissions import managing
 from ..status import FINISHED, STATUS
 
 
@@ -16,7 +17,7 @@ class EndActivation(Activation):
     def run_automatic(self) -> None:
         self.perform()
 
-    @transition(source=STATUS.NEW, target=STATUS.DONE)
+    @transition(source=STATUS.NEW, target=STATUS.DONE, permission=managing, label="Run now")
     def perform(self) -> None:
         """Finish; the process is DONE once no other task of it is unfinished (``settle``).
         A terminating End cancels every unfinished task first (explicit termination)."""
@@ -30,7 +31,8 @@ class EndActivation(Activation):
                                         if t.status not in FINISHED and t is not self.task])
         self.send(signals.task_finished)
 
-    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
+    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,
+                permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the end: the process is open again."""
         Activation.undo.func(self)

@@ -12,6 +12,7 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import Task, utcnow
+from ..permissions import managing
 from ..status import STATUS
 from ..transaction import unit_of_work
 
@@ -36,7 +37,8 @@ class FuncActivation(Activation):
         self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
@@ -90,18 +92,19 @@ class HandlerActivation(Activation):
             self.send(signals.task_finished)
             self._activate_next()
 
-    @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Run now")
     def perform(self) -> None:
         """Run the handler under the current exception policy."""
         self._execute()
 
-    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Retry")
     def retry(self) -> None:
         """Run the handler again after an error."""
         self.task.comments = None
         self._execute()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

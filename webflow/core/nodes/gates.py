@@ -12,6 +12,7 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
+from ..permissions import managing
 from ..status import STATUS
 
 Cond = Callable[[Any], Any]
@@ -49,12 +50,12 @@ class AbstractGateActivation(Activation):
     def _activate_next(self) -> None:
         self._activate(self.calculate_next())
 
-    @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Run now")
     def perform(self) -> None:
         """Calculate the next nodes and activate them."""
         self._execute()
 
-    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Retry")
     def retry(self) -> None:
         """Calculate and activate again after an error."""
         self.task.comments = None

@@ -11,6 +11,7 @@ from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
+from ..permissions import managing
 from ..status import STATUS
 from ..transaction import on_commit, unit_of_work
 
@@ -94,7 +95,8 @@ class AbstractJobActivation(Activation):
         self.set_status(STATUS.ERROR)
         self.send(signals.task_failed)
 
-    @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR])
+    @transition(source=JOB_RETRY_SOURCES, target=[STATUS.SCHEDULED, STATUS.ERROR], permission=managing,
+                label="Retry")
     def retry(self, delay: float = 0, enqueue: bool = True, reason: str | None = None) -> None:
         """Schedule the job again, under a job id of its own, ``delay`` seconds from now.
 
@@ -114,7 +116,8 @@ class AbstractJobActivation(Activation):
             self.retry(enqueue=False)
             self.start()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

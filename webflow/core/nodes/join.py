@@ -14,6 +14,7 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import Task, as_utc, task_link, utcnow
+from ..permissions import managing
 from ..queries import count_unfinished, process_tasks
 from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work
@@ -176,18 +177,20 @@ class JoinActivation(Activation):
         """Complete the join and continue the flow."""
         self._complete()
 
-    @transition(source=STATUS.STARTED, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.STARTED, target=[STATUS.DONE, STATUS.ERROR], permission=managing,
+                label="Run now")
     def perform(self) -> None:
         """Complete the join now, without waiting for the remaining branches."""
         self._complete()
 
-    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Retry")
     def retry(self) -> None:
         """Continue the flow again after an error."""
         self.task.comments = None
         self._complete()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()

@@ -12,6 +12,7 @@ from ..context import get_session
 from ..exceptions import PermissionDenied
 from ..fsm import transition
 from ..models import Process, Task, utcnow
+from ..permissions import managing, starter
 from ..status import STATUS
 from ..transaction import unit_of_work
 from .base import PageNode
@@ -43,7 +44,7 @@ class StartActivation(Activation):
     def has_perm(self, user: Any) -> bool:
         return bool(self.flow_task.can_execute(user, self.task))
 
-    @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False)
+    @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False, permission=starter)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
         """Take the start data and who starts; writes nothing (safe on GET)."""
         if user is not None:
@@ -55,7 +56,7 @@ class StartActivation(Activation):
         self.task.started = utcnow()
         self._hold_in_memory(STATUS.PREPARED)
 
-    @transition(source=STATUS.PREPARED, target=STATUS.DONE)
+    @transition(source=STATUS.PREPARED, target=STATUS.DONE, permission=starter)
     def done(self) -> None:
         """Store the new process and its start task, then continue the flow."""
         process, task = self.process, self.task
@@ -80,7 +81,7 @@ class StartActivation(Activation):
         self._activate_next()
 
     @transition(source=STATUS.DONE, target=STATUS.NEW,
-                conditions=Activation.undo.conditions)
+                conditions=Activation.undo.conditions, permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the start: the process is canceled."""
         from ..engine import notify_parent

@@ -13,6 +13,7 @@ from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import Process, utcnow
+from ..permissions import managing
 from ..status import STATUS
 
 
@@ -65,12 +66,14 @@ class SubprocessActivation(Activation):
         elif child.status == STATUS.CANCELED:
             self.error(f"subprocess {child.flow_class.process_title} #{child.id} was canceled")
 
-    @transition(source=STATUS.NEW, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.NEW, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR], permission=managing,
+                label="Run now")
     def perform(self) -> None:
         """Start the child process (on creation, or again after an undo)."""
         self._start_child()
 
-    @transition(source=STATUS.ERROR, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR])
+    @transition(source=STATUS.ERROR, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR], permission=managing,
+                label="Retry")
     def retry(self) -> None:
         """Start a new child process after the last one was canceled."""
         self._start_child()
@@ -91,12 +94,14 @@ class SubprocessActivation(Activation):
         self.set_status(STATUS.ERROR)
         self.send(signals.task_failed)
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
 
-    @transition(source=[STATUS.NEW, STATUS.STARTED, STATUS.ERROR], target=STATUS.CANCELED)
+    @transition(source=[STATUS.NEW, STATUS.STARTED, STATUS.ERROR], target=STATUS.CANCELED,
+                permission=managing, label="Cancel")
     def cancel(self) -> None:
         """Cancel the task and every unfinished child process."""
         from ..engine import cancel_process

@@ -13,6 +13,7 @@ from ..context import get_session
 from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import transition
 from ..models import User, utcnow
+from ..permissions import assigning, flow_manage, managing, owner, to_permitted
 from ..status import STATUS
 from .base import PageNode
 
@@ -44,7 +45,7 @@ class ViewActivation(Activation):
         node = self.flow_task
         return bool(node.can_execute(user, self.task) or node.can_assign(user, self.task))
 
-    @transition(source=STATUS.NEW, target=STATUS.ASSIGNED)
+    @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
     def assign(self, user: User) -> None:
         """Make the user the task's owner."""
         if user is None:
@@ -52,13 +53,14 @@ class ViewActivation(Activation):
         self.task.owner = user
         self.task.assigned = utcnow()
 
-    @transition(source=STATUS.ASSIGNED, target=STATUS.NEW)
+    @transition(source=STATUS.ASSIGNED, target=STATUS.NEW, permission=owner | managing,
+                label="Put back in the queue")
     def unassign(self) -> None:
         """Put the task back in the queue."""
         self.task.owner = None
         self.task.assigned = None
 
-    @transition(source=STATUS.ASSIGNED)
+    @transition(source=STATUS.ASSIGNED, permission=flow_manage & to_permitted, label="Reassign")
     def reassign(self, user: User) -> None:
         """Give the task to another user."""
         if user is None:
@@ -66,7 +68,7 @@ class ViewActivation(Activation):
         self.task.owner = user
         self.task.assigned = utcnow()
 
-    @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False)
+    @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False, permission=owner)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
         """Take the form data; writes nothing (safe on GET)."""
         if user is not None and self.task.owner_id != user.id:
@@ -74,7 +76,7 @@ class ViewActivation(Activation):
         self._data = dict(data or {})
         self._hold_in_memory(STATUS.PREPARED)
 
-    @transition(source=STATUS.PREPARED, target=STATUS.DONE)
+    @transition(source=STATUS.PREPARED, target=STATUS.DONE, permission=owner)
     def done(self) -> None:
         """Finish the task: its data goes into process.data, then the flow goes on."""
         task, process = self.task, self.process
@@ -92,12 +94,14 @@ class ViewActivation(Activation):
         self.send(signals.task_finished)
         self._activate_next()
 
-    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired])
+    @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
+                permission=managing, label="Activate next")
     def activate_next(self) -> None:
         """Activate the outgoing nodes again."""
         self._activate_next()
 
-    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
+    @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,
+                permission=managing, label="Undo")
     def undo(self) -> None:
         """Reopen the task for the queue."""
         Activation.undo.func(self)

@@ -1,0 +1,214 @@
+"""Every URL and method of the app, times every kind of user, with and without HTMX.
+
+The cases come from the URL map, and for the transition endpoints from the engine's rule
+book (each activation's declared transitions, their ``label`` and ``permission``), so a
+new URL or transition is covered without editing this file. Each answer is checked against
+what the rules say, and a refusal (or any GET) must leave every row of the database as it
+was. A request that changed the target gets a fresh one before the next user asks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from security_support import KINDS, STATES, client_for, dump, label_process, task_of, user
+from web_flows import LabelFlow
+from werkzeug.exceptions import MethodNotAllowed
+
+from webflow.blueprints.actions import find_action, hands_over
+from webflow.blueprints.flows import may_see_process, startable_nodes
+from webflow.blueprints.tasks import can_complete, may_see
+from webflow.models import Process, Task
+
+#: Answers that send the browser on (to the login form, or after a change).
+REDIRECTS = (302, 303)
+
+
+@dataclass
+class Case:
+    endpoint: str
+    method: str
+    state: str | None              # which target the URL is about (None: no target)
+    transition: str | None = None  # the <transition> part, for the endpoints that have one
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.endpoint} {self.state or ''} {self.transition or ''}".strip()
+
+
+def transitions_of(state: str) -> list[str]:
+    """The declared transitions of the state's task, and a name no activation has."""
+    activation_class = LabelFlow.node(STATES[state]).activation_class
+    return [*activation_class.transitions(), "explode"]
+
+
+def cases(app: Flask) -> list[Case]:
+    """Every rule of the URL map with its methods, one it refuses (405), and its targets."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        methods += ["POST" if "POST" not in methods else "GET"]  # one the rule does not take: 405
+        args = set(rule.arguments)
+        states = list(STATES) if "process_id" in args else [None]
+        for method in methods:
+            for state in states:
+                if "transition" in args:
+                    found += [Case(rule.endpoint, method, state, t) for t in transitions_of(state)]
+                else:
+                    found.append(Case(rule.endpoint, method, state))
+    return found
+
+
+def build_url(app: Flask, case: Case, process: Process | None) -> str:
+    rule = next(r for r in app.url_map.iter_rules() if r.endpoint == case.endpoint)
+    task = task_of(process, STATES[case.state]) if process is not None and case.state else None
+    values: dict[str, Any] = {"flow_label": "label", "node": "start", "filename": "css/webflow.css"}
+    if task is not None:
+        values.update(process_id=process.id, node=task.node_name, task_id=task.id)  # type: ignore[union-attr]
+    if case.transition:
+        values["transition"] = case.transition
+    with app.test_request_context():
+        return app.url_map.bind("localhost").build(case.endpoint, {k: v for k, v in values.items()
+                                                                   if k in rule.arguments})
+
+
+# -- what the rules say --------------------------------------------------------------------------
+
+
+def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: bool) -> int:
+    """The status the rules give this user for this case."""
+    try:
+        endpoint, values = app.url_map.bind("localhost").match(url, case.method)
+    except MethodNotAllowed:
+        return 405
+    if endpoint != case.endpoint:  # /queue/ by POST, .../status/ by POST: another rule's URL
+        case = Case(endpoint, case.method, case.state, values.get("transition"))
+    public = {"static": 200, "index": 302}
+    if case.endpoint in public:
+        return public[case.endpoint]
+    if case.endpoint == "auth.login":
+        if case.method == "GET":
+            return 200 if who is None else 303
+        return 400  # an empty form, whoever sends it
+    if who is None:
+        return 401 if hx else 302
+    flow = app.extensions["webflow_flows"]["label"]
+    checks: dict[str, Callable[[], int]] = {
+        "auth.logout": lambda: 303,
+        "inbox.inbox": lambda: 200, "inbox.queue": lambda: 200, "inbox.archive": lambda: 200,
+        "inbox.queue_assign": lambda: 400 if hx else 303,  # nothing chosen: said on the queue page
+        "flows.index": lambda: 200,
+        "flows.process_list": lambda: 200 if (flow.can_view(who) or flow.can_manage(who)
+                                              or startable_nodes(flow, who)) else 403,
+        "flows.start": lambda: (403 if not flow.start.can_execute(who)
+                                else 200 if case.method == "GET" else 422),
+        "flows.process_detail": lambda: 200 if may_see_process(flow, task.process, who) else 403,
+        "flows.task_detail": lambda: task_page(flow, task, who, case.method, hx),
+        "flows.task_status": lambda: 200 if may_see(flow, task, who) else 403,
+        "flows.task_transition": lambda: transition_answer(flow, task, who, case.transition or "", hx),
+        "admin.index": lambda: 200 if (flow.can_manage(who) or who.has_perm("hello_world.manage")) else 403,
+        "admin.confirm_transition": lambda: confirm_answer(flow, task, who, case.transition or ""),
+        "admin.process_cancel": lambda: cancel_answer(flow, task.process, who, case.method),
+        "admin.graph_svg": lambda: 200 if flow.can_view(who) else 403,
+    }
+    return checks[case.endpoint]()
+
+
+def task_page(flow: Any, task: Task, who: Any, method: str, hx: bool) -> int:
+    if not may_see(flow, task, who):
+        return 403
+    if method == "GET":
+        return 200
+    if task.flow_task_type != "HUMAN" or task.owner_id != who.id:
+        return 403
+    return 422 if can_complete(task, who) else 409  # the empty form is invalid
+
+
+def transition_answer(flow: Any, task: Task, who: Any, name: str, hx: bool) -> int:
+    """The rule book's answer: unknown or unlabelled 404, unseen 403, rule 403, status 409."""
+    activation = task.activate()
+    declared = activation.transitions().get(name)
+    if declared is None or declared.label is None:
+        return 404
+    if not may_see(flow, task, who):
+        return 403
+    blocked = declared.blocked_reason(activation)
+    arguments = {}
+    if hands_over(declared):
+        if task.owner_id is not None and blocked is None:
+            return 400  # handing an owned task over needs a pick
+        arguments = {"user": who}
+    if not declared.allows(activation, who, arguments):
+        return 403
+    if blocked is not None:
+        return 409
+    return 200 if hx else 303
+
+
+def confirm_answer(flow: Any, task: Task, who: Any, name: str) -> int:
+    if not flow.can_manage(who):
+        return 403
+    activation = task.activate()
+    declared = activation.transitions().get(name)
+    if declared is None or declared.label is None:
+        return 404
+    if find_action(task, who, name) is not None:
+        return 200
+    return 409 if declared.blocked_reason(activation) is not None else 403
+
+
+def cancel_answer(flow: Any, process: Process, who: Any, method: str) -> int:
+    from webflow.core.engine import cancel_blocker
+
+    if not flow.can_manage(who):
+        return 403
+    if cancel_blocker(process) is not None:
+        return 409
+    return 200 if method == "GET" else 303
+
+
+# -- the matrix ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_every_url_method_and_user(sqlite_app: Flask, hx: bool) -> None:
+    """On SQLite only (some 1,800 requests a run): the rules are the same on PostgreSQL, whose
+    own refusals (ids, NUL bytes) the property tests in test_fuzz.py cover."""
+    app = sqlite_app
+    checked = 0
+    failures = []
+    targets: dict[str, Process] = {}
+    people = {kind: client_for(app, kind) for kind in KINDS}
+    for case in cases(app):
+        if case.state and case.state not in targets:
+            targets[case.state] = label_process(case.state)
+        process = targets.get(case.state or "")
+        for kind in KINDS:
+            who = user(kind) if kind else None
+            task = task_of(process, STATES[case.state]) if process is not None and case.state else None
+            url = build_url(app, case, process)
+            want = expected(app, case, url, who, task, hx)
+            before = dump()
+            person = people[kind]
+            if case.method == "GET":
+                response = person.get(url, hx=hx)
+            else:
+                response = person.post(url, {}, hx=hx)
+            after = dump()
+            checked += 1
+            if response.status_code != want:
+                failures.append(f"{case} as {kind} ({'htmx' if hx else 'plain'}) {url}: "
+                                f"{response.status_code}, the rules say {want}")
+            changed = after != before
+            if changed and (case.method == "GET" or response.status_code >= 400
+                            or response.status_code == 302 or case.endpoint == "auth.login"):
+                failures.append(f"{case} as {kind}: answered {response.status_code} and changed rows")
+            if changed and case.state:
+                targets[case.state] = process = label_process(case.state)  # as it was, for the next user
+            if case.endpoint == "auth.logout":
+                people[kind] = client_for(app, kind)  # that browser is logged out now
+    assert not failures, f"{len(failures)} of {checked} answers differ:\n" + "\n".join(failures[:40])
+    assert checked > 500

@@ -1,0 +1,71 @@
+"""The buttons of a task, read from the engine's rule book (``@transition(permission=, label=)``).
+
+A button is offered exactly when its POST would be allowed: the transition is allowed in
+the task's status, it has a label (people run it), and its rule lets the user run it
+(for a transition that hands the task to someone, with that someone as its argument).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.exceptions import FlowRuntimeError
+from ..core.fsm import Transition
+from ..core.models import Task, User
+from .lookups import assignable_users
+
+#: Transitions whose button asks "are you sure?" first.
+DESTRUCTIVE = ("cancel", "undo")
+
+
+@dataclass
+class Action:
+    """One button (or user picker) of a task."""
+
+    name: str
+    label: str
+    #: The user may run it for themself (for ``assign``: take the task).
+    for_me: bool = True
+    #: The transition gives the task to a user: the button reads "<label> to me".
+    hands_over: bool = False
+    #: Others the user may hand the task to (a picker).
+    users: list[User] = field(default_factory=list)
+
+    @property
+    def destructive(self) -> bool:
+        return self.name in DESTRUCTIVE
+
+
+def hands_over(transition: Transition) -> bool:
+    """True for transitions that give the task to their ``user`` argument (assign, reassign)."""
+    return transition.takes("user")
+
+
+def task_actions(task: Task, user: Any) -> list[Action]:
+    """What ``user`` may do to the task now, in declaration order."""
+    try:
+        activation = task.activate()
+        available = activation.get_available_transitions()
+    except FlowRuntimeError:
+        return []  # a node that left the flow's definition
+    actions = []
+    for bound in available:
+        trans = bound.transition
+        if trans.label is None:
+            continue
+        if not hands_over(trans):
+            if bound.has_perm(user):
+                actions.append(Action(trans.name, trans.label))
+            continue
+        for_me = task.owner_id is None and bound.has_perm(user, user=user)  # taking it
+        others = [u for u in assignable_users(task)
+                  if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
+        if for_me or others:
+            actions.append(Action(trans.name, trans.label, for_me, True, others))
+    return actions
+
+
+def find_action(task: Task, user: Any, name: str) -> Action | None:
+    """The named action if the user may run it now."""
+    return next((a for a in task_actions(task, user) if a.name == name), None)
