@@ -14,6 +14,7 @@ from .gates import (
 from .job import AbstractJobActivation, Job, JobActivation
 from .join import Join, JoinActivation
 from .start import Start, StartActivation, StartFunction
+from .timer import AbstractTimerActivation, Timeout, TimeoutActivation, Timer, TimerActivation
 from .view import View, ViewActivation
 
 __all__ = [
@@ -21,4 +22,5 @@ __all__ = [
     "FuncActivation", "Function", "Handler", "HandlerActivation", "If", "IfActivation",
     "Job", "JobActivation", "Join", "JoinActivation", "Split", "SplitActivation", "Start",
     "StartActivation", "StartFunction", "Switch", "SwitchActivation", "View", "ViewActivation",
+    "AbstractTimerActivation", "Timeout", "TimeoutActivation", "Timer", "TimerActivation",
 ]

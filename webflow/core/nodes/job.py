@@ -12,6 +12,7 @@ from ..fsm import transition
 from ..models import utcnow
 from ..status import STATUS
 from ..transaction import on_commit, unit_of_work
+from .timer import TimeFields
 
 JOB_RETRY_SOURCES = [STATUS.SCHEDULED, STATUS.STARTED, STATUS.ERROR]
 
@@ -98,7 +99,7 @@ class JobActivation(AbstractJobActivation):
     pass
 
 
-class Job(Node):
+class Job(TimeFields, Node):
     """``flow.Job(func, retries=0, backoff=2.0, timeout=600, queue="default")``.
 
     ``func(activation)`` runs on a worker outside the process lock; a failure is retried

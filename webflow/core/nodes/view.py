@@ -15,6 +15,7 @@ from ..fsm import transition
 from ..models import User, utcnow
 from ..status import STATUS
 from .base import PageNode
+from .timer import TimeFields, TimeoutOwner
 
 
 class ViewActivation(Activation):
@@ -36,6 +37,7 @@ class ViewActivation(Activation):
             self.assign(owner)
         for callback in self.flow_task._on_create:
             callback(self)
+        self.flow_task.start_timers(self)
 
     def has_perm(self, user: Any) -> bool:
         node = self.flow_task
@@ -75,6 +77,7 @@ class ViewActivation(Activation):
     def done(self) -> None:
         """Finish the task: its data goes into process.data, then the flow goes on."""
         task, process = self.task, self.process
+        self.flow_task.cancel_timers(self)  # a task done in time never times out
         if self._data:
             process.data = {**(process.data or {}), **self._data}
             process.summary = self.flow_class.instance.summary(process)
@@ -90,6 +93,12 @@ class ViewActivation(Activation):
         """Activate the outgoing nodes again."""
         self._activate_next()
 
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED)
+    def cancel(self) -> None:
+        """Cancel the task and its timers."""
+        self.flow_task.cancel_timers(self)
+        Activation.cancel.func(self)
+
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions)
     def undo(self) -> None:
         """Reopen the task for the queue."""
@@ -98,7 +107,7 @@ class ViewActivation(Activation):
         self.task.assigned = None
 
 
-class View(PageNode):
+class View(TimeFields, TimeoutOwner, PageNode):
     """A task for a person, with a Flask-WTF ``form`` or a full ``view`` function."""
 
     task_type = "HUMAN"

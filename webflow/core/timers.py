@@ -1,0 +1,94 @@
+"""Firing due timers: each exactly once, whoever calls, however many call at once.
+
+Timers are task rows (``flow.Timer`` and ``OnTimeout`` tasks) waiting in SCHEDULED with
+``due`` = when they fire. A caller reads a batch of due ones through the timer index
+(``ix_task_timer_due``: waiting timers only, by due time, so future timers are never read);
+on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, which passes over timers another caller is
+firing right now. That read commits at once (no lock is held while waiting for another),
+then each timer is fired in a unit of work of its own holding its process's lock, after
+checking again that it still waits and is due: of two callers that picked the same timer,
+the second finds it DONE. A caller that dies mid-fire rolls back, so the timer is still
+due for the next caller: none is lost, none fires twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .context import Context, get_session
+from .exceptions import FlowLockFailed
+from .models import TIMER_TYPES, Task, utcnow
+from .nodes.timer import aware_utc
+from .status import STATUS
+from .transaction import unit_of_work
+
+log = logging.getLogger(__name__)
+
+#: Timers read per query; each is then fired in a transaction of its own.
+BATCH = 100
+
+
+def due_timers_query(now: datetime) -> sa.Select[tuple[int, int, datetime]]:
+    """Waiting timers due at ``now``, soonest first (answered by the timer index)."""
+    return (sa.select(Task.id, Task.process_id, Task.due)
+            .where(Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES),
+                   Task.due <= now)
+            .order_by(Task.due, Task.id))
+
+
+def _pick(session: Session, now: datetime, after: tuple[datetime, int] | None,
+          limit: int) -> list[tuple[int, int, datetime]]:
+    query = due_timers_query(now).limit(limit)
+    if after is not None:
+        due, task_id = after
+        query = query.where(sa.or_(Task.due > due, sa.and_(Task.due == due, Task.id > task_id)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Task)
+    if session.in_transaction():
+        session.commit()
+    try:
+        rows = [(task_id, process_id, due) for task_id, process_id, due in session.execute(query)]
+    finally:
+        session.commit()  # the row locks only served to skip timers being fired now
+    return rows
+
+
+def fire_timer(session: Session, task_id: int, now: datetime | None = None,
+               process_id: int | None = None) -> bool:
+    """Fire one timer if it still waits (and is due at ``now``, when given); True if it fired."""
+    if process_id is None:
+        process_id = session.scalar(sa.select(Task.process_id).where(Task.id == task_id))
+        if process_id is None:
+            return False
+    with unit_of_work(session, process_id):
+        task = session.get(Task, task_id, populate_existing=True)
+        if (task is None or task.status != STATUS.SCHEDULED or task.flow_task_type not in TIMER_TYPES
+                or task.due is None or (now is not None and aware_utc(task.due) > now)):
+            return False
+        task.activate().fire()
+    return True
+
+
+def fire_due_timers(now: datetime | None = None, session: Session | None = None) -> int:
+    """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
+    return how many this call fired. A node after a timer that fails is stored as ERROR on
+    the timer (an administrator can retry it); it does not stop the other timers."""
+    now = aware_utc(now) if now is not None else utcnow()
+    session = session or get_session()
+    fired = 0
+    after: tuple[datetime, int] | None = None
+    with Context(propagate_exception=False):
+        while True:
+            batch = _pick(session, now, after, BATCH)
+            for task_id, process_id, _due in batch:
+                try:
+                    fired += fire_timer(session, task_id, now, process_id)
+                except FlowLockFailed:
+                    log.warning("timer task %s: its process is busy; the next round fires it", task_id)
+            if len(batch) < BATCH:
+                return fired
+            after = (batch[-1][2], batch[-1][0])
