@@ -544,7 +544,8 @@ class TimeoutMachineFlow(Flow):
     end = flow.End()
 
 
-def timer_builders(flow_class: type[Flow], node_name: str) -> dict[str, Callable[[dict[str, User]], Activation]]:
+def timer_builders(flow_class: type[Flow], node_name: str
+                   ) -> dict[str, Callable[[dict[str, User]], Activation]]:
     node = flow_class.node(node_name)
 
     def scheduled(u: dict[str, User]) -> Activation:

@@ -136,7 +136,8 @@ def test_a_timer_waits_scheduled_and_fires_once_at_its_time_not_before(session):
     assert tasks_of(session, process) == [("start", "DONE"), ("wait", "SCHEDULED")]
 
     assert fire_due_timers(now=due) == 1
-    assert tasks_of(session, process) == [("start", "DONE"), ("wait", "DONE"), ("after", "DONE"), ("end", "DONE")]
+    assert tasks_of(session, process) == [
+        ("start", "DONE"), ("wait", "DONE"), ("after", "DONE"), ("end", "DONE")]
     assert session.get(Process, process.id).status == STATUS.DONE
     assert fire_due_timers(now=due + timedelta(days=30)) == 0
     assert session.get(Process, process.id).data == {"ran": 1}
