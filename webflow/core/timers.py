@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 BATCH = 100
 
 
-def due_timers_query(now: datetime) -> sa.Select[Any]:
+def due_timers_query(now: datetime) -> sa.Select[int, int, datetime | None]:
     """Waiting timers due at ``now``, soonest first (answered by the timer index)."""
     return (sa.select(Task.id, Task.process_id, Task.due)
             .where(Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES),
@@ -52,7 +51,8 @@ def _pick(session: Session, now: datetime, after: tuple[datetime, int] | None,
     if session.in_transaction():
         session.commit()
     try:
-        rows = [(row[0], row[1], row[2]) for row in session.execute(query)]
+        # due is set on every waiting timer (the query's condition)
+        rows = [(row[0], row[1], row[2] or now) for row in session.execute(query)]
     finally:
         session.commit()  # the row locks only served to skip timers being fired now
     return rows
