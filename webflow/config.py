@@ -32,6 +32,10 @@ def from_environment() -> dict[str, Any]:
         # The inbox and queue badges count up to this and then show "999+".
         "WEBFLOW_NAV_COUNT_CAP": int(os.environ.get("WEBFLOW_NAV_COUNT_CAP", "999")),
         "WEBFLOW_STUCK_JOB_SECONDS": int(os.environ.get("WEBFLOW_STUCK_JOB_SECONDS", "900")),
+        # How often workers (or, without Redis, a thread of each web process) fire due timers;
+        # WEBFLOW_TIMER_THREAD: auto (without Redis, not in tests), 1 (always) or 0 (never).
+        "WEBFLOW_TIMER_INTERVAL": float(os.environ.get("WEBFLOW_TIMER_INTERVAL", "5")),
+        "WEBFLOW_TIMER_THREAD": os.environ.get("WEBFLOW_TIMER_THREAD", "auto"),
     }
 
 

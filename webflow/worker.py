@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 from flask import Flask
 from rq.worker import HerokuWorker
 
 from .extensions import db
 from .jobqueue import get_queue, reconcile, redis_connection
+from .timers import fire_in_app
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,8 @@ class AppWorker(HerokuWorker):
     """An RQ worker whose jobs run in the app's context, and which reconciles lost jobs."""
 
     app: Flask
+    parent_pid = 0
+    timers_fired_at = float("-inf")
 
     def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
         # The forked horse must not reuse the parent's pooled database connections.
@@ -47,11 +52,22 @@ class AppWorker(HerokuWorker):
                 db.session.remove()
 
 
+    def heartbeat(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # RQ beats every few seconds while idle and while a job runs: the worker fires due
+        # timers on that beat (in the parent only, never in a work horse).
+        super().heartbeat(*args, **kwargs)
+        interval = float(self.app.config["WEBFLOW_TIMER_INTERVAL"])
+        if os.getpid() == self.parent_pid and time.monotonic() - self.timers_fired_at >= interval:
+            self.timers_fired_at = time.monotonic()
+            fire_in_app(self.app)
+
+
 def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
     """Run the worker until stopped (or until the queues are empty with ``burst``)."""
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run in the web process.")
     AppWorker.app = app
+    AppWorker.parent_pid = os.getpid()
     worker = AppWorker(
         [get_queue(app, name) for name in queues],
         connection=redis_connection(app),
