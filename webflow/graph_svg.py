@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
-from .core.graph import flow_edges
+from .core.graph import boundary_host, flow_edges
 from .core.status import STATUS
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ DIAMOND = 22
 BOX_H = 46
 CHAR_W = 7.0
 LOOP_DROP = 36
+BOUNDARY_R = 11  # a boundary timer: a small clock circle on its task's lower border
 
 GATEWAYS = {"IF": "×", "SWITCH": "×", "SPLIT": "+", "JOIN": "+"}
 STATES = ("done", "active", "error", "canceled")
@@ -46,6 +47,8 @@ STYLE = """
 .wf-graph .wf-arrow{fill:#9aa5b1}
 .wf-graph .wf-node-job .wf-shape{stroke-dasharray:6 3}
 .wf-graph .wf-node-end .wf-inner{fill:none;stroke:#5b6472;stroke-width:1.5}
+.wf-graph .wf-inner-ring{fill:none;stroke:#5b6472;stroke-width:1}
+.wf-graph .wf-clock-hand{stroke:#1f2933;stroke-width:1.4;stroke-linecap:round}
 .wf-graph .wf-done .wf-shape{fill:#d3f2dc;stroke:#2f9e55}
 .wf-graph .wf-active .wf-shape{fill:#dbeafe;stroke:#2563eb;stroke-width:2.5}
 .wf-graph .wf-error .wf-shape{fill:#fde2e1;stroke:#d92d20;stroke-width:2.5}
@@ -124,8 +127,10 @@ def _boxes(flow_class: type[Flow]) -> dict[str, Box]:
     boxes: dict[str, Box] = {}
     for node in flow_class.nodes():
         box = Box(node.name, node.title, node.task_type)
-        if box.kind in ("START", "END"):
+        if box.kind in ("START", "END", "TIMER"):
             box.w = box.h = 2 * CIRCLE_R
+        elif box.kind == "TIMEOUT":
+            box.w = box.h = 2 * BOUNDARY_R
         elif box.kind in GATEWAYS:
             box.w = box.h = 2 * DIAMOND
         else:
@@ -239,7 +244,22 @@ def _place(layers: list[list[Box]]) -> tuple[float, float]:
     return x - COLUMN_GAP + MARGIN, tallest + 2 * MARGIN + 14
 
 
+def _clock(x: float, y: float, r: float) -> str:
+    """BPMN's timer mark: a clock face with two hands."""
+    return (f'<circle class="wf-inner-ring" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}"/>'
+            f'<line class="wf-clock-hand" x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y - r * 0.7:.1f}"/>'
+            f'<line class="wf-clock-hand" x1="{x:.1f}" y1="{y:.1f}" x2="{x + r * 0.5:.1f}" y2="{y:.1f}"/>')
+
+
 def _shape(box: Box) -> str:
+    if box.kind == "TIMEOUT":
+        return (f'<circle class="wf-shape" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{BOUNDARY_R}"/>'
+                + _clock(box.x, box.y, BOUNDARY_R - 3))
+    if box.kind == "TIMER":
+        return (f'<circle class="wf-shape" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R}"/>'
+                + _clock(box.x, box.y, CIRCLE_R - 4)
+                + f'<text class="wf-caption" x="{box.x:.1f}" y="{box.y + CIRCLE_R + 14:.1f}">'
+                f"{escape(box.title)}</text>")
     if box.kind in ("START", "END"):
         inner = (f'<circle class="wf-inner" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R - 4}"/>'
                  if box.kind == "END" else "")
@@ -262,7 +282,7 @@ def _shape(box: Box) -> str:
 
 def _below(box: Box) -> float:
     """The lowest point of a node, its caption included."""
-    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", *GATEWAYS) else 0)
+    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", "TIMER", *GATEWAYS) else 0)
 
 
 def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
@@ -296,23 +316,31 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
              links: Mapping[str, str] | None = None) -> Markup:
     """The flow's graph as an SVG element; ``states`` colours nodes, ``links`` makes them links."""
     states, links = states or {}, links or {}
-    boxes = _boxes(flow_class)
+    every_box = _boxes(flow_class)
+    # Boundary timers sit on their task's border: laid out as if their edges left the task.
+    hosts = {n.name: h for n in flow_class.nodes() if (h := boundary_host(n)) is not None}
+    boxes = {name: box for name, box in every_box.items() if name not in hosts}
     starts = [n.name for n in flow_class.start_nodes()]
     edges = flow_edges(flow_class)
-    forward, loops = _split_loops(list(boxes), starts, [(s, t) for s, t, _ in edges])
+    laid = [(hosts.get(s, s), t) for s, t, _ in edges]
+    forward, loops = _split_loops(list(boxes), starts, list(dict.fromkeys(laid)))
     layers, waypoints = _layer(boxes, forward)
     width, height = _place(layers)
+    for n, (name, host) in enumerate(hosts.items()):
+        box, on = every_box[name], boxes[host]
+        earlier = sum(1 for other in list(hosts.values())[:n] if other == host)
+        box.layer, box.x, box.y = on.layer, on.right - 16 - 26 * earlier, on.y + on.h / 2
     drawn_edges = []
-    lowest = max(_below(b) for b in boxes.values())
-    for source, target, label in edges:
+    lowest = max(_below(b) for b in every_box.values())
+    for (source, target, label), (via_source, _) in zip(edges, laid, strict=True):
         depth = lowest
-        if (source, target) in loops:
-            depth += LOOP_DROP * (1 + loops.index((source, target)))
-        drawn_edges.append(_edge(boxes[source], boxes[target], label,
-                                 waypoints.get((source, target), []), depth))
+        if (via_source, target) in loops:
+            depth += LOOP_DROP * (1 + loops.index((via_source, target)))
+        drawn_edges.append(_edge(every_box[source], every_box[target], label,
+                                 waypoints.get((via_source, target), []), depth))
     height += LOOP_DROP * len(loops)
     nodes = []
-    for box in boxes.values():
+    for box in every_box.values():
         state = states.get(box.name)
         css = f"wf-node wf-node-{box.kind.lower()}" + (f" wf-{state}" if state in STATES else "")
         title = f"{box.title} ({state})" if state else box.title

@@ -12,6 +12,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(flows.bp)
     app.register_blueprint(admin.bp)
     web.register_shared(app)
+    from .. import timefmt
+
+    timefmt.register(app)
 
     @app.route("/")
     def index() -> Response:

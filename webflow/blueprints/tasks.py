@@ -14,8 +14,10 @@ from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
+from ..core.timers import change_due
 from ..extensions import db
 from ..models import Task, TaskEvent, User
+from ..timefmt import parse_local_input
 from .admin import WEB_TRANSITIONS, assignable_users, flow_or_404, process_or_404, task_or_404, task_url
 from .flows import bp, node_form
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -208,6 +210,31 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     if wants_fragment():
         return render_task(flow_class, task, ["status", "work", "history"])
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
+
+
+@bp.route(TASK_URL + "due/", methods=["POST"])
+@login_required
+def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
+    """A manager sets the task's due date (in their time zone; empty for none) and priority."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    if not flow_class.can_manage(current_user):
+        abort(403)
+    try:
+        due = parse_local_input(request.form.get("due", ""))
+        priority = int(request.form.get("priority", "").strip() or "x")
+        if not -1000 <= priority <= 1000:
+            raise ValueError("priority out of range")
+    except ValueError:
+        flash("Give the due date as a date and time (or leave it empty) and the priority as a "
+              "whole number from -1000 to 1000. Nothing was changed.", "error")
+        return render_task(flow_class, task, ["status", "work", "history"], status=422)
+    try:
+        with engine_context():
+            change_due(task, due, priority)
+    except TransitionNotAllowed as exc:
+        return refused(flow_class, task, f"Not changed: {exc}.", ["status", "work", "history"])
+    flash(f"{task.flow_task.title} #{task.id}: due date and priority saved.", "success")
+    return redirect(task_url(task), code=303)
 
 
 def chosen_user() -> User | None:

@@ -19,11 +19,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from .activation import record_event
 from .context import Context, get_session
-from .exceptions import FlowLockFailed
+from .exceptions import FlowLockFailed, TransitionNotAllowed
 from .models import TIMER_TYPES, Task, utcnow
 from .nodes.timer import aware_utc
-from .status import STATUS
+from .status import FINISHED, STATUS
 from .transaction import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -93,3 +94,46 @@ def fire_due_timers(now: datetime | None = None, session: Session | None = None)
             if len(batch) < BATCH:
                 return fired
             after = (batch[-1][2], batch[-1][0])
+
+
+def change_due(task: Task, due: datetime | None, priority: int | None = None) -> None:
+    """A manager's new due date (None: none) and priority for an unfinished task, audited.
+
+    A waiting timer fires at its new due time; the boundary timers of a view that fire
+    "at task.due" (``OnTimeout(after=None)``) move with it."""
+    session = get_session()
+    with unit_of_work(session, task.process_id):
+        session.refresh(task)
+        if task.status in FINISHED:
+            raise TransitionNotAllowed(
+                f"task {task.node_name} #{task.id} is {task.status}: its due date is final")
+        new_due = aware_utc(due) if due is not None else None
+        old_due = aware_utc(task.due) if task.due is not None else None
+        is_timer = task.flow_task_type in TIMER_TYPES
+        if is_timer and new_due is None:
+            raise TransitionNotAllowed("a timer needs a time to fire at")
+        if is_timer and task.status == STATUS.SCHEDULED and new_due != old_due:
+            assert new_due is not None
+            task.activate().reschedule(new_due)
+        else:
+            task.due = new_due
+        changes = []
+        if new_due != old_due:
+            changes.append(f"due {_text(old_due)} -> {_text(new_due)}")
+        if priority is not None and priority != task.priority:
+            changes.append(f"priority {task.priority} -> {priority}")
+            task.priority = priority
+        if not changes:
+            return
+        record_event(session, task.process, task, "change_due", task.status, task.status, "; ".join(changes))
+        for node in getattr(task.flow_task, "timeout_nodes", ()):
+            if node.after is not None or new_due is None or new_due == old_due:
+                continue
+            for other in session.scalars(sa.select(Task).where(
+                    Task.process_id == task.process_id, Task.node_name == node.name,
+                    Task.token == task.token, Task.status == STATUS.SCHEDULED)):
+                other.activate().reschedule(new_due)
+
+
+def _text(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else "none"
