@@ -46,12 +46,13 @@ def exact(stamp: datetime) -> str:
 
 
 def relative(stamp: datetime, now: datetime | None = None) -> str:
-    """``in 2 days``, ``3 hours ago``, ``in 5 minutes``, ``now``: the largest whole unit."""
+    """``in 2 days``, ``3 hours ago``, ``in 5 minutes``, ``now``: the largest unit, rounded."""
     delta = aware_utc(stamp) - (now or datetime.now(UTC))
     seconds = abs(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
+    # A unit is used once the time rounds up to one of it (23 h 59 min is "in 1 day").
+    for unit, size, smaller in (("day", 86400, 3600), ("hour", 3600, 60), ("minute", 60, 1)):
+        if seconds + smaller / 2 >= size:
+            count = int(seconds / size + 0.5)
             text = f"{count} {unit}{'s' if count != 1 else ''}"
             return f"in {text}" if delta > timedelta(0) else f"{text} ago"
     return "now"
