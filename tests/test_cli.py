@@ -74,3 +74,19 @@ def test_demo_loads_users_once(app, runner):
         alice = db.session.scalar(sa.select(User).where(User.username == "alice"))
         assert alice.has_perm("hello_world.can_approve")
         assert not alice.has_perm("hello_world.manage")
+
+
+def test_fsm_prints_the_timer_machines(runner):
+    for name in ("TimerActivation", "TimeoutActivation"):
+        result = runner.invoke(args=["webflow", "fsm", name])
+        assert result.exit_code == 0, result.output
+        edges = set(re.findall(r"(\w+) -> (\w+) \[label=\"(\w+)\"\]", result.output))
+        assert {("NEW", "SCHEDULED", "schedule"), ("SCHEDULED", "DONE", "fire"),
+                ("SCHEDULED", "CANCELED", "cancel"), ("DONE", "NEW", "undo")} <= edges
+
+
+def test_graph_draws_timers_and_boundary_timers(runner):
+    result = runner.invoke(args=["webflow", "graph", "hello_world"])
+    assert "approve -> approve_timeout [style=dotted, arrowhead=none];" in result.output
+    assert "approve_timeout -> escalate;" in result.output
+    assert 'approve_timeout [label="\u23f1 Approve: escalate after 2 minutes", shape=circle];' in result.output
