@@ -23,11 +23,11 @@ from .extensions import db
 log = logging.getLogger(__name__)
 
 
-def fire_in_app(app: Flask) -> int:
+def fire_in_app(app: Flask, max_seconds: float | None = None) -> int:
     """Fire the due timers in a fresh app context; errors are logged, never raised."""
     with app.app_context():
         try:
-            fired = fire_due_timers(session=db.session())
+            fired = fire_due_timers(session=db.session(), max_seconds=max_seconds)
             if fired:
                 log.info("fired %s due timer%s", fired, "s" if fired != 1 else "")
             return fired

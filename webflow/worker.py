@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 WORKER_TTL = 20
 JOB_MONITORING_INTERVAL = 5
 MAINTENANCE_INTERVAL = 15
+#: Seconds a worker spends firing due timers per beat; what is left fires on the next one.
+TIMER_BUDGET = 5.0
 
 
 class AppWorker(HerokuWorker):
@@ -59,7 +61,8 @@ class AppWorker(HerokuWorker):
         interval = float(self.app.config["WEBFLOW_TIMER_INTERVAL"])
         if os.getpid() == self.parent_pid and time.monotonic() - self.timers_fired_at >= interval:
             self.timers_fired_at = time.monotonic()
-            fire_in_app(self.app)
+            # Bounded, so the beat (and a running job's heartbeat) is never late for long.
+            fire_in_app(self.app, max_seconds=TIMER_BUDGET)
 
 
 def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:

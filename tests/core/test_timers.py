@@ -362,3 +362,11 @@ def test_a_timer_task_cannot_be_fired_twice_by_hand(session):
     with pytest.raises(TransitionNotAllowed):
         timer.activate().fire()
     assert session.get(Process, process.id).data == {"ran": 1}
+
+
+def test_a_time_budget_leaves_the_rest_for_the_next_call(session):
+    for _ in range(3):
+        WaitFlow.start.run()
+    later = datetime.now(UTC) + 2 * HOUR
+    assert fire_due_timers(now=later, max_seconds=0) == 0
+    assert fire_due_timers(now=later) == 3

@@ -14,6 +14,7 @@ due for the next caller: none is lost, none fires twice.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -75,18 +76,25 @@ def fire_timer(session: Session, task_id: int, now: datetime | None = None,
     return True
 
 
-def fire_due_timers(now: datetime | None = None, session: Session | None = None) -> int:
+def fire_due_timers(now: datetime | None = None, session: Session | None = None,
+                    max_seconds: float | None = None) -> int:
     """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
     return how many this call fired. A node after a timer that fails is stored as ERROR on
-    the timer (an administrator can retry it); it does not stop the other timers."""
+    the timer (an administrator can retry it); it does not stop the other timers.
+
+    ``max_seconds``: stop firing after about this long, leaving the rest for the next call
+    (a worker must get back to its heartbeat)."""
     now = aware_utc(now) if now is not None else utcnow()
     session = session or get_session()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     fired = 0
     after: tuple[datetime, int] | None = None
     with Context(propagate_exception=False):
         while True:
             batch = _pick(session, now, after, BATCH)
             for task_id, process_id, _due in batch:
+                if deadline is not None and time.monotonic() > deadline:
+                    return fired
                 try:
                     fired += fire_timer(session, task_id, now, process_id)
                 except FlowLockFailed:
