@@ -42,19 +42,16 @@ def due_timers_query(now: datetime) -> sa.Select[int, int, datetime | None]:
             .order_by(Task.due, Task.id))
 
 
-def _pick(session: Session, now: datetime, after: tuple[datetime, int] | None,
-          limit: int) -> list[tuple[int, int, datetime]]:
+def _pick(session: Session, now: datetime, passed: set[int], limit: int) -> list[tuple[int, int]]:
     query = due_timers_query(now).limit(limit)
-    if after is not None:
-        due, task_id = after
-        query = query.where(sa.or_(Task.due > due, sa.and_(Task.due == due, Task.id > task_id)))
+    if passed:
+        query = query.where(Task.id.not_in(sorted(passed)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=Task)
     if session.in_transaction():
         session.commit()
     try:
-        # due is set on every waiting timer (the query's condition)
-        rows = [(row[0], row[1], row[2] or now) for row in session.execute(query)]
+        rows = [(row[0], row[1]) for row in session.execute(query)]
     finally:
         session.commit()  # the row locks only served to skip timers being fired now
     return rows
@@ -88,20 +85,25 @@ def fire_due_timers(now: datetime | None = None, session: Session | None = None,
     session = session or get_session()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     fired = 0
-    after: tuple[datetime, int] | None = None
+    # Fired timers leave the index; the ones this call could not fire (another caller fired
+    # them first, their process stayed busy) are passed over in the next batches.
+    passed: set[int] = set()
     with Context(propagate_exception=False):
         while True:
-            batch = _pick(session, now, after, BATCH)
-            for task_id, process_id, _due in batch:
+            batch = _pick(session, now, passed, BATCH)
+            for task_id, process_id in batch:
                 if deadline is not None and time.monotonic() > deadline:
                     return fired
                 try:
-                    fired += fire_timer(session, task_id, now, process_id)
+                    done = fire_timer(session, task_id, now, process_id)
                 except FlowLockFailed:
                     log.warning("timer task %s: its process is busy; the next round fires it", task_id)
+                    done = False
+                fired += done
+                if not done:
+                    passed.add(task_id)
             if len(batch) < BATCH:
                 return fired
-            after = (batch[-1][2], batch[-1][0])
 
 
 def change_due(task: Task, due: datetime | None, priority: int | None = None) -> None:
