@@ -31,6 +31,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_inbox import time_pages  # noqa: E402
 from bench_processes import ScratchPostgres  # noqa: E402
 
 from webflow import Flow, create_app, db, fire_due_timers, flow, this  # noqa: E402
@@ -105,25 +106,6 @@ def rows_read(conn: sa.Connection) -> str:
     return "\n".join("    " + line for line in plan[:4])
 
 
-def page_times(app, user_id: int, requests: int) -> list[tuple[str, float, float]]:  # type: ignore[no-untyped-def]
-    client = app.test_client()
-    with client.session_transaction() as session:
-        session["_user_id"] = str(user_id)
-        session["_fresh"] = True
-    rows = []
-    for name, url in PAGES:
-        times = []
-        for _ in range(requests + 1):
-            began = time.perf_counter()
-            response = client.get(url)
-            times.append((time.perf_counter() - began) * 1000)
-            assert response.status_code == 200, f"{url}: {response.status_code}"
-        times = times[1:]
-        p95 = statistics.quantiles(times, n=20)[-1] if len(times) >= 2 else times[0]
-        rows.append((name, statistics.median(times), p95))
-    return rows
-
-
 def measure(url: str, future: int, due: int, requests: int) -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HelloWorldFlow, BenchTimerFlow],
                       "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_TIMER_THREAD": "0"})
@@ -159,7 +141,7 @@ def measure(url: str, future: int, due: int, requests: int) -> None:
         db.session.remove()
 
     print(f"  {'page':<24}{'p50 ms':>9}{'p95 ms':>9}")
-    for name, p50, p95 in page_times(app, user_id, requests):
+    for name, p50, p95 in time_pages(app, user_id, PAGES, requests):
         print(f"  {name:<24}{p50:>9.1f}{p95:>9.1f}", flush=True)
     with app.app_context():
         db.engine.dispose()
