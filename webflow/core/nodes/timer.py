@@ -130,10 +130,12 @@ class AbstractTimerActivation(Activation):
 
     def _fire(self) -> None:
         with self.exception_guard():
+            # First, while this timer is still open: canceling the view task then never
+            # leaves the process without an unfinished task, even for a moment.
+            self.on_fire()
             self.task.started = self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
             signals.task_finished.send(self.flow_class, process=self.process, task=self.task)
-            self.on_fire()
             self._activate_next()
 
     def on_fire(self) -> None:
@@ -206,6 +208,7 @@ class TimeoutActivation(AbstractTimerActivation):
         if not self.flow_task.cancel:
             return  # a reminder: the view task stays open
         host = self.host_task().activate()
+        host.firing_timer = self.task  # the view's cancel leaves this one to finish
         from ..engine import CANCEL_PLANS
 
         available = {t.name for t in host.get_available_transitions()}
@@ -303,9 +306,10 @@ class TimeoutOwner(Node):
         names = {node.name for node in self.timeout_nodes}
         if not names:
             return
-        task = activation.task
+        task, firing = activation.task, getattr(activation, "firing_timer", None)
         for other in process_tasks(activation.session, activation.process):
-            if other.node_name in names and other.token == task.token and other.status not in FINISHED:
+            if (other.node_name in names and other.token == task.token and other is not firing
+                    and other.status not in FINISHED):
                 other.activate().cancel()
 
 
