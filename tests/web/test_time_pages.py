@@ -184,3 +184,11 @@ def test_an_unapproved_hello_world_is_escalated_to_the_admin(app, people) -> Non
     assert aware_utc(escalate.due) - aware_utc(escalate.created) == timedelta(hours=4)
     page = people("admin").get(task_url(escalate)).get_data(as_text=True)
     assert "Nobody approved this message in time" in page
+
+
+def test_a_waiting_timer_page_says_when_it_fires_and_does_not_poll(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    timer = task_of(process, "approve_timeout")
+    page = people("manager").get(task_url(timer)).get_data(as_text=True)
+    assert "This timer fires <time" in page and "in 2 minutes" in page
+    assert 'hx-trigger="every 2s"' not in page

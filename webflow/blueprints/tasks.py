@@ -12,6 +12,7 @@ from jinja2_fragments.flask import render_blocks
 from ..core.activation import Activation
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
+from ..core.models import TIMER_TYPES
 from ..core.nodes.view import ViewActivation
 from ..core.status import STATUS
 from ..core.timers import change_due
@@ -104,7 +105,9 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
                                 .order_by(TaskEvent.created, TaskEvent.id)).all()
     return {
         "flow_class": flow_class, "process": task.process, "task": task, "node": task.flow_task,
-        "actions": actions, "labels": LABELS, "events": events, "polling": task.status in RUNNING,
+        # A waiting timer may wait for days: its page does not poll.
+        "actions": actions, "labels": LABELS, "events": events,
+        "polling": task.status in RUNNING and task.flow_task_type not in TIMER_TYPES,
         "users": assignable_users(task) if {"assign_to", "reassign"} & set(actions) else [],
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
