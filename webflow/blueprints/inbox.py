@@ -37,14 +37,16 @@ def when_condition(name: str, now: datetime) -> sa.ColumnElement[bool]:
 
 def sort_order(sort: str) -> list[Any]:
     """ORDER BY for a sort key (``-`` for descending). Tasks without a due date come last
-    either way; ties go by id in the same direction, so the list indexes serve the order."""
-    name = sort.lstrip("-")
+    either way; ties go by id, in the direction of the (due, id) and (priority, id) indexes
+    when they serve the order."""
+    name, descending = sort.lstrip("-"), sort.startswith("-")
     column = SORTS[name]
-    first = column.desc() if sort.startswith("-") else column.asc()
+    first = column.desc() if descending else column.asc()
     if name == "due":
         first = first.nulls_last()
-    same_way = sort.startswith("-") or name in ("due", "priority")
-    return [first, Task.id.desc() if sort.startswith("-") or not same_way else Task.id.asc()]
+    if descending or name not in ("due", "priority"):
+        return [first, Task.id.desc()]  # newest first among equals, as the lists always did
+    return [first, Task.id.asc()]
 
 
 def inbox_condition(user: User) -> sa.ColumnElement[bool]:
