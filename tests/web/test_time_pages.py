@@ -192,3 +192,10 @@ def test_a_waiting_timer_page_says_when_it_fires_and_does_not_poll(app, people) 
     page = people("manager").get(task_url(timer)).get_data(as_text=True)
     assert "This timer fires <time" in page and "in 2 minutes" in page
     assert 'hx-trigger="every 2s"' not in page
+
+
+def test_the_process_page_lists_the_boundary_timer_and_draws_it(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    page = people("manager").get(f"/flows/hello_world/{process.id}/").get_data(as_text=True)
+    assert page.count("Approve: escalate after 2 minutes") >= 2  # the task list and the graph
+    assert 'id="wf-node-approve_timeout"' in page and 'data-state="active"' in page
