@@ -52,8 +52,10 @@ def _pick(session: Session, now: datetime, passed: set[int], limit: int) -> list
         session.commit()
     try:
         rows = [(row[0], row[1]) for row in session.execute(query)]
-    finally:
-        session.commit()  # the row locks only served to skip timers being fired now
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()  # the row locks only served to skip timers being fired now
     return rows
 
 
