@@ -170,7 +170,7 @@ def _split_loops(names: list[str], starts: list[str], edges: list[tuple[str, str
     return forward, [e for e in edges if e in back or e[0] == e[1]]
 
 
-def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
+def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]], lower: frozenset[str] = frozenset()
            ) -> tuple[list[list[Box]], dict[tuple[str, str], list[Box]]]:
     """Longest-path layering, a waypoint per layer an edge skips, barycentre ordering."""
     incoming: dict[str, list[str]] = {n: [] for n in boxes}
@@ -219,7 +219,10 @@ def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
             for box in row:
                 near = [everything[n].order for n in neighbours[box.name]]
                 if near:
-                    box.order = sum(near) / len(near) + box.order * 1e-3
+                    # ``lower``: reached from a boundary timer on a task's lower border, so
+                    # placed below the task's other successors (their edges do not cross).
+                    box.order = (sum(near) / len(near) + box.order * 1e-3
+                                 + (0.5 if box.name in lower else 0))
             row.sort(key=lambda b: b.order)
             for index, box in enumerate(row):
                 box.order = index
@@ -324,7 +327,8 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
     edges = flow_edges(flow_class)
     laid = [(hosts.get(s, s), t) for s, t, _ in edges]
     forward, loops = _split_loops(list(boxes), starts, list(dict.fromkeys(laid)))
-    layers, waypoints = _layer(boxes, forward)
+    lower = frozenset(t for s, t, _ in edges if s in hosts)
+    layers, waypoints = _layer(boxes, forward, lower)
     width, height = _place(layers)
     for n, (name, host) in enumerate(hosts.items()):
         box, on = every_box[name], boxes[host]
