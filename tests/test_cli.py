@@ -96,3 +96,37 @@ def test_check_reports_each_served_flow_and_fails_on_an_error(runner):
     unknown = runner.invoke(args=["webflow", "check", "nope"])
     assert unknown.exit_code != 0 and "nope" in unknown.output
 
+
+def test_fsm_prints_the_timer_machines(runner):
+    for name in ("TimerActivation", "TimeoutActivation"):
+        result = runner.invoke(args=["webflow", "fsm", name])
+        assert result.exit_code == 0, result.output
+        edges = set(re.findall(r"(\w+) -> (\w+) \[label=\"(\w+)\"\]", result.output))
+        assert {("NEW", "SCHEDULED", "schedule"), ("SCHEDULED", "DONE", "fire"),
+                ("SCHEDULED", "CANCELED", "cancel"), ("DONE", "NEW", "undo")} <= edges
+
+
+def test_graph_draws_timers_and_boundary_timers(runner):
+    result = runner.invoke(args=["webflow", "graph", "hello_world"])
+    assert "approve -> approve_timeout [style=dotted, arrowhead=none];" in result.output
+    assert "approve_timeout -> escalate;" in result.output
+    assert 'approve_timeout [label="\u23f1 Approve: escalate after 2 minutes", shape=circle];' in result.output
+
+
+def test_fire_timers_fires_the_due_ones(app, runner):
+    from datetime import UTC, datetime, timedelta
+
+    from webflow.demo.helloworld import HelloWorldFlow
+    from webflow.models import Task
+
+    with app.app_context():
+        db.session.add(User(username="admin", is_superuser=True))
+        db.session.commit()
+        process = HelloWorldFlow.start.run(data={"text": "hi"})
+        db.session.execute(sa.update(Task).where(Task.process_id == process.id,
+                                                 Task.node_name == "approve_timeout")
+                           .values(due=datetime.now(UTC) - timedelta(seconds=1)))
+        db.session.commit()
+    result = runner.invoke(args=["webflow", "fire-timers"])
+    assert result.exit_code == 0 and "1 timer fired." in result.output, result.output
+    assert "0 timers fired." in runner.invoke(args=["webflow", "fire-timers"]).output

@@ -12,10 +12,11 @@ from .core import (
     flow,
     this,
 )
+from .core.timers import fire_due_timers
 
 __all__ = [
     "STATUS", "Context", "Flow", "FlowLockFailed", "FlowRuntimeError",
-    "TransitionNotAllowed", "create_app", "db", "flow", "this",
+    "TransitionNotAllowed", "create_app", "db", "fire_due_timers", "flow", "this",
 ]
 
 

@@ -58,6 +58,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     jobs.init_app(app)
 
+    from . import timers
+
+    timers.init_app(app)
+
     from .blueprints import register_blueprints
 
     register_blueprints(app)

@@ -131,6 +131,24 @@ def demo_command() -> None:
         click.echo(line)
 
 
+@webflow_cli.command("fire-timers")
+@click.option("--every", type=float, default=None, help="Keep firing, every this many seconds.")
+@with_appcontext
+def fire_timers_command(every: float | None) -> None:
+    """Fire the due timers once (for cron), or every few seconds with --every."""
+    import time
+
+    from .timers import fire_in_app
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    while True:
+        fired = fire_in_app(app)
+        click.echo(f"{fired} timer{'s' if fired != 1 else ''} fired.")
+        if every is None:
+            return
+        time.sleep(max(every, 0.5))
+
+
 @webflow_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--queue", "queues", multiple=True, help="Queue to listen on (default: default).")

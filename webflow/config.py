@@ -52,6 +52,10 @@ def from_environment() -> dict[str, Any]:
         "SESSION_COOKIE_SECURE": os.environ.get("WEBFLOW_SECURE_COOKIES") == "1",
         # Failed logins allowed per client address and per username (Flask-Limiter syntax).
         "WEBFLOW_LOGIN_LIMIT": os.environ.get("WEBFLOW_LOGIN_LIMIT", "10 per minute;50 per hour"),
+        # How often workers (or, without Redis, a thread of each web process) fire due timers;
+        # WEBFLOW_TIMER_THREAD: auto (without Redis, not in tests), 1 (always) or 0 (never).
+        "WEBFLOW_TIMER_INTERVAL": float(os.environ.get("WEBFLOW_TIMER_INTERVAL", "5")),
+        "WEBFLOW_TIMER_THREAD": os.environ.get("WEBFLOW_TIMER_THREAD", "auto"),
     }
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from markupsafe import Markup, escape
 
-from .core.graph import flow_edges
+from .core.graph import boundary_host, flow_edges
 from .core.status import STATUS
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ DIAMOND = 22
 BOX_H = 46
 CHAR_W = 7.0
 LOOP_DROP = 36
+BOUNDARY_R = 11  # a boundary timer: a small clock circle on its task's lower border
 
 GATEWAYS = {"IF": "×", "SWITCH": "×", "SPLIT": "+", "JOIN": "+"}
 STATES = ("done", "active", "error", "canceled")
@@ -106,8 +107,10 @@ def _boxes(flow_class: type[Flow]) -> dict[str, Box]:
                  + ("terminate",) * bool(getattr(node, "terminate", False))
                  + ("subprocess",) * (node.task_type == "SUBPROCESS"))
         box = Box(node.name, node.title, node.task_type, marks=marks)
-        if box.kind in ("START", "END"):
+        if box.kind in ("START", "END", "TIMER"):
             box.w = box.h = 2 * CIRCLE_R
+        elif box.kind == "TIMEOUT":
+            box.w = box.h = 2 * BOUNDARY_R
         elif box.kind in GATEWAYS:
             box.w = box.h = 2 * DIAMOND
         else:
@@ -147,7 +150,7 @@ def _split_loops(names: list[str], starts: list[str], edges: list[tuple[str, str
     return forward, [e for e in edges if e in back or e[0] == e[1]]
 
 
-def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
+def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]], lower: frozenset[str] = frozenset()
            ) -> tuple[list[list[Box]], dict[tuple[str, str], list[Box]]]:
     """Longest-path layering, a waypoint per layer an edge skips, barycentre ordering."""
     incoming: dict[str, list[str]] = {n: [] for n in boxes}
@@ -196,7 +199,10 @@ def _layer(boxes: dict[str, Box], forward: list[tuple[str, str]]
             for box in row:
                 near = [everything[n].order for n in neighbours[box.name]]
                 if near:
-                    box.order = sum(near) / len(near) + box.order * 1e-3
+                    # ``lower``: reached from a boundary timer on a task's lower border, so
+                    # placed below the task's other successors (their edges do not cross).
+                    box.order = (sum(near) / len(near) + box.order * 1e-3
+                                 + (0.5 if box.name in lower else 0))
             row.sort(key=lambda b: b.order)
             for index, box in enumerate(row):
                 box.order = index
@@ -221,7 +227,22 @@ def _place(layers: list[list[Box]]) -> tuple[float, float]:
     return x - COLUMN_GAP + MARGIN, tallest + 2 * MARGIN + 14
 
 
+def _clock(x: float, y: float, r: float) -> str:
+    """BPMN's timer mark: a clock face with two hands."""
+    return (f'<circle class="wf-inner-ring" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}"/>'
+            f'<line class="wf-clock-hand" x1="{x:.1f}" y1="{y:.1f}" x2="{x:.1f}" y2="{y - r * 0.7:.1f}"/>'
+            f'<line class="wf-clock-hand" x1="{x:.1f}" y1="{y:.1f}" x2="{x + r * 0.5:.1f}" y2="{y:.1f}"/>')
+
+
 def _shape(box: Box) -> str:
+    if box.kind == "TIMEOUT":
+        return (f'<circle class="wf-shape" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{BOUNDARY_R}"/>'
+                + _clock(box.x, box.y, BOUNDARY_R - 3))
+    if box.kind == "TIMER":
+        return (f'<circle class="wf-shape" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R}"/>'
+                + _clock(box.x, box.y, CIRCLE_R - 4)
+                + f'<text class="wf-caption" x="{box.x:.1f}" y="{box.y + CIRCLE_R + 14:.1f}">'
+                f"{escape(box.title)}</text>")
     if box.kind in ("START", "END"):
         inner = (f'<circle class="wf-inner" cx="{box.x:.1f}" cy="{box.y:.1f}" r="{CIRCLE_R - 4}"/>'
                  if box.kind == "END" else "")
@@ -259,7 +280,7 @@ def _marks(box: Box) -> str:
 
 def _below(box: Box) -> float:
     """The lowest point of a node, its caption included."""
-    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", *GATEWAYS) else 0)
+    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", "TIMER", *GATEWAYS) else 0)
 
 
 def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
@@ -293,23 +314,32 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
              links: Mapping[str, str] | None = None) -> Markup:
     """The flow's graph as an SVG element; ``states`` colours nodes, ``links`` makes them links."""
     states, links = states or {}, links or {}
-    boxes = _boxes(flow_class)
+    every_box = _boxes(flow_class)
+    # Boundary timers sit on their task's border: laid out as if their edges left the task.
+    hosts = {n.name: h for n in flow_class.nodes() if (h := boundary_host(n)) is not None}
+    boxes = {name: box for name, box in every_box.items() if name not in hosts}
     starts = [n.name for n in flow_class.start_nodes()]
     edges = flow_edges(flow_class)
-    forward, loops = _split_loops(list(boxes), starts, [(s, t) for s, t, _ in edges])
-    layers, waypoints = _layer(boxes, forward)
+    laid = [(hosts.get(s, s), t) for s, t, _ in edges]
+    forward, loops = _split_loops(list(boxes), starts, list(dict.fromkeys(laid)))
+    lower = frozenset(t for s, t, _ in edges if s in hosts)
+    layers, waypoints = _layer(boxes, forward, lower)
     width, height = _place(layers)
+    for n, (name, host) in enumerate(hosts.items()):
+        box, on = every_box[name], boxes[host]
+        earlier = sum(1 for other in list(hosts.values())[:n] if other == host)
+        box.layer, box.x, box.y = on.layer, on.right - 16 - 26 * earlier, on.y + on.h / 2
     drawn_edges = []
-    lowest = max(_below(b) for b in boxes.values())
-    for source, target, label in edges:
+    lowest = max(_below(b) for b in every_box.values())
+    for (source, target, label), (via_source, _) in zip(edges, laid, strict=True):
         depth = lowest
-        if (source, target) in loops:
-            depth += LOOP_DROP * (1 + loops.index((source, target)))
-        drawn_edges.append(_edge(boxes[source], boxes[target], label,
-                                 waypoints.get((source, target), []), depth))
+        if (via_source, target) in loops:
+            depth += LOOP_DROP * (1 + loops.index((via_source, target)))
+        drawn_edges.append(_edge(every_box[source], every_box[target], label,
+                                 waypoints.get((via_source, target), []), depth))
     height += LOOP_DROP * len(loops)
     nodes = []
-    for box in boxes.values():
+    for box in every_box.values():
         state = states.get(box.name)
         css = (f"wf-node wf-node-{box.kind.lower()}" + (f" wf-{state}" if state in STATES else "")
                + "".join(f" wf-{mark}" for mark in box.marks))

@@ -22,11 +22,14 @@ from rq.worker import HerokuWorker
 
 from .extensions import db
 from .jobqueue import get_queue, reconcile, redis_connection, settle_lost_job
+from .timers import fire_in_app
 
 log = logging.getLogger(__name__)
 
 #: Longest pause between two attempts to get the worker going again.
 MAX_RESTART_PAUSE = 10.0
+#: Seconds a worker spends firing due timers per beat; what is left fires on the next one.
+TIMER_BUDGET = 5.0
 
 
 class AppWorker(HerokuWorker):
@@ -39,6 +42,8 @@ class AppWorker(HerokuWorker):
     def request_stop(self, signum, frame):  # type: ignore[no-untyped-def]
         self.stop_asked = True  # RQ's loop then ends normally: tell that from a lost Redis
         super().request_stop(signum, frame)
+    parent_pid = 0
+    timers_fired_at = float("-inf")
 
     def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
         # The forked horse must not reuse the parent's pooled database connections.
@@ -93,6 +98,17 @@ class AppWorker(HerokuWorker):
                 db.session.remove()
 
 
+    def heartbeat(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # RQ beats every few seconds while idle and while a job runs: the worker fires due
+        # timers on that beat (in the parent only, never in a work horse).
+        super().heartbeat(*args, **kwargs)
+        interval = float(self.app.config["WEBFLOW_TIMER_INTERVAL"])
+        if os.getpid() == self.parent_pid and time.monotonic() - self.timers_fired_at >= interval:
+            self.timers_fired_at = time.monotonic()
+            # Bounded, so the beat (and a running job's heartbeat) is never late for long.
+            fire_in_app(self.app, max_seconds=TIMER_BUDGET)
+
+
 def build_worker(app: Flask, queues: list[str]) -> AppWorker:
     lost = float(app.config.get("WEBFLOW_JOB_LOST_SECONDS", 30))
     reconcile_every = float(app.config.get("WEBFLOW_RECONCILE_SECONDS", 15))
@@ -115,6 +131,7 @@ def run_worker(app: Flask, queues: list[str], burst: bool = False) -> None:
     if not app.config.get("REDIS_URL"):
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run in the web process.")
     AppWorker.app = app
+    AppWorker.parent_pid = os.getpid()
     pause = 1.0
     stopping = False
 

@@ -22,7 +22,7 @@ def test_overview_shows_processes_errors_and_job_mode(app, login) -> None:  # ty
     assert "ValueError: card &#39;expired&#39; was refused by the bank" in page  # the summary line
     assert "Traceback (most recent call last)" in page                          # and the traceback
     assert "in the web process, in the request, right after each commit (no REDIS_URL set)" in page
-    assert "No job is stuck." in page
+    assert "No job or timer is stuck." in page
 
 
 def test_overview_filters(app, login) -> None:  # type: ignore[no-untyped-def]

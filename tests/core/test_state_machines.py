@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,8 +33,11 @@ from webflow.core.nodes import (
     StartActivation,
     SubprocessActivation,
     SwitchActivation,
+    TimeoutActivation,
+    TimerActivation,
     ViewActivation,
 )
+from webflow.core.nodes.timer import AbstractTimerActivation
 from webflow.models import Process, Task, User
 
 REFERENCE = Path(__file__).parent / "data" / "viewflow-activation-reference.txt"
@@ -94,6 +98,15 @@ README_MACHINES: dict[str, set[Edge]] = {
         ("DONE", "NEW", "undo"), ("ERROR", "NEW", "undo"),
         ("NEW", "CANCELED", "cancel"), ("STARTED", "CANCELED", "cancel"), ("ERROR", "CANCELED", "cancel"),
     },
+    # Timers (flow.Timer, and the boundary timers of View.OnTimeout) wait in SCHEDULED.
+    "AbstractTimerActivation": {
+        ("NEW", "SCHEDULED", "schedule"), ("SCHEDULED", "SCHEDULED", "reschedule"),
+        ("SCHEDULED", "DONE", "fire"), ("SCHEDULED", "ERROR", "fire"),
+        ("ERROR", "DONE", "retry"), ("ERROR", "ERROR", "retry"),
+        ("DONE", "DONE", "activate_next"),
+        ("DONE", "NEW", "undo"), ("ERROR", "NEW", "undo"),
+        ("NEW", "CANCELED", "cancel"), ("SCHEDULED", "CANCELED", "cancel"),
+    },
 }
 
 
@@ -126,6 +139,9 @@ MACHINES: dict[type[Activation], set[Edge]] = {
     HandlerActivation: README_MACHINES["HandlerActivation"],
     JoinActivation: README_MACHINES["JoinActivation"],
     SubprocessActivation: README_MACHINES["SubprocessActivation"],
+    AbstractTimerActivation: README_MACHINES["AbstractTimerActivation"],
+    TimerActivation: README_MACHINES["AbstractTimerActivation"],
+    TimeoutActivation: README_MACHINES["AbstractTimerActivation"],
 }
 
 
@@ -576,6 +592,67 @@ def sub_canceled(u: dict[str, User]) -> Activation:
     activation = sub_started(u)
     activation.cancel()
     return activation
+class TimerMachineFlow(Flow):
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(timedelta(hours=1)).Next(this.after)
+    after = flow.View().Assign(nobody_unless_failing).Next(this.end)
+    end = flow.End()
+
+
+class TimeoutMachineFlow(Flow):
+    start = flow.StartFunction().Next(this.approve)
+    approve = flow.View().OnTimeout(this.after, after=timedelta(hours=1)).Next(this.end)
+    after = flow.View().Assign(nobody_unless_failing).Next(this.end)
+    end = flow.End()
+
+
+def timer_builders(flow_class: type[Flow], node_name: str
+                   ) -> dict[str, Callable[[dict[str, User]], Activation]]:
+    node = flow_class.node(node_name)
+
+    def scheduled(u: dict[str, User]) -> Activation:
+        return act(flow_class.start.run(), node)
+
+    def fired(u: dict[str, User]) -> Activation:
+        activation = scheduled(u)
+        activation.fire()
+        return activation
+
+    def fired_next_canceled(u: dict[str, User]) -> Activation:
+        activation = fired(u)
+        retire(activation.process.get_task(flow_class.node("after")))
+        return activation
+
+    def error(u: dict[str, User]) -> Activation:
+        with Context(propagate_exception=False):
+            activation = act(flow_class.start.run(fail=True), node)
+            activation.fire()
+        return activation
+
+    def undone(u: dict[str, User]) -> Activation:
+        activation = error(u)
+        activation.undo()
+        return activation
+
+    def canceled(u: dict[str, User]) -> Activation:
+        activation = scheduled(u)
+        activation.cancel()
+        return activation
+
+    return {"scheduled": scheduled, "fired": fired, "fired_next_canceled": fired_next_canceled,
+            "error": error, "undone": undone, "canceled": canceled}
+
+
+def timer_scenarios(cls: type[Activation], flow_class: type[Flow], node_name: str) -> list[Scenario]:
+    b = timer_builders(flow_class, node_name)
+    return [
+        Scenario(cls, STATUS.SCHEDULED, b["scheduled"]),
+        Scenario(cls, STATUS.DONE, b["fired"], {"undo"}, "next-not-canceled"),
+        Scenario(cls, STATUS.DONE, b["fired_next_canceled"]),
+        Scenario(cls, STATUS.ERROR, b["error"]),
+        Scenario(cls, STATUS.NEW, b["undone"]),
+        Scenario(cls, STATUS.CANCELED, b["canceled"]),
+    ]
 
 
 SCENARIOS = [
@@ -624,6 +701,8 @@ SCENARIOS = [
     Scenario(SubprocessActivation, STATUS.ERROR, sub_error),
     Scenario(SubprocessActivation, STATUS.NEW, sub_undone),
     Scenario(SubprocessActivation, STATUS.CANCELED, sub_canceled),
+    *timer_scenarios(TimerActivation, TimerMachineFlow, "wait"),
+    *timer_scenarios(TimeoutActivation, TimeoutMachineFlow, "approve_timeout"),
 ]
 
 
@@ -642,6 +721,8 @@ def stored_task(snapshot: dict[str, Any], task_id: int) -> Any:
 
 def call_transition(activation: Activation, name: str, user: User) -> Any:
     method = getattr(activation, name)
+    if name == "reschedule":
+        return method(datetime.now(UTC))
     if name in ("assign", "reassign") and isinstance(activation, ViewActivation):
         return method(user)
     if name == "error":

@@ -13,6 +13,9 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     web.register_shared(app)
     lookups.register_template_globals(app)
+    from .. import timefmt
+
+    timefmt.register(app)
 
     @app.route("/")
     def index() -> Response:

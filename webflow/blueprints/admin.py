@@ -26,13 +26,16 @@ from ..core.context import Context
 from ..core.engine import cancel_blocker, stalled_processes
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
-from ..core.models import Process, Task
-from ..core.status import STATUS
+from ..core.models import TIMER_TYPES, Process, Task
+from ..core.status import FINISHED, STATUS
+from ..core.timers import change_due, due_timers_query, fire_timer
 from ..extensions import db
 from ..graph_svg import flow_svg
 from ..jobs import job_mode
+from ..timefmt import parse_local_input
 from .actions import find_action
 from .lookups import (
+    all_flows,
     flow_or_404,
     managed_flows,
     page_number,
@@ -47,6 +50,10 @@ bp = Blueprint("admin", __name__)
 
 PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
 WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
+#: A timer still waiting this long after its due time is listed as stuck.
+LATE_TIMER = timedelta(minutes=1)
+#: The largest id a URL may name (PostgreSQL's integer): larger ones are no row, not an error.
+MAX_ID = 2**31 - 1
 
 
 def job_mode_text(app: Flask) -> str:
@@ -117,8 +124,24 @@ def index() -> Any:
             Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
             sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since,
         ).order_by(Task.status, Task.id).limit(50)).all()  # by status first: ix_task_status_id
+    now = datetime.now(UTC)
+    # Late timers first: waiting timers due a minute ago or more are stuck too (nothing fires
+    # them: no worker, no web process thread).
+    stuck = list(db.session.scalars(
+        due_timers_query(now - LATE_TIMER).where(Task.flow_class_path.in_(paths))
+        .with_only_columns(Task).limit(50))) + list(stuck)
+    upcoming = db.session.scalars(
+        sa.select(Task).where(Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES),
+                              Task.flow_class_path.in_(paths))
+        .order_by(Task.due, Task.id).limit(50)).all()  # the timer index, in order
+    overdue = dict(db.session.execute(
+        sa.select(Task.flow_class_path, sa.func.count())
+        .where(Task.due <= now, Task.status.not_in(list(FINISHED)), Task.flow_task_type.not_in(TIMER_TYPES),
+               Task.flow_class_path.in_(paths))
+        .group_by(Task.flow_class_path)).all())
     context = {
         "stalled": stalled_processes(db.session(), flows.values()),
+        "upcoming": upcoming, "overdue": overdue, "now": now,
         "flows": flows, "labels": {f.path(): label for label, f in flows.items()}, "filters": values,
         "page": page, "counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
@@ -181,6 +204,47 @@ def process_cancel(flow_label: str, process_id: int) -> Any:
                                ), 409
     flash(f"Process #{process.id} is canceled.", "success")
     return redirect(process_url(process), code=303)
+
+
+@bp.route("/admin/timers/<int:task_id>/<action>/", methods=["POST"])
+@login_required
+def timer_action(task_id: int, action: str) -> Any:
+    """Fire a waiting timer now, or reschedule it (a time in the manager's zone)."""
+    if action not in ("fire", "reschedule") or task_id > MAX_ID:
+        abort(404)
+    task = db.session.get(Task, task_id)
+    served = {f.path() for f in all_flows().values()}
+    if task is None or task.flow_class_path not in served or task.flow_task_type not in TIMER_TYPES:
+        abort(404)
+    _manager_only(task.flow_class)
+    label = f"{task.flow_task.title} #{task.id}"
+    with Context(propagate_exception=False, user=current_user._get_current_object()):
+        if action == "fire":
+            if not fire_timer(db.session(), task.id):
+                return _timer_refused(f"{label} is not waiting any more: nothing was fired.", 409)
+            flash(f"{label} fired.", "success")
+        else:
+            try:
+                when = parse_local_input(request.form.get("due", ""))
+                if when is None:
+                    raise ValueError("no time")
+            except ValueError:
+                return _timer_refused("Give the new time as a date and time. Nothing was changed.", 422)
+            try:
+                change_due(task, when)
+            except TransitionNotAllowed as exc:
+                return _timer_refused(f"{label} was not rescheduled: {exc}.", 409)
+            flash(f"{label} is rescheduled.", "success")
+    return redirect(url_for("admin.index") + "#timers", code=303)
+
+
+def _timer_refused(message: str, status: int) -> Any:
+    """The overview again with the reason; nothing changed."""
+    db.session.rollback()
+    flash(message, "error")
+    response = index()
+    response.status_code = status
+    return response
 
 
 @bp.route("/flows/<flow_label>/graph.svg")

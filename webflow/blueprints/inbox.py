@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +22,31 @@ from .web import engine_context, render_page, wants_fragment
 
 bp = Blueprint("inbox", __name__)
 
-SORTS = {"created": Task.created, "flow": Task.flow_class_path, "task": Task.node_name}
+SORTS = {"created": Task.created, "flow": Task.flow_class_path, "task": Task.node_name,
+         "due": Task.due, "priority": Task.priority}
 DEFAULT_SORT = "-created"
+#: The "when" filter: tasks past their due date, or due from now to a week ahead.
+WHEN_FILTERS = {"overdue": "Overdue", "week": "Due this week"}
+
+
+def when_condition(name: str, now: datetime) -> sa.ColumnElement[bool]:
+    if name == "overdue":
+        return sa.and_(Task.due.is_not(None), Task.due <= now)
+    return sa.and_(Task.due > now, Task.due <= now + timedelta(days=7))
+
+
+def sort_order(sort: str) -> list[Any]:
+    """ORDER BY for a sort key (``-`` for descending). Tasks without a due date come last
+    either way; ties go by id, in the direction of the (due, id) and (priority, id) indexes
+    when they serve the order."""
+    name, descending = sort.lstrip("-"), sort.startswith("-")
+    column = SORTS[name]
+    first = column.desc() if descending else column.asc()
+    if name == "due":
+        first = first.nulls_last()
+    if descending or name not in ("due", "priority"):
+        return [first, Task.id.desc()]  # newest first among equals, as the lists always did
+    return [first, Task.id.asc()]
 
 
 def inbox_condition(user: User) -> sa.ColumnElement[bool]:
@@ -93,12 +117,14 @@ def nav_counts() -> dict[str, int]:
 
 
 def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
-    """The list's flow filter, free text and sort from the query string (bad values ignored)."""
+    """The list's flow filter, free text, due filter and sort from the query string (bad
+    values ignored)."""
     args = request.args
     sort = args.get("sort", DEFAULT_SORT)
     return {
         "flow": args.get("flow", "") if args.get("flow", "") in flows else "",
         "q": args.get("q", "").strip()[:200],
+        "when": args.get("when", "") if args.get("when", "") in WHEN_FILTERS else "",
         "sort": sort if sort.lstrip("-") in SORTS else DEFAULT_SORT,
     }
 
@@ -111,6 +137,8 @@ def task_page(name: str) -> Any:
     condition = served(LISTS[name].condition(user))
     if filters["flow"]:
         condition = sa.and_(condition, Task.flow_class_path == flows[filters["flow"]].path())
+    if filters["when"]:
+        condition = sa.and_(condition, when_condition(filters["when"], datetime.now(UTC)))
     query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
              .options(contains_eager(Task.process)))  # the page shows each task's process
     # The total: over the process join only for a text search; else on the task table
@@ -118,14 +146,12 @@ def task_page(name: str) -> Any:
     if filters["q"]:
         query = query.where(sa.func.lower(Process.summary).contains(filters["q"].lower(), autoescape=True))
         total = count_rows(query.with_only_columns(Task.id))
-    elif (not filters["flow"] and name in NAV_LISTS
+    elif (not filters["flow"] and not filters["when"] and name in NAV_LISTS
           and nav_counts()[name] <= current_app.config["WEBFLOW_NAV_COUNT_CAP"]):
         total = nav_counts()[name]
     else:
         total = count(condition)
-    column = SORTS[filters["sort"].lstrip("-")]
-    order = column.desc() if filters["sort"].startswith("-") else column.asc()
-    page = db.paginate(query.order_by(order, Task.id.desc()), page=page_number(),
+    page = db.paginate(query.order_by(*sort_order(filters["sort"])), page=page_number(),
                        per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False, count=False)
     page.total = total  # pages, has_next and the like follow from it
     return page, filters
@@ -134,8 +160,8 @@ def task_page(name: str) -> Any:
 def render_list(name: str, status: int = 200) -> Any:
     page, filters = task_page(name)
     return render_page("inbox/list.html", ["tasks"], status=status, page=page, filters=filters,
-                       flows=all_flows(), list_name=name, endpoint=f"inbox.{name}", listing=LISTS[name],
-                       title=LISTS[name].title)
+                       flows=all_flows(), when_filters=WHEN_FILTERS, list_name=name,
+                       endpoint=f"inbox.{name}", listing=LISTS[name], title=LISTS[name].title)
 
 
 @bp.route("/inbox/")

@@ -11,9 +11,12 @@ from jinja2_fragments.flask import render_blocks
 
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
+from ..core.models import TIMER_TYPES
 from ..core.status import STATUS
+from ..core.timers import change_due
 from ..extensions import db
 from ..models import Task, TaskEvent, User
+from ..timefmt import parse_local_input
 from .actions import hands_over, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
@@ -62,7 +65,9 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
                                 .order_by(TaskEvent.created, TaskEvent.id)).all()
     return {
         "flow_class": flow_class, "process": task.process, "task": task, "node": task.flow_task,
-        "actions": actions, "events": events, "polling": task.status in RUNNING,
+        # A waiting timer may wait for days: its page does not poll.
+        "actions": actions, "events": events,
+        "polling": task.status in RUNNING and task.flow_task_type not in TIMER_TYPES,
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
         "children": child_processes([task]) if task.flow_task_type == "SUBPROCESS" else [],
@@ -178,6 +183,31 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     if wants_fragment():
         return render_task(flow_class, task, ["status", "work", "history"])
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
+
+
+@bp.route(TASK_URL + "due/", methods=["POST"])
+@login_required
+def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
+    """A manager sets the task's due date (in their time zone; empty for none) and priority."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    if not flow_class.can_manage(current_user):
+        abort(403)
+    try:
+        due = parse_local_input(request.form.get("due", ""))
+        priority = int(request.form.get("priority", "").strip() or "x")
+        if not -1000 <= priority <= 1000:
+            raise ValueError("priority out of range")
+    except ValueError:
+        flash("Give the due date as a date and time (or leave it empty) and the priority as a "
+              "whole number from -1000 to 1000. Nothing was changed.", "error")
+        return render_task(flow_class, task, ["status", "work", "history"], status=422)
+    try:
+        with engine_context():
+            change_due(task, due, priority)
+    except TransitionNotAllowed as exc:
+        return refused(flow_class, task, f"Not changed: {exc}.", ["status", "work", "history"])
+    flash(f"{task.flow_task.title} #{task.id}: due date and priority saved.", "success")
+    return redirect(task_url(task), code=303)
 
 
 def assignee(task: Task, user: User, runnable: bool) -> User:

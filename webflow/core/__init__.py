@@ -8,11 +8,12 @@ from .exceptions import FlowLockFailed, FlowRuntimeError, PermissionDenied, Tran
 from .flow import Flow, Node, import_flow, this
 from .models import Base, Group, Process, Task, TaskEvent, User
 from .status import STATUS
+from .timers import fire_due_timers
 from .transaction import create_engine, unit_of_work
 
 __all__ = [
     "STATUS", "Activation", "Base", "Context", "Flow", "FlowLockFailed", "FlowRuntimeError",
     "Group", "Node", "PermissionDenied", "Process", "Task", "TaskEvent",
-    "TransitionNotAllowed", "User", "create_engine", "flow", "get_session", "import_flow",
+    "TransitionNotAllowed", "User", "create_engine", "fire_due_timers", "flow", "get_session", "import_flow",
     "set_session_provider", "signals", "this", "unit_of_work", "use_session",
 ]

@@ -272,6 +272,9 @@ class Activation:
         )
         get_session().add(task)
         remember_task(task)
+        apply_time_fields = getattr(flow_task, "apply_time_fields", None)
+        if apply_time_fields is not None:  # .Due and .Priority (View, Job)
+            apply_time_fields(cls(task))
         if prev_activation is not None:
             link_tasks(prev_activation.task, task)
         return cls(task)

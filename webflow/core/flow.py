@@ -89,6 +89,10 @@ class Node:
         self._next.append(node)
         return self
 
+    def attached_nodes(self) -> list[tuple[str, Node]]:
+        """Further nodes (by name) that this node brings into its flow."""
+        return []
+
     def Annotation(self: N, description: str) -> N:
         self = self._writable()
         self.description = description
@@ -210,6 +214,14 @@ class FlowMeta(type):
                 nodes[attr] = node
             node.name = attr
             node.flow_class = flow_cls
+        for node in list(nodes.values()):
+            # Nodes a builder adds beside its node (View.OnTimeout's boundary timers).
+            for attr, extra in node.attached_nodes():
+                if attr in nodes:
+                    raise FlowRuntimeError(f"flow {name}: {node.name} adds a node {attr!r}, "
+                                           "which is already a node of the flow")
+                extra.name, extra.flow_class = attr, flow_cls
+                nodes[attr] = extra
         flow_cls._nodes = nodes
         if "flow_label" not in attrs:
             flow_cls.flow_label = _snake_case(name)

@@ -241,6 +241,11 @@ class Process(Base):
 
 
 QUEUE_ROWS = "status = 'NEW' AND owner_id IS NULL"
+#: Node types whose SCHEDULED tasks wait for ``due`` (see core.timers).
+TIMER_TYPES = ("TIMER", "TIMEOUT")
+# Only waiting timers are in the timer index, ordered by when they fire: finding the due
+# ones is a range scan that never reads a future timer, however many there are.
+TIMER_ROWS = "status = 'SCHEDULED' AND flow_task_type IN ('TIMER', 'TIMEOUT')"
 
 
 class Task(Base):
@@ -256,6 +261,15 @@ class Task(Base):
         sa.Index("ix_task_process_node", "process_id", "flow_task", "status"),
         # Tasks by status, newest or oldest first: the admin's ERROR and stuck-job lists.
         sa.Index("ix_task_status_id", "status", "id"),
+        # The queue by due date and by priority (same rows as ix_task_queue), a user's
+        # inbox by due date, and the waiting timers by the time they fire.
+        sa.Index("ix_task_queue_due", "due", "id", postgresql_where=sa.text(QUEUE_ROWS),
+                 sqlite_where=sa.text(QUEUE_ROWS)),
+        sa.Index("ix_task_queue_priority", "priority", "id", postgresql_where=sa.text(QUEUE_ROWS),
+                 sqlite_where=sa.text(QUEUE_ROWS)),
+        sa.Index("ix_task_owner_due", "owner_id", "status", "due"),
+        sa.Index("ix_task_timer_due", "due", "id", postgresql_where=sa.text(TIMER_ROWS),
+                 sqlite_where=sa.text(TIMER_ROWS)),
     )
 
     id: Mapped[intpk]
@@ -277,6 +291,9 @@ class Task(Base):
     comments: Mapped[str | None] = mapped_column(sa.Text)
     data: Mapped[dict[str, Any]] = mapped_column(MutableJSONType, default=dict)
     attempts: Mapped[int] = mapped_column(default=0)
+    # When the task should be done (View, Job: a deadline) or fires (Timer, OnTimeout).
+    due: Mapped[optional_timestamp]
+    priority: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
 
     previous: Mapped[list[Task]] = relationship(
         secondary=task_link,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
+import sqlalchemy as sa
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from webflow import Flow, flow, this
+from webflow.models import User
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,12 @@ class ApproveForm(FlaskForm):
     approved = BooleanField("Approve this message")
 
 
+def first_administrator(activation):  # type: ignore[no-untyped-def]
+    """The first active superuser; with none, managers take the task from the queue."""
+    return activation.session.scalar(
+        sa.select(User).where(User.is_superuser.is_(True), User.is_active.is_(True)).order_by(User.id))
+
+
 class HelloWorldFlow(Flow):
     """Hello world
 
@@ -31,7 +40,17 @@ class HelloWorldFlow(Flow):
              .Next(this.approve))
     approve = (flow.View(form=ApproveForm)
                .Permission(auto_create=True)
+               .Due(timedelta(days=1))
+               # Nobody approved within two minutes: the administrator gets it instead.
+               .OnTimeout(this.escalate, after=timedelta(minutes=2))
                .Next(this.check_approve))
+    escalate = (flow.View(form=ApproveForm)
+                .Annotation("Nobody approved this message in time: please decide.")
+                .Permission("hello_world.manage")
+                .Assign(first_administrator)
+                .Due(timedelta(hours=4))
+                .Priority(10)
+                .Next(this.check_approve))
     check_approve = (flow.If(lambda act: act.process.data.get("approved"))
                      .Then(this.send)
                      .Else(this.end))

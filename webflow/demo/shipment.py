@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
@@ -50,6 +52,7 @@ class ShipmentFlow(Flow):
     set_carrier = (flow.View(form=CarrierForm)
                    .Assign(lambda act: act.process.created_by)
                    .Permission(auto_create=True)
+                   .Due(timedelta(hours=4))
                    .Next(this.split_paperwork))
     split_paperwork = (flow.Split()
                        .Next(this.print_label)
@@ -58,10 +61,14 @@ class ShipmentFlow(Flow):
     take_insurance = (flow.View(form=InsuranceForm)
                       .Assign(lambda act: act.process.created_by)
                       .Permission(auto_create=True)
+                      .Due(timedelta(days=1))
+                      .Priority(5)
                       .Next(this.join_paperwork))
     join_paperwork = flow.Join().Next(this.join_work)
     package_goods = (flow.View(form=PackageForm)
                      .Permission(auto_create=True)
+                     .Due(timedelta(days=2))
+                     .Priority(lambda act: 5 if act.process.data.get("insured") else 0)
                      .Next(this.join_work))
     join_work = flow.Join().Next(this.notify)
     notify = flow.Handler(this.notify_customer).Next(this.end)

@@ -15,6 +15,7 @@ from .job import AbstractJobActivation, Job, JobActivation
 from .join import Join, JoinActivation
 from .start import Start, StartActivation, StartFunction
 from .subprocess import Subprocess, SubprocessActivation
+from .timer import AbstractTimerActivation, Timeout, TimeoutActivation, Timer, TimerActivation
 from .view import View, ViewActivation
 
 __all__ = [
@@ -23,4 +24,6 @@ __all__ = [
     "Job", "JobActivation", "Join", "JoinActivation", "Split", "SplitActivation", "Start",
     "StartActivation", "StartFunction", "Subprocess", "SubprocessActivation", "Switch",
     "SwitchActivation", "View", "ViewActivation",
+    "StartActivation", "StartFunction", "Switch", "SwitchActivation", "View", "ViewActivation",
+    "AbstractTimerActivation", "Timeout", "TimeoutActivation", "Timer", "TimerActivation",
 ]

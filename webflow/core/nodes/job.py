@@ -14,6 +14,7 @@ from ..models import utcnow
 from ..permissions import managing
 from ..status import STATUS
 from ..transaction import on_commit, unit_of_work
+from .timer import TimeFields
 
 JOB_RETRY_SOURCES = [STATUS.SCHEDULED, STATUS.STARTED, STATUS.ERROR]
 
@@ -132,7 +133,7 @@ class JobActivation(AbstractJobActivation):
     pass
 
 
-class Job(Node):
+class Job(TimeFields, Node):
     """``flow.Job(func, retries=0, backoff=2.0, timeout=600, queue="default")``.
 
     ``func(activation)`` runs on a worker outside the process lock. What it changes in

@@ -16,6 +16,7 @@ from ..models import User, utcnow
 from ..permissions import assigning, flow_manage, managing, owner, to_permitted
 from ..status import STATUS
 from .base import PageNode
+from .timer import TimeFields, TimeoutOwner
 
 
 class ViewActivation(Activation):
@@ -40,6 +41,7 @@ class ViewActivation(Activation):
             self.assign(owner)
         for callback in node._on_create:
             callback(self)
+        self.flow_task.start_timers(self)
 
     def has_perm(self, user: Any) -> bool:
         node = self.flow_task
@@ -80,6 +82,7 @@ class ViewActivation(Activation):
     def done(self) -> None:
         """Finish the task: its data goes into process.data, then the flow goes on."""
         task, process = self.task, self.process
+        self.flow_task.cancel_timers(self)  # a task done in time never times out
         if self.flow_task.fan_out:
             # One of several parallel reviewers: their answers stay apart, beside the item.
             task.data = {**(task.data or {}), **self._data}
@@ -100,6 +103,12 @@ class ViewActivation(Activation):
         """Activate the outgoing nodes again."""
         self._activate_next()
 
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel")
+    def cancel(self) -> None:
+        """Cancel the task and its timers."""
+        self.flow_task.cancel_timers(self)
+        Activation.cancel.func(self)
+
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,
                 permission=managing, label="Undo")
     def undo(self) -> None:
@@ -109,7 +118,7 @@ class ViewActivation(Activation):
         self.task.assigned = None
 
 
-class View(PageNode):
+class View(TimeFields, TimeoutOwner, PageNode):
     """A task for a person, with a Flask-WTF ``form`` or a full ``view`` function."""
 
     task_type = "HUMAN"

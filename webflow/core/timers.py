@@ -1,0 +1,151 @@
+"""Firing due timers: each exactly once, whoever calls, however many call at once.
+
+Timers are task rows (``flow.Timer`` and ``OnTimeout`` tasks) waiting in SCHEDULED with
+``due`` = when they fire. A caller reads a batch of due ones through the timer index
+(``ix_task_timer_due``: waiting timers only, by due time, so future timers are never read);
+on PostgreSQL with ``FOR UPDATE SKIP LOCKED``, which passes over timers another caller is
+firing right now. That read commits at once (no lock is held while waiting for another),
+then each timer is fired in a unit of work of its own holding its process's lock, after
+checking again that it still waits and is due: of two callers that picked the same timer,
+the second finds it DONE. A caller that dies mid-fire rolls back, so the timer is still
+due for the next caller: none is lost, none fires twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .activation import record_event
+from .context import Context, get_session
+from .exceptions import FlowLockFailed, TransitionNotAllowed
+from .models import TIMER_TYPES, Task, utcnow
+from .nodes.timer import aware_utc
+from .status import FINISHED, STATUS
+from .transaction import unit_of_work
+
+log = logging.getLogger(__name__)
+
+#: Timers read per query; each is then fired in a transaction of its own.
+BATCH = 100
+
+
+def due_timers_query(now: datetime) -> sa.Select[int, int, datetime | None]:
+    """Waiting timers due at ``now``, soonest first (answered by the timer index)."""
+    return (sa.select(Task.id, Task.process_id, Task.due)
+            .where(Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES),
+                   Task.due <= now)
+            .order_by(Task.due, Task.id))
+
+
+def _pick(session: Session, now: datetime, passed: set[int], limit: int) -> list[tuple[int, int]]:
+    query = due_timers_query(now).limit(limit)
+    if passed:
+        query = query.where(Task.id.not_in(sorted(passed)))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Task)
+    if session.in_transaction():
+        session.commit()
+    try:
+        rows = [(row[0], row[1]) for row in session.execute(query)]
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()  # the row locks only served to skip timers being fired now
+    return rows
+
+
+def fire_timer(session: Session, task_id: int, now: datetime | None = None,
+               process_id: int | None = None) -> bool:
+    """Fire one timer if it still waits (and is due at ``now``, when given); True if it fired."""
+    if process_id is None:
+        process_id = session.scalar(sa.select(Task.process_id).where(Task.id == task_id))
+        if process_id is None:
+            return False
+    with unit_of_work(session, process_id):
+        task = session.get(Task, task_id, populate_existing=True)
+        if (task is None or task.status != STATUS.SCHEDULED or task.flow_task_type not in TIMER_TYPES
+                or task.due is None or (now is not None and aware_utc(task.due) > now)):
+            return False
+        task.activate().fire()
+    return True
+
+
+def fire_due_timers(now: datetime | None = None, session: Session | None = None,
+                    max_seconds: float | None = None) -> int:
+    """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
+    return how many this call fired. A node after a timer that fails is stored as ERROR on
+    the timer (an administrator can retry it); it does not stop the other timers.
+
+    ``max_seconds``: stop firing after about this long, leaving the rest for the next call
+    (a worker must get back to its heartbeat)."""
+    now = aware_utc(now) if now is not None else utcnow()
+    session = session or get_session()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
+    fired = 0
+    # Fired timers leave the index; the ones this call could not fire (another caller fired
+    # them first, their process stayed busy) are passed over in the next batches.
+    passed: set[int] = set()
+    with Context(propagate_exception=False):
+        while True:
+            batch = _pick(session, now, passed, BATCH)
+            for task_id, process_id in batch:
+                if deadline is not None and time.monotonic() > deadline:
+                    return fired
+                try:
+                    done = fire_timer(session, task_id, now, process_id)
+                except FlowLockFailed:
+                    log.warning("timer task %s: its process is busy; the next round fires it", task_id)
+                    done = False
+                fired += done
+                if not done:
+                    passed.add(task_id)
+            if len(batch) < BATCH:
+                return fired
+
+
+def change_due(task: Task, due: datetime | None, priority: int | None = None) -> None:
+    """A manager's new due date (None: none) and priority for an unfinished task, audited.
+
+    A waiting timer fires at its new due time; the boundary timers of a view that fire
+    "at task.due" (``OnTimeout(after=None)``) move with it."""
+    session = get_session()
+    with unit_of_work(session, task.process_id):
+        session.refresh(task)
+        if task.status in FINISHED:
+            raise TransitionNotAllowed(
+                f"task {task.node_name} #{task.id} is {task.status}: its due date is final")
+        new_due = aware_utc(due) if due is not None else None
+        old_due = aware_utc(task.due) if task.due is not None else None
+        is_timer = task.flow_task_type in TIMER_TYPES
+        if is_timer and new_due is None:
+            raise TransitionNotAllowed("a timer needs a time to fire at")
+        if is_timer and task.status == STATUS.SCHEDULED and new_due != old_due:
+            assert new_due is not None
+            task.activate().reschedule(new_due)
+        else:
+            task.due = new_due
+        changes = []
+        if new_due != old_due:
+            changes.append(f"due {_text(old_due)} -> {_text(new_due)}")
+        if priority is not None and priority != task.priority:
+            changes.append(f"priority {task.priority} -> {priority}")
+            task.priority = priority
+        if not changes:
+            return
+        record_event(session, task.process, task, "change_due", task.status, task.status, "; ".join(changes))
+        for node in getattr(task.flow_task, "timeout_nodes", ()):
+            if node.after is not None or new_due is None or new_due == old_due:
+                continue
+            for other in session.scalars(sa.select(Task).where(
+                    Task.process_id == task.process_id, Task.node_name == node.name,
+                    Task.token == task.token, Task.status == STATUS.SCHEDULED)):
+                other.activate().reschedule(new_due)
+
+
+def _text(value: datetime | None) -> str:
+    return value.isoformat() if value is not None else "none"

@@ -1,0 +1,113 @@
+"""Dates for people: in the reader's time zone, relative ("in 2 days"), due badges.
+
+The engine stores and compares aware UTC instants only. Pages show them in the reader's
+zone: ``static/js/timezone.js`` stores the browser's IANA zone (``Intl``) in the ``tz``
+cookie, and every page after that is rendered in it; without the cookie (the first page,
+no JavaScript) or with an unknown zone, times are shown in UTC and say so.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+from urllib.parse import unquote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import Flask, g, has_request_context, request
+from markupsafe import Markup, escape
+
+from .core.nodes.timer import aware_utc
+from .core.status import FINISHED
+
+TZ_COOKIE = "tz"
+
+
+def reader_zone() -> tzinfo:
+    """The zone of the person reading the page (the ``tz`` cookie), else UTC."""
+    if not has_request_context():
+        return UTC
+    if "reader_zone" not in g:
+        name = unquote(request.cookies.get(TZ_COOKIE, ""))[:64]
+        try:
+            g.reader_zone = ZoneInfo(name) if name and ".." not in name and "\0" not in name else UTC
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            g.reader_zone = UTC
+    return g.reader_zone  # type: ignore[no-any-return]
+
+
+def local(stamp: datetime) -> datetime:
+    return aware_utc(stamp).astimezone(reader_zone())
+
+
+def exact(stamp: datetime) -> str:
+    """``2026-12-04 09:30 CET``: the time in the reader's zone, with the zone."""
+    value = local(stamp)
+    return f"{value:%Y-%m-%d %H:%M} {value.tzname() or 'UTC'}"
+
+
+def relative(stamp: datetime, now: datetime | None = None) -> str:
+    """``in 2 days``, ``3 hours ago``, ``in 5 minutes``, ``now``: the largest unit, rounded."""
+    delta = aware_utc(stamp) - (now or datetime.now(UTC))
+    seconds = abs(delta.total_seconds())
+    # A unit is used once the time rounds up to one of it (23 h 59 min is "in 1 day").
+    for unit, size, smaller in (("day", 86400, 3600), ("hour", 3600, 60), ("minute", 60, 1)):
+        if seconds + smaller / 2 >= size:
+            count = int(seconds / size + 0.5)
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if delta > timedelta(0) else f"{text} ago"
+    return "now"
+
+
+def due_state(task: Any, now: datetime | None = None) -> str | None:
+    """'overdue', 'today' (due later today, in the reader's zone) or None."""
+    if task.due is None or task.status in FINISHED:
+        return None
+    now = now or datetime.now(UTC)
+    due = aware_utc(task.due)
+    if due <= now:
+        return "overdue"
+    if local(due).date() == now.astimezone(reader_zone()).date():
+        return "today"
+    return None
+
+
+def time_tag(stamp: datetime | None, relative_text: bool = True) -> Markup:
+    """``<time datetime=... title="exact">in 2 days</time>``: relative, exact on hover."""
+    if stamp is None:
+        return Markup("")
+    iso = aware_utc(stamp).isoformat()
+    shown = relative(stamp) if relative_text else exact(stamp)
+    return Markup(f'<time datetime="{escape(iso)}" title="{escape(exact(stamp))}">{escape(shown)}</time>')
+
+
+def reader_zone_name() -> str:
+    return str(reader_zone())
+
+
+def local_input(stamp: datetime | None) -> str:
+    """The value of a ``datetime-local`` input: the time in the reader's zone, no zone."""
+    return f"{local(stamp):%Y-%m-%dT%H:%M}" if stamp is not None else ""
+
+
+def parse_local_input(text: str) -> datetime | None:
+    """A ``datetime-local`` value read in the reader's zone, as UTC; "" is None.
+    ValueError for anything else."""
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > 32 or "\0" in text:
+        raise ValueError("not a date and time")
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=reader_zone())
+    if not 2000 <= value.year <= 9998:
+        raise ValueError("the year is out of range")
+    return value.astimezone(UTC)
+
+
+def register(app: Flask) -> None:
+    app.add_template_global(reader_zone_name, "reader_zone_name")
+    app.add_template_global(local_input, "local_input")
+    app.add_template_global(time_tag, "time_tag")
+    app.add_template_global(due_state, "due_state")
+    app.add_template_filter(exact, "exact_time")
