@@ -647,7 +647,7 @@ def timer_scenarios(cls: type[Activation], flow_class: type[Flow], node_name: st
     b = timer_builders(flow_class, node_name)
     return [
         Scenario(cls, STATUS.SCHEDULED, b["scheduled"]),
-        Scenario(cls, STATUS.DONE, b["fired"], {"undo"}, "next-not-canceled"),
+        Scenario(cls, STATUS.DONE, b["fired"], {"undo", "activate_next"}, "next-not-canceled"),
         Scenario(cls, STATUS.DONE, b["fired_next_canceled"]),
         Scenario(cls, STATUS.ERROR, b["error"]),
         Scenario(cls, STATUS.NEW, b["undone"]),

@@ -38,7 +38,10 @@ class FlowCheckWarning(UserWarning):
 
 
 def _successors(node: Node) -> list[Node]:
-    return [target for target, _ in node.outgoing()]
+    targets = [target for target, _ in node.outgoing()]
+    # Boundary timers (View.OnTimeout) hang on their task: reached when the task is.
+    targets += [other for other in node.flow_class.nodes() if getattr(other, "host", None) is node]
+    return targets
 
 
 def _reachable(starts: Iterable[Node]) -> set[str]:
