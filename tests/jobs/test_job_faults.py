@@ -163,7 +163,9 @@ def test_two_reconcilers_at_once_queue_each_of_50_lost_jobs_once(job_app, start_
 def test_the_reconciler_runs_while_every_worker_is_busy(job_app, start_worker, tmp_path):
     ledger = tmp_path / "ledger"
     busy = JobOnlyFlow.start.run(ledger=str(ledger), sleep=8)
-    start_worker()
+    # A grace well above the heartbeat period: on a loaded machine 4 s took the busy
+    # job's own worker for dead. The lost task's job id is a minute old either way.
+    start_worker(env={"WEBFLOW_JOB_LOST_SECONDS": "20"})
     wait_for(lambda: ledger_runs(ledger) != [], 60, "the long job to start")
     no_lost_jobs(job_app)
     lost = JobOnlyFlow.start.run(ledger=str(ledger))
