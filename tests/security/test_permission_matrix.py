@@ -19,7 +19,7 @@ from security_support import KINDS, STATES, client_for, dump, label_process, tas
 from web_flows import LabelFlow
 from werkzeug.exceptions import MethodNotAllowed
 
-from webflow.blueprints.actions import find_action, hands_over
+from webflow.blueprints.actions import find_action, hands_over, people_transition, rule_book_names
 from webflow.blueprints.flows import may_see_process, startable_nodes
 from webflow.blueprints.tasks import can_complete, may_see
 from webflow.models import Process, Task
@@ -42,7 +42,7 @@ class Case:
 def transitions_of(state: str) -> list[str]:
     """The declared transitions of the state's task, and a name no activation has."""
     activation_class = LabelFlow.node(STATES[state]).activation_class
-    return [*activation_class.transitions(), "explode"]
+    return sorted({*activation_class.transitions(), *rule_book_names(), "explode"})
 
 
 def cases(app: Flask) -> list[Case]:
@@ -130,11 +130,13 @@ def task_page(flow: Any, task: Task, who: Any, method: str, hx: bool) -> int:
 def transition_answer(flow: Any, task: Task, who: Any, name: str, hx: bool) -> int:
     """The rule book's answer: unknown or unlabelled 404, unseen 403, rule 403, status 409."""
     activation = task.activate()
-    declared = activation.transitions().get(name)
-    if declared is None or declared.label is None:
+    declared = people_transition(activation, name)
+    if declared is None and name not in rule_book_names():
         return 404
     if not may_see(flow, task, who):
         return 403
+    if declared is None:
+        return 409  # a transition of other kinds of task
     blocked = declared.blocked_reason(activation)
     arguments = {}
     if hands_over(declared):
@@ -152,10 +154,10 @@ def confirm_answer(flow: Any, task: Task, who: Any, name: str) -> int:
     if not flow.can_manage(who):
         return 403
     activation = task.activate()
-    declared = activation.transitions().get(name)
-    if declared is None or declared.label is None:
-        return 404
-    if find_action(task, who, name) is not None:
+    declared = people_transition(activation, name)
+    if declared is None:
+        return 409 if name in rule_book_names() else 404
+    if find_action(task, who, declared.name) is not None:
         return 200
     return 409 if declared.blocked_reason(activation) is not None else 403
 
