@@ -1,4 +1,5 @@
-"""Random and malformed requests to every endpoint, on SQLite and PostgreSQL (hypothesis).
+"""Random and malformed requests to every endpoint, on SQLite and PostgreSQL (hypothesis),
+and a sweep of every value that broke a page before through every query key and form field.
 
 Whatever the path parts, query string, body, content type, headers and user: never a 500
 (the test app propagates exceptions, so one would fail the test), and a refusal changes no
@@ -32,9 +33,14 @@ NASTY = ["", "0", "-1", "²", "٣", "1e9", str(2**31), str(2**63), str(10**40), 
 KEYS = ["page", "take", "task_id", "user_id", "q", "sort", "flow", "status", "started_from",
         "started_to", "has_error", "next", "endpoint", "_method", "_external", "_scheme", "_anchor",
         "values", "amount", "username", "password", "approved", "text", "csrf_token", "flow_label"]
+# The values that broke things before, or anything at all (hypothesis likes NUL and odd digits).
 text = st.one_of(st.sampled_from(NASTY), st.text(max_size=40))
 values = st.one_of(text, st.integers(min_value=-(2**70), max_value=2**70).map(str))
-pairs = st.lists(st.tuples(st.one_of(st.sampled_from(KEYS), st.text(max_size=8)), values), max_size=6)
+keys = st.one_of(st.sampled_from(KEYS), st.sampled_from(KEYS), st.sampled_from(KEYS), st.text(max_size=8))
+pairs = st.lists(st.tuples(keys, values), max_size=8)
+#: The pages that read a query string (lists, filters, pagers).
+QUERY_PAGES = ["/inbox/", "/queue/", "/archive/", "/flows/", "/flows/label/", "/admin/", "/login",
+               "/flows/label/start/start/"]
 
 
 @pytest.fixture
@@ -102,6 +108,18 @@ def check(app: Flask, targets: dict[str, Process], rule: str, r: dict[str, Any])
 
 
 @FUZZ
+@given(page=st.sampled_from(QUERY_PAGES), kind=st.sampled_from([k for k in KINDS if k]),
+       query=st.fixed_dictionaries({}, optional={key: values for key in KEYS}).map(lambda d: list(d.items())),
+       hx=st.sampled_from([{}, {"HX-Request": "true"}]))
+def test_random_query_strings_never_fail_on_our_side(fuzz_app, page: str, query, kind, hx) -> None:  # type: ignore[no-untyped-def]
+    app, _ = fuzz_app
+    before = dump()
+    response = send(app, kind, "GET", page, query, None, None, hx)
+    assert response.status_code < 500, (page, query, response.status_code)
+    assert dump() == before
+
+
+@FUZZ
 @given(rule_index=st.integers(min_value=0, max_value=100), r=requests)
 def test_random_requests_to_any_url_never_fail_on_our_side(fuzz_app, rule_index: int, r) -> None:  # type: ignore[no-untyped-def]
     app, targets = fuzz_app
@@ -122,3 +140,33 @@ def test_random_bodies_to_real_tasks_never_fail_on_our_side(fuzz_app, r, transit
         if rule == "/flows/<flow_label>/start/<node>/":
             rule = "/flows/label/start/start/"
         check(app, targets, rule, r)
+
+
+def test_every_nasty_value_in_every_query_key_of_every_page(fuzz_app) -> None:  # type: ignore[no-untyped-def]
+    """The sweep behind the random tests: each value that broke a page before, in every key."""
+    app, targets = fuzz_app
+    process = targets["job_error"]
+    job = task_of(process, "print_label")
+    pages = [*QUERY_PAGES, f"/flows/label/{process.id}/", f"/flows/label/{process.id}/print_label/{job.id}/"]
+    before = dump()
+    for kind in ("super", "starter"):
+        for value in NASTY:
+            for page in pages:
+                response = send(app, kind, "GET", page, [(key, value) for key in KEYS], None, None, {})
+                assert response.status_code < 500, (kind, page, value)
+    assert dump() == before
+
+
+def test_every_nasty_value_in_every_form_field(fuzz_app) -> None:  # type: ignore[no-untyped-def]
+    app, targets = fuzz_app
+    process = targets["assigned"]
+    confirm = task_of(process, "confirm")
+    task_url = f"/flows/label/{process.id}/confirm/{confirm.id}/"
+    posts = ["/flows/label/start/start/", task_url, task_url + "reassign/", "/queue/", "/login"]
+    for value in NASTY:
+        for url in posts:
+            before = dump()
+            response = send(app, "owner", "POST", url, [], {key: value for key in KEYS}, None, {})
+            assert response.status_code < 500, (url, value)
+            if response.status_code >= 400:
+                assert dump() == before, (url, value)

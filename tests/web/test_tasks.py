@@ -116,8 +116,7 @@ TRANSITIONS = [
     ("cancel", "bob", lambda: task_of(hello(), "approve"), 403, ("NEW", None)),
     ("cancel", "manager", lambda: assigned("bob")[1], 409, ("ASSIGNED", "bob")),
     ("undo", "manager", lambda: assigned("bob")[1], 409, ("ASSIGNED", "bob")),
-    # A View has no perform transition: the endpoint knows only the task's own (404).
-    ("perform", "manager", lambda: assigned("bob")[1], 404, ("ASSIGNED", "bob")),
+    ("perform", "manager", lambda: assigned("bob")[1], 409, ("ASSIGNED", "bob")),
 ]
 
 
@@ -195,17 +194,15 @@ def test_status_fragment_polls_while_a_job_runs(app, people) -> None:  # type: i
     assert people("carol").get(task_url(job, "status/"), hx=True).status_code == 403
 
 
-def test_retry_of_a_failed_job_runs_it_again(app, people) -> None:  # type: ignore[no-untyped-def]
+def test_restart_of_a_failed_job_runs_it_again(app, people) -> None:  # type: ignore[no-untyped-def]
     process, job = failed_label_job(people)
     assert job.status == STATUS.ERROR
     process.data = {**process.data, "amount": 12}
     db.session.commit()
-    assert people("bob").post(task_url(job, "retry/")).status_code == 403
-    assert people("manager").post(task_url(job, "retry/")).status_code == 303
+    assert people("bob").post(task_url(job, "restart/")).status_code == 403
+    assert people("manager").post(task_url(job, "restart/")).status_code == 303
     assert fresh(job).status == STATUS.DONE and snapshot(process)[0] == STATUS.DONE
-    assert people("manager").post(task_url(job, "retry/")).status_code == 409
-    # restart is the worker's way in (not a transition people run): no such action here.
-    assert people("manager").post(task_url(job, "restart/")).status_code == 404
+    assert people("manager").post(task_url(job, "restart/")).status_code == 409
 
 
 def test_a_busy_process_answers_503_and_changes_nothing(app, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]

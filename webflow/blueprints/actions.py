@@ -11,12 +11,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.exceptions import FlowRuntimeError
-from ..core.fsm import Transition
+from ..core.fsm import Transition, declared_transitions
 from ..core.models import Task, User
 from .lookups import assignable_users
 
 #: Transitions whose button asks "are you sure?" first.
 DESTRUCTIVE = ("cancel", "undo")
+#: URL names SPEC.md promises that are not transitions of their own: from the web, a job's
+#: ``restart`` queues it again (its ``restart()`` method is the worker's way in after a crash).
+ALIASES = {"restart": "retry"}
 
 
 @dataclass
@@ -35,6 +38,26 @@ class Action:
     @property
     def destructive(self) -> bool:
         return self.name in DESTRUCTIVE
+
+
+def rule_book_names() -> set[str]:
+    """Every transition name people run on some kind of task (and the aliases)."""
+    from ..core.activation import Activation
+
+    names = set(ALIASES)
+    pending: list[type] = [Activation]
+    while pending:
+        cls = pending.pop()
+        pending += cls.__subclasses__()
+        names |= {name for name, t in declared_transitions(cls).items() if t.label is not None}
+    return names
+
+
+def people_transition(activation: Any, name: str) -> Transition | None:
+    """The transition a URL names, if people run it (it has a ``label``), else None."""
+    transitions = activation.transitions()
+    declared = transitions.get(name) or transitions.get(ALIASES.get(name, ""))
+    return declared if declared is not None and declared.label is not None else None
 
 
 def hands_over(transition: Transition) -> bool:

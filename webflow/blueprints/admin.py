@@ -33,7 +33,7 @@ from ..extensions import db
 from ..graph_svg import flow_svg
 from ..jobs import job_mode
 from ..timefmt import parse_local_input
-from .actions import find_action
+from .actions import find_action, people_transition, rule_book_names
 from .lookups import (
     all_flows,
     flow_or_404,
@@ -167,16 +167,21 @@ def confirm_transition(flow_label: str, process_id: int, node: str, task_id: int
     process = process_or_404(flow_class, process_id)
     task = task_or_404(process, node, task_id)
     _manager_only(flow_class)
-    declared = task.activate().transitions().get(transition)
-    if declared is None or declared.label is None:
+    activation = task.activate()
+    declared = people_transition(activation, transition)
+    if declared is None and transition not in rule_book_names():
         abort(404)
-    action = find_action(task, current_user, transition)
-    if action is None and declared.blocked_reason(task.activate()) is None:
-        abort(403)  # allowed now, but not to this manager (a hand-over to nobody they may pick)
+    action = find_action(task, current_user, declared.name) if declared else None
+    if declared is None:
+        reason: str | None = f"{type(activation).__name__} tasks have no {transition} transition"
+    else:
+        reason = None if action else declared.blocked_reason(activation)
+        if action is None and reason is None:
+            abort(403)  # allowed now, but not to this manager (a hand-over to nobody they may pick)
+    label = declared.label if declared else transition
     return render_template(
-        "admin/confirm.html", flow_class=flow_class, process=process, task=task, label=declared.label,
-        action=action, reason=None if action else declared.blocked_reason(task.activate()),
-        title=f"{declared.label}: {task.node_name} #{task.id}",
+        "admin/confirm.html", flow_class=flow_class, process=process, task=task, label=label,
+        action=action, reason=reason, title=f"{label}: {task.node_name} #{task.id}",
     ), (200 if action else 409)
 
 

@@ -17,7 +17,7 @@ from ..core.timers import change_due
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
-from .actions import hands_over, task_actions
+from .actions import hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -159,12 +159,15 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     not allow it now; the engine checks both again under the process lock."""
     flow_class, task = load_task(flow_label, process_id, node, task_id)
     activation = task.activate()
-    declared = activation.transitions().get(transition)
-    if declared is None or declared.label is None:
+    declared = people_transition(activation, transition)
+    if declared is None and transition not in rule_book_names():
         abort(404)
     user = current_user._get_current_object()
     if not may_see(flow_class, task, user):
         abort(403)
+    if declared is None:  # a transition of other kinds of task, not of this one
+        return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
+                       f"{transition} transition.", ["status", "work", "history"])
     blocked = declared.blocked_reason(activation)
     arguments = {"user": assignee(task, user, blocked is None)} if hands_over(declared) else {}
     if not declared.allows(activation, user, arguments):
@@ -173,7 +176,7 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
     try:
         with engine_context():
-            getattr(activation, transition)(**arguments)
+            getattr(activation, declared.name)(**arguments)
     except TransitionNotAllowed as exc:
         return refused(flow_class, task, f"Not allowed now: {exc}.", ["status", "work", "history"])
     refresh(task)

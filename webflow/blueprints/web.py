@@ -99,8 +99,8 @@ KEPT_HEADERS = ("Allow", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remain
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
     """The error as a page in the site's look, or for HTMX the message in place."""
-    db.session.rollback()
     try:
+        db.session.rollback()
         if wants_fragment():
             # Keep the page as it is and show the message (htmx still applies out-of-band swaps).
             flash(message, "error")
@@ -174,12 +174,9 @@ def register_shared(app: Flask) -> None:
         def handler(exc: HTTPException, text: str = text) -> Any:
             if request.path.startswith(url_for("static", filename="")):
                 return exc
-            kept = {k: v for k, v in exc.get_headers() if k in KEPT_HEADERS}
-            if exc.code == 500:
-                original = getattr(exc, "original_exception", None)
-                if original is not None:
-                    current_app.logger.error("unhandled error", exc_info=original)
+            if exc.code == 500:  # Flask has logged the exception; the page says nothing of it
                 return _error_response(500, text)
+            kept = {k: v for k, v in exc.get_headers() if k in KEPT_HEADERS}
             return _error_response(exc.code or 500, _description(exc, text), kept)
 
         app.register_error_handler(code, handler)
