@@ -10,7 +10,7 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask, abort, current_app, request, url_for
+from flask import Flask, abort, current_app, g, request, url_for
 from flask_login import current_user
 from werkzeug.routing import BuildError, IntegerConverter
 
@@ -78,9 +78,12 @@ def task_or_404(process: Process, node: str, task_id: int) -> Task:
 def assignable_users(task: Task) -> list[User]:
     """Active users who may work on the task's node (for the assign/reassign picker)."""
     node = task.flow_task
-    users = db.session.scalars(
-        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-    ).all()
+    # Read once per request: a process page asks for every task of it.
+    users = g.get("_active_users")
+    if users is None:
+        users = g._active_users = db.session.scalars(
+            sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
+        ).all()
     return [u for u in users if node.user_has_permission(u)]
 
 
