@@ -212,7 +212,7 @@ def test_a_job_that_kills_its_own_horse_ends_in_error_after_its_retries(db_url, 
 
         client = app.test_client()
         with client.session_transaction() as session:
-            session["_user_id"] = str(admin.id)
+            session["_user_id"] = admin.get_id()
         page = client.get("/admin/").get_data(as_text=True)
         assert "work horse died (signal 9)" in page
 
@@ -313,7 +313,7 @@ def test_jobs_and_pages_survive_postgresql_unreachable_for_15_seconds(db_url, re
             user = User(username="ann", is_superuser=True)
             db.session.add(user)
             db.session.commit()
-            user_id = user.id
+            session_id = user.get_id()  # read now: the database goes away below
             ids = [JobOnlyFlow.start.run(ledger=str(ledger), sleep=0.5).id for _ in range(10)]
             worker = start_worker(app=app)
             wait_for(lambda: len(ledger_runs(ledger)) >= 2, 60, "jobs to run")
@@ -321,7 +321,7 @@ def test_jobs_and_pages_survive_postgresql_unreachable_for_15_seconds(db_url, re
 
             client = app.test_client()
             with client.session_transaction() as session:
-                session["_user_id"] = str(user_id)
+                session["_user_id"] = session_id
             page = client.get("/inbox/")
             assert page.status_code == 503 and page.headers["Retry-After"]
             assert "try again" in page.get_data(as_text=True)

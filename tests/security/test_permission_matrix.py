@@ -116,6 +116,10 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "admin.confirm_transition": lambda: confirm_answer(flow, task, who, case.transition or ""),
         "admin.process_cancel": lambda: cancel_answer(flow, task.process, who, case.method),
         "admin.graph_svg": lambda: 200 if flow.can_view(who) else 403,
+        # A manager's due-date form, sent empty: refused field by field (issue 14).
+        "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
+        # The matrix's task is no timer: there is no such timer to fire, for anyone.
+        "admin.timer_action": lambda: 404,
     }
     return checks[case.endpoint]()
 
