@@ -68,7 +68,8 @@ def cases(app: Flask) -> list[Case]:
 def build_url(app: Flask, case: Case, process: Process | None) -> str:
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == case.endpoint)
     task = task_of(process, STATES[case.state]) if process is not None and case.state else None
-    values: dict[str, Any] = {"flow_label": "label", "node": "start", "filename": "css/webflow.css"}
+    values: dict[str, Any] = {"flow_label": "label", "node": "start", "filename": "css/webflow.css",
+                              "task_id": 1, "action": "fire"}  # admin.timer_action: task 1 is no timer
     if task is not None:
         values.update(process_id=process.id, node=task.node_name, task_id=task.id)  # type: ignore[union-attr]
     if case.transition:
