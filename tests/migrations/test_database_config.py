@@ -32,5 +32,5 @@ def test_postgresql_connections_are_checked_before_use(monkeypatch: pytest.Monke
     monkeypatch.setenv("DATABASE_URL", "postgres://u@db.example/prod")
     app = create_app({"SECRET_KEY": "test"})
     options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
-    assert options["pool_pre_ping"] is True
+    assert "pool_pre_ping" not in options  # idle connections are pinged (configure_engine), busy ones not
     assert "lock_timeout" in options["connect_args"]["options"]

@@ -56,6 +56,13 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
     return tasks
 
 
+def hold_tasks(process: Process, tasks: list[Task]) -> None:
+    """Hold the process's tasks for the unit of work (a process it creates)."""
+    uow = current_unit_of_work()
+    if uow is not None:
+        uow.cache.setdefault(("tasks", process), list(tasks))
+
+
 def remember_task(task: Task) -> None:
     """Add a task the engine just created to its process's list, if one is held."""
     uow = current_unit_of_work()

@@ -27,6 +27,14 @@ from .exceptions import FlowLockFailed
 
 LOCK_ATTEMPTS = 5
 LOCK_BACKOFF = 0.05  # seconds, doubled per attempt, with jitter
+# A pooled PostgreSQL connection idle longer than this is pinged before it is handed out
+# (a server restart or an idle timeout may have dropped it); a busy one is not, so the
+# ping is no round trip on the hot path. Within this window a dropped connection fails
+# its first statement instead, and the pool replaces every connection older than it.
+PING_AFTER_IDLE = 2.0  # seconds
+# Set on a DBAPI connection's info by any statement other than a SELECT, cleared by the
+# commit or rollback that ends its transaction: "this transaction has written".
+WROTE = "webflow_wrote"
 
 _begin_immediate: ContextVar[bool] = ContextVar("webflow_begin_immediate", default=False)
 
@@ -56,31 +64,80 @@ class UnitOfWork:
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
+        statement = self._links_insert()
+        if statement is not None:
+            self.session.execute(statement)
+
+    def _links_insert(self) -> Any:
+        """The INSERT of the pending task links (taking them), or None when there are none."""
         if not self.links:
-            return
+            return None
+        from sqlalchemy.dialects import postgresql, sqlite
+
         from .models import task_link
 
         self.session.flush()
         rows = list({(previous.id, task.id): None for previous, task in self.links})
         self.links.clear()
         # A link that is already stored states the same fact again: keep the one row.
-        from sqlalchemy.dialects import postgresql, sqlite
+        dialect = postgresql if self._postgresql() else sqlite
+        return (dialect.insert(task_link)
+                .values([{"previous_id": p, "task_id": t} for p, t in rows])
+                .on_conflict_do_nothing())
 
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        self.session.execute(dialect.insert(task_link).on_conflict_do_nothing(),
-                             [{"previous_id": p, "task_id": t} for p, t in rows])
+    def _postgresql(self) -> bool:
+        return self.session.get_bind().dialect.name == "postgresql"
 
     def write_events(self) -> None:
-        self.write_links()
+        """Store the pending links and audit rows; on PostgreSQL in one statement (the
+        links' INSERT as a CTE of the events' INSERT): one round trip, not two."""
         if not self.events:
+            self.write_links()
             return
         from .models import TaskEvent
 
+        links = self._links_insert() if self._postgresql() else None
+        if links is None:
+            self.write_links()
         self.session.flush()
         rows = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
                 for process, task, values in self.events]
         self.events.clear()
-        self.session.execute(sa.insert(TaskEvent), rows)
+        if links is not None:
+            self.session.execute(sa.insert(TaskEvent).values(rows).add_cte(links.cte("new_links")))
+        else:
+            self.session.execute(sa.insert(TaskEvent), rows)
+
+    def lock_and_read(self, process_id: int) -> None:
+        """Lock the process (and its tree's top one) and read it with all its tasks, in one
+        statement: the rows every transition decides on, current under the lock. The
+        tasks are held for the rest of the unit of work (see queries.process_tasks)."""
+        from .models import Process, Task
+
+        query = (sa.select(Process, Task)
+                 .outerjoin(Task, sa.and_(Task.process_id == Process.id, Process.id == process_id))
+                 .order_by(Process.id, Task.id)
+                 .execution_options(populate_existing=True))
+        if self.session.get_bind().dialect.name == "sqlite":
+            query = query.where(Process.id == process_id)  # BEGIN IMMEDIATE holds the lock
+        else:
+            # The process and the top process of its tree (subprocesses), in id order:
+            # the top one is older, so every transaction in a tree takes it first.
+            root = (sa.select(Process.root_process_id).where(Process.id == process_id)
+                    .scalar_subquery())
+            query = (query.where(sa.or_(Process.id == process_id, Process.id == root))
+                     .with_for_update(of=Process))
+        process = None
+        tasks: list[Any] = []
+        for row_process, task in self.session.execute(query):
+            self.locked.add(row_process.id)
+            if row_process.id == process_id:
+                process = row_process
+                if task is not None:
+                    tasks.append(task)
+        self.locked.add(process_id)
+        if process is not None:
+            self.cache[("tasks", process)] = tasks
 
     def lock(self, process_id: int) -> None:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
@@ -132,12 +189,48 @@ def _is_lock_error(exc: OperationalError) -> bool:
     return "locked" in text or "lock timeout" in text or "could not obtain lock" in text
 
 
+def _has_written(session: Session) -> bool:
+    """True when the session's transaction holds changes: pending in the session, or
+    sent to the database already (flushed, or executed by the caller)."""
+    if session.new or session.dirty or session.deleted:
+        return True
+    transaction = session.get_transaction()
+    if transaction is None:
+        return False
+    connections = getattr(transaction, "_connections", {})  # keyed by engine and by connection
+    return any(key.info.get(WROTE) for key in connections if isinstance(key, sa.Connection))
+
+
+def _expire_engine_rows(session: Session) -> None:
+    """Forget what the session read of processes and tasks (read before the lock): the
+    engine decides on rows read under it. Users and groups loaded by the caller stay."""
+    from .models import Process, Task
+
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Process | Task):
+            session.expire(obj)
+
+
 def _begin(session: Session, process_id: int | None) -> UnitOfWork:
-    """End whatever the session had open, then begin with the lock held."""
+    """End whatever the session had open, if need be, then begin with the lock held."""
     if session.in_transaction():
-        # The caller's own pending changes are kept (committed), never dropped; a read
-        # snapshot is ended so the lock below sees the latest committed rows.
-        session.commit()
+        if _has_written(session):
+            # The caller's own changes are kept (committed), never dropped with a
+            # transition that fails.
+            session.commit()
+        elif session.get_bind().dialect.name == "sqlite":
+            # A read snapshot is ended, so that BEGIN IMMEDIATE takes the write lock and
+            # reads the latest rows; what it read (users, say) is still good to use.
+            expire, session.expire_on_commit = session.expire_on_commit, False
+            try:
+                session.commit()
+            finally:
+                session.expire_on_commit = expire
+            _expire_engine_rows(session)
+        else:
+            # PostgreSQL, read committed: every statement sees the latest committed rows,
+            # so a transaction that only read goes on (no COMMIT and BEGIN round trips).
+            _expire_engine_rows(session)
     uow = UnitOfWork(session)
     flag = _begin_immediate.set(True)
     try:
@@ -145,7 +238,7 @@ def _begin(session: Session, process_id: int | None) -> UnitOfWork:
     finally:
         _begin_immediate.reset(flag)
     if process_id is not None:
-        uow.lock(process_id)
+        uow.lock_and_read(process_id)
     return uow
 
 
@@ -190,6 +283,32 @@ def unit_of_work(session: Session, process_id: int | None = None) -> Iterator[Un
 
 def configure_engine(engine: Engine) -> Engine:
     """Make an engine fit for the engine's locking (call once, before first use)."""
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note_write(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.startswith(("SELECT", "BEGIN")):
+            conn.info[WROTE] = True
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _transaction_ended(conn: sa.Connection) -> None:
+        conn.info.pop(WROTE, None)
+
+    if engine.dialect.name == "postgresql":
+        @event.listens_for(engine, "checkin")
+        def _idle_from(dbapi_connection: Any, record: Any) -> None:
+            record.info["webflow_idle_since"] = time.monotonic()
+
+        @event.listens_for(engine, "checkout")
+        def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            idle_since = record.info.get("webflow_idle_since")
+            if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
+                return
+            try:
+                engine.dialect.do_ping(dbapi_connection)
+                dbapi_connection.rollback()  # the ping's own transaction
+            except Exception as exc:
+                raise sa.exc.DisconnectionError("a pooled connection was dropped") from exc
+
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
@@ -214,10 +333,9 @@ def engine_options(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         # A bounded wait for a process lock; past it the unit of work retries, then
         # raises FlowLockFailed instead of hanging a request.
-        return {
-            "connect_args": {"options": "-c lock_timeout=10000"},
-            "pool_pre_ping": True,
-        }
+        # Connections are checked before use when they were idle (configure_engine),
+        # not on every checkout: SQLAlchemy's pool_pre_ping costs a round trip each time.
+        return {"connect_args": {"options": "-c lock_timeout=10000"}}
     return {}
 
 

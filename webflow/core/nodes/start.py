@@ -13,6 +13,7 @@ from ..exceptions import PermissionDenied
 from ..fsm import transition
 from ..models import Process, Task, utcnow
 from ..permissions import managing, starter
+from ..queries import hold_tasks
 from ..status import STATUS
 from ..transaction import unit_of_work
 from .base import PageNode
@@ -68,6 +69,9 @@ class StartActivation(Activation):
         self.set_status(STATUS.DONE)
         session.add(process)
         session.add(task)
+        if process.id is None:
+            # A new process has no other tasks: held from here on, no query asks for them.
+            hold_tasks(process, [task])
         self.send(signals.flow_started)
         self.send(signals.task_finished)
         self._activate_next()

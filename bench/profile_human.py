@@ -1,0 +1,165 @@
+"""Profile the human path (StartFunction -> View -> End as start, assign, prepare + done):
+the SQL of each transaction, round trips, time per transaction and where it goes (cProfile).
+
+    python bench/profile_human.py                          # SQLite and PostgreSQL, both policies
+    python bench/profile_human.py --db postgresql --policy web --processes 500 --top 25
+
+The driver does what a web request does around each transition: it loads the task by id
+(outside the lock), then calls the transition; the transition's own statements are
+listed apart from that lookup. PostgreSQL runs in a scratch database dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from path_flows import HumanFlow  # noqa: E402
+
+from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
+from webflow.core.sqlcount import SQLCounter  # noqa: E402
+from webflow.models import Task, User  # noqa: E402
+
+PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+POLICIES = {"code": True, "web": False}
+PHASES = ("start", "assign", "done")
+
+
+@contextmanager
+def database(kind: str) -> Iterator[str]:
+    """A fresh database URL, removed afterwards."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/profile.sqlite"
+        return
+    name = f"webflow_profile_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+def human_path(session: Session, user_id: int, around: Callable[[str], Any]) -> None:
+    """One instance: start; load the task and assign it; load it and prepare + done.
+    Before each, the caller loads its user and task, as a web request does."""
+    user = session.get(User, user_id)
+    with around("start"):
+        process = HumanFlow.start.run(note=user.username)  # type: ignore[attr-defined]
+    task_id = session.scalar(sa.select(Task.id).where(Task.process_id == process.id,
+                                                      Task.node_name == "work"))
+    user, task = session.get(User, user_id), session.get(Task, task_id)
+    with around("assign"):
+        task.activate().assign(user)
+    user, task = session.get(User, user_id), session.get(Task, task_id)
+    with around("done"):
+        activation = task.activate()
+        activation.prepare(data={"note": "ok"}, user=user)
+        activation.done()
+
+
+def profile(kind: str, policy: str, processes: int, top: int, show_sql: bool) -> None:
+    with database(kind) as url:
+        engine = create_engine(url)
+        counter = SQLCounter(engine)
+        Base.metadata.create_all(engine)
+        with Session(engine) as session, use_session(session), \
+                Context(propagate_exception=POLICIES[policy]):
+            user = User(username="worker", permissions=["bench_human.can_work"])
+            session.add(user)
+            session.commit()
+            user_id = user.id
+
+            @contextmanager
+            def nothing(phase: str) -> Iterator[None]:
+                yield
+
+            for _ in range(20):  # warm: caches, prepared statements, pool
+                human_path(session, user_id, nothing)
+
+            sql: dict[str, tuple[list[str], int | None]] = {}
+
+            @contextmanager
+            def count(phase: str) -> Iterator[None]:
+                counter.start()
+                yield
+                counter.stop()
+                sql[phase] = (counter.statements, counter.round_trips)
+
+            human_path(session, user_id, count)
+
+            profiles = {phase: cProfile.Profile() for phase in PHASES}
+            seconds = dict.fromkeys(PHASES, 0.0)
+
+            @contextmanager
+            def timed(phase: str) -> Iterator[None]:
+                began = time.perf_counter()
+                profiles[phase].enable()
+                yield
+                profiles[phase].disable()
+                seconds[phase] += time.perf_counter() - began
+
+            for _ in range(processes):
+                human_path(session, user_id, timed)
+        counter.close()
+        engine.dispose()
+
+    total = sum(len(s) for s, _ in sql.values())
+    trips = [t for _, t in sql.values()]
+    print(f"== {kind}, policy {policy}: {total} statements per instance"
+          + (f", {sum(t or 0 for t in trips)} round trips" if kind == "postgresql" else ""))
+    for phase in PHASES:
+        statements, round_trips = sql[phase]
+        ms = seconds[phase] / processes * 1000
+        print(f"-- {phase}: {len(statements)} statements"
+              + (f", {round_trips} round trips" if round_trips is not None else "")
+              + f", {ms:.2f} ms")
+        if show_sql:
+            for statement in statements:
+                print(f"     {statement[:150]}")
+        if top:
+            out = io.StringIO()
+            stats = pstats.Stats(profiles[phase], stream=out)
+            stats.sort_stats("tottime").print_stats(top)
+            lines = [line for line in out.getvalue().splitlines() if line.strip()]
+            start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+            for line in lines[start:]:
+                print("     " + line[:160])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--policy", default="code,web")
+    parser.add_argument("--processes", type=int, default=300, help="instances profiled per row")
+    parser.add_argument("--top", type=int, default=0, help="functions to list per transaction (by own time)")
+    parser.add_argument("--no-sql", action="store_true", help="do not list the statements")
+    args = parser.parse_args()
+    for kind in args.db.split(","):
+        for policy in args.policy.split(","):
+            profile(kind, policy, args.processes, args.top, not args.no_sql)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""What a human transition costs in SQL, so that a regression fails here.
+
+Counted by ``webflow.core.sqlcount.SQLCounter``: every statement the driver sends, with
+psycopg's implicit ``BEGIN`` and each ``COMMIT`` counted as statements; on PostgreSQL also
+the round trips, from libpq's protocol trace. The caller has loaded its user and task
+before each transition, as a web request does (that lookup is the page's cost, not the
+transition's). Both error policies: code's and the one web requests use."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webflow import STATUS, Context, Flow, TransitionNotAllowed, flow, this
+from webflow.core import Base, create_engine, use_session
+from webflow.core.checks import FlowCheckWarning
+from webflow.core.sqlcount import SQLCounter
+from webflow.models import Process, Task, TaskEvent, User
+
+
+class HumanPathFlow(Flow):
+    """Human path"""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FlowCheckWarning)  # it stalls on purpose: nothing follows
+
+    class LastStepFlow(Flow):
+        """A person's task that leads nowhere"""
+
+        start = flow.StartFunction().Next(this.work)
+        work = flow.View().Permission(auto_create=True)
+
+
+# Upper bounds per transition: {database: (start, assign, done)}.
+HUMAN_PATH = {"postgresql": (5, 4, 6), "sqlite": (8, 6, 9)}
+DONE_WITHOUT_SUCCESSORS = {"postgresql": 5, "sqlite": 7}
+
+
+@pytest.fixture
+def counted(db_url: str) -> Iterator[tuple[Session, SQLCounter]]:
+    engine = create_engine(db_url)
+    counter = SQLCounter(engine)  # before the first connection, so every one is traced
+    Base.metadata.create_all(engine)
+    with Session(engine) as session, use_session(session):
+        yield session, counter
+    counter.close()
+    engine.dispose()
+
+
+@pytest.fixture
+def worker_id(counted: tuple[Session, SQLCounter]) -> int:
+    session, _ = counted
+    user = User(username="worker", permissions=["human_path.can_work", "last_step.can_work"])
+    session.add(user)
+    session.commit()
+    return user.id
+
+
+def run_path(session: Session, counter: SQLCounter, flow_class: type[Flow],
+             user_id: int) -> tuple[Process, dict[str, tuple[list[str], int | None]]]:
+    """Start, assign, prepare + done; the SQL of each transition."""
+    spent: dict[str, tuple[list[str], int | None]] = {}
+
+    def measure(name: str) -> None:
+        counter.stop()
+        spent[name] = (counter.statements, counter.round_trips)
+
+    session.get(User, user_id)  # the caller's lookups, as in a request
+    counter.start()
+    process = flow_class.start.run()  # type: ignore[attr-defined]
+    measure("start")
+    process_id = process.id
+    task_id = session.scalar(sa.select(Task.id).where(Task.process_id == process_id, Task.node_name == "work"))
+    user, task = session.get(User, user_id), session.get(Task, task_id)
+    counter.start()
+    task.activate().assign(user)
+    measure("assign")
+    user, task = session.get(User, user_id), session.get(Task, task_id)
+    counter.start()
+    activation = task.activate()
+    activation.prepare(data={"note": "ok"}, user=user)
+    activation.done()
+    measure("done")
+    return session.get(Process, process_id), spent
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCounter], worker_id: int,
+                                                  propagate: bool) -> None:
+    session, counter = counted
+    kind = counter.engine.dialect.name
+    with Context(propagate_exception=propagate):
+        run_path(session, counter, HumanPathFlow, worker_id)  # warm
+        process, spent = run_path(session, counter, HumanPathFlow, worker_id)
+
+    counts = tuple(len(spent[name][0]) for name in ("start", "assign", "done"))
+    listing = {name: statements for name, (statements, _) in spent.items()}
+    assert all(c <= b for c, b in zip(counts, HUMAN_PATH[kind], strict=True)), (counts, listing)
+    if kind == "postgresql":
+        assert sum(counts) <= 15, listing
+        for name, (statements, round_trips) in spent.items():
+            assert round_trips is not None and round_trips <= len(statements), (name, round_trips, statements)
+        # lock and read are one statement; the transition ends with its COMMIT
+        assert spent["assign"][0][0].startswith("SELECT") and "FOR UPDATE" in spent["assign"][0][0]
+        assert spent["assign"][0][-1] == "COMMIT"
+
+    # and the cheap path did all it must: every row, link and audit entry is there
+    session.expire_all()
+    assert process.status == STATUS.DONE
+    tasks = {t.node_name: t for t in process.tasks}
+    assert [t.status for t in tasks.values()] == [STATUS.DONE] * 3
+    assert tasks["work"].owner_id == worker_id and process.data == {"note": "ok"}
+    assert tasks["work"].previous == [tasks["start"]] and tasks["end"].previous == [tasks["work"]]
+    trail = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.process_id == process.id)
+                            .order_by(TaskEvent.id)).all()
+    assert trail == ["done", "assign", "done", "perform"]
+
+
+def test_a_done_that_creates_nothing_costs_five_on_postgresql(counted: tuple[Session, SQLCounter],
+                                                              worker_id: int) -> None:
+    session, counter = counted
+    run_path(session, counter, LastStepFlow, worker_id)
+    process, spent = run_path(session, counter, LastStepFlow, worker_id)
+    statements, round_trips = spent["done"]
+    assert len(statements) <= DONE_WITHOUT_SUCCESSORS[counter.engine.dialect.name], statements
+    if round_trips is not None:
+        assert round_trips <= len(statements)
+    session.expire_all()
+    assert process.get_task(LastStepFlow.work).status == STATUS.DONE
+    assert process.stalled is not None  # nothing left to do and no End: for a manager
+
+
+def test_the_callers_own_changes_survive_a_refused_transition(counted: tuple[Session, SQLCounter],
+                                                              worker_id: int) -> None:
+    """The transition goes on in the caller's transaction only when that one only read."""
+    session, _ = counted
+    process = HumanPathFlow.start.run()
+    task = process.get_task(HumanPathFlow.work)
+    session.commit()
+    user = session.get(User, worker_id)
+    user.permissions = [*user.permissions, "pending.change"]  # pending in the session
+    session.execute(sa.update(User).where(User.id == worker_id).values(is_superuser=True))  # sent
+    with pytest.raises(TransitionNotAllowed):
+        task.activate().done()  # not prepared: refused, rolled back
+    session.expire_all()
+    user = session.get(User, worker_id)
+    assert "pending.change" in user.permissions and user.is_superuser
+
+
+def test_a_transition_decides_on_rows_read_under_the_lock(counted: tuple[Session, SQLCounter],
+                                                          worker_id: int) -> None:
+    """A task read before another session assigned it is not assigned a second time."""
+    session, counter = counted
+    process = HumanPathFlow.start.run()
+    session.commit()
+    task = session.scalar(sa.select(Task).where(Task.process_id == process.id, Task.node_name == "work"))
+    assert task.status == STATUS.NEW  # read, transaction still open
+    with Session(counter.engine) as other, use_session(other):
+        other_task = other.get(Task, task.id)
+        other_task.activate().assign(other.get(User, worker_id))
+    with pytest.raises(TransitionNotAllowed):
+        task.activate().assign(session.get(User, worker_id))
+    session.expire_all()
+    assert session.scalar(sa.select(sa.func.count()).select_from(TaskEvent).where(
+        TaskEvent.task_id == task.id)) == 1
