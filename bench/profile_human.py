@@ -138,6 +138,8 @@ def profile(kind: str, policy: str, processes: int, top: int, show_sql: bool) ->
         if show_sql:
             for statement in statements:
                 print(f"     {statement[:150]}")
+        print("     where the time goes (cumulative, overlapping): "
+              + ", ".join(f"{label} {ms_:.2f} ms" for label, ms_ in breakdown(profiles[phase], processes)))
         if top:
             out = io.StringIO()
             stats = pstats.Stats(profiles[phase], stream=out)
@@ -146,6 +148,33 @@ def profile(kind: str, policy: str, processes: int, top: int, show_sql: bool) ->
             start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
             for line in lines[start:]:
                 print("     " + line[:160])
+
+
+# (label, file suffix, function): cumulative time of these, per instance.
+WHERE = (
+    ("waiting for the database", "psycopg/connection.py", "wait"),
+    ("sending", "psycopg/_cursor_base.py", "_send_query_prepared"),
+    ("sqlite3 execute", "~", "<method 'execute' of 'sqlite3.Cursor' objects>"),
+    ("sqlite3 commit", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),
+    ("statement execution (all)", "sqlalchemy/engine/base.py", "_execute_context"),
+    ("ORM flush", "sqlalchemy/orm/session.py", "_flush"),
+    ("lock + read", "webflow/core/transaction.py", "lock_and_read"),
+    ("links + audit rows", "webflow/core/transaction.py", "write_events"),
+    ("expire before lock", "webflow/core/transaction.py", "_expire_engine_rows"),
+    ("commit (session)", "sqlalchemy/orm/session.py", "commit"),
+    ("settle", "webflow/core/engine.py", "settle"),
+)
+
+
+def breakdown(profile: cProfile.Profile, processes: int) -> list[tuple[str, float]]:
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    found = []
+    for label, suffix, func in WHERE:
+        seconds = sum(ct for (file, _, name), (_, _, _, ct, _) in stats.items()
+                      if name == func and file.endswith(suffix))
+        if seconds:
+            found.append((label, seconds / processes * 1000))
+    return found
 
 
 def main() -> None:

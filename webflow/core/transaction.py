@@ -201,6 +201,13 @@ def _has_written(session: Session) -> bool:
     return any(key.info.get(WROTE) for key in connections if isinstance(key, sa.Connection))
 
 
+def _reads_committed(session: Session) -> bool:
+    """True when each statement of the session's transaction sees the latest commits."""
+    bind = session.get_bind()
+    level = bind.get_execution_options().get("isolation_level") or bind.dialect.default_isolation_level
+    return level in (None, "READ COMMITTED")
+
+
 def _expire_engine_rows(session: Session) -> None:
     """Forget what the session read of processes and tasks (read before the lock): the
     engine decides on rows read under it. Users and groups loaded by the caller stay."""
@@ -218,9 +225,10 @@ def _begin(session: Session, process_id: int | None) -> UnitOfWork:
             # The caller's own changes are kept (committed), never dropped with a
             # transition that fails.
             session.commit()
-        elif session.get_bind().dialect.name == "sqlite":
-            # A read snapshot is ended, so that BEGIN IMMEDIATE takes the write lock and
-            # reads the latest rows; what it read (users, say) is still good to use.
+        elif session.get_bind().dialect.name == "sqlite" or not _reads_committed(session):
+            # A read snapshot is ended (SQLite; PostgreSQL above read committed), so that
+            # the lock is taken first (BEGIN IMMEDIATE) and the latest rows are read; what
+            # the caller read (users, say) is still good to use.
             expire, session.expire_on_commit = session.expire_on_commit, False
             try:
                 session.commit()
