@@ -196,7 +196,8 @@ def main() -> None:
                         their_sql, their_trips = theirs.count(path)
                         rate, their_rate = statistics.median(mine), statistics.median(other)
                         trips = "" if our_trips is None else f"{our_trips} vs {their_trips}"
-                        print(f"{kind:<10} {path:<6} {'policy ' + policy:<12} {rate:>11.1f} {their_rate:>10.1f} "
+                        label = f"policy {policy}"
+                        print(f"{kind:<10} {path:<6} {label:<12} {rate:>11.1f} {their_rate:>10.1f} "
                               f"{rate / their_rate:>5.2f}x  {our_sql:>11} {their_sql:>12}  {trips:>11}",
                               flush=True)
             finally:

@@ -210,7 +210,7 @@ class Activation:
 
         from .transaction import unit_of_work
 
-        with unit_of_work(self.session, self.task.process_id):
+        with unit_of_work(self.session, self.task.process_id, self.task.id):
             trans.check(self)  # under the lock: the status and owner read are current
             if from_outside:
                 self.check_permission(trans, args, kwargs)
@@ -269,6 +269,10 @@ class Activation:
             status=STATUS.NEW,
             token=token,
             data={},
+            # Set here, not by the column defaults, so that every new task of a flush
+            # carries the same columns and the ORM sends them as one INSERT.
+            created=utcnow(),
+            priority=0,
         )
         get_session().add(task)
         remember_task(task)

@@ -66,8 +66,9 @@ def settle(activation: Activation) -> None:
     session = get_session()
     if task.status in FINISHED and tokens.is_branch(task.token):
         _fire_released_joins(session, process, task)
-    tasks = process_tasks(session, process)
-    unfinished = any(t.status not in FINISHED for t in tasks)
+    # The task itself still open answers "is anything unfinished?" without a query.
+    tasks = [] if task.status not in FINISHED else process_tasks(session, process)
+    unfinished = task.status not in FINISHED or any(t.status not in FINISHED for t in tasks)
     if unfinished:
         if process.status == STATUS.DONE:  # a task of a finished process was reopened
             process.status = STATUS.NEW

@@ -208,7 +208,7 @@ class Process(Base):
     # so a child finishing and its parent being canceled never deadlock.
     parent_task_id: Mapped[int | None] = mapped_column(
         sa.ForeignKey("task.id", ondelete="SET NULL", use_alter=True), index=True)
-    parent_task: Mapped[Task | None] = relationship(foreign_keys=[parent_task_id], post_update=True)
+    parent_task: Mapped[Task | None] = relationship(foreign_keys=[parent_task_id], viewonly=True)
     root_process_id: Mapped[int | None] = mapped_column()
 
     tasks: Mapped[list[Task]] = relationship(

@@ -108,36 +108,35 @@ class UnitOfWork:
         else:
             self.session.execute(sa.insert(TaskEvent), rows)
 
-    def lock_and_read(self, process_id: int) -> None:
-        """Lock the process (and its tree's top one) and read it with all its tasks, in one
-        statement: the rows every transition decides on, current under the lock. The
-        tasks are held for the rest of the unit of work (see queries.process_tasks)."""
+    def lock_and_read(self, process_id: int, task_id: int | None) -> None:
+        """Lock the process (and its tree's top one) and the task about to change, and read
+        them, in one statement: the rows a transition decides on, current under the lock.
+
+        Both are locked (``FOR UPDATE`` of each table): after waiting for another
+        transaction, PostgreSQL hands back the latest version of every row it locked,
+        whereas a row it only read would be the one of the statement's start. The other
+        tasks of the process are read later, by a statement of their own (queries.
+        process_tasks), which sees everything committed before the lock was ours."""
         from .models import Process, Task
 
-        query = (sa.select(Process, Task)
-                 .outerjoin(Task, sa.and_(Task.process_id == Process.id, Process.id == process_id))
-                 .order_by(Process.id, Task.id)
+        if task_id is None:
+            self.lock(process_id)
+            return
+        query = (sa.select(Process, Task).join(Task, Task.process_id == process_id)
+                 .where(Task.id == task_id).order_by(Process.id)
                  .execution_options(populate_existing=True))
         if self.session.get_bind().dialect.name == "sqlite":
             query = query.where(Process.id == process_id)  # BEGIN IMMEDIATE holds the lock
         else:
             # The process and the top process of its tree (subprocesses), in id order:
-            # the top one is older, so every transaction in a tree takes it first.
+            # the top one is older, so every transaction in a tree takes it first (then,
+            # in the same row, the task: FROM order).
             root = (sa.select(Process.root_process_id).where(Process.id == process_id)
                     .scalar_subquery())
-            query = (query.where(sa.or_(Process.id == process_id, Process.id == root))
-                     .with_for_update(of=Process))
-        process = None
-        tasks: list[Any] = []
-        for row_process, task in self.session.execute(query):
+            query = query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
+        for row_process, _ in self.session.execute(query):
             self.locked.add(row_process.id)
-            if row_process.id == process_id:
-                process = row_process
-                if task is not None:
-                    tasks.append(task)
         self.locked.add(process_id)
-        if process is not None:
-            self.cache[("tasks", process)] = tasks
 
     def lock(self, process_id: int) -> None:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
@@ -218,7 +217,7 @@ def _expire_engine_rows(session: Session) -> None:
             session.expire(obj)
 
 
-def _begin(session: Session, process_id: int | None) -> UnitOfWork:
+def _begin(session: Session, process_id: int | None, task_id: int | None = None) -> UnitOfWork:
     """End whatever the session had open, if need be, then begin with the lock held."""
     if session.in_transaction():
         if _has_written(session):
@@ -246,13 +245,15 @@ def _begin(session: Session, process_id: int | None) -> UnitOfWork:
     finally:
         _begin_immediate.reset(flag)
     if process_id is not None:
-        uow.lock_and_read(process_id)
+        uow.lock_and_read(process_id, task_id)
     return uow
 
 
 @contextmanager
-def unit_of_work(session: Session, process_id: int | None = None) -> Iterator[UnitOfWork]:
-    """Run the block as one locked transaction, or inside the one already running."""
+def unit_of_work(session: Session, process_id: int | None = None,
+                 task_id: int | None = None) -> Iterator[UnitOfWork]:
+    """Run the block as one locked transaction, or inside the one already running;
+    ``task_id`` names the task of the process the block changes (locked and read too)."""
     current = _current.get()
     if current is not None and current.session is session:
         if process_id is not None:
@@ -262,7 +263,7 @@ def unit_of_work(session: Session, process_id: int | None = None) -> Iterator[Un
 
     for attempt in range(LOCK_ATTEMPTS):
         try:
-            uow = _begin(session, process_id)
+            uow = _begin(session, process_id, task_id)
             break
         except OperationalError as exc:
             session.rollback()

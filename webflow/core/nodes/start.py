@@ -39,6 +39,8 @@ class StartActivation(Activation):
             status=STATUS.NEW,
             token=tokens.START,
             data={},
+            created=utcnow(),  # as Activation.create: one INSERT with the tasks it leads to
+            priority=0,
         )
         return cls(task)
 

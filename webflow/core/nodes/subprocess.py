@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
@@ -46,7 +47,10 @@ class SubprocessActivation(Activation):
         if not isinstance(kwargs, dict):
             raise FlowRuntimeError(f"{node.name}: data() must return a dict, got {type(kwargs).__name__}")
         child = StartActivation.new(node.start_node)
-        child.process.parent_task = self.task
+        # The id, not the relationship: a relationship in each direction between
+        # processes and tasks made every flush sort rows one by one (a cycle).
+        child.process.parent_task_id = self.task.id
+        set_committed_value(child.process, "parent_task", self.task)
         child.process.root_process_id = self.process.root_process_id or self.process.id
         self.send(signals.task_started)
         start_func = getattr(node.start_node, "_func", None)
