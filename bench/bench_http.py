@@ -12,6 +12,7 @@ Every request goes to 127.0.0.1 only; each round is bounded by --seconds.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import http.cookiejar
 import os
 import re
@@ -27,8 +28,10 @@ import urllib.request
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -133,6 +136,50 @@ def prepare(url: str, clients: int) -> None:
         db.engine.dispose()
 
 
+class OwnContextClient(FlaskClient):
+    """Each request in an app context (and database session) of its own, as on a server."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
+def statement_costs(url: str) -> dict[str, tuple[int, int | None]]:
+    """SQL statements and round trips of each request of one completion (Flask's test
+    client on the same database, counted by webflow.core.sqlcount)."""
+    from webflow.core.sqlcount import SQLCounter
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HumanPathFlow], "SECRET_KEY": "bench",
+                      "WEBFLOW_INLINE_JOBS": "inline"})
+    costs: dict[str, tuple[int, int | None]] = {}
+    with app.app_context():
+        counter = SQLCounter(db.engine)
+        db.engine.dispose()  # connections from here on are traced
+        app.test_client_class = OwnContextClient
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        client.post("/login", data={"username": "c0", "password": PASSWORD, "csrf_token": token})
+        inbox = client.get("/inbox/").get_data(as_text=True)
+        link = re.findall(r'href="(/flows/human_path/\d+/work/\d+/)"', inbox)[0]
+
+        def counted(kind: str, response_of: Any) -> str:
+            counter.start()
+            response = response_of()
+            counter.stop()
+            assert response.status_code in (200, 303), (kind, response.status_code)
+            costs[kind] = (len(counter.statements), counter.round_trips)
+            return str(response.get_data(as_text=True))
+
+        page = counted("task page", lambda: client.get(link))
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+        form = {"note": "done", "csrf_token": token}
+        counted("complete", lambda: client.post(link, data=form))
+        counted("inbox", lambda: client.get("/inbox/"))
+        counter.close()
+        db.engine.dispose()
+    return costs
+
+
 def merged(clients: list[Client]) -> dict[str, list[float]]:
     """Every client's timings, by kind of request."""
     timings: dict[str, list[float]] = defaultdict(list)
@@ -222,6 +269,9 @@ def main() -> None:
     url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
     try:
         prepare(url, max(counts))
+        costs = statement_costs(url)
+        print("SQL per request (statements/round trips): "
+              + ", ".join(f"{kind} {n}/{trips}" for kind, (n, trips) in costs.items()))
         env = {"DATABASE_URL": url, "SECRET_KEY": "bench", "WEBFLOW_FLOWS": "http_flows:HumanPathFlow",
                "WEBFLOW_INLINE_JOBS": "inline", "BENCH_FLOOR": "1"}
         web, web_base = serve("wsgi:app", env)
