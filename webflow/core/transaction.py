@@ -134,8 +134,11 @@ class UnitOfWork:
             root = (sa.select(Process.root_process_id).where(Process.id == process_id)
                     .scalar_subquery())
             query = query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
-        for row_process, _ in self.session.execute(query):
-            self.locked.add(row_process.id)
+        rows = self.session.execute(query).all()
+        if not rows:  # the task is gone: the process is locked all the same
+            self.lock(process_id)
+            return
+        self.locked.update(row_process.id for row_process, _ in rows)
         self.locked.add(process_id)
 
     def lock(self, process_id: int) -> None:
