@@ -19,6 +19,7 @@ from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
+from ..core.visibility import can_see_process
 from ..extensions import db
 from ..graph_svg import flow_svg, node_states
 from ..models import Process, Task, TaskEvent
@@ -182,8 +183,8 @@ def _after_start(flow_class: type[Flow], process: Process, user: Any) -> str:
 
 
 def may_see_process(flow_class: type[Flow], process: Process, user: Any) -> bool:
-    """Viewers and managers see every process; the starter sees their own."""
-    return sees_all_processes(flow_class, user) or process.created_by_id == user.id
+    """Viewers and managers see every process; the starter sees their own (core.visibility)."""
+    return can_see_process(process, user)
 
 
 @bp.route("/flows/<flow_label>/<int:process_id>/")
