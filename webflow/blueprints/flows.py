@@ -15,6 +15,7 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
+from ..core.comments import comments_of
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
@@ -217,6 +218,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "process": process,
         "tasks": tasks,
         "events": events,
+        "comments": comments_of(db.session(), process),
         "is_manager": manager,
         "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,

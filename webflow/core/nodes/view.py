@@ -103,6 +103,8 @@ class ViewActivation(Activation):
         if len(note) > MAX_NOTE or "\x00" in note:
             raise InputRejected(f"A delegation note holds at most {MAX_NOTE:,} characters "
                                 "(and no NUL character).")
+        if not to_permitted.allows(self, user, {"user": user}):  # also for calls from code
+            raise PermissionDenied(f"{user} may not work on task {self.describe()}")
         before = self.task.owner
         self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
                   + (f": {note}" if note else ""))
