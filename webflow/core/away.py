@@ -35,12 +35,13 @@ def set_away(session: Session, user: User, substitute: User | None,
         raise InputRejected("You cannot be your own substitute.")
     if until is not None and as_utc(until) <= utcnow():
         raise InputRejected("The end of your absence is already past.")
+    user_id, substitute_id = user.id, substitute.id  # read before the new row is pending
     with unit_of_work(session):
-        away = session.get(OutOfOffice, user.id)
+        away = session.get(OutOfOffice, user_id)
         if away is None:
-            away = OutOfOffice(user_id=user.id)
+            away = OutOfOffice(user_id=user_id, substitute_id=substitute_id)
             session.add(away)
-        away.substitute_id, away.until, away.created = substitute.id, until, utcnow()
+        away.substitute_id, away.until, away.created = substitute_id, until, utcnow()
     return away
 
 

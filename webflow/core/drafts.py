@@ -42,6 +42,7 @@ def save_draft(session: Session, task: Task, user: User, values: Mapping[str, It
                fields: Iterable[str]) -> TaskDraft:
     """Keep what ``user`` typed into the task's form (the owner only, while the task is theirs)."""
     draft_values = check_draft(values, fields)
+    user_id = user.id  # read before a new row is pending (a refresh would flush it half-made)
     with unit_of_work(session, task.process_id):
         session.refresh(task)
         activation = task.activate()
@@ -51,9 +52,9 @@ def save_draft(session: Session, task: Task, user: User, values: Mapping[str, It
         prepare.check(activation)
         draft = session.get(TaskDraft, task.id)
         if draft is None:
-            draft = TaskDraft(task_id=task.id, user_id=user.id)
+            draft = TaskDraft(task_id=task.id, user_id=user_id, data=draft_values)
             session.add(draft)
-        draft.user_id, draft.data, draft.saved = user.id, draft_values, utcnow()
+        draft.user_id, draft.data, draft.saved = user_id, draft_values, utcnow()
     return draft
 
 
