@@ -200,9 +200,10 @@ def test_assign_and_reassign_go_to_the_substitute_while_away(session, team):
     assert task.owner == team["carol"]
     task.activate().reassign(team["alice"])
     assert task.owner == team["alice"]
-    with Context(user=team["alice"]):
+    with Received(signals.task_assigned) as assigned, Context(user=team["alice"]):
         task.activate().delegate(team["bob"], note="yours")
     assert task.owner == team["carol"]
+    assert [(c["user"], c["reason"]) for c in assigned] == [(team["carol"], "substitute")]  # told once
     assert trail(session, task)[-1] == ("delegate", "alice delegated to bob: yours; "
                                                     "assigned to carol, substituting for bob")
 

@@ -201,8 +201,10 @@ def test_a_draft_by_anyone_but_the_owner_is_refused(app, people) -> None:  # typ
 def test_an_oversized_draft_is_refused_and_unassigning_drops_a_draft(app, people) -> None:  # type: ignore[no-untyped-def]
     process, confirm = confirm_of("alice")
     alice = people("alice")
-    response = alice.post(task_url(confirm, "draft/"), {"amount": "9" * 10_001})
-    assert response.status_code == 422 and "was not saved" in response.get_data(as_text=True)
+    response = alice.post(task_url(confirm, "draft/"), {"amount": "9" * 10_001}, hx=True)
+    answer = response.get_data(as_text=True)
+    assert response.status_code == 422 and "was not saved" in answer
+    assert "9" * 10_001 in answer                                     # what was typed is still there
     db.session.commit()
     assert db.session.get(TaskDraft, confirm.id) is None
     assert alice.post(task_url(confirm, "draft/"), {"amount": "3"}).status_code == 303

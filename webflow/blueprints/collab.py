@@ -95,7 +95,8 @@ def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any
     except InputRejected as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return render_task(flow_class, task, ["work"], status=422)
+        # The form as it was sent (Flask-WTF binds the posted fields): nothing typed is lost.
+        return render_task(flow_class, task, ["work"], status=422, form=node_form(task.flow_task))
     except PermissionDenied:
         abort(403)
     except TransitionNotAllowed:

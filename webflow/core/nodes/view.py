@@ -110,8 +110,9 @@ class ViewActivation(Activation):
                   + (f": {note}" if note else ""))
         new_owner = self._give_to(user, "delegate")
         self.ensure_ids()
-        signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
-                                   user=new_owner, by=before, reason="delegate")
+        if new_owner is user:  # a substitute was told already (reason "substitute")
+            signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
+                                       user=new_owner, by=before, reason="delegate")
         signals.task_delegated.send(self.flow_class, process=self.process, task=self.task,
                                     user=new_owner, by=before, note=note)
 
