@@ -121,6 +121,12 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
         # The matrix's task is no timer: there is no such timer to fire, for anyone.
         "admin.timer_action": lambda: 404,
+        # Working together (issue 16): an empty comment is refused for whoever may post one.
+        "flows.task_comment": lambda: 422 if may_see(flow, task, who) else 403,
+        "flows.process_comment": lambda: 422 if may_see_process(flow, task.process, who) else 403,
+        "flows.task_draft": lambda: draft_answer(flow, task, who, hx),
+        "settings.index": lambda: 200,
+        "settings.away": lambda: 422,  # no substitute chosen
     }
     return checks[case.endpoint]()
 
@@ -133,6 +139,15 @@ def task_page(flow: Any, task: Task, who: Any, method: str, hx: bool) -> int:
     if task.flow_task_type != "HUMAN" or task.owner_id != who.id:
         return 403
     return 422 if can_complete(task, who) else 409  # the empty form is invalid
+
+
+def draft_answer(flow: Any, task: Task, who: Any, hx: bool) -> int:
+    """Only the owner keeps a draft, while the task is theirs to complete."""
+    if not may_see(flow, task, who) or task.flow_task_type != "HUMAN" or task.owner_id != who.id:
+        return 403
+    if not can_complete(task, who):
+        return 409
+    return 200 if hx else 303
 
 
 def transition_answer(flow: Any, task: Task, who: Any, name: str, hx: bool) -> int:

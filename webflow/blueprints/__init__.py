@@ -5,14 +5,17 @@ from werkzeug.wrappers import Response
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import admin, auth, flows, inbox, lookups, tasks, web  # noqa: F401 (tasks adds to flows.bp)
+    # tasks and collab add endpoints to flows.bp
+    from . import admin, auth, collab, flows, inbox, lookups, settings, tasks, web  # noqa: F401
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(flows.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(settings.bp)
     web.register_shared(app)
     lookups.register_template_globals(app)
+    collab.register(app)
     from .. import timefmt
 
     timefmt.register(app)

@@ -34,6 +34,8 @@ class Action:
     hands_over: bool = False
     #: Others the user may hand the task to (a picker).
     users: list[User] = field(default_factory=list)
+    #: The transition takes a note for the next owner (delegate).
+    takes_note: bool = False
 
     @property
     def destructive(self) -> bool:
@@ -85,7 +87,7 @@ def task_actions(task: Task, user: Any) -> list[Action]:
         others = [u for u in assignable_users(task)
                   if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
-            actions.append(Action(trans.name, trans.label, for_me, True, others))
+            actions.append(Action(trans.name, trans.label, for_me, True, others, trans.takes("note")))
     return actions
 
 

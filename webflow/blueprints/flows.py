@@ -15,10 +15,12 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
+from ..core.comments import comments_of
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
+from ..core.visibility import can_see_process
 from ..extensions import db
 from ..graph_svg import flow_svg, node_states
 from ..models import Process, Task, TaskEvent
@@ -182,8 +184,8 @@ def _after_start(flow_class: type[Flow], process: Process, user: Any) -> str:
 
 
 def may_see_process(flow_class: type[Flow], process: Process, user: Any) -> bool:
-    """Viewers and managers see every process; the starter sees their own."""
-    return sees_all_processes(flow_class, user) or process.created_by_id == user.id
+    """Viewers and managers see every process; the starter sees their own (core.visibility)."""
+    return can_see_process(process, user)
 
 
 @bp.route("/flows/<flow_label>/<int:process_id>/")
@@ -216,6 +218,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "process": process,
         "tasks": tasks,
         "events": events,
+        "comments": comments_of(db.session(), process),
         "is_manager": manager,
         "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
+from werkzeug.datastructures import MultiDict
 
+from ..core.comments import comments_of
+from ..core.drafts import draft_of
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
-from ..core.models import TIMER_TYPES
+from ..core.models import TIMER_TYPES, Comment, as_utc
+from ..core.nodes.view import MAX_NOTE
 from ..core.status import STATUS
 from ..core.timers import change_due
+from ..core.visibility import can_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
@@ -39,9 +45,8 @@ def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tupl
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
     """Viewers, managers, the owner, people who may work on the task's node, and the one who
-    started its process see its page."""
-    return (flow_class.can_view(user) or flow_class.can_manage(user) or task.owner_id == user.id
-            or task.flow_task.user_has_permission(user) or task.process.created_by_id == user.id)
+    started its process see its page (the engine's rule, core.visibility)."""
+    return can_see_task(task, user)
 
 
 def can_complete(task: Task, user: User) -> bool:
@@ -63,10 +68,16 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
     workable = can_complete(task, user)
     events = db.session.scalars(sa.select(TaskEvent).where(TaskEvent.task_id == task.id)
                                 .order_by(TaskEvent.created, TaskEvent.id)).all()
+    draft = draft_of(db.session(), task, user) if workable else None
+    if workable and form is None and draft is not None:
+        form = node_form(task.flow_task, formdata=MultiDict(
+            [(name, value) for name, values in draft.data.items() for value in values]))
     return {
         "flow_class": flow_class, "process": task.process, "task": task, "node": task.flow_task,
         # A waiting timer may wait for days: its page does not poll.
-        "actions": actions, "events": events,
+        "actions": actions, "events": events, "draft": draft,
+        # The audit trail and the comments, in the order they happened.
+        "timeline": timeline(events, comments_of(db.session(), task.process, task)),
         "polling": task.status in RUNNING and task.flow_task_type not in TIMER_TYPES,
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
@@ -74,6 +85,12 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         "title": f"{task.flow_task.title} · {flow_class.process_title} #{task.process_id}",
         **extra,
     }
+
+
+def timeline(events: Sequence[TaskEvent], comments: Sequence[Comment]) -> list[TaskEvent | Comment]:
+    """Events and comments merged by time (an event before a comment made the same moment)."""
+    entries: list[TaskEvent | Comment] = [*events, *comments]
+    return sorted(entries, key=lambda e: (as_utc(e.created), isinstance(e, Comment), e.id))
 
 
 def render_task(flow_class: type[Flow], task: Task, blocks: list[str], status: int = 200,
@@ -169,8 +186,20 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
                        f"{transition} transition.", ["status", "work", "history"])
     blocked = declared.blocked_reason(activation)
-    arguments = {"user": assignee(task, user, blocked is None)} if hands_over(declared) else {}
+    arguments: dict[str, Any] = {}
+    if hands_over(declared):
+        # A pick without the node's permission is a bad pick (400) for a manager's
+        # reassign; for the owner's delegation it is the rule that refuses (403, below).
+        arguments["user"] = assignee(task, user, blocked is None, check_permission=declared.name != "delegate")
+    if declared.takes("note"):
+        arguments["note"] = request.form.get("note", "").strip()
+        if len(arguments["note"]) > MAX_NOTE:
+            return refused(flow_class, task, f"The note holds at most {MAX_NOTE:,} characters; "
+                           "nothing was changed.", ["status", "work", "history"], status=422)
     if not declared.allows(activation, user, arguments):
+        target = arguments.get("user")
+        if target is not None and target.id != user.id and not task.flow_task.user_has_permission(target):
+            abort(403, f"{target.username} may not work on this task; nothing was changed.")
         abort(403)
     if blocked is not None:
         return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
@@ -213,7 +242,7 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     return redirect(task_url(task), code=303)
 
 
-def assignee(task: Task, user: User, runnable: bool) -> User:
+def assignee(task: Task, user: User, runnable: bool, check_permission: bool = True) -> User:
     """Who a hand-over gives the task to: the user picked in ``user_id`` (400 for a bad pick);
     with no pick, the asking user (taking a task nobody has)."""
     raw = request.form.get("user_id", "").strip()
@@ -225,14 +254,14 @@ def assignee(task: Task, user: User, runnable: bool) -> User:
     target = db.session.get(User, user_id) if user_id is not None else None
     if target is None or not target.is_active:
         abort(400, "Choose an active user.")
-    if not task.flow_task.user_has_permission(target):
+    if check_permission and not task.flow_task.user_has_permission(target):
         abort(400, f"{target.username} may not work on this task.")
     return target
 
 
-def refused(flow_class: type[Flow], task: Task, message: str, blocks: list[str]) -> Any:
-    """409: the transition is not allowed now; nothing changed."""
+def refused(flow_class: type[Flow], task: Task, message: str, blocks: list[str], status: int = 409) -> Any:
+    """409 (or ``status``): the transition is not allowed now; nothing changed."""
     db.session.rollback()
     refresh(task)
     flash(message, "error")
-    return render_task(flow_class, task, blocks, status=409)
+    return render_task(flow_class, task, blocks, status=status)

@@ -129,6 +129,8 @@ class Activation:
         # PREPARED is held in memory only: preparing writes nothing (safe on GET).
         self._memory_status: STATUS | None = None
         self._memory_base: STATUS | None = None
+        # The audit row of the transition running now, for note().
+        self._event: dict[str, Any] | None = None
 
     # -- what the activation is about -------------------------------------------------
 
@@ -218,7 +220,11 @@ class Activation:
             # Noted before the body runs, so the trail lists a transition before the
             # transitions it sets off; the target status is filled in below.
             event = self.log(trans.name, before, None)
-            result = trans.func(self, *args, **kwargs)
+            outer, self._event = self._event, event
+            try:
+                result = trans.func(self, *args, **kwargs)
+            finally:
+                self._event = outer
             after = self.get_status()
             if after not in trans.targets:
                 if after == before and len(trans.targets) == 1:
@@ -239,6 +245,14 @@ class Activation:
             comments: str | None = None) -> dict[str, Any]:
         """Add a row to the audit trail (written when the unit of work commits)."""
         return record_event(self.session, self.process, self.task, name, before, after, comments)
+
+    def note(self, text: str) -> None:
+        """Say in the audit trail what the running transition did (``alice delegated to bob: ...``)."""
+        event = self._event
+        if event is None:
+            self.log("note", self.get_status(), self.get_status(), text)
+        else:
+            event["comments"] = f"{event['comments']}; {text}" if event.get("comments") else text
 
     def ensure_ids(self) -> None:
         """Flush the task and its process if they are new, so callables see their ids."""

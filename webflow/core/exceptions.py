@@ -21,3 +21,7 @@ class PermissionDenied(FlowRuntimeError):
 
 class StaleData(FlowRuntimeError):
     """A write was based on data that someone else changed meanwhile; nothing was applied."""
+
+
+class InputRejected(FlowRuntimeError, ValueError):
+    """What a person typed cannot be stored (empty, too long, a NUL byte); nothing was."""

@@ -353,3 +353,64 @@ class TaskEvent(Base):
 
     process: Mapped[Process] = relationship()
     task: Mapped[Task | None] = relationship()
+
+
+# -- working together: comments, drafts, out of office ------------------------------------
+
+
+class Comment(Base):
+    """What a person wrote about a process or one of its tasks. Data, never markup: pages
+    escape it; no transition (undo included) removes it."""
+
+    __tablename__ = "comment"
+    __table_args__ = (
+        sa.Index("ix_comment_process_created", "process_id", "created"),
+        sa.Index("ix_comment_task_created", "task_id", "created"),
+    )
+
+    id: Mapped[intpk]
+    process_id: Mapped[int] = mapped_column(sa.ForeignKey("process.id", ondelete="CASCADE"))
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(sa.Text)
+    # The usernames the comment mentions (users who could see it when it was posted).
+    mentions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created: Mapped[timestamp]
+
+    author: Mapped[User | None] = relationship(lazy="joined")
+    process: Mapped[Process] = relationship()
+    task: Mapped[Task | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Comment {self.id} on process {self.process_id} task {self.task_id}>"
+
+
+class TaskDraft(Base):
+    """What the owner typed into a task's form and saved without completing it. Only the
+    owner reads it; it never reaches ``process.data``; handing the task on drops it."""
+
+    __tablename__ = "task_draft"
+
+    task_id: Mapped[int] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    # The raw submitted values of the form's own fields: {name: [values]}.
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    saved: Mapped[timestamp]
+
+
+class OutOfOffice(Base):
+    """A user is away: tasks given to them go to ``substitute`` (until ``until``, if set)."""
+
+    __tablename__ = "out_of_office"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    substitute_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    until: Mapped[optional_timestamp]
+    created: Mapped[timestamp]
+
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+    substitute: Mapped[User] = relationship(foreign_keys=[substitute_id])
+
+    def active(self, now: datetime | None = None) -> bool:
+        """True while the user is away (no end, or the end is still to come)."""
+        return self.until is None or as_utc(self.until) > (now or utcnow())

@@ -70,11 +70,15 @@ flow_manage = Rule("flow manage", lambda a, u, args: bool(a.flow_class.can_manag
 superuser = Rule("superuser", lambda a, u, args: bool(u.is_superuser))
 #: The task goes to the acting user themself.
 to_self = Rule("to self", lambda a, u, args: getattr(_assignee(u, args), "id", None) == u.id)
+#: The task goes to someone other than the acting user.
+to_other = Rule("to someone else", lambda a, u, args: getattr(_assignee(u, args), "id", None) != u.id)
 #: The task goes to someone who holds the node's permission.
 to_permitted = Rule("to a permitted user",
                     lambda a, u, args: _node_allows(a.flow_task, _assignee(u, args)))
 
 #: Taking a task: your own with the node's permission; a manager gives it to anyone who has it.
 assigning = (to_self & node_permission) | (flow_manage & to_permitted)
+#: Handing your own task to a colleague who may do it.
+delegating = owner & to_other & to_permitted
 #: Repairs and re-runs: the flow's managers.
 managing = flow_manage | superuser

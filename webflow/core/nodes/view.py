@@ -9,14 +9,19 @@ import sqlalchemy as sa
 
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
-from ..context import get_session
-from ..exceptions import FlowRuntimeError, PermissionDenied
+from ..away import substitute_for
+from ..context import current_actor, get_session
+from ..drafts import clear_draft
+from ..exceptions import FlowRuntimeError, InputRejected, PermissionDenied
 from ..fsm import transition
 from ..models import User, utcnow
-from ..permissions import assigning, flow_manage, managing, owner, to_permitted
+from ..permissions import assigning, delegating, flow_manage, managing, owner, to_permitted
 from ..status import STATUS
 from .base import PageNode
 from .timer import TimeFields, TimeoutOwner
+
+#: The longest note a delegation takes, in characters.
+MAX_NOTE = 1000
 
 
 class ViewActivation(Activation):
@@ -47,28 +52,69 @@ class ViewActivation(Activation):
         node = self.flow_task
         return bool(node.can_execute(user, self.task) or node.can_assign(user, self.task))
 
+    def _give_to(self, user: User, reason: str) -> User:
+        """Make ``user`` the owner, or their substitute while they are out of office (see
+        core.away); the audit trail and ``task_assigned`` say so. Returns the new owner."""
+        if user is None:
+            raise FlowRuntimeError("a task is given to a user; none was named")
+        actor = current_actor()
+        owner = user
+        if actor is None or actor.id != user.id:  # taking a task yourself is never redirected
+            owner = substitute_for(self.session, user, self.flow_task)
+        if reason != "assign":  # a task in the queue has no draft: unassign dropped it
+            clear_draft(self.session, self.task)  # what the last owner typed is theirs
+        self.task.owner = owner
+        self.task.assigned = utcnow()
+        if owner is not user:
+            self.note(f"assigned to {owner.username}, substituting for {user.username}")
+            self.ensure_ids()
+            signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
+                                       user=owner, by=actor, reason="substitute")
+        return owner
+
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
     def assign(self, user: User) -> None:
-        """Make the user the task's owner."""
+        """Make the user the task's owner (their substitute while they are away)."""
         if user is None:
             raise FlowRuntimeError("assign() needs a user")
-        self.task.owner = user
-        self.task.assigned = utcnow()
+        self._give_to(user, "assign")
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.NEW, permission=owner | managing,
                 label="Put back in the queue")
     def unassign(self) -> None:
         """Put the task back in the queue."""
+        clear_draft(self.session, self.task)
         self.task.owner = None
         self.task.assigned = None
 
     @transition(source=STATUS.ASSIGNED, permission=flow_manage & to_permitted, label="Reassign")
     def reassign(self, user: User) -> None:
-        """Give the task to another user."""
+        """Give the task to another user (their substitute while they are away)."""
         if user is None:
             raise FlowRuntimeError("reassign() needs a user")
-        self.task.owner = user
-        self.task.assigned = utcnow()
+        self._give_to(user, "reassign")
+
+    @transition(source=STATUS.ASSIGNED, permission=delegating, label="Delegate")
+    def delegate(self, user: User, note: str = "") -> None:
+        """The owner hands the task to a colleague who may do it, with a note."""
+        if user is None:
+            raise FlowRuntimeError("delegate() needs a user")
+        note = (note or "").strip()
+        if len(note) > MAX_NOTE or "\x00" in note:
+            raise InputRejected(f"A delegation note holds at most {MAX_NOTE:,} characters "
+                                "(and no NUL character).")
+        if not to_permitted.allows(self, user, {"user": user}):  # also for calls from code
+            raise PermissionDenied(f"{user} may not work on task {self.describe()}")
+        before = self.task.owner
+        self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
+                  + (f": {note}" if note else ""))
+        new_owner = self._give_to(user, "delegate")
+        self.ensure_ids()
+        if new_owner is user:  # a substitute was told already (reason "substitute")
+            signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
+                                       user=new_owner, by=before, reason="delegate")
+        signals.task_delegated.send(self.flow_class, process=self.process, task=self.task,
+                                    user=new_owner, by=before, note=note)
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False, permission=owner)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
@@ -83,6 +129,7 @@ class ViewActivation(Activation):
         """Finish the task: its data goes into process.data, then the flow goes on."""
         task, process = self.task, self.process
         self.flow_task.cancel_timers(self)  # a task done in time never times out
+        clear_draft(self.session, self.task)
         if self.flow_task.fan_out:
             # One of several parallel reviewers: their answers stay apart, beside the item.
             task.data = {**(task.data or {}), **self._data}
@@ -107,6 +154,7 @@ class ViewActivation(Activation):
     def cancel(self) -> None:
         """Cancel the task and its timers."""
         self.flow_task.cancel_timers(self)
+        clear_draft(self.session, self.task)
         Activation.cancel.func(self)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,

@@ -1,0 +1,135 @@
+"""Working together on a task: comments (on a task and on its process) and drafts of a
+task's form. Endpoints of the flows blueprint, like the task page's own (``tasks.py``)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Flask, abort, flash, redirect, request
+from flask_login import current_user, login_required
+from markupsafe import Markup, escape
+
+from ..core.comments import MENTION, post_comment
+from ..core.drafts import save_draft
+from ..core.exceptions import InputRejected, PermissionDenied, TransitionNotAllowed
+from ..core.models import Comment
+from ..extensions import db
+from .flows import bp, may_see_process, node_form, process_detail_context
+from .lookups import flow_or_404, process_or_404, process_url, task_url
+from .tasks import NOT_COMPLETED, TASK_URL, can_complete, load_task, may_see, refused, render_task
+from .web import render_page, wants_fragment
+
+PROCESS_URL = "/flows/<flow_label>/<int:process_id>/"
+#: The task page's parts a comment changes: the history, where comments are listed.
+COMMENT_BLOCKS = ["history"]
+
+
+@bp.route(TASK_URL + "comments/", methods=["POST"])
+@login_required
+def task_comment(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
+    """Post a comment on the task (whoever sees the task); HTMX swaps the history in place."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    text = request.form.get("text", "")
+    try:
+        post_comment(db.session(), task.process, user, text, task=task)
+    except InputRejected as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return render_task(flow_class, task, COMMENT_BLOCKS, status=422, comment_text=text[:10_000])
+    except PermissionDenied:
+        abort(403)
+    if wants_fragment():
+        return render_task(flow_class, task, COMMENT_BLOCKS)
+    flash("Your comment was posted.", "success")
+    return redirect(task_url(task) + "#task-history", code=303)
+
+
+@bp.route(PROCESS_URL + "comments/", methods=["POST"])
+@login_required
+def process_comment(flow_label: str, process_id: int) -> Any:
+    """Post a comment on the process (whoever sees the process); HTMX swaps the list in place."""
+    flow_class = flow_or_404(flow_label)
+    process = process_or_404(flow_class, process_id)
+    user = current_user._get_current_object()
+    if not may_see_process(flow_class, process, user):
+        abort(403)
+    text = request.form.get("text", "")
+    status = 200
+    try:
+        post_comment(db.session(), process, user, text)
+    except InputRejected as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        status = 422
+    except PermissionDenied:
+        abort(403)
+    if status == 200 and not wants_fragment():
+        flash("Your comment was posted.", "success")
+        return redirect(process_url(process) + "#comments", code=303)
+    db.session.expire_all()
+    return render_page("flows/process_detail.html", ["comments"], status=status,
+                       comment_text=text[:10_000] if status != 200 else "",
+                       **process_detail_context(flow_class, process, user))
+
+
+@bp.route(TASK_URL + "draft/", methods=["POST"])
+@login_required
+def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
+    """Keep what the owner typed into the task's form without completing it."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
+        abort(403, "Only the task's owner keeps a draft of its form.")
+    if not can_complete(task, user):
+        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+    fields = [f.name for f in node_form(task.flow_task) if f.name != "csrf_token"]
+    values = {name: request.form.getlist(name) for name in fields if name in request.form}
+    try:
+        save_draft(db.session(), task, user, values, fields)
+    except InputRejected as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        # The form as it was sent (Flask-WTF binds the posted fields): nothing typed is lost.
+        return render_task(flow_class, task, ["work"], status=422, form=node_form(task.flow_task))
+    except PermissionDenied:
+        abort(403)
+    except TransitionNotAllowed:
+        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+    db.session.expire_all()
+    flash("Draft saved: only you see it, and nothing was completed.", "success")
+    if wants_fragment():
+        return render_task(flow_class, task, ["work"])
+    return redirect(task_url(task), code=303)
+
+
+# -- showing comments ------------------------------------------------------------------
+
+
+def comment_html(comment: Comment) -> Markup:
+    """The comment's text, escaped, its mentions marked and its line breaks kept."""
+    mentioned = set(comment.mentions or ())
+
+    def mark(match: re.Match[str]) -> str:
+        name = match.group(1).rstrip(".-")
+        if name not in mentioned:
+            return str(escape(match.group(0)))
+        rest = match.group(1)[len(name):]
+        return f'<strong class="wf-mention">@{escape(name)}</strong>{escape(rest)}'
+
+    parts, last = [], 0
+    for match in MENTION.finditer(comment.text):
+        parts.append(str(escape(comment.text[last:match.start()])))
+        parts.append(mark(match))
+        last = match.end()
+    parts.append(str(escape(comment.text[last:])))
+    return Markup("".join(parts).replace("\n", "<br>\n"))
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(comment_html, "comment_html")

@@ -1,0 +1,68 @@
+"""Out of office: while a user is away, tasks given to them go to their substitute.
+
+The substitute takes the task only if they may work on its node; otherwise the task stays
+with the user it was meant for (it is not lost in the queue, and the user's manager can
+reassign it). A substitute who is away too passes it on to their own substitute, a few hops
+at most and never round in a circle. Taking a task yourself is never redirected."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .exceptions import InputRejected
+from .models import OutOfOffice, User, as_utc, utcnow
+from .transaction import unit_of_work
+
+#: How many substitutes of substitutes are followed.
+MAX_HOPS = 5
+
+
+def away_of(session: Session, user: User) -> OutOfOffice | None:
+    """The user's out-of-office setting (also a past one), or None."""
+    return session.get(OutOfOffice, user.id)
+
+
+def set_away(session: Session, user: User, substitute: User | None,
+             until: datetime | None = None) -> OutOfOffice:
+    """Mark the user away until ``until`` (None: until they come back), with a substitute."""
+    if substitute is None or not substitute.is_active:
+        raise InputRejected("Choose an active colleague as your substitute.")
+    if substitute.id == user.id:
+        raise InputRejected("You cannot be your own substitute.")
+    if until is not None and as_utc(until) <= utcnow():
+        raise InputRejected("The end of your absence is already past.")
+    user_id, substitute_id = user.id, substitute.id  # read before the new row is pending
+    with unit_of_work(session):
+        away = session.get(OutOfOffice, user_id)
+        if away is None:
+            away = OutOfOffice(user_id=user_id, substitute_id=substitute_id)
+            session.add(away)
+        away.substitute_id, away.until, away.created = substitute_id, until, utcnow()
+    return away
+
+
+def clear_away(session: Session, user: User) -> None:
+    """The user is back."""
+    with unit_of_work(session):
+        session.execute(sa.delete(OutOfOffice).where(OutOfOffice.user_id == user.id))
+
+
+def substitute_for(session: Session, user: User, node: Any, now: datetime | None = None) -> User:
+    """Who gets a task of ``node`` meant for ``user``: the user, or while they are away the
+    substitute (and so on) who may work on the node."""
+    now = now or utcnow()
+    seen, current = {user.id}, user
+    for _ in range(MAX_HOPS):
+        away = session.get(OutOfOffice, current.id)
+        if away is None or not away.active(now):
+            break
+        substitute = away.substitute
+        if substitute.id in seen or not node.user_has_permission(substitute):
+            break
+        seen.add(substitute.id)
+        current = substitute
+    return current

@@ -1,0 +1,84 @@
+"""Comments on a process or a task, and the ``@username`` mentions in them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from .exceptions import InputRejected, PermissionDenied
+from .models import Comment, Process, Task, User
+from .signals import comment_posted
+from .transaction import unit_of_work
+from .visibility import can_see_process, can_see_task
+
+#: The longest comment, in characters.
+MAX_COMMENT = 5000
+#: At most this many different names in one comment are looked up as mentions.
+MAX_MENTIONS = 20
+# "@bob", "(@bob.smith)" but not "mail@bob.org": the @ starts a word.
+MENTION = re.compile(r"(?<![\w@])@([\w.\-]{1,150})")
+
+
+def check_comment(text: str | None) -> str:
+    """The comment's text, trimmed; InputRejected for an empty, overlong or NUL-holding one."""
+    text = (text or "").strip()
+    if not text:
+        raise InputRejected("Write something first: the comment is empty.")
+    if "\x00" in text:
+        raise InputRejected("A comment cannot hold a NUL character.")
+    if len(text) > MAX_COMMENT:
+        raise InputRejected(f"A comment holds at most {MAX_COMMENT:,} characters; this one has "
+                            f"{len(text):,}. Nothing was saved.")
+    return text
+
+
+def mentioned_names(text: str) -> list[str]:
+    """The ``@names`` in the text, in order, each once (a sentence's final dot is not a name's)."""
+    names: dict[str, None] = {}
+    for match in MENTION.finditer(text):
+        name = match.group(1).rstrip(".-")
+        if name:
+            names.setdefault(name, None)
+    return list(names)[:MAX_MENTIONS]
+
+
+def post_comment(session: Session, process: Process, author: User, text: str | None,
+                 task: Task | None = None) -> Comment:
+    """Store a comment by ``author`` on the process (or one of its tasks) and return it.
+
+    The author must see what they comment on. Mentions are the named users who are active
+    and see it too (anything else after an @ stays plain text); ``comment_posted`` is sent
+    with them once the row has its id, inside the transaction."""
+    text = check_comment(text)
+    if task is not None and task.process_id != process.id:
+        raise PermissionDenied(f"task {task.id} is not a task of process {process.id}")
+
+    def sees(user: Any) -> bool:
+        return can_see_task(task, user) if task is not None else can_see_process(process, user)
+
+    with unit_of_work(session, process.id):
+        if not sees(author):
+            raise PermissionDenied(f"{author} may not see what they comment on")
+        names = mentioned_names(text)
+        found = {u.username: u for u in session.scalars(
+            sa.select(User).where(User.username.in_(names), User.is_active.is_(True)))} if names else {}
+        mentions = [found[name] for name in names
+                    if name in found and found[name].id != author.id and sees(found[name])]
+        comment = Comment(process=process, task=task, author=author, text=text,
+                          mentions=[u.username for u in mentions])
+        session.add(comment)
+        session.flush()
+        comment_posted.send(process.flow_class, process=process, task=task, comment=comment,
+                            mentions=mentions)
+    return comment
+
+
+def comments_of(session: Session, process: Process, task: Task | None = None) -> list[Comment]:
+    """The comments on the task (or on the whole process, tasks included), oldest first."""
+    query = sa.select(Comment).where(Comment.process_id == process.id)
+    if task is not None:
+        query = query.where(Comment.task_id == task.id)
+    return list(session.scalars(query.order_by(Comment.created, Comment.id)))
