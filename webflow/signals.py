@@ -1,5 +1,16 @@
 """Blinker signals; the sender is the flow class, with ``process=`` and ``task=``."""
 
-from .core.signals import flow_finished, flow_started, task_failed, task_finished, task_started
+from .core.signals import (
+    comment_posted,
+    flow_finished,
+    flow_started,
+    task_assigned,
+    task_delegated,
+    task_failed,
+    task_finished,
+    task_overdue,
+    task_started,
+)
 
-__all__ = ["flow_finished", "flow_started", "task_failed", "task_finished", "task_started"]
+__all__ = ["comment_posted", "flow_finished", "flow_started", "task_assigned", "task_delegated",
+           "task_failed", "task_finished", "task_overdue", "task_started"]

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
-from ..context import get_session
+from ..context import current_actor, get_session
 from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import transition
 from ..models import User, utcnow
@@ -25,6 +25,8 @@ class ViewActivation(Activation):
     def __init__(self, task: Any) -> None:
         super().__init__(task)
         self._data: dict[str, Any] = {}
+        #: Why the next ``assign`` happens, for the ``task_assigned`` signal.
+        self._assign_reason = "assign"
 
     @classmethod
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
@@ -38,6 +40,7 @@ class ViewActivation(Activation):
             self.ensure_ids()  # the flow's callables see saved rows
         owner = node.resolve_assignee(self)
         if owner is not None:
+            self._assign_reason = "auto"
             self.assign(owner)
         for callback in node._on_create:
             callback(self)
@@ -54,6 +57,15 @@ class ViewActivation(Activation):
             raise FlowRuntimeError("assign() needs a user")
         self.task.owner = user
         self.task.assigned = utcnow()
+        self.set_status(STATUS.ASSIGNED)
+        self.send_assigned(user, self._assign_reason)
+
+    def send_assigned(self, user: User, reason: str) -> None:
+        """Tell receivers (notifications, live pages) who has the task now, and why."""
+        if signals.task_assigned.receivers:
+            self.ensure_ids()
+        signals.task_assigned.send(self.flow_class, process=self.process, task=self.task, user=user,
+                                   by=current_actor(), reason=reason)
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.NEW, permission=owner | managing,
                 label="Put back in the queue")
@@ -69,6 +81,7 @@ class ViewActivation(Activation):
             raise FlowRuntimeError("reassign() needs a user")
         self.task.owner = user
         self.task.assigned = utcnow()
+        self.send_assigned(user, "reassign")
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False, permission=owner)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
