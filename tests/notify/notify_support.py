@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "web"))  # web_support
 
 from app_support import make_test_app  # noqa: E402
 from notify_flows import FLOWS  # noqa: E402

@@ -121,6 +121,10 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
         # The matrix's task is no timer: there is no such timer to fire, for anyone.
         "admin.timer_action": lambda: 404,
+        # Everyone's own settings; the notifications form sent empty is valid (no address,
+        # every kind off) and saved.
+        "settings.index": lambda: 200,
+        "settings.notifications": lambda: 200 if hx else 303,
     }
     return checks[case.endpoint]()
 
