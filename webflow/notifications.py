@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -219,8 +220,12 @@ def dispatch(app: Flask, ids: list[int]) -> None:
 
     mode = job_mode(app)
     if mode == "rq":
-        from .jobqueue import get_queue
+        from .jobqueue import REDIS_BACKOFF_SECONDS, get_queue
 
+        # The job queue's backoff: a dead Redis costs one timeout, not one per commit.
+        if time.monotonic() < app.extensions.get("webflow_redis_down_until", 0.0):
+            log.warning("Redis was unreachable moments ago: notifications %s are queued again later", ids)
+            return
         queue = get_queue(app)
         for notification_id in ids:
             try:
@@ -228,6 +233,7 @@ def dispatch(app: Flask, ids: list[int]) -> None:
                               result_ttl=600, failure_ttl=7 * 24 * 3600,
                               description=f"webflow notification {notification_id}")
             except RedisError:
+                app.extensions["webflow_redis_down_until"] = time.monotonic() + REDIS_BACKOFF_SECONDS
                 log.warning("Redis unreachable: notification %s is queued again later", notification_id)
                 return
     elif mode == "thread":

@@ -271,3 +271,17 @@ def test_a_failed_send_is_kept_and_sent_once_later(db_url, smtp, user):
         assert requeue_unsent(app) == 0
     [message] = inbox.messages
     assert message["To"] == "bob@example.com"
+
+
+def test_with_redis_unreachable_the_event_stands_and_its_notification_waits(db_url, smtp, user):
+    inbox, port = smtp
+    with in_app_context(notify_app(db_url, port, REDIS_URL="redis://127.0.0.1:1/0")) as app:
+        task = review_task(NoticeFlow.start.run())
+        with Context(user=user("mona")):
+            task.activate().assign(user("bob"))  # the enqueue fails after the commit: no error
+        db.session.refresh(task)
+        assert task.owner.username == "bob"
+        [row] = sent_rows()
+        assert row.sent is None and row.attempts == 0  # the timer round queues it again later
+        assert app.extensions["webflow_redis_down_until"] > 0
+    assert inbox.messages == []
