@@ -122,7 +122,7 @@ def notify(kind: str, user: User | None, process: Any, task: Any, **context: Any
         return None
     session = get_session()
     try:
-        if not wants(session, user, kind):
+        if not wants(session, user, kind) or _told_already(session, kind, user, task):
             return None
         subject, body, html = render_message(app, kind, user=user, process=process, task=task, **context)
         row = Notification(kind=kind, user_id=user.id, task_id=getattr(task, "id", None),
@@ -134,6 +134,31 @@ def notify(kind: str, user: User | None, process: Any, task: Any, **context: Any
         return None
     session.info.setdefault(_PENDING, []).append((app, row))
     return row
+
+
+#: Kinds that say "this task is yours now": one mail per task and person per transaction.
+HANDOVERS = ("assigned", "delegated")
+
+
+def _told_already(session: Session, kind: str, user: User, task: Any) -> bool:
+    """True when this transaction already tells the user that the task is theirs. A
+    delegation to someone away sends ``task_assigned`` (substitute) and ``task_delegated``
+    for the same new owner: the delegation's mail, with its note, replaces the other."""
+    if kind not in HANDOVERS or task is None:
+        return False
+    for _app, row in session.info.get(_PENDING, ()):
+        state = sa.inspect(row)
+        if not (state.pending or state.persistent) or row.kind not in HANDOVERS \
+                or (row.user_id, row.task_id) != (user.id, task.id):
+            continue
+        if kind == "delegated" and row.kind == "assigned":
+            if state.pending:
+                session.expunge(row)
+            else:
+                session.delete(row)
+            return False
+        return True
+    return False
 
 
 # -- the message ---------------------------------------------------------------------------------

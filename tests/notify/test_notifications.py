@@ -158,6 +158,28 @@ def test_a_delegation_mails_the_new_owner_once_with_the_note_escaped(smtp_app, i
     assert "<script>" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; the totals" in html
 
 
+def test_a_delegation_to_a_substitute_sends_one_mail_the_delegations(smtp_app, inbox, user):
+    process = NoticeFlow.start.run()
+    task = review_task(process)
+    task.activate().assign(user("bob"))
+    inbox.messages.clear()
+    with unit_of_work(db.session()):
+        # bob delegates to carol, who is away: mona, her substitute, gets the task.
+        task.owner = user("mona")
+        db.session.flush()
+        task_assigned.send(NoticeFlow, process=process, task=task, user=user("mona"), by=user("bob"),
+                           reason="substitute")
+        db.session.flush()  # the first notification is already written when the second comes
+        task_delegated.send(NoticeFlow, process=process, task=task, user=user("mona"), by=user("bob"),
+                            note="over to you")
+    [message] = inbox.messages
+    assert message["Subject"] == f"[webflow] Delegated to you: Review #{task.id}"
+    assert "over to you" in body_of(message)
+    # bob's own assignment earlier, then the delegation: the substitute's row is gone
+    assert [(row.kind, row.email) for row in sent_rows()] == [("assigned", "bob@example.com"),
+                                                              ("delegated", "mona@example.com")]
+
+
 def test_a_mention_mails_each_mentioned_user_once_but_not_the_author(smtp_app, inbox, user):
     process = NoticeFlow.start.run()
     task = review_task(process)
