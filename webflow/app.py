@@ -34,6 +34,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
             url = config.normalize_database_url(test_config["SQLALCHEMY_DATABASE_URI"])
             app.config["SQLALCHEMY_DATABASE_URI"] = url
             app.config["SQLALCHEMY_ENGINE_OPTIONS"] = config.engine_options(url)
+        if test_config.get("MAIL_URL"):
+            app.config.update(config.parse_mail_url(test_config["MAIL_URL"]))
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
     app.config["SECRET_KEY"] = config.secret_key(app.config)
 
@@ -61,6 +63,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from . import timers
 
     timers.init_app(app)
+
+    from . import notifications
+
+    notifications.init_app(app)
 
     from .blueprints import register_blueprints
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from .core.transaction import engine_options, normalize_database_url
 
@@ -56,7 +58,61 @@ def from_environment() -> dict[str, Any]:
         # WEBFLOW_TIMER_THREAD: auto (without Redis, not in tests), 1 (always) or 0 (never).
         "WEBFLOW_TIMER_INTERVAL": float(os.environ.get("WEBFLOW_TIMER_INTERVAL", "5")),
         "WEBFLOW_TIMER_THREAD": os.environ.get("WEBFLOW_TIMER_THREAD", "auto"),
+        # -- email notifications (README: "Notifications") --
+        # The address links in emails start with (no request tells a job which host it is).
+        "WEBFLOW_BASE_URL": os.environ.get("WEBFLOW_BASE_URL") or None,
+        **mail_settings(os.environ),
     }
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def mail_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Flask-Mailman's settings from ``MAIL_URL`` or the ``MAIL_*`` variables. Without a
+    server (``MAIL_SERVER`` unset and no ``MAIL_URL``) notifications are off."""
+    settings: dict[str, Any] = {
+        "MAIL_SERVER": environ.get("MAIL_SERVER") or None,
+        "MAIL_PORT": int(environ.get("MAIL_PORT") or "25"),
+        "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": _flag(environ.get("MAIL_USE_TLS")),
+        "MAIL_USE_SSL": _flag(environ.get("MAIL_USE_SSL")),
+        "MAIL_DEFAULT_SENDER": environ.get("MAIL_DEFAULT_SENDER") or "webflow@localhost",
+        "MAIL_TIMEOUT": float(environ.get("MAIL_TIMEOUT") or "10"),
+        # Real SMTP also under TESTING (Flask-Mailman would keep test mail in memory).
+        "MAIL_BACKEND": environ.get("MAIL_BACKEND") or "smtp",
+    }
+    if environ.get("MAIL_URL"):
+        settings.update(parse_mail_url(environ["MAIL_URL"]))
+    return settings
+
+
+def parse_mail_url(url: str) -> dict[str, Any]:
+    """``smtp://user:password@host:port?tls=1`` (STARTTLS) or ``smtps://...`` (TLS from the
+    start; also ``?ssl=1``) as Flask-Mailman settings; ``?from=`` sets the sender."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"MAIL_URL is not a valid URL ({exc})") from None
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("MAIL_URL must look like smtp://user:password@host:port?tls=1 "
+                         f"(or smtps://...), not {parts.scheme or 'no'} scheme with host {parts.hostname!r}")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    ssl = parts.scheme == "smtps" or _flag(query.get("ssl"))
+    settings: dict[str, Any] = {
+        "MAIL_SERVER": parts.hostname,
+        "MAIL_PORT": port or (465 if ssl else 25),
+        "MAIL_USERNAME": unquote(parts.username) if parts.username else None,
+        "MAIL_PASSWORD": unquote(parts.password) if parts.password else None,
+        "MAIL_USE_SSL": ssl,
+        "MAIL_USE_TLS": not ssl and _flag(query.get("tls")),
+    }
+    if query.get("from"):
+        settings["MAIL_DEFAULT_SENDER"] = query["from"]
+    return settings
 
 
 def is_production(config: dict[str, Any]) -> bool:

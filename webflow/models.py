@@ -1,5 +1,16 @@
 """The rows: ``from webflow.models import Process, Task, User, Group``."""
 
-from .core.models import Base, Group, Process, Task, TaskEvent, User
+from .core.models import (
+    Base,
+    Group,
+    Notification,
+    NotificationSetting,
+    OverdueNotice,
+    Process,
+    Task,
+    TaskEvent,
+    User,
+)
 
-__all__ = ["Base", "Group", "Process", "Task", "TaskEvent", "User"]
+__all__ = ["Base", "Group", "Notification", "NotificationSetting", "OverdueNotice", "Process", "Task",
+           "TaskEvent", "User"]

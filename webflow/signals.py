@@ -8,8 +8,9 @@ from .core.signals import (
     task_delegated,
     task_failed,
     task_finished,
+    task_overdue,
     task_started,
 )
 
 __all__ = ["comment_posted", "flow_finished", "flow_started", "task_assigned", "task_delegated",
-           "task_failed", "task_finished", "task_started"]
+           "task_failed", "task_finished", "task_overdue", "task_started"]

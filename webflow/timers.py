@@ -19,6 +19,7 @@ from flask import Flask
 
 from .core.timers import fire_due_timers
 from .extensions import db
+from .notifications import requeue_unsent
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ def fire_in_app(app: Flask, max_seconds: float | None = None) -> int:
             fired = fire_due_timers(session=db.session(), max_seconds=max_seconds)
             if fired:
                 log.info("fired %s due timer%s", fired, "s" if fired != 1 else "")
+            # Notifications whose job was lost (Redis down) or whose sending failed.
+            requeue_unsent(app)
             return fired
         except Exception:
             log.exception("firing due timers failed; the next round tries again")

@@ -1,7 +1,8 @@
 """My settings: one page of sections, each a partial template with its own form.
 
 The page (``templates/settings/index.html``) only includes the section partials; each
-section posts to an endpoint of its own here and, for HTMX, gets its partial back."""
+section posts to an endpoint of its own here and, for HTMX, gets its partial back (a full
+page otherwise)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,27 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, EmailField
+from wtforms.validators import Length, Optional, Regexp
 
 from ..core.away import away_of, clear_away, set_away
 from ..core.exceptions import InputRejected
-from ..core.models import User, utcnow
+from ..core.models import NotificationSetting, User, utcnow
 from ..extensions import db
+from ..notifications import KINDS, mail_enabled
 from ..timefmt import parse_local_input
 from .lookups import parse_id
-from .web import oob_extras, wants_fragment
+from .web import oob_extras, render_page, wants_fragment
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
+
+
+def page_context(user: User, **overrides: Any) -> dict[str, Any]:
+    """What every section of the page needs; a section's own form may be passed in."""
+    context = {**away_context(user), **notifications_context()}
+    context.update(overrides)
+    return context
 
 
 def away_context(user: User) -> dict[str, Any]:
@@ -31,13 +43,40 @@ def away_context(user: User) -> dict[str, Any]:
     return {"away": away, "away_active": away is not None and away.active(utcnow()),
             "colleagues": colleagues}
 
+#: One address, nothing a mail header could be split with.
+EMAIL_PATTERN = r"^[^@\s<>,;:\"'()\[\]\\]+@[^@\s<>,;:\"'()\[\]\\]+$"
+
+
+class NotificationsForm(FlaskForm):
+    email = EmailField("Email address", validators=[
+        Optional(), Length(max=254, message="An address has at most 254 characters."),
+        Regexp(EMAIL_PATTERN, message="Give one address like name@example.com.")],
+        filters=[lambda value: value.strip() if isinstance(value, str) else value],
+        description="Where notifications go. Leave it empty to get none.")
+    assigned = BooleanField(KINDS["assigned"])
+    delegated = BooleanField(KINDS["delegated"])
+    mentioned = BooleanField(KINDS["mentioned"])
+    overdue = BooleanField(KINDS["overdue"])
+
+
+def notifications_form(user: User) -> NotificationsForm:
+    """The form filled with what the user has now (no settings row: every kind on)."""
+    setting = db.session.get(NotificationSetting, user.id)
+    values = {kind: setting is None or bool(getattr(setting, kind)) for kind in KINDS}
+    return NotificationsForm(formdata=None, email=user.email or "", **values)
+
+
+def notifications_context(form: NotificationsForm | None = None) -> dict[str, Any]:
+    return {"notifications_form": form or notifications_form(current_user),
+            "mail_enabled": mail_enabled(current_app)}
+
 
 @bp.route("/")
 @login_required
 def index() -> Any:
-    """My settings."""
+    """Every settings section of the signed-in user."""
     user = current_user._get_current_object()
-    return render_template("settings/index.html", title="Settings", **away_context(user))
+    return render_page("settings/index.html", ["content"], title="Settings", **page_context(user))
 
 
 @bp.route("/away/", methods=["POST"])
@@ -74,8 +113,38 @@ def section_answer(user: User, status: int = 200, error: str | None = None) -> A
         body = render_template("settings/_away.html", **away_context(user)) + oob_extras()
         return current_app.make_response((body, status))
     if status != 200:
-        return render_template("settings/index.html", title="Settings", **away_context(user)), status
+        return render_page("settings/index.html", ["content"], status=status, title="Settings",
+                           **page_context(user))
     return redirect(url_for("settings.index"), code=303)
 
 
+@bp.route("/notifications", methods=["POST"])
+@login_required
+def notifications() -> Any:
+    """Save the user's address and which notifications they want."""
+    form = NotificationsForm()
+    if not form.validate_on_submit():
+        flash("Please correct the marked field. Nothing was changed.", "error")
+        return notifications_section(form, 422)
+    user = current_user._get_current_object()
+    user.email = form.email.data or None
+    setting = db.session.get(NotificationSetting, user.id)
+    if setting is None:
+        setting = NotificationSetting(user_id=user.id)
+        db.session.add(setting)
+    for kind in KINDS:
+        setattr(setting, kind, bool(form[kind].data))
+    db.session.commit()
+    flash("Notification settings saved.", "success")
+    if wants_fragment():
+        return notifications_section(notifications_form(user), 200)
+    return redirect(url_for("settings.index"), code=303)
 
+
+def notifications_section(form: NotificationsForm, status: int) -> Any:
+    """The section alone for HTMX (with the messages), else the whole page."""
+    if wants_fragment():
+        body = render_template("settings/_notifications.html", **notifications_context(form)) + oob_extras()
+        return current_app.make_response((body, status))
+    return render_page("settings/index.html", ["content"], status=status, title="Settings",
+                       **page_context(current_user._get_current_object(), **notifications_context(form)))

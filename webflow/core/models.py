@@ -129,6 +129,8 @@ class User(Base):
     groups: Mapped[list[Group]] = relationship(secondary=user_group)
     # Named by every session of the user; a new token (logout, password change) ends them all.
     session_token: Mapped[str | None] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
+    # Where notifications go (None: the user gets none); set on the settings page.
+    email: Mapped[str | None] = mapped_column(sa.String(254))
 
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True
@@ -246,6 +248,8 @@ TIMER_TYPES = ("TIMER", "TIMEOUT")
 # Only waiting timers are in the timer index, ordered by when they fire: finding the due
 # ones is a range scan that never reads a future timer, however many there are.
 TIMER_ROWS = "status = 'SCHEDULED' AND flow_task_type IN ('TIMER', 'TIMEOUT')"
+# Tasks a person has and that have a due date: the overdue pass reads them by due date.
+OWNED_DUE_ROWS = "status = 'ASSIGNED' AND due IS NOT NULL"
 
 
 class Task(Base):
@@ -270,6 +274,8 @@ class Task(Base):
         sa.Index("ix_task_owner_due", "owner_id", "status", "due"),
         sa.Index("ix_task_timer_due", "due", "id", postgresql_where=sa.text(TIMER_ROWS),
                  sqlite_where=sa.text(TIMER_ROWS)),
+        sa.Index("ix_task_assigned_due", "due", "id", postgresql_where=sa.text(OWNED_DUE_ROWS),
+                 sqlite_where=sa.text(OWNED_DUE_ROWS)),
     )
 
     id: Mapped[intpk]
@@ -414,3 +420,55 @@ class OutOfOffice(Base):
     def active(self, now: datetime | None = None) -> bool:
         """True while the user is away (no end, or the end is still to come)."""
         return self.until is None or as_utc(self.until) > (now or utcnow())
+# -- notifications ---------------------------------------------------------------------------
+
+
+class NotificationSetting(Base):
+    """Which kinds of notification a user wants; no row: every kind."""
+
+    __tablename__ = "notification_setting"
+
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    assigned: Mapped[bool] = mapped_column(default=True)
+    delegated: Mapped[bool] = mapped_column(default=True)
+    mentioned: Mapped[bool] = mapped_column(default=True)
+    overdue: Mapped[bool] = mapped_column(default=True)
+
+
+class OverdueNotice(Base):
+    """A task's due date passed while someone had it, and that was noticed (once).
+
+    The key is the task *and* the due date: inserting it is how the overdue pass claims
+    the notice, so of several workers noticing at once exactly one succeeds, and a task
+    given a new due date that passes again is noticed again."""
+
+    __tablename__ = "overdue_notice"
+
+    task_id: Mapped[int] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"), primary_key=True)
+    due: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    noticed: Mapped[timestamp]
+
+
+class Notification(Base):
+    """One email to send: written in the transaction of the event it tells about, sent
+    by a job after that transaction committed (a rollback removes it with the event)."""
+
+    __tablename__ = "notification"
+    __table_args__ = (sa.Index("ix_notification_unsent", "sent", "retry_at"),)
+
+    id: Mapped[intpk]
+    kind: Mapped[str] = mapped_column(sa.String(20))
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int | None] = mapped_column(sa.ForeignKey("task.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    subject: Mapped[str] = mapped_column(sa.String(255))
+    body: Mapped[str] = mapped_column(sa.Text)
+    html: Mapped[str | None] = mapped_column(sa.Text)
+    created: Mapped[timestamp]
+    # Set when a job takes it (a conditional update: one job sends it); cleared again when
+    # sending failed, so that it is tried again at ``retry_at``, up to a limit. An unsent
+    # one past ``retry_at`` (its job was lost with Redis) is queued again by the timer pass.
+    sent: Mapped[optional_timestamp]
+    retry_at: Mapped[optional_timestamp]
+    attempts: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
+    error: Mapped[str | None] = mapped_column(sa.Text)

@@ -17,3 +17,6 @@ task_assigned = _signals.signal("task_assigned")
 task_delegated = _signals.signal("task_delegated")
 #: process=, task=<Task or None>, comment=<Comment row>, mentions=<list of User>
 comment_posted = _signals.signal("comment_posted")
+#: process=, task=, user=<the owner>, due=<the due date that passed>: sent once per task
+#: and due date by the overdue pass of ``fire_due_timers`` (see core/overdue.py)
+task_overdue = _signals.signal("task_overdue")

@@ -25,6 +25,7 @@ from .context import Context, get_session
 from .exceptions import FlowLockFailed, TransitionNotAllowed
 from .models import TIMER_TYPES, Task, utcnow
 from .nodes.timer import aware_utc
+from .overdue import notice_overdue_tasks
 from .status import FINISHED, STATUS
 from .transaction import unit_of_work
 
@@ -78,13 +79,25 @@ def fire_timer(session: Session, task_id: int, now: datetime | None = None,
 def fire_due_timers(now: datetime | None = None, session: Session | None = None,
                     max_seconds: float | None = None) -> int:
     """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
-    return how many this call fired. A node after a timer that fails is stored as ERROR on
+    return how many this call fired; then notice the tasks that became overdue (the
+    ``task_overdue`` signal, once per task and due date). A node after a timer that fails is stored as ERROR on
     the timer (an administrator can retry it); it does not stop the other timers.
 
     ``max_seconds``: stop firing after about this long, leaving the rest for the next call
     (a worker must get back to its heartbeat)."""
     now = aware_utc(now) if now is not None else utcnow()
     session = session or get_session()
+    fired = _fire_timers(now, session, max_seconds)
+    # Then the tasks whose due date passed while someone has them (a timer that fired may
+    # just have canceled or escalated one): each noticed once, see core/overdue.py.
+    try:
+        notice_overdue_tasks(now, session)
+    except FlowLockFailed:
+        log.warning("overdue tasks: the database is busy; the next round notices them")
+    return fired
+
+
+def _fire_timers(now: datetime, session: Session, max_seconds: float | None) -> int:
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     fired = 0
     # Fired timers leave the index; the ones this call could not fire (another caller fired

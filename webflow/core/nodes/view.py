@@ -30,6 +30,8 @@ class ViewActivation(Activation):
     def __init__(self, task: Any) -> None:
         super().__init__(task)
         self._data: dict[str, Any] = {}
+        #: Why the next ``assign`` happens, for the ``task_assigned`` signal.
+        self._assign_reason = "assign"
 
     @classmethod
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
@@ -43,6 +45,7 @@ class ViewActivation(Activation):
             self.ensure_ids()  # the flow's callables see saved rows
         owner = node.resolve_assignee(self)
         if owner is not None:
+            self._assign_reason = "auto"
             self.assign(owner)
         for callback in node._on_create:
             callback(self)
@@ -67,9 +70,7 @@ class ViewActivation(Activation):
         self.task.assigned = utcnow()
         if owner is not user:
             self.note(f"assigned to {owner.username}, substituting for {user.username}")
-            self.ensure_ids()
-            signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
-                                       user=owner, by=actor, reason="substitute")
+            self.send_assigned(owner, "substitute")
         return owner
 
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
@@ -77,7 +78,17 @@ class ViewActivation(Activation):
         """Make the user the task's owner (their substitute while they are away)."""
         if user is None:
             raise FlowRuntimeError("assign() needs a user")
-        self._give_to(user, "assign")
+        owner = self._give_to(user, "assign")
+        self.set_status(STATUS.ASSIGNED)
+        if owner is user:  # a substitute was told already (reason "substitute")
+            self.send_assigned(user, self._assign_reason)
+
+    def send_assigned(self, user: User, reason: str) -> None:
+        """Tell receivers (notifications, live pages) who has the task now, and why."""
+        if signals.task_assigned.receivers:
+            self.ensure_ids()
+        signals.task_assigned.send(self.flow_class, process=self.process, task=self.task, user=user,
+                                   by=current_actor(), reason=reason)
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.NEW, permission=owner | managing,
                 label="Put back in the queue")
@@ -92,7 +103,8 @@ class ViewActivation(Activation):
         """Give the task to another user (their substitute while they are away)."""
         if user is None:
             raise FlowRuntimeError("reassign() needs a user")
-        self._give_to(user, "reassign")
+        if self._give_to(user, "reassign") is user:  # a substitute was told already
+            self.send_assigned(user, "reassign")
 
     @transition(source=STATUS.ASSIGNED, permission=delegating, label="Delegate")
     def delegate(self, user: User, note: str = "") -> None:
