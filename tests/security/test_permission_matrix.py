@@ -127,9 +127,7 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_draft": lambda: draft_answer(flow, task, who, hx),
         "settings.index": lambda: 200,
         "settings.away": lambda: 422,  # no substitute chosen
-        # Everyone's own settings; the notifications form sent empty is valid (no address,
-        # every kind off) and saved.
-        "settings.index": lambda: 200,
+        # The notifications form sent empty is valid (no address, every kind off) and saved.
         "settings.notifications": lambda: 200 if hx else 303,
     }
     return checks[case.endpoint]()
