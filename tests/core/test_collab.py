@@ -144,7 +144,7 @@ def test_the_owner_delegates_to_a_colleague_with_a_note(session, team):
         with Context(user=team["alice"]):
             task.activate().delegate(team["bob"], note="you know this customer")
     assert task.owner == team["bob"] and task.status == STATUS.ASSIGNED
-    assert trail(session, task)[-1] == ("delegate", "alice delegated to bob: you know this customer")
+    assert trail(session, task)[-1] == ("reassign", "alice delegated to bob: you know this customer")
     assert delegated == [{"process": task.process, "task": task, "user": team["bob"], "by": team["alice"],
                           "note": "you know this customer"}]
     assert [(c["user"], c["by"], c["reason"]) for c in assigned] == [(team["bob"], team["alice"], "delegate")]
@@ -168,15 +168,27 @@ def test_delegation_from_code_checks_the_colleague_too(session, team, stored):
     assert stored() == before
 
 
-def test_delegate_is_offered_to_the_owner_only(session, team):
+def test_delegation_is_the_owners_reassign_in_the_rule_book(session, team):
+    """No edge of its own: the reference's reassign, which the rule book lets the owner run
+    towards a colleague who may do the task (and a manager towards anyone who may)."""
     task = assigned_review(team)
     activation = task.activate()
-    delegate = activation.transitions()["delegate"]
-    assert delegate.allows(activation, team["alice"], {"user": team["bob"]})
-    assert not delegate.allows(activation, team["alice"], {"user": team["dave"]})
-    assert not delegate.allows(activation, team["bob"], {"user": team["carol"]})
-    assert not delegate.allows(activation, team["alice"], {"user": team["alice"]})
-    assert "delegate" in [t.name for t in activation.get_available_transitions()]
+    reassign = activation.transitions()["reassign"]
+    assert reassign.allows(activation, team["alice"], {"user": team["bob"]})
+    assert not reassign.allows(activation, team["alice"], {"user": team["dave"]})
+    assert not reassign.allows(activation, team["bob"], {"user": team["carol"]})
+    assert not reassign.allows(activation, team["alice"], {"user": team["alice"]})
+    names = [t.name for t in activation.get_available_transitions()]
+    assert "reassign" in names and "delegate" not in names
+
+
+def test_the_owners_reassign_is_a_delegation(session, team):
+    task = assigned_review(team)
+    with Received(signals.task_delegated) as delegated, Context(user=team["alice"]):
+        task.activate().reassign(team["bob"], note="over to you")
+    assert task.owner == team["bob"]
+    assert trail(session, task)[-1] == ("reassign", "alice delegated to bob: over to you")
+    assert [(d["by"], d["note"]) for d in delegated] == [(team["alice"], "over to you")]
 
 
 # -- out of office ----------------------------------------------------------------------------------
@@ -204,7 +216,7 @@ def test_assign_and_reassign_go_to_the_substitute_while_away(session, team):
         task.activate().delegate(team["bob"], note="yours")
     assert task.owner == team["carol"]
     assert [(c["user"], c["reason"]) for c in assigned] == [(team["carol"], "substitute")]  # told once
-    assert trail(session, task)[-1] == ("delegate", "alice delegated to bob: yours; "
+    assert trail(session, task)[-1] == ("reassign", "alice delegated to bob: yours; "
                                                     "assigned to carol, substituting for bob")
 
 

@@ -127,8 +127,8 @@ def reference_machine(name: str) -> set[Edge]:
 MACHINES: dict[type[Activation], set[Edge]] = {
     Activation: reference_machine("Activation"),
     StartActivation: reference_machine("StartActivation"),
-    # Delegation (issue 16) is webflow's own: the owner hands the task on, ASSIGNED -> ASSIGNED.
-    ViewActivation: reference_machine("ViewActivation") | {("ASSIGNED", "ASSIGNED", "delegate")},
+    # Delegation (issue 16) is the owner's reassign: the reference's edge, no edge of its own.
+    ViewActivation: reference_machine("ViewActivation"),
     EndActivation: reference_machine("EndActivation"),
     AbstractJobActivation: reference_machine("AbstractJobActivation"),
     JobActivation: reference_machine("AbstractJobActivation"),
@@ -724,7 +724,7 @@ def call_transition(activation: Activation, name: str, user: User) -> Any:
     method = getattr(activation, name)
     if name == "reschedule":
         return method(datetime.now(UTC))
-    if name in ("assign", "reassign", "delegate") and isinstance(activation, ViewActivation):
+    if name in ("assign", "reassign") and isinstance(activation, ViewActivation):
         return method(user)
     if name == "error":
         return method("a failure")

@@ -34,7 +34,7 @@ class Action:
     hands_over: bool = False
     #: Others the user may hand the task to (a picker).
     users: list[User] = field(default_factory=list)
-    #: The transition takes a note for the next owner (delegate).
+    #: The transition takes a note for the next owner (reassign: the owner's delegation).
     takes_note: bool = False
 
     @property
@@ -67,6 +67,13 @@ def hands_over(transition: Transition) -> bool:
     return transition.takes("user")
 
 
+def button_label(transition: Transition, task: Task, user: Any) -> str:
+    """The owner's reassign is a delegation, and says so (the rule is the transition's own)."""
+    if transition.name == "reassign" and task.owner_id == getattr(user, "id", None):
+        return "Delegate"
+    return str(transition.label)
+
+
 def task_actions(task: Task, user: Any) -> list[Action]:
     """What ``user`` may do to the task now, in declaration order."""
     try:
@@ -87,7 +94,8 @@ def task_actions(task: Task, user: Any) -> list[Action]:
         others = [u for u in assignable_users(task)
                   if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
-            actions.append(Action(trans.name, trans.label, for_me, True, others, trans.takes("note")))
+            actions.append(Action(trans.name, button_label(trans, task, user), for_me, True, others,
+                                  trans.takes("note")))
     return actions
 
 

@@ -23,7 +23,7 @@ from ..core.visibility import can_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
-from .actions import hands_over, people_transition, rule_book_names, task_actions
+from .actions import button_label, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -190,7 +190,8 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     if hands_over(declared):
         # A pick without the node's permission is a bad pick (400) for a manager's
         # reassign; for the owner's delegation it is the rule that refuses (403, below).
-        arguments["user"] = assignee(task, user, blocked is None, check_permission=declared.name != "delegate")
+        delegation = declared.name == "reassign" and task.owner_id == user.id
+        arguments["user"] = assignee(task, user, blocked is None, check_permission=not delegation)
     if declared.takes("note"):
         arguments["note"] = request.form.get("note", "").strip()
         if len(arguments["note"]) > MAX_NOTE:
@@ -203,13 +204,14 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         abort(403)
     if blocked is not None:
         return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
+    label = button_label(declared, task, user)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)
     except TransitionNotAllowed as exc:
         return refused(flow_class, task, f"Not allowed now: {exc}.", ["status", "work", "history"])
     refresh(task)
-    flash(f"{declared.label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
+    flash(f"{label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
           f"{', ' + task.owner.username if task.owner and task.status == STATUS.ASSIGNED else ''}).",
           "success")
     if wants_fragment():

@@ -80,5 +80,8 @@ to_permitted = Rule("to a permitted user",
 assigning = (to_self & node_permission) | (flow_manage & to_permitted)
 #: Handing your own task to a colleague who may do it.
 delegating = owner & to_other & to_permitted
+#: Giving an assigned task to someone else: a manager to anyone who may do it, or the owner
+#: to a colleague who may (a delegation).
+reassigning = (flow_manage & to_permitted) | delegating
 #: Repairs and re-runs: the flow's managers.
 managing = flow_manage | superuser

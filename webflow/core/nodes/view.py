@@ -15,7 +15,7 @@ from ..drafts import clear_draft
 from ..exceptions import FlowRuntimeError, InputRejected, PermissionDenied
 from ..fsm import transition
 from ..models import User, utcnow
-from ..permissions import assigning, delegating, flow_manage, managing, owner, to_permitted
+from ..permissions import assigning, managing, owner, reassigning, to_permitted
 from ..status import STATUS
 from .base import PageNode
 from .timer import TimeFields, TimeoutOwner
@@ -32,6 +32,8 @@ class ViewActivation(Activation):
         self._data: dict[str, Any] = {}
         #: Why the next ``assign`` happens, for the ``task_assigned`` signal.
         self._assign_reason = "assign"
+        #: ``delegate()`` runs ``reassign`` as the owner's hand-over.
+        self._delegating = False
 
     @classmethod
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
@@ -98,26 +100,47 @@ class ViewActivation(Activation):
         self.task.owner = None
         self.task.assigned = None
 
-    @transition(source=STATUS.ASSIGNED, permission=flow_manage & to_permitted, label="Reassign")
-    def reassign(self, user: User) -> None:
-        """Give the task to another user (their substitute while they are away)."""
+    @transition(source=STATUS.ASSIGNED, permission=reassigning, label="Reassign")
+    def reassign(self, user: User, note: str = "") -> None:
+        """Give the task to another user (their substitute while they are away).
+
+        Run by the task's owner it is a *delegation* (the reference's one reassign edge; the
+        rule book lets the owner hand it to a colleague who may do it): the note goes into the
+        audit trail and ``task_delegated`` tells the new owner."""
         if user is None:
             raise FlowRuntimeError("reassign() needs a user")
+        note = (note or "").strip()
+        if len(note) > MAX_NOTE or "\x00" in note:
+            raise InputRejected(f"A note holds at most {MAX_NOTE:,} characters "
+                                "(and no NUL character).")
+        actor = current_actor()
+        before = self.task.owner
+        if self._delegating or (actor is not None and before is not None and actor.id == before.id):
+            self._delegate(user, note)
+            return
+        if note:
+            self.note(note)
         if self._give_to(user, "reassign") is user:  # a substitute was told already
             self.send_assigned(user, "reassign")
 
-    @transition(source=STATUS.ASSIGNED, permission=delegating, label="Delegate")
     def delegate(self, user: User, note: str = "") -> None:
-        """The owner hands the task to a colleague who may do it, with a note."""
-        if user is None:
-            raise FlowRuntimeError("delegate() needs a user")
-        note = (note or "").strip()
-        if len(note) > MAX_NOTE or "\x00" in note:
-            raise InputRejected(f"A delegation note holds at most {MAX_NOTE:,} characters "
-                                "(and no NUL character).")
+        """The owner hands the task to a colleague who may do it, with a note: ``reassign``
+        run by the owner (from code without a context user, the owner is taken to act)."""
+        actor = current_actor()
+        if actor is not None and actor.id != self.task.owner_id:
+            raise PermissionDenied(f"only the owner delegates task {self.describe()}")
+        self._delegating = True
+        try:
+            self.reassign(user, note=note)
+        finally:
+            self._delegating = False
+
+    def _delegate(self, user: User, note: str) -> None:
         if not to_permitted.allows(self, user, {"user": user}):  # also for calls from code
             raise PermissionDenied(f"{user} may not work on task {self.describe()}")
         before = self.task.owner
+        if before is not None and before.id == user.id:
+            raise PermissionDenied(f"task {self.describe()} is {user}'s already")
         self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
                   + (f": {note}" if note else ""))
         new_owner = self._give_to(user, "delegate")
