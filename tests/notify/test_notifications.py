@@ -235,6 +235,21 @@ def test_an_overdue_task_is_noticed_once_however_often_timers_fire(smtp_app, inb
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OverdueNotice)) == 1
 
 
+def test_overdue_tasks_beyond_one_batch_are_each_noticed_once(smtp_app, inbox, user, monkeypatch):
+    from webflow.core import overdue
+
+    monkeypatch.setattr(overdue, "BATCH", 2)
+    tasks = [review_task(NoticeFlow.start.run()) for _ in range(5)]
+    for task in tasks:
+        task.activate().assign(user("bob"))
+    inbox.messages.clear()
+    now = max(as_utc(t.due) for t in tasks) + timedelta(minutes=1)
+    assert overdue.notice_overdue_tasks(now) == 5
+    assert overdue.notice_overdue_tasks(now) == 0
+    assert sorted(m["Subject"] for m in inbox.messages) == sorted(
+        f"[webflow] Overdue: Review #{t.id}" for t in tasks)
+
+
 def test_an_unassigned_or_finished_task_is_never_overdue_news(smtp_app, inbox, user):
     queued = review_task(NoticeFlow.start.run())
     done = review_task(NoticeFlow.start.run())

@@ -12,7 +12,7 @@ at all.
 
 from __future__ import annotations
 
-import logging
+import time
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,10 +20,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from . import signals
+from .context import get_session
 from .models import OWNED_DUE_ROWS, OverdueNotice, Task, utcnow
 from .transaction import unit_of_work
-
-log = logging.getLogger(__name__)
 
 #: Overdue tasks noticed per transaction.
 BATCH = 100
@@ -39,13 +38,16 @@ def unnoticed_overdue_query(now: datetime) -> sa.Select[int, datetime | None]:
             .order_by(Task.due, Task.id))
 
 
-def notice_overdue_tasks(now: datetime | None = None, session: Session | None = None) -> int:
+def notice_overdue_tasks(now: datetime | None = None, session: Session | None = None,
+                         max_seconds: float | None = None) -> int:
     """Notice every task that became overdue by ``now`` and was not noticed yet; send
-    ``task_overdue`` for each (once, across all callers) and return how many this call noticed."""
-    from .context import get_session
+    ``task_overdue`` for each (once, across all callers) and return how many this call noticed.
 
+    ``max_seconds``: no new batch after this long (the first always runs; the rest waits
+    for the next call)."""
     now = now or utcnow()
     session = session or get_session()
+    deadline = None if max_seconds is None else time.monotonic() + max_seconds
     noticed = 0
     passed: set[int] = set()
     while True:
@@ -60,7 +62,7 @@ def notice_overdue_tasks(now: datetime | None = None, session: Session | None = 
                     noticed += 1
                 else:
                     passed.add(task_id)  # another caller noticed it a moment ago
-        if len(rows) < BATCH:
+        if len(rows) < BATCH or (deadline is not None and time.monotonic() >= deadline):
             return noticed
 
 

@@ -80,18 +80,21 @@ def fire_due_timers(now: datetime | None = None, session: Session | None = None,
                     max_seconds: float | None = None) -> int:
     """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
     return how many this call fired; then notice the tasks that became overdue (the
-    ``task_overdue`` signal, once per task and due date). A node after a timer that fails is stored as ERROR on
-    the timer (an administrator can retry it); it does not stop the other timers.
+    ``task_overdue`` signal, once per task and due date). A node after a timer that fails
+    is stored as ERROR on the timer (an administrator can retry it); it does not stop the
+    other timers.
 
     ``max_seconds``: stop firing after about this long, leaving the rest for the next call
     (a worker must get back to its heartbeat)."""
     now = aware_utc(now) if now is not None else utcnow()
     session = session or get_session()
+    started = time.monotonic()
     fired = _fire_timers(now, session, max_seconds)
     # Then the tasks whose due date passed while someone has them (a timer that fired may
     # just have canceled or escalated one): each noticed once, see core/overdue.py.
+    left = None if max_seconds is None else max(0.0, max_seconds - (time.monotonic() - started))
     try:
-        notice_overdue_tasks(now, session)
+        notice_overdue_tasks(now, session, max_seconds=left)
     except FlowLockFailed:
         log.warning("overdue tasks: the database is busy; the next round notices them")
     return fired
