@@ -346,11 +346,14 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
         title = f"{box.title} ({state})" if state else box.title
         inner = f"<title>{escape(title)}</title>{_shape(box)}"
         if box.name in links:
-            inner = f'<a href="{escape(links[box.name])}">{inner}</a>'
+            inner = f'<a href="{escape(links[box.name])}" aria-label="{escape(title)}">{inner}</a>'
         nodes.append(f'<g class="{css}" id="wf-node-{box.name}" data-node="{box.name}" '
                      f'data-state="{state or ""}">{inner}</g>')
+    # A picture with links in it is a group of links (an "img" may hold nothing focusable:
+    # its children are presentational, so its links would be hidden from screen readers).
+    role = "group" if links else "img"
     return Markup(
-        f'<svg class="wf-graph" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="wf-graph" xmlns="http://www.w3.org/2000/svg" role="{role}" '
         f'aria-label="{escape(flow_class.process_title)} flow graph" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
         '<defs><marker id="wf-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
