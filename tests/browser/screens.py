@@ -58,7 +58,7 @@ def _task(process: Any, node: str) -> Task:
 
 def _seed() -> dict[str, str]:
     """Processes in every state a tour shows; the URLs of the pages that need ids."""
-    alice, bob, admin = _user("alice"), _user("bob"), _user("admin")
+    alice, bob = _user("alice"), _user("bob")
     hellos = [HelloWorldFlow.start.run(data={"text": text}, user=alice) for text in MESSAGES]
     long_one = HelloWorldFlow.start.run(
         data={"text": f"A message with a very long word: {LONG_WORD}\nand a second line."}, user=alice)
@@ -114,16 +114,19 @@ def tour(urls: dict[str, str]) -> list[Screen]:
                                            "#task-list button[name=take] >> nth=-1",
                                            ".wf-bulk button[type=submit]"]),
         Screen("archive", "bob", "/archive/", ["a.wf-task-link >> nth=0"]),
-        Screen("flows", "alice", "/flows/", [".wf-flow a.wf-button >> nth=0", ".wf-flow a.wf-button >> nth=-1"]),
+        Screen("flows", "alice", "/flows/", [".wf-flow a.wf-button >> nth=0",
+                                             ".wf-flow a.wf-button >> nth=-1"]),
         Screen("processes", "alice", "/flows/hello_world/", [".wf-page-head a.wf-primary",
                                                             "#processes a >> nth=0"]),
         Screen("start", "alice", "/flows/shipment/start/start/", ["#start-form button[type=submit]"]),
         Screen("task", "bob", urls["task"], ["#task-work button[type=submit]", "#task-status button >> nth=0"]),
         Screen("task-long-text", "bob", urls["long_task"], ["#task-work button[type=submit]"]),
         Screen("process", "admin", urls["shipment"], [".wf-process-actions a.wf-danger",
-                                                      ".wf-tasks a.wf-button >> nth=-1", ".wf-tasks td a >> nth=-1"],
+                                                      ".wf-tasks a.wf-button >> nth=-1",
+                                                      ".wf-tasks td a >> nth=-1"],
                ["#wf-node-end", "#wf-node-package_goods a"]),
-        Screen("process-long-text", "alice", urls["long_process"], [".wf-tasks td a >> nth=0"], ["#wf-node-end"]),
+        Screen("process-long-text", "alice", urls["long_process"], [".wf-tasks td a >> nth=0"],
+               ["#wf-node-end"]),
         Screen("admin", "admin", "/admin/", ["form.wf-filters button[type=submit]", ".wf-counts a >> nth=-1",
                                              "#processes a >> nth=0"]),
         Screen("admin-confirm", "admin", urls["confirm"], [".wf-transitions button[type=submit]"]),
@@ -163,7 +166,7 @@ def overflow(page: Any) -> str | None:
         const wide = [...document.querySelectorAll('body *')]
             .filter(e => e.getBoundingClientRect().right > width + 0.5)
             .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') +
-                 (e.className && typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '') +
+                 (typeof e.className === 'string' ? '.' + e.className.split(' ').join('.') : '') +
                  ' ' + Math.round(e.getBoundingClientRect().right));
         return 'page is ' + document.documentElement.scrollWidth + ' px wide at ' + width + ': ' +
             wide.slice(0, 6).join('; ');

@@ -13,8 +13,18 @@ from typing import Any
 
 import pytest
 from app_support import SCREENSHOTS
-from screens import (HEIGHT, WIDTHS, Screen, axe_violations, demo_server, graph_hidden, log_in, out_of_reach,
-                     overflow, tour)
+from screens import (
+    HEIGHT,
+    WIDTHS,
+    Screen,
+    axe_violations,
+    demo_server,
+    graph_hidden,
+    log_in,
+    out_of_reach,
+    overflow,
+    tour,
+)
 
 pytestmark = pytest.mark.browser
 NAMES = [s.name for s in tour({key: "" for key in ("shipment", "long_process", "task", "long_task",
