@@ -69,12 +69,14 @@
     var target = event.detail && event.detail.target;
     var active = document.activeElement;
     if (!target || !active || active === document.body || !target.contains(active)) { return; }
+    if (event.type === "htmx:beforeSwap" && lost && lost.region === target.id) { return; }
     lost = {
       region: target.id || "",
       id: active.id || "",
       tag: active.tagName,
       name: active.getAttribute("name") || "",
-      text: words(active.textContent)
+      text: words(active.textContent),
+      at: Date.now()
     };
   }
 
@@ -105,6 +107,7 @@
     if (!lost) { return; }
     var info = lost;
     lost = null;
+    if (Date.now() - info.at > 15000) { return; }  // from a request whose answer swapped nothing
     var active = document.activeElement;
     if (active && active !== document.body && document.contains(active)) { return; }  // autofocus or the like
     var region = (info.region && document.getElementById(info.region)) || document.getElementById("content");
@@ -116,6 +119,9 @@
       focusOn(region);
   }
 
+  // Before the request too: hx-disabled-elt disables the button that was pressed, and a disabled
+  // button drops focus before the answer arrives.
+  document.addEventListener("htmx:beforeRequest", remember);
   document.addEventListener("htmx:beforeSwap", remember);
   document.addEventListener("htmx:oobBeforeSwap", remember);
   document.addEventListener("htmx:afterSettle", function () {

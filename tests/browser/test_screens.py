@@ -102,3 +102,120 @@ def test_dark_mode_follows_the_system_and_passes_axe(site: tuple[str, dict[str, 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
 
+
+
+# -- behaviour of the screen: skip link, folding menu, bulk bar, focus after swaps, favicon ------
+
+
+def in_view(page: Any, selector: str) -> bool:
+    """The element is wholly inside the window as it is scrolled now (no scrolling here)."""
+    return bool(page.evaluate("""selector => {
+        const element = document.querySelector(selector);
+        if (!element) { return false; }
+        const r = element.getBoundingClientRect();
+        return r.width > 0 && r.top >= 0 && r.left >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;
+    }""", selector))
+
+
+def focused(page: Any) -> str:
+    """What has keyboard focus: tag, id, classes and text."""
+    return str(page.evaluate("""() => { const e = document.activeElement;
+        return e.tagName.toLowerCase() + '#' + e.id + '.' + (e.className || '') + ' ' + e.textContent.trim().slice(0, 60); }"""))
+
+
+def test_the_skip_link_is_the_first_tab_stop_and_skips_to_the_content(site: tuple[str, dict[str, Screen]],
+                                                                      pages: Any) -> None:
+    base, _ = site
+    page = pages("bob")
+    page.set_viewport_size({"width": WIDTHS["desktop"], "height": HEIGHT["desktop"]})
+    page.goto(f"{base}/inbox/")
+    page.keyboard.press("Tab")
+    assert focused(page).startswith("a#.wf-skip-link Skip to content")
+    assert in_view(page, ".wf-skip-link")                       # shown while it has focus
+    page.keyboard.press("Enter")
+    assert focused(page).startswith("main#content")
+    page.keyboard.press("Tab")                                  # the next stop is in the content
+    assert page.evaluate("document.getElementById('content').contains(document.activeElement)")
+
+
+def test_the_menu_folds_behind_one_button_on_a_phone(site: tuple[str, dict[str, Screen]], pages: Any) -> None:
+    base, _ = site
+    page = pages("bob")
+    page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
+    page.goto(f"{base}/archive/")
+    header = page.locator(".wf-header").bounding_box()
+    assert header["height"] <= 64                                # one row, not a 160 px stack
+    assert not page.locator(".wf-nav a", has_text="Queue").is_visible()
+    toggle = page.locator(".wf-menu-toggle")
+    assert toggle.get_attribute("aria-expanded") == "false"
+    assert toggle.locator(".wf-count-badge").inner_text() == page.locator("#nav-inbox-count").inner_text()
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    assert page.locator(".wf-nav a", has_text="Queue").is_visible()
+    assert focused(page).startswith("a#.")                      # the first link of the menu
+    page.keyboard.press("Escape")
+    assert toggle.get_attribute("aria-expanded") == "false" and focused(page).startswith("button")
+    page.set_viewport_size({"width": WIDTHS["desktop"], "height": HEIGHT["desktop"]})
+    assert not toggle.is_visible() and page.locator(".wf-nav a", has_text="Queue").is_visible()
+
+
+def test_the_bulk_bar_stays_in_view_and_its_message_is_shown(site: tuple[str, dict[str, Screen]],
+                                                            pages: Any) -> None:
+    base, _ = site
+    page = pages("bob")
+    page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
+    page.goto(f"{base}/queue/")
+    rows = page.locator("#task-list tbody tr").count()
+    assert rows >= 8                                             # longer than the window
+    assert in_view(page, ".wf-bulk button[type=submit]")         # at the top of the list
+    boxes = page.locator("#task-list input[name=task_id]")
+    boxes.nth(rows - 1).scroll_into_view_if_needed()
+    boxes.nth(rows - 1).check()
+    boxes.nth(rows - 2).check()
+    assert in_view(page, ".wf-bulk button[type=submit]")         # at its bottom, still there
+    assert page.locator(".wf-bulk button[type=submit]").evaluate(
+        "b => document.elementFromPoint(b.getBoundingClientRect().x + 5, b.getBoundingClientRect().y + 5) === b "
+        "|| b.contains(document.elementFromPoint(b.getBoundingClientRect().x + 5, b.getBoundingClientRect().y + 5))")
+    page.locator(".wf-bulk button[type=submit]").click()
+    page.wait_for_selector("#messages .flash")
+    assert page.locator("#task-list tbody tr").count() == rows - 2
+    assert in_view(page, "#messages .flash")                     # the result is in view, not off-screen
+    assert focused(page).startswith("p#.flash")                  # and read out / reachable by keyboard
+
+
+def test_focus_is_kept_or_moved_sensibly_after_a_swap(site: tuple[str, dict[str, Screen]], pages: Any) -> None:
+    base, screens = site
+    page = pages("bob")
+    page.set_viewport_size({"width": WIDTHS["desktop"], "height": HEIGHT["desktop"]})
+    page.goto(f"{base}/queue/")
+    page.locator("a.wf-sort", has_text="Flow").focus()           # sorting by keyboard: the list is replaced
+    page.keyboard.press("Enter")
+    page.wait_for_url("**sort=flow**")
+    page.wait_for_function("document.activeElement !== document.body")
+    assert focused(page).startswith("a#.wf-sort") and "Flow" in focused(page)
+
+    page.goto(base + screens["task"].path)                       # a form sent with an error: to the field
+    page.locator("#task-work button[type=submit]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#task-work [aria-invalid=true]")
+    page.wait_for_function("document.activeElement !== document.body")
+    assert page.evaluate("document.activeElement.getAttribute('aria-invalid')") == "true"
+
+    page.goto(f"{base}/queue/")                                  # the task page's own buttons
+    page.locator("a.wf-task-link").first.click()
+    page.locator("#task-status button", has_text="Assign").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#task-status .wf-status-assigned")
+    page.wait_for_function("document.activeElement !== document.body")
+    assert page.evaluate("document.getElementById('content').contains(document.activeElement)")
+
+
+def test_the_favicon_is_served_and_linked(site: tuple[str, dict[str, Screen]], pages: Any) -> None:
+    base, _ = site
+    page = pages(None)
+    answer = page.request.get(f"{base}/favicon.ico")
+    assert answer.status == 200 and answer.headers["content-type"].startswith("image/")
+    assert answer.body()[:4] == b"\x00\x00\x01\x00"                # an ICO file
+    page.goto(f"{base}/login")
+    for href in page.locator("link[rel=icon]").evaluate_all("links => links.map(l => l.href)"):
+        assert page.request.get(href).status == 200
