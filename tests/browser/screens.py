@@ -42,8 +42,9 @@ class Screen:
     user: str | None
     path: str
     actions: list[str] = field(default_factory=list)
-    #: Within reach on a wide screen (on a phone the graph is an overview, its table has the links).
+    #: Within reach on a wide screen only, and on a phone only (the graph is drawn top-down there).
     wide_actions: list[str] = field(default_factory=list)
+    narrow_actions: list[str] = field(default_factory=list)
     status: int = 200
 
 
@@ -124,9 +125,10 @@ def tour(urls: dict[str, str]) -> list[Screen]:
         Screen("process", "admin", urls["shipment"], [".wf-process-actions a.wf-danger",
                                                       ".wf-tasks a.wf-button >> nth=-1",
                                                       ".wf-tasks td a >> nth=-1"],
-               ["#wf-node-end", "#wf-node-package_goods a"]),
+               ["#wf-node-end", "#wf-node-package_goods a"],
+               ["#wf-down-node-end", "#wf-down-node-package_goods a"]),
         Screen("process-long-text", "alice", urls["long_process"], [".wf-tasks td a >> nth=0"],
-               ["#wf-node-end"]),
+               ["#wf-node-end"], ["#wf-down-node-end", "#wf-down-node-approve a"]),
         Screen("admin", "admin", "/admin/", ["form.wf-filters button[type=submit]", ".wf-counts a >> nth=-1",
                                              "#processes a >> nth=0"]),
         Screen("admin-confirm", "admin", urls["confirm"], [".wf-transitions button[type=submit]"]),
@@ -204,6 +206,7 @@ def graph_hidden(page: Any) -> list[str]:
         const box = figure.getBoundingClientRect();
         return [...figure.querySelectorAll('.wf-node')].filter(node => {
             const r = node.getBoundingClientRect();
-            return r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.right > window.innerWidth;
+            const outside = r.left < box.left - 0.5 || r.right > box.right + 0.5 || r.right > window.innerWidth;
+            return node.checkVisibility() && outside;
         }).map(node => 'graph node ' + node.dataset.node + ' is outside its box');
     }"""))
