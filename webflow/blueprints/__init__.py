@@ -1,6 +1,6 @@
 """Thin views, one blueprint per thing a person does."""
 
-from flask import Flask, current_app, redirect, send_from_directory, url_for
+from flask import Flask, redirect, url_for
 from werkzeug.wrappers import Response
 
 
@@ -23,6 +23,5 @@ def register_blueprints(app: Flask) -> None:
 
     @app.route("/favicon.ico")
     def favicon() -> Response:
-        """Browsers ask for /favicon.ico on their own: the icon, public, cached for a day."""
-        return send_from_directory(current_app.static_folder or "static", "favicon.ico",
-                                   mimetype="image/vnd.microsoft.icon", max_age=86400)
+        """Browsers ask for /favicon.ico on their own: sent on to the static icon (public)."""
+        return redirect(url_for("static", filename="favicon.ico"))
