@@ -113,6 +113,7 @@ def tour(urls: dict[str, str]) -> list[Screen]:
         Screen("inbox", "bob", "/inbox/", ["a.wf-task-link >> nth=0", "form.wf-filters button[type=submit]"]),
         Screen("queue", "bob", "/queue/", ["#task-list button[name=take] >> nth=0",
                                            "#task-list button[name=take] >> nth=-1",
+                                           "#task-list input[name=task_id] >> nth=-1",
                                            ".wf-bulk button[type=submit]"]),
         Screen("archive", "bob", "/archive/", ["a.wf-task-link >> nth=0"]),
         Screen("flows", "alice", "/flows/", [".wf-flow a.wf-button >> nth=0",
@@ -187,7 +188,7 @@ def out_of_reach(page: Any, selector: str) -> str | None:
     viewport = page.viewport_size
     if box["x"] < -0.5 or box["x"] + box["width"] > viewport["width"] + 0.5:
         return f"{selector}: outside the viewport horizontally ({box})"
-    button = target.evaluate("e => e.matches('button, .wf-button')")
+    button = target.evaluate("e => e.matches('button, .wf-button, input[type=checkbox]')")
     least = 44 if button and viewport["width"] < 700 else 24   # a thumb on a phone; a pointer elsewhere
     if min(box["width"], box["height"]) < least - 0.5:
         return f"{selector}: too small to touch ({box['width']:.0f}x{box['height']:.0f}, at least {least})"
