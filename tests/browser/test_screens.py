@@ -154,11 +154,28 @@ def test_the_menu_folds_behind_one_button_on_a_phone(site: tuple[str, dict[str, 
     toggle.click()
     assert toggle.get_attribute("aria-expanded") == "true"
     assert page.locator(".wf-nav a", has_text="Queue").is_visible()
+    page.screenshot(path=str(SCREENSHOTS / "menu-phone.png"))
     assert focused(page).startswith("a#.")                      # the first link of the menu
     page.keyboard.press("Escape")
     assert toggle.get_attribute("aria-expanded") == "false" and focused(page).startswith("button")
     page.set_viewport_size({"width": WIDTHS["desktop"], "height": HEIGHT["desktop"]})
     assert not toggle.is_visible() and page.locator(".wf-nav a", has_text="Queue").is_visible()
+
+
+def test_without_javascript_the_menu_stays_open_and_nothing_overflows(
+        module_browser: Any, site: tuple[str, dict[str, Screen]]) -> None:
+    base, screens = site
+    context = module_browser.new_context(viewport={"width": WIDTHS["phone"], "height": HEIGHT["phone"]},
+                                         java_script_enabled=False)
+    try:
+        page = log_in(context, base, "admin")
+        for name in ("queue", "process", "admin"):
+            page.goto(base + screens[name].path)
+            assert overflow(page) is None, name
+            assert page.locator(".wf-nav a", has_text="Admin").is_visible()
+            assert not page.locator(".wf-menu-toggle").is_visible()   # a button that could do nothing
+    finally:
+        context.close()
 
 
 def test_the_bulk_bar_stays_in_view_and_its_message_is_shown(site: tuple[str, dict[str, Screen]],
