@@ -86,7 +86,7 @@ def test_dark_mode_follows_the_system_and_passes_axe(site: tuple[str, dict[str, 
     page.emulate_media(color_scheme="dark")
     try:
         problems = []
-        for name in ("admin", "process"):
+        for name in ("admin", "process", "queue", "task", "admin-confirm"):
             page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
             page.goto(base + screens[name].path)
             background = page.evaluate("getComputedStyle(document.body).backgroundColor")
