@@ -32,6 +32,8 @@ BOX_H = 46
 CHAR_W = 7.0
 LOOP_DROP = 36
 BOUNDARY_R = 11  # a boundary timer: a small clock circle on its task's lower border
+SIDE_GAP = 18    # the top-down drawing (narrow screens): between nodes of a layer
+DOWN_GAP = 46    # ... and between layers (room for a caption and an arrow)
 
 GATEWAYS = {"IF": "×", "SWITCH": "×", "SPLIT": "+", "JOIN": "+"}
 STATES = ("done", "active", "error", "canceled")
@@ -227,6 +229,32 @@ def _place(layers: list[list[Box]]) -> tuple[float, float]:
     return x - COLUMN_GAP + MARGIN, tallest + 2 * MARGIN + 14
 
 
+def _place_down(layers: list[list[Box]]) -> tuple[float, float]:
+    """Like ``_place``, top to bottom: layers are rows, a layer's nodes side by side."""
+    for layer in layers:
+        for box in layer:
+            if _captioned(box):  # the caption under a circle or diamond needs its width
+                box.w = max(box.w, len(box.title) * CHAR_W * 0.85 + 8)
+    widths = [sum(b.w for b in layer) + SIDE_GAP * (len(layer) - 1) for layer in layers]
+    widest = max(widths)
+    y: float = MARGIN
+    for layer, width in zip(layers, widths, strict=True):
+        height = max(b.h for b in layer)
+        x = MARGIN + (widest - width) / 2
+        for box in layer:
+            box.x = x + box.w / 2
+            box.y = y + height / 2
+            x += box.w + SIDE_GAP
+            if box.kind == "WAYPOINT":
+                box.h = height
+        y += height + DOWN_GAP
+    return widest + 2 * MARGIN, y - DOWN_GAP + MARGIN + 16
+
+
+def _captioned(box: Box) -> bool:
+    return box.kind in ("START", "END", "TIMER", *GATEWAYS)
+
+
 def _clock(x: float, y: float, r: float) -> str:
     """BPMN's timer mark: a clock face with two hands."""
     return (f'<circle class="wf-inner-ring" cx="{x:.1f}" cy="{y:.1f}" r="{r:.1f}"/>'
@@ -280,7 +308,52 @@ def _marks(box: Box) -> str:
 
 def _below(box: Box) -> float:
     """The lowest point of a node, its caption included."""
-    return box.y + box.h / 2 + (16 if box.kind in ("START", "END", "TIMER", *GATEWAYS) else 0)
+    return box.y + box.h / 2 + (16 if _captioned(box) else 0)
+
+
+def _shape_top(box: Box) -> float:
+    if box.kind in ("START", "END", "TIMER"):
+        return box.y - CIRCLE_R
+    if box.kind in GATEWAYS:
+        return box.y - DIAMOND
+    return box.y - box.h / 2
+
+
+def _shape_right(box: Box) -> float:
+    if box.kind in ("START", "END", "TIMER"):
+        return box.x + CIRCLE_R
+    if box.kind in GATEWAYS:
+        return box.x + DIAMOND
+    return box.right
+
+
+def _edge_down(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
+    """An edge of the top-down drawing; a loop goes as an arc out to the right (``depth``)."""
+    if target.layer > source.layer:
+        points = [(source.x, _below(source) + 2)]
+        for point in via:
+            points += [(point.x, point.y - point.h / 2), (point.x, point.y + point.h / 2)]
+        points.append((target.x, _shape_top(target) - 2))
+        path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
+        for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
+            if x1 == x2:
+                path += f" L{x2:.1f},{y2:.1f}"
+            else:
+                bend = (y2 - y1) / 2
+                path += f" C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}"
+        (x1, y1), (x2, _) = points[0], points[1]
+        # Half-way along the first bend, so the labels of branches to either side stay apart.
+        css, lx, ly = "wf-edge", (x1 + x2) / 2 + (6 if x2 >= x1 else -6), y1 + 14
+        anchor = "start" if x2 >= x1 else "end"
+    else:
+        x1, y1 = _shape_right(source) + 2, source.y
+        x2, y2 = _shape_right(target) + 4, target.y
+        path = f"M{x1:.1f},{y1:.1f} C{depth:.1f},{y1:.1f} {depth:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        css, lx, ly, anchor = "wf-edge wf-loop", depth - 20, (y1 + y2) / 2, "end"
+    text = (f'<text class="wf-edge-label" x="{lx:.1f}" y="{ly:.1f}" text-anchor="{anchor}">'
+            f"{escape(label)}</text>" if label else "")
+    return (f'<path class="{css}" d="{path}" marker-end="url(#wf-down-arrow)" '
+            f'data-source="{source.name}" data-target="{target.name}"/>{text}')
 
 
 def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
@@ -311,9 +384,13 @@ def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) ->
 
 
 def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
-             links: Mapping[str, str] | None = None) -> Markup:
-    """The flow's graph as an SVG element; ``states`` colours nodes, ``links`` makes them links."""
+             links: Mapping[str, str] | None = None, down: bool = False) -> Markup:
+    """The flow's graph as an SVG element; ``states`` colours nodes, ``links`` makes them links.
+
+    ``down``: drawn top to bottom, for narrow screens (its ids start ``wf-down-``, so both
+    drawings can be on one page)."""
     states, links = states or {}, links or {}
+    prefix, arrow = ("wf-down-node-", "wf-down-arrow") if down else ("wf-node-", "wf-arrow")
     every_box = _boxes(flow_class)
     # Boundary timers sit on their task's border: laid out as if their edges left the task.
     hosts = {n.name: h for n in flow_class.nodes() if (h := boundary_host(n)) is not None}
@@ -324,20 +401,25 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
     forward, loops = _split_loops(list(boxes), starts, list(dict.fromkeys(laid)))
     lower = frozenset(t for s, t, _ in edges if s in hosts)
     layers, waypoints = _layer(boxes, forward, lower)
-    width, height = _place(layers)
+    width, height = _place_down(layers) if down else _place(layers)
     for n, (name, host) in enumerate(hosts.items()):
         box, on = every_box[name], boxes[host]
         earlier = sum(1 for other in list(hosts.values())[:n] if other == host)
         box.layer, box.x, box.y = on.layer, on.right - 16 - 26 * earlier, on.y + on.h / 2
     drawn_edges = []
-    lowest = max(_below(b) for b in every_box.values())
+    lowest = (max(b.right for b in every_box.values()) if down
+              else max(_below(b) for b in every_box.values()))
+    draw = _edge_down if down else _edge
     for (source, target, label), (via_source, _) in zip(edges, laid, strict=True):
         depth = lowest
         if (via_source, target) in loops:
             depth += LOOP_DROP * (1 + loops.index((via_source, target)))
-        drawn_edges.append(_edge(every_box[source], every_box[target], label,
-                                 waypoints.get((via_source, target), []), depth))
-    height += LOOP_DROP * len(loops)
+        drawn_edges.append(draw(every_box[source], every_box[target], label,
+                                waypoints.get((via_source, target), []), depth))
+    if down:
+        width += LOOP_DROP * len(loops)
+    else:
+        height += LOOP_DROP * len(loops)
     nodes = []
     for box in every_box.values():
         state = states.get(box.name)
@@ -346,15 +428,25 @@ def flow_svg(flow_class: type[Flow], states: Mapping[str, str] | None = None,
         title = f"{box.title} ({state})" if state else box.title
         inner = f"<title>{escape(title)}</title>{_shape(box)}"
         if box.name in links:
-            inner = f'<a href="{escape(links[box.name])}">{inner}</a>'
-        nodes.append(f'<g class="{css}" id="wf-node-{box.name}" data-node="{box.name}" '
+            inner = f'<a href="{escape(links[box.name])}" aria-label="{escape(title)}">{inner}</a>'
+        nodes.append(f'<g class="{css}" id="{prefix}{box.name}" data-node="{box.name}" '
                      f'data-state="{state or ""}">{inner}</g>')
+    # A picture with links in it is a group of links (an "img" may hold nothing focusable:
+    # its children are presentational, so its links would be hidden from screen readers).
+    role = "group" if links else "img"
+    css = "wf-graph wf-graph-down" if down else "wf-graph"
     return Markup(
-        f'<svg class="wf-graph" xmlns="http://www.w3.org/2000/svg" role="img" '
+        f'<svg class="{css}" xmlns="http://www.w3.org/2000/svg" role="{role}" '
         f'aria-label="{escape(flow_class.process_title)} flow graph" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}">'
-        '<defs><marker id="wf-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        f'<defs><marker id="{arrow}" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path class="wf-arrow" d="M0,0 L10,5 L0,10 z"/>'
         "</marker></defs>"
         f'<g class="wf-edges">{"".join(drawn_edges)}</g><g class="wf-nodes">{"".join(nodes)}</g></svg>'
     )
+
+
+def process_graph(flow_class: type[Flow], states: Mapping[str, str], links: Mapping[str, str]) -> Markup:
+    """Both drawings for a page: left to right, and top to bottom for narrow screens (the
+    stylesheet shows one; the hidden one is out of the tab order and the accessibility tree)."""
+    return flow_svg(flow_class, states, links) + flow_svg(flow_class, states, links, down=True)

@@ -13,9 +13,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """A Chromium browser (missing Chromium: skipped, or a failure where services are required)."""
+def _chromium() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("WEBFLOW_REQUIRE_SERVICES"):
             pytest.fail(f"{CHROMIUM} is missing")
@@ -25,3 +23,15 @@ def browser() -> Iterator[Any]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """A Chromium browser (missing Chromium: skipped, or a failure where services are required)."""
+    yield from _chromium()
+
+
+@pytest.fixture(scope="module")
+def module_browser() -> Iterator[Any]:
+    """One Chromium for a whole module: its tests reuse pages instead of starting browsers."""
+    yield from _chromium()

@@ -1,4 +1,5 @@
-"""The task app in headless Chromium: start, take, approve, watch it finish; screenshots."""
+"""The task app in headless Chromium: start, take, approve, watch it finish (test_screens.py
+takes the pictures)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_support import SCREENSHOTS, make_test_app, serving
+from app_support import make_test_app, serving
 
 from webflow.demo.helloworld import HelloWorldFlow
 
@@ -54,7 +55,6 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     bob.wait_for_selector("#task-status .wf-status-assigned")
     assert bob.inner_text("#nav-inbox-count") == "1" and bob.inner_text("#nav-queue-count") == "0"
     bob.check("input[name=approved]")
-    bob.screenshot(path=str(SCREENSHOTS / "task-page.png"), full_page=True)
     bob.click("#task-work button[type=submit]")
     bob.wait_for_selector("#task-status .wf-status-done")
     assert bob.evaluate("window.stayedOnPage") is True
@@ -65,7 +65,7 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     assert alice.inner_text("h1 .wf-badge") == "DONE"
     assert "<b>launch</b>" in alice.inner_text(".wf-data")          # shown as text, escaped
 
-    for n in range(3):                                               # an inbox worth a picture
+    for n in range(3):                                               # three more, to take in bulk
         alice.goto(f"{base_url}/flows/hello_world/start/start/")
         alice.fill("textarea[name=text]", ["Quarterly report is ready", "New intern starts Monday",
                                            "Office closed on Friday"][n])
@@ -76,10 +76,6 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     bob.click("text=Assign the chosen tasks to me")
     bob.wait_for_selector("text=2 tasks assigned to you.")
     assert bob.inner_text("#nav-inbox-count") == "2"
-    bob.goto(f"{base_url}/inbox/")
-    bob.screenshot(path=str(SCREENSHOTS / "inbox.png"), full_page=True)
-    bob.goto(f"{base_url}/queue/")
-    bob.screenshot(path=str(SCREENSHOTS / "queue.png"), full_page=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -90,7 +90,7 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         return 405
     if endpoint != case.endpoint:  # /queue/ by POST, .../status/ by POST: another rule's URL
         case = Case(endpoint, case.method, case.state, values.get("transition"))
-    public = {"static": 200, "index": 302}
+    public = {"static": 200, "index": 302, "favicon": 302}
     if case.endpoint in public:
         return public[case.endpoint]
     if case.endpoint == "auth.login":

@@ -23,3 +23,8 @@ def register_blueprints(app: Flask) -> None:
     @app.route("/")
     def index() -> Response:
         return redirect(url_for("inbox.inbox"))
+
+    @app.route("/favicon.ico")
+    def favicon() -> Response:
+        """Browsers ask for /favicon.ico on their own: sent on to the static icon (public)."""
+        return redirect(url_for("static", filename="favicon.ico"))

@@ -22,7 +22,7 @@ from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
 from ..core.visibility import can_see_process
 from ..extensions import db
-from ..graph_svg import flow_svg, node_states
+from ..graph_svg import node_states, process_graph
 from ..models import Process, Task, TaskEvent
 from .actions import task_actions
 from .lookups import (
@@ -226,6 +226,6 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "parent_task": process.parent_task,
         "stalled": process.status == STATUS.NEW and process.stalled is not None,
         "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
-        "graph": flow_svg(flow_class, node_states(tasks), links),
+        "graph": process_graph(flow_class, node_states(tasks), links),
         "title": f"{flow_class.process_title} #{process.id}",
     }

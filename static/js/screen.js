@@ -1,0 +1,137 @@
+// The screen around the content: the folding menu on phones, card labels for list tables, and
+// where keyboard focus goes after HTMX swaps a part of the page. Loaded in <head> without
+// defer so that the "wf-js" class is set before the first paint (no flash of an open menu).
+(function () {
+  "use strict";
+  document.documentElement.classList.add("wf-js");
+
+  // -- the menu button (shown at phone widths only, by the stylesheet) --------------------------
+  function wireMenu() {
+    var toggle = document.querySelector(".wf-menu-toggle");
+    var menu = document.getElementById("wf-menu");
+    if (!toggle || !menu) { return; }
+    toggle.addEventListener("click", function () {
+      var open = menu.classList.toggle("wf-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+      if (open) {
+        var first = menu.querySelector("a, button");
+        if (first) { first.focus(); }
+      }
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && menu.classList.contains("wf-open")) {
+        menu.classList.remove("wf-open");
+        toggle.setAttribute("aria-expanded", "false");
+        toggle.focus();
+      }
+    });
+  }
+
+  // The menu button repeats the inbox count (kept fresh by the out-of-band swaps of the original).
+  function mirrorCounts() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-mirror]"), function (copy) {
+      var original = document.getElementById(copy.getAttribute("data-mirror"));
+      if (!original) { return; }
+      copy.textContent = original.textContent;
+      copy.classList.toggle("wf-empty", original.classList.contains("wf-empty"));
+    });
+  }
+
+  // -- list tables read as cards on phones: each cell gets its column's name ---------------------
+  function labelCells() {
+    Array.prototype.forEach.call(document.querySelectorAll("table.wf-table"), function (table) {
+      var heads = table.querySelectorAll("thead th");
+      if (!heads.length) { return; }
+      var names = Array.prototype.map.call(heads, function (th) {
+        // A column whose name is only for screen readers (the checkbox, the buttons) gets none.
+        var hidden = th.querySelector(".wf-visually-hidden");
+        if (hidden && !th.textContent.replace(hidden.textContent, "").trim()) { return ""; }
+        return th.textContent.replace(/[↑↓]/g, "").replace(/\s+/g, " ").trim();
+      });
+      Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+        Array.prototype.forEach.call(row.children, function (cell, index) {
+          if (cell.tagName === "TD" && names[index] && !cell.hasAttribute("colspan")) {
+            cell.setAttribute("data-label", names[index]);
+          }
+        });
+      });
+    });
+  }
+
+  // -- focus after a swap ----------------------------------------------------------------------
+  // When the element that had focus is swapped away, focus would fall to <body> and a keyboard
+  // or screen-reader user would start again at the top. Instead it goes to (in this order) the
+  // first field the server marked invalid, the message the answer brought, the same control
+  // in the new content, the region's heading, or the region itself.
+  var lost = null;
+
+  function remember(event) {
+    var target = event.detail && event.detail.target;
+    var active = document.activeElement;
+    if (!target || !active || active === document.body || !target.contains(active)) { return; }
+    if (event.type === "htmx:beforeSwap" && lost && lost.region === target.id) { return; }
+    lost = {
+      region: target.id || "",
+      id: active.id || "",
+      tag: active.tagName,
+      name: active.getAttribute("name") || "",
+      text: words(active.textContent),
+      at: Date.now()
+    };
+  }
+
+  function words(text) {
+    return (text || "").replace(/[^\p{L}\p{N}]+/gu, " ").trim().toLowerCase();
+  }
+
+  function focusOn(element) {
+    if (!element) { return false; }
+    if (!element.matches("a[href], button, input, select, textarea, [tabindex]")) {
+      element.setAttribute("tabindex", "-1");
+    }
+    element.focus();
+    element.scrollIntoView({block: "nearest"});
+    return document.activeElement === element;
+  }
+
+  function sameControl(region, info) {
+    if (info.id) { return document.getElementById(info.id); }
+    var candidates = region.querySelectorAll(info.tag.toLowerCase());
+    return Array.prototype.filter.call(candidates, function (element) {
+      return (info.name && element.getAttribute("name") === info.name && words(element.textContent) === info.text) ||
+             (!info.name && info.text && words(element.textContent) === info.text);
+    })[0] || null;
+  }
+
+  function restore() {
+    if (!lost) { return; }
+    var info = lost;
+    lost = null;
+    if (Date.now() - info.at > 15000) { return; }  // from a request whose answer swapped nothing
+    var active = document.activeElement;
+    if (active && active !== document.body && document.contains(active)) { return; }  // autofocus or the like
+    var region = (info.region && document.getElementById(info.region)) || document.getElementById("content");
+    if (!region) { return; }
+    focusOn(region.querySelector("[aria-invalid=true]")) ||
+      focusOn(document.querySelector("#messages .flash")) ||
+      focusOn(sameControl(region, info)) ||
+      focusOn(region.querySelector("h1, h2, h3")) ||
+      focusOn(region);
+  }
+
+  // Before the request too: hx-disabled-elt disables the button that was pressed, and a disabled
+  // button drops focus before the answer arrives.
+  document.addEventListener("htmx:beforeRequest", remember);
+  document.addEventListener("htmx:beforeSwap", remember);
+  document.addEventListener("htmx:oobBeforeSwap", remember);
+  document.addEventListener("htmx:afterSettle", function () {
+    labelCells();
+    mirrorCounts();
+    restore();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    wireMenu();
+    mirrorCounts();
+    labelCells();
+  });
+})();
