@@ -134,6 +134,8 @@ def tour(urls: dict[str, str]) -> list[Screen]:
                                              "#processes a >> nth=0"]),
         Screen("admin-confirm", "admin", urls["confirm"], [".wf-transitions button[type=submit]"]),
         Screen("admin-cancel", "admin", urls["cancel"], [".wf-confirm button.wf-danger"]),
+        Screen("settings", "alice", "/settings/", ["#settings-notifications button[type=submit]",
+                                                   "main form button[type=submit] >> nth=-1"]),
         Screen("error", "alice", "/flows/no_such_flow/", [".wf-error-page a.wf-button"], status=404),
     ]
 
