@@ -316,8 +316,12 @@ def configure_engine(engine: Engine) -> Engine:
             if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE:
                 return
             try:
-                engine.dialect.do_ping(dbapi_connection)
-                dbapi_connection.rollback()  # the ping's own transaction
+                # In autocommit: one round trip, no BEGIN and ROLLBACK around it.
+                autocommit, dbapi_connection.autocommit = dbapi_connection.autocommit, True
+                try:
+                    dbapi_connection.execute("SELECT 1")
+                finally:
+                    dbapi_connection.autocommit = autocommit
             except Exception as exc:
                 raise sa.exc.DisconnectionError("a pooled connection was dropped") from exc
 
