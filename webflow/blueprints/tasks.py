@@ -14,6 +14,7 @@ from ..core.flow import Flow
 from ..core.models import TIMER_TYPES
 from ..core.status import STATUS
 from ..core.timers import change_due
+from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
@@ -39,9 +40,8 @@ def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tupl
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
     """Viewers, managers, the owner, people who may work on the task's node, and the one who
-    started its process see its page."""
-    return (flow_class.can_view(user) or flow_class.can_manage(user) or task.owner_id == user.id
-            or task.flow_task.user_has_permission(user) or task.process.created_by_id == user.id)
+    started its process see its page (the rule of ``core.visibility``, which search uses too)."""
+    return may_see_task(flow_class, task, user)
 
 
 def can_complete(task: Task, user: User) -> bool:
