@@ -260,9 +260,10 @@ def rebuild_index(session: Session, batch: int = 2000) -> int:
 
 # -- keeping the documents current ------------------------------------------------------------
 
-#: What a document holds of each row: a change to any of these refreshes it.
-_PROCESS_FIELDS = ("data", "created_by_id", "flow_class_path")
-_TASK_FIELDS = ("owner_id", "node_name", "process_id")
+#: What a document holds of each row: a change to any of these refreshes it (the foreign
+#: keys and their relationships: a relationship set in Python fills its key only in the flush).
+_PROCESS_FIELDS = ("data", "created_by_id", "created_by", "flow_class_path")
+_TASK_FIELDS = ("owner_id", "owner", "node_name", "process_id")
 
 
 def _changed(obj: Any, fields: tuple[str, ...]) -> bool:
