@@ -1,5 +1,5 @@
 """The rows: ``from webflow.models import Process, Task, User, Group``."""
 
-from .core.models import Base, Group, Process, Task, TaskEvent, User
+from .core.models import Base, Group, Process, SavedFilter, SearchDocument, Task, TaskEvent, User
 
-__all__ = ["Base", "Group", "Process", "Task", "TaskEvent", "User"]
+__all__ = ["Base", "Group", "Process", "SavedFilter", "SearchDocument", "Task", "TaskEvent", "User"]

@@ -76,7 +76,8 @@ def test_save_list_use_and_delete_a_filter(app, people, list_name: str) -> None:
     bob.get(f"/{list_name}/")
     response = bob.post(f"/{list_name}/filters/?q=apples&sort=-due&flow=hello_world", {"name": "  My  apples "})
     assert response.status_code == 303
-    assert response.headers["Location"].startswith(f"/{list_name}/?") and "q=apples" in response.headers["Location"]
+    location = response.headers["Location"]
+    assert location.startswith(f"/{list_name}/?") and "q=apples" in location
     [row] = saved()
     assert row.name == "My apples" and row.list_name == list_name
     page = bob.get(f"/{list_name}/").get_data(as_text=True)

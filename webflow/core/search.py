@@ -148,7 +148,10 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
-    matches = matching_processes(session.get_bind().dialect.name, terms).subquery("matches")
+    # The best ``cap`` processes (ranking them all is the cost of a search; their tasks are
+    # more than a person pages through).
+    ranked = matching_processes(session.get_bind().dialect.name, terms)
+    matches = ranked.order_by(sa.literal_column("rank").desc()).limit(cap).subquery("matches")
     rows = (sa.select(Task).join(matches, Task.process_id == matches.c.process_id)
             .join(Process, Task.process_id == Process.id)
             .where(visible, Task.flow_task_type.in_(list(kinds))))
@@ -158,7 +161,7 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
     tasks = list(session.scalars(
         rows.order_by(exact_match(terms).desc(), matches.c.rank.desc(), Task.id.desc())
         .offset(offset).limit(per_page)
-        .options(sa.orm.contains_eager(Task.process))))
+        .options(sa.orm.contains_eager(Task.process), sa.orm.selectinload(Task.owner))))
     return SearchPage(tasks, min(total, cap), total > cap)
 
 
