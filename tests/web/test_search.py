@@ -179,3 +179,15 @@ def test_search_page_pages_highlights_and_answers_htmx(app, people) -> None:  # 
     assert "<html" not in fragment and 'id="results"' in fragment
     assert "Type words" in bob.get("/search/").get_data(as_text=True)
     assert people("carol").get("/search/?q=invoice").get_data(as_text=True).count("row-task-") == 0
+
+
+def test_rows_written_in_plain_sql_are_found_after_the_index_command(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Rows that bypass the session (an import, the migration's existing rows) have no
+    document until ``flask webflow search-index`` writes them all."""
+    process = hello("indexed")
+    db.session.execute(db.update(Process).where(Process.id == process.id).values(data={"text": "imported"}))
+    db.session.commit()
+    assert found(people("bob"), "imported") == []
+    result = app.test_cli_runner().invoke(args=["webflow", "search-index"])
+    assert result.exit_code == 0 and "Indexed 1 processes." in result.output
+    assert task_of(process, "approve").id in found(people("bob"), "imported")
