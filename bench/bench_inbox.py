@@ -154,7 +154,9 @@ def time_pages(app: Any, user_id: str, pages: list[tuple[str, str]], requests: i
 
 def measure(url: str, tasks: int, requests: int, only: str = "") -> list[tuple[str, int, float, float]]:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HelloWorldFlow],
-                      "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline"})
+                      "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline",
+                      # No timer thread: it would query the database while it is being filled.
+                      "WEBFLOW_TIMER_THREAD": "off"})
     rows: list[tuple[str, int, float, float]] = []
     with app.app_context():
         db.create_all()

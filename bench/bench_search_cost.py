@@ -70,8 +70,8 @@ def measure(url: str, processes: int) -> None:
             event.remove(Session, name, hook)
         without = run(processes)
         search.keep_index_current()
-        print(f"  with the index kept current: {with_index[0]:.1f} statements, {with_index[1]:.1f} ms per process")
-        print(f"  without:                     {without[0]:.1f} statements, {without[1]:.1f} ms per process")
+        for label, (statements, ms) in (("with the index kept current", with_index), ("without", without)):
+            print(f"  {label + ':':<29}{statements:.1f} statements, {ms:.1f} ms per process")
         db.session.remove()
         db.engine.dispose()
 

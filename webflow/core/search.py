@@ -118,7 +118,11 @@ def task_matches(dialect: str, terms: SearchTerms) -> sa.ColumnElement[bool]:
     if not terms:
         return sa.false()
     process_id, _, condition, source = _match(dialect, terms)
-    return Task.process_id.in_(sa.select(process_id).select_from(source).where(condition))
+    # Matched first, through the full-text index, then joined: left to itself PostgreSQL may
+    # test the words row by row of a big list instead (MATERIALIZED: a CTE it must run once).
+    matches = (sa.select(process_id.label("process_id")).select_from(source).where(condition)
+               .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
+    return Task.process_id.in_(sa.select(matches.c.process_id))
 
 
 def exact_match(terms: SearchTerms) -> sa.ColumnElement[int]:
@@ -134,7 +138,8 @@ def exact_match(terms: SearchTerms) -> sa.ColumnElement[int]:
 
 @dataclass
 class SearchPage:
-    """One page of ranked search results and how many there are (up to the cap)."""
+    """One page of ranked search results and how many there are (the tasks of the best
+    ``cap`` processes; ``capped`` when more processes matched)."""
 
     tasks: list[Task]
     total: int
@@ -143,26 +148,35 @@ class SearchPage:
 
 def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *,
                  kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
-    """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process matches
-    ``text``, best match first; ``total`` counts at most ``cap`` + 1 of them."""
+    """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
+    among the best ``cap`` matches of ``text``, best first, and how many there are: one
+    query (ranking is the cost of a search: it is done once, for the page and its count)."""
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
-    # The best ``cap`` processes (ranking them all is the cost of a search; their tasks are
-    # more than a person pages through).
     ranked = matching_processes(session.get_bind().dialect.name, terms)
-    matches = ranked.order_by(sa.literal_column("rank").desc()).limit(cap).subquery("matches")
-    rows = (sa.select(Task).join(matches, Task.process_id == matches.c.process_id)
+    # Ranked once (MATERIALIZED: PostgreSQL must not run it again for the count below).
+    matches = (ranked.order_by(sa.literal_column("rank").desc()).limit(cap + 1)
+               .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
+    rows = (sa.select(Task.id).join(matches, Task.process_id == matches.c.process_id)
             .join(Process, Task.process_id == Process.id)
             .where(visible, Task.flow_task_type.in_(list(kinds))))
-    total = session.scalar(sa.select(sa.func.count()).select_from(
-        rows.with_only_columns(Task.id).limit(cap + 1).subquery())) or 0
     offset = (max(page, 1) - 1) * per_page
-    tasks = list(session.scalars(
-        rows.order_by(exact_match(terms).desc(), matches.c.rank.desc(), Task.id.desc())
-        .offset(offset).limit(per_page)
-        .options(sa.orm.contains_eager(Task.process), sa.orm.selectinload(Task.owner))))
-    return SearchPage(tasks, min(total, cap), total > cap)
+    # Sorted and counted on narrow rows (ids and ranks); the page's rows are read after.
+    counted = rows.add_columns(sa.func.count().over().label("total"),
+                               sa.select(sa.func.count()).select_from(matches).scalar_subquery().label("processes"))
+    found = session.execute(
+        counted.order_by(exact_match(terms).desc(), matches.c.rank.desc(), Task.id.desc())
+        .offset(offset).limit(per_page)).all()
+    if not found:
+        # Nothing, or past the last page: the count alone.
+        total = 0 if offset == 0 else session.scalar(sa.select(sa.func.count()).select_from(rows.subquery()))
+        return SearchPage([], total or 0, False)
+    ids = [row.id for row in found]
+    by_id = {task.id: task for task in session.scalars(
+        sa.select(Task).where(Task.id.in_(ids))
+        .options(sa.orm.joinedload(Task.process), sa.orm.selectinload(Task.owner)))}
+    return SearchPage([by_id[i] for i in ids if i in by_id], found[0].total, found[0].processes > cap)
 
 
 # -- the documents ----------------------------------------------------------------------------
