@@ -149,8 +149,8 @@ class SearchPage:
 def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *,
                  kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
     """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
-    among the best ``cap`` matches of ``text``, best first, and how many there are: one
-    query (ranking is the cost of a search: it is done once, for the page and its count)."""
+    among the best ``cap`` matches of ``text``, best first, and how many there are. Ranking
+    is the cost of a search: it is done once, for the page and its count together."""
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
