@@ -34,6 +34,11 @@ def _configure_args(dialect_name: str) -> dict:  # type: ignore[type-arg]
     args.setdefault("compare_type", True)
     # SQLite cannot ALTER most things: batch mode copies the table instead.
     args.setdefault("render_as_batch", dialect_name == "sqlite")
+    # SQLite's full-text tables and PostgreSQL-only indexes are not schema differences.
+    from webflow.core.models import schema_filters
+
+    for key, value in schema_filters(dialect_name).items():
+        args.setdefault(key, value)
     return args
 
 

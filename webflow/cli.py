@@ -86,6 +86,16 @@ def init_db_command() -> None:
     click.echo("Database ready.")
 
 
+@webflow_cli.command("search-index")
+@with_appcontext
+def search_index_command() -> None:
+    """Write every process's search document (after `flask db upgrade` to 0010_search on a
+    database that already has processes, or after rows were written in plain SQL)."""
+    from .core.search import rebuild_index
+
+    click.echo(f"Indexed {rebuild_index(db.session()):,} processes.")
+
+
 @webflow_cli.command("create-user")
 @click.argument("username")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)

@@ -7,10 +7,12 @@ from .core.models import (
     NotificationSetting,
     OverdueNotice,
     Process,
+    SavedFilter,
+    SearchDocument,
     Task,
     TaskEvent,
     User,
 )
 
-__all__ = ["Base", "Group", "Notification", "NotificationSetting", "OverdueNotice", "Process", "Task",
-           "TaskEvent", "User"]
+__all__ = ["Base", "Group", "Notification", "NotificationSetting", "OverdueNotice", "Process",
+           "SavedFilter", "SearchDocument", "Task", "TaskEvent", "User"]

@@ -12,6 +12,7 @@ from flask import Flask
 from flask_migrate import downgrade, upgrade
 
 from webflow import create_app, db
+from webflow.core.models import is_search_index_table, schema_filters
 
 
 @pytest.fixture
@@ -29,12 +30,14 @@ def app(db_url: str) -> Iterator[Flask]:
 
 def schema_diffs() -> list[object]:
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, **schema_filters(conn.dialect.name)}
+        context = MigrationContext.configure(conn, opts=opts)
         return list(compare_metadata(context, db.metadata))
 
 
 def table_names() -> set[str]:
-    return set(sa.inspect(db.engine).get_table_names())
+    """The tables, without SQLite's full-text index tables (see the search tests below)."""
+    return {name for name in sa.inspect(db.engine).get_table_names() if not is_search_index_table(name)}
 
 
 def test_upgrade_from_empty_gives_the_models_schema(app: Flask) -> None:
@@ -91,3 +94,49 @@ def test_the_migrated_schema_runs_a_process(app: Flask) -> None:
     stored = db.session.get(Process, process.id)
     assert stored is not None and stored.status == "DONE"
     assert stored.data == {"text": "hi", "approved": True, "sent": True}
+
+
+def search_index_definitions() -> dict[str, str]:
+    """What search adds beside the models' tables: SQLite's FTS5 table and triggers, or
+    PostgreSQL's GIN index on the tsvector column (with the column's type)."""
+    with db.engine.connect() as conn:
+        if db.engine.dialect.name == "postgresql":
+            rows = list(conn.exec_driver_sql(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'search_document'"))
+            rows += list(conn.exec_driver_sql(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_name = 'search_document' AND column_name = 'document'"))
+        else:
+            rows = list(conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE (type = 'trigger' AND tbl_name = 'search_document') "
+                "OR name = 'search_fts'"))
+        return {name: " ".join(definition.split()) for name, definition in rows}
+
+
+def test_migrated_search_index_matches_the_models(app: Flask) -> None:
+    upgrade()
+    migrated = search_index_definitions()
+    if db.engine.dialect.name == "postgresql":
+        assert "USING gin (document)" in migrated["ix_search_document_document"]
+        assert migrated["document"] == "tsvector"
+    else:
+        assert "fts5" in migrated["search_fts"] and len(migrated) == 4  # the table, three triggers
+    downgrade(revision="base")
+    assert not search_index_definitions()
+    db.create_all()
+    assert search_index_definitions() == migrated
+
+
+def test_migrated_search_index_finds_a_process(app: Flask) -> None:
+    """The migrated full-text index is the one the search query reads, on either database."""
+    from webflow.core.search import SearchTerms, matching_processes
+    from webflow.demo.helloworld import HelloWorldFlow
+    from webflow.models import User
+
+    upgrade()
+    user = User(username="ann", is_superuser=True)
+    db.session.add(user)
+    db.session.commit()
+    process = HelloWorldFlow.start.run(data={"text": "quarterly invoice"}, user=user)
+    found = db.session.execute(matching_processes(db.engine.dialect.name, SearchTerms.parse("invoice")))
+    assert [row.process_id for row in found] == [process.id]

@@ -69,7 +69,8 @@ def build_url(app: Flask, case: Case, process: Process | None) -> str:
     rule = next(r for r in app.url_map.iter_rules() if r.endpoint == case.endpoint)
     task = task_of(process, STATES[case.state]) if process is not None and case.state else None
     values: dict[str, Any] = {"flow_label": "label", "node": "start", "filename": "css/webflow.css",
-                              "task_id": 1, "action": "fire"}  # admin.timer_action: task 1 is no timer
+                              "task_id": 1, "action": "fire",  # admin.timer_action: task 1 is no timer
+                              "list_name": "queue", "filter_id": 1}  # saved filter 1 does not exist
     if task is not None:
         values.update(process_id=process.id, node=task.node_name, task_id=task.id)  # type: ignore[union-attr]
     if case.transition:
@@ -129,6 +130,10 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "settings.away": lambda: 422,  # no substitute chosen
         # The notifications form sent empty is valid (no address, every kind off) and saved.
         "settings.notifications": lambda: 200 if hx else 303,
+        # Search and my requests: everyone's own; a filter saved without a name is refused,
+        # and filter 1 is nobody's.
+        "search.search": lambda: 200, "my_requests.index": lambda: 200,
+        "inbox.save_filter": lambda: 422, "inbox.delete_filter": lambda: 404,
     }
     return checks[case.endpoint]()
 

@@ -5,14 +5,29 @@ from werkzeug.wrappers import Response
 
 
 def register_blueprints(app: Flask) -> None:
-    # tasks and collab add endpoints to flows.bp
-    from . import admin, auth, collab, flows, inbox, lookups, settings, tasks, web  # noqa: F401
+    # tasks, collab, search's helpers add endpoints to flows.bp and inbox.bp
+    from . import (  # noqa: F401
+        admin,
+        auth,
+        collab,
+        flows,
+        inbox,
+        lookups,
+        my_requests,
+        saved_filters,
+        search,
+        settings,
+        tasks,
+        web,
+    )
 
     app.register_blueprint(auth.bp)
     app.register_blueprint(inbox.bp)
     app.register_blueprint(flows.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(search.bp)
+    app.register_blueprint(my_requests.bp)
     web.register_shared(app)
     lookups.register_template_globals(app)
     collab.register(app)

@@ -20,7 +20,7 @@ from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.nodes.start import StartActivation
 from ..core.status import STATUS
-from ..core.visibility import can_see_process
+from ..core.visibility import can_see_process, sees_flow
 from ..extensions import db
 from ..graph_svg import node_states, process_graph
 from ..models import Process, Task, TaskEvent
@@ -47,7 +47,7 @@ def startable_nodes(flow_class: type[Flow], user: Any) -> list[Node]:
 
 
 def sees_all_processes(flow_class: type[Flow], user: Any) -> bool:
-    return flow_class.can_view(user) or flow_class.can_manage(user)
+    return sees_flow(flow_class, user)
 
 
 def node_form(node: Node, **kwargs: Any) -> FlaskForm:

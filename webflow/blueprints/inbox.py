@@ -14,6 +14,7 @@ from sqlalchemy.orm import contains_eager
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.nodes.view import ViewActivation
+from ..core.search import SearchTerms, task_matches
 from ..core.status import STATUS
 from ..extensions import db
 from ..models import Process, Task, User
@@ -144,7 +145,8 @@ def task_page(name: str) -> Any:
     # The total: over the process join only for a text search; else on the task table
     # alone, or the navigation's count of the same list when it is exact.
     if filters["q"]:
-        query = query.where(sa.func.lower(Process.summary).contains(filters["q"].lower(), autoescape=True))
+        # Full-text search (core.search): words of the data, titles, numbers, people.
+        query = query.where(task_matches(db.engine.dialect.name, SearchTerms.parse(filters["q"])))
         total = count_rows(query.with_only_columns(Task.id))
     elif (not filters["flow"] and not filters["when"] and name in NAV_LISTS
           and nav_counts()[name] <= current_app.config["WEBFLOW_NAV_COUNT_CAP"]):
@@ -157,10 +159,10 @@ def task_page(name: str) -> Any:
     return page, filters
 
 
-def render_list(name: str, status: int = 200) -> Any:
+def render_list(name: str, status: int = 200, filter_name: str = "") -> Any:
     page, filters = task_page(name)
     return render_page("inbox/list.html", ["tasks"], status=status, page=page, filters=filters,
-                       flows=all_flows(), when_filters=WHEN_FILTERS, list_name=name,
+                       flows=all_flows(), when_filters=WHEN_FILTERS, list_name=name, filter_name=filter_name,
                        endpoint=f"inbox.{name}", listing=LISTS[name], title=LISTS[name].title)
 
 

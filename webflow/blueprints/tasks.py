@@ -19,7 +19,7 @@ from ..core.models import TIMER_TYPES, Comment, as_utc
 from ..core.nodes.view import MAX_NOTE
 from ..core.status import STATUS
 from ..core.timers import change_due
-from ..core.visibility import can_see_task
+from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
@@ -45,8 +45,8 @@ def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tupl
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
     """Viewers, managers, the owner, people who may work on the task's node, and the one who
-    started its process see its page (the engine's rule, core.visibility)."""
-    return can_see_task(task, user)
+    started its process see its page (the rule of ``core.visibility``, which search uses too)."""
+    return may_see_task(flow_class, task, user)
 
 
 def can_complete(task: Task, user: User) -> bool:

@@ -17,3 +17,8 @@ __all__ = [
     "TransitionNotAllowed", "User", "create_engine", "fire_due_timers", "flow", "get_session", "import_flow",
     "set_session_provider", "signals", "this", "unit_of_work", "use_session",
 ]
+
+# Search documents follow every commit that changes what they hold (see core.search).
+from .search import keep_index_current  # noqa: E402
+
+keep_index_current()

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.schema import DDL
 
 from .status import STATUS
 
@@ -472,3 +473,80 @@ class Notification(Base):
     retry_at: Mapped[optional_timestamp]
     attempts: Mapped[int] = mapped_column(default=0, server_default=sa.text("0"))
     error: Mapped[str | None] = mapped_column(sa.Text)
+class SearchDocument(Base):
+    """What search finds a process (and its tasks) by: one row per process, refreshed in the
+    transaction that changes the process's data, tasks or owners (see ``core.search``).
+
+    ``body`` is the words, lowercased and separated by single spaces, so that both
+    databases split it alike. PostgreSQL indexes ``document`` (``to_tsvector('simple',
+    body)``, written with the row) with a GIN index; SQLite indexes ``body`` in the FTS5
+    table ``search_fts`` kept in step by triggers, and leaves ``document`` empty."""
+
+    __tablename__ = "search_document"
+    __table_args__ = (
+        sa.Index("ix_search_document_document", "document", postgresql_using="gin")
+        .ddl_if(dialect="postgresql"),
+    )
+
+    process_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("process.id", ondelete="CASCADE"), primary_key=True, autoincrement=False)
+    body: Mapped[str] = mapped_column(sa.Text, default="")
+    document: Mapped[Any] = mapped_column(sa.Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
+
+
+#: SQLite's full-text index of ``search_document.body`` (external content: the words are
+#: stored once, in search_document) and the triggers that keep it in step. Diacritics are
+#: kept, as PostgreSQL's ``simple`` configuration keeps them.
+SEARCH_FTS_TABLE = "search_fts"
+SEARCH_FTS_DDL = (
+    "CREATE VIRTUAL TABLE search_fts USING fts5(body, content='search_document', "
+    "content_rowid='process_id', tokenize='unicode61 remove_diacritics 0')",
+    "CREATE TRIGGER search_document_ai AFTER INSERT ON search_document BEGIN "
+    "INSERT INTO search_fts(rowid, body) VALUES (new.process_id, new.body); END",
+    "CREATE TRIGGER search_document_ad AFTER DELETE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body) VALUES ('delete', old.process_id, old.body); END",
+    "CREATE TRIGGER search_document_au AFTER UPDATE ON search_document BEGIN "
+    "INSERT INTO search_fts(search_fts, rowid, body) VALUES ('delete', old.process_id, old.body); "
+    "INSERT INTO search_fts(rowid, body) VALUES (new.process_id, new.body); END",
+)
+SEARCH_FTS_DROP = "DROP TABLE IF EXISTS search_fts"
+
+for _statement in SEARCH_FTS_DDL:
+    sa.event.listen(SearchDocument.__table__, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
+sa.event.listen(SearchDocument.__table__, "before_drop", DDL(SEARCH_FTS_DROP).execute_if(dialect="sqlite"))
+
+
+def is_search_index_table(name: str | None) -> bool:
+    """True for SQLite's FTS5 table and its shadow tables: the database's own, not models'
+    (schema comparisons leave them out; the migration test checks them separately)."""
+    return name is not None and (name == SEARCH_FTS_TABLE or name.startswith(SEARCH_FTS_TABLE + "_"))
+
+
+def schema_filters(dialect: str) -> dict[str, Any]:
+    """Alembic's ``include_name`` and ``include_object`` for comparing a database of the
+    dialect with the models: SQLite's full-text tables are the database's own, and an
+    index the models create on one database only (``ddl_if``) is not missing elsewhere."""
+
+    def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
+        return not (type_ == "table" and is_search_index_table(name))
+
+    def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        only = getattr(obj, "_ddl_if", None) if type_ == "index" else None
+        return only is None or only.dialect in (None, dialect)
+
+    return {"include_name": include_name, "include_object": include_object}
+
+
+class SavedFilter(Base):
+    """A person's named filter of a task list (inbox or queue): the list's query string."""
+
+    __tablename__ = "saved_filter"
+    __table_args__ = (sa.UniqueConstraint("user_id", "list_name", "name", name="uq_saved_filter_name"),)
+
+    id: Mapped[intpk]
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"))
+    list_name: Mapped[str] = mapped_column(sa.String(20))
+    name: Mapped[str] = mapped_column(sa.String(80))
+    #: The list's own query keys (flow, when, q, sort), urlencoded.
+    query: Mapped[str] = mapped_column(sa.String(600), default="")
+    created: Mapped[timestamp]

@@ -1,0 +1,101 @@
+"""Saved filters: a person's named filter, sort and search of the inbox or the queue
+(endpoints of the inbox blueprint, as the task pages are of the flows blueprint)."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import sqlalchemy as sa
+from flask import abort, flash, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from ..core.models import SavedFilter
+from ..extensions import db
+from .inbox import bp, render_list
+
+#: The lists a filter can be saved on, and the query keys a filter keeps.
+FILTERED_LISTS = ("inbox", "queue")
+FILTER_KEYS = ("flow", "when", "q", "sort")
+MAX_NAME = 80
+MAX_FILTERS = 50
+LIST_URL = "/<any(inbox, queue):list_name>/filters/"
+
+
+def name_problem(name: str) -> str | None:
+    """Why a filter name is refused, or None for a good one."""
+    if not name:
+        return "Give the filter a name."
+    if len(name) > MAX_NAME:
+        return f"A filter name has at most {MAX_NAME} characters."
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in name):
+        return "A filter name cannot hold control characters."
+    return None
+
+
+def filter_query() -> str:
+    """The list's own keys of this request's query string (the filter being saved)."""
+    return urlencode([(k, request.args[k][:200]) for k in FILTER_KEYS if request.args.get(k)])
+
+
+def mine(list_name: str) -> sa.Select[SavedFilter]:
+    return sa.select(SavedFilter).where(SavedFilter.user_id == current_user.id,
+                                        SavedFilter.list_name == list_name)
+
+
+@bp.app_template_global()
+def saved_filters(list_name: str) -> list[dict[str, Any]]:
+    """My saved filters of the list, by name, each with its link."""
+    if not current_user.is_authenticated or list_name not in FILTERED_LISTS:
+        return []
+    rows = db.session.scalars(mine(list_name).order_by(SavedFilter.name, SavedFilter.id)).all()
+    return [{"id": row.id, "name": row.name,
+             "url": url_for(f"inbox.{list_name}", **_args(row.query))} for row in rows]
+
+
+def _args(query: str) -> dict[str, Any]:
+    return dict(parse_qsl(query))
+
+
+@bp.route(LIST_URL, methods=["POST"])
+@login_required
+def save_filter(list_name: str) -> Any:
+    """Save the list's current filter (the query string) under the name; a name already
+    used on this list gets the new filter."""
+    name = " ".join(request.form.get("name", "").split())
+    problem = name_problem(name)
+    existing = db.session.scalar(mine(list_name).where(SavedFilter.name == name)) if not problem else None
+    if problem is None and existing is None and (db.session.scalar(
+            sa.select(sa.func.count()).select_from(mine(list_name).subquery())) or 0) >= MAX_FILTERS:
+        problem = f"You can keep at most {MAX_FILTERS} filters on a list: delete one first."
+    if problem:
+        flash(problem, "error")
+        return render_list(list_name, status=422, filter_name=name[:MAX_NAME])
+    if existing is None:
+        db.session.add(SavedFilter(user_id=current_user.id, list_name=list_name, name=name,
+                                   query=filter_query()))
+    else:
+        existing.query = filter_query()
+    try:
+        db.session.commit()
+    except sa.exc.IntegrityError:  # the same name saved at the same moment by another tab
+        db.session.rollback()
+        abort(409, "A filter of that name was just saved: reload the page.")
+    flash(f"Filter “{name}” saved.", "success")
+    kept: dict[str, Any] = dict(parse_qsl(filter_query()))
+    return redirect(url_for(f"inbox.{list_name}", **kept), code=303)
+
+
+@bp.route("/filters/<int:filter_id>/delete/", methods=["POST"])
+@login_required
+def delete_filter(filter_id: int) -> Any:
+    """Delete one of my saved filters (another person's is not found: 404)."""
+    row = db.session.get(SavedFilter, filter_id)
+    if row is None or row.user_id != current_user.id:
+        abort(404)
+    list_name, name = row.list_name, row.name
+    db.session.delete(row)
+    db.session.commit()
+    flash(f"Filter “{name}” deleted.", "success")
+    return redirect(url_for(f"inbox.{list_name}"), code=303)

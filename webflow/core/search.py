@@ -1,0 +1,329 @@
+"""Full-text search: a task by anything a person remembers of it.
+
+One search document per process (``SearchDocument``): the flow's title, the process number,
+who started it, each task's title, number and owner, and the words of ``process.data``.
+PostgreSQL matches it with a ``tsvector`` and a GIN index and ranks by ``ts_rank``; SQLite
+with an FTS5 table and ``bm25``. ``matching_processes`` is the one query both sides of the
+app use: the lists' ``q=`` filter and the search page.
+
+The document is refreshed in the transaction that changes what it holds (a process's data
+or starter, a task created or handed to someone): the session remembers which processes
+such a flush touched, and just before the commit one SELECT reads them back and one upsert
+writes their documents (a document whose words did not change is not rewritten). A commit
+that only moves statuses (most engine steps) costs nothing.
+
+Input never reaches the full-text syntax: the query is cut into words of letters and digits
+and each is quoted, so ``"``, ``*``, ``NEAR(``, ``-`` or ``:`` are separators, not operators.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, aliased
+
+from .models import SEARCH_FTS_TABLE, Process, SearchDocument, Task, User
+
+#: A word: letters and digits (``_`` and punctuation separate words, on both databases).
+WORD = re.compile(r"[^\W_]+")
+#: Bounds on what one query may ask and one document may hold.
+MAX_WORDS = 12
+MAX_WORD = 64
+MAX_BODY = 20_000
+#: Words at least this long also find longer words they begin (``appl`` finds ``apples``);
+#: numbers are matched whole, so ``42`` does not find process 4242.
+PREFIX_FROM = 3
+MAX_ID = 2**31 - 1
+
+_TOUCHED = "webflow_search_touched"
+SEARCH_FTS = SEARCH_FTS_TABLE
+#: PostgreSQL's text search configuration without stemming or stop words: words are kept
+#: as typed (lowercased), as SQLite's FTS5 keeps them.
+SIMPLE: sa.ColumnClause[Any] = sa.literal_column("'simple'::regconfig")
+
+
+# -- words ------------------------------------------------------------------------------------
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, lowercased, as both databases' indexes split them."""
+    return [w for w in WORD.findall(text.lower()) if len(w) <= MAX_WORD]
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """The words of a query (at most MAX_WORDS, no repeats)."""
+
+    words: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str | None) -> SearchTerms:
+        unique = list(dict.fromkeys(words((text or "").replace("\x00", " "))))
+        return cls(tuple(unique[:MAX_WORDS]))
+
+    def __bool__(self) -> bool:
+        return bool(self.words)
+
+    @property
+    def numbers(self) -> list[int]:
+        """The words that could be a process or task number."""
+        return [int(w) for w in self.words if w.isascii() and w.isdigit() and 0 < int(w) <= MAX_ID]
+
+    def _prefix(self, word: str) -> bool:
+        return len(word) >= PREFIX_FROM and not word.isdigit()
+
+    def tsquery(self) -> str:
+        """PostgreSQL ``to_tsquery`` text: every word (quoted), prefixes marked."""
+        quoted = ["'" + w.replace("'", "''") + "'" + (":*" if self._prefix(w) else "") for w in self.words]
+        return " & ".join(quoted)
+
+    def fts5_query(self) -> str:
+        """SQLite FTS5 MATCH text: every word as a quoted string, prefixes marked."""
+        quoted = ['"' + w.replace('"', '""') + '"' + ("*" if self._prefix(w) else "") for w in self.words]
+        return " AND ".join(quoted)
+
+
+# -- the one query ----------------------------------------------------------------------------
+
+
+def _match(dialect: str, terms: SearchTerms) -> tuple[Any, Any, sa.ColumnElement[bool], Any]:
+    """(process id column, rank expression, condition, FROM) of the dialect's full-text match."""
+    if dialect == "postgresql":
+        query = sa.func.to_tsquery(SIMPLE, terms.tsquery())
+        document = SearchDocument.document
+        return (SearchDocument.process_id, sa.func.ts_rank(document, query), document.bool_op("@@")(query),
+                SearchDocument.__table__)
+    fts = sa.table(SEARCH_FTS, sa.column("rowid"))
+    fts_name: sa.ColumnClause[Any] = sa.literal_column(SEARCH_FTS)
+    return fts.c.rowid, -sa.func.bm25(fts_name), fts_name.op("MATCH")(terms.fts5_query()), fts
+
+
+def matching_processes(dialect: str, terms: SearchTerms) -> sa.Select[int, float]:
+    """``(process_id, rank)`` of the processes whose document holds every word; a higher
+    rank is a better match. Empty terms match nothing."""
+    if not terms:
+        return sa.select(SearchDocument.process_id, sa.literal(0.0).label("rank")).where(sa.false())
+    process_id, rank, condition, source = _match(dialect, terms)
+    return sa.select(process_id.label("process_id"), rank.label("rank")).select_from(source).where(condition)
+
+
+def task_matches(dialect: str, terms: SearchTerms) -> sa.ColumnElement[bool]:
+    """Tasks of the matching processes (a list's ``q=`` filter); nothing for empty terms."""
+    if not terms:
+        return sa.false()
+    process_id, _, condition, source = _match(dialect, terms)
+    # Matched first, through the full-text index, then joined: left to itself PostgreSQL may
+    # test the words row by row of a big list instead (MATERIALIZED: a CTE it must run once).
+    matches = (sa.select(process_id.label("process_id")).select_from(source).where(condition)
+               .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
+    return Task.process_id.in_(sa.select(matches.c.process_id))
+
+
+def exact_match(terms: SearchTerms) -> sa.ColumnElement[int]:
+    """1 for a task the query names itself (its number, its process's, or its owner's
+    name), else 0: such tasks come before others of the same process."""
+    numbers = terms.numbers
+    names = sa.select(User.id).where(sa.func.lower(User.username).in_(list(terms.words)))
+    named = [Task.owner_id.in_(names)]
+    if numbers:
+        named += [Task.id.in_(numbers), Task.process_id.in_(numbers)]
+    return sa.case((sa.or_(*named), 1), else_=0)
+
+
+@dataclass
+class SearchPage:
+    """One page of ranked search results and how many there are (the tasks of the best
+    ``cap`` processes; ``capped`` when more processes matched)."""
+
+    tasks: list[Task]
+    total: int
+    capped: bool
+
+
+def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *,
+                 kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
+    """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
+    among the best ``cap`` matches of ``text``, best first, and how many there are. Ranking
+    is the cost of a search: it is done once, for the page and its count together."""
+    terms = SearchTerms.parse(text)
+    if not terms:
+        return SearchPage([], 0, False)
+    ranked = matching_processes(session.get_bind().dialect.name, terms)
+    # Ranked once (MATERIALIZED: PostgreSQL must not run it again for the count below).
+    matches = (ranked.order_by(sa.literal_column("rank").desc()).limit(cap + 1)
+               .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
+    rows = (sa.select(Task.id).join(matches, Task.process_id == matches.c.process_id)
+            .join(Process, Task.process_id == Process.id)
+            .where(visible, Task.flow_task_type.in_(list(kinds))))
+    offset = (max(page, 1) - 1) * per_page
+    # Sorted and counted on narrow rows (ids and ranks); the page's rows are read after.
+    counted = rows.add_columns(sa.func.count().over().label("total"),
+                               sa.select(sa.func.count()).select_from(matches).scalar_subquery().label("processes"))
+    found = session.execute(
+        counted.order_by(exact_match(terms).desc(), matches.c.rank.desc(), Task.id.desc())
+        .offset(offset).limit(per_page)).all()
+    if not found:
+        # Nothing, or past the last page: the count alone.
+        total = 0 if offset == 0 else session.scalar(sa.select(sa.func.count()).select_from(rows.subquery()))
+        return SearchPage([], total or 0, False)
+    ids = [row.id for row in found]
+    by_id = {task.id: task for task in session.scalars(
+        sa.select(Task).where(Task.id.in_(ids))
+        .options(sa.orm.joinedload(Task.process), sa.orm.selectinload(Task.owner)))}
+    return SearchPage([by_id[i] for i in ids if i in by_id], found[0].total, found[0].processes > cap)
+
+
+# -- the documents ----------------------------------------------------------------------------
+
+
+def _values(value: Any) -> Iterator[str]:
+    """The searchable values of process data: strings and numbers, nested ones too."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, str | int | float):
+        yield str(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _values(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _values(item)
+
+
+def _titles(flow_path: str) -> tuple[str, dict[str, str]]:
+    """The flow's title and its nodes' titles (the path itself when the flow is gone)."""
+    from .flow import resolve_flow_class
+
+    try:
+        flow_class = resolve_flow_class(flow_path)
+    except Exception:  # a flow no longer importable: its rows are still findable by the rest
+        return flow_path.rsplit(":", 1)[-1].rsplit(".", 1)[-1], {}
+    return (f"{flow_class.process_title} {flow_class.flow_label}",
+            {node.name: node.title for node in flow_class.nodes()})
+
+
+def build_documents(session: Session, process_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """The documents of the processes as the transaction sees them now (one SELECT)."""
+    ids = sorted(set(process_ids))
+    if not ids:
+        return []
+    starter, owner = aliased(User), aliased(User)
+    rows = session.execute(
+        sa.select(Process.id, Process.flow_class_path, Process.data, starter.username,
+                  Task.id, Task.node_name, owner.username)
+        .select_from(Process)
+        .outerjoin(starter, Process.created_by_id == starter.id)
+        .outerjoin(Task, Task.process_id == Process.id)
+        .outerjoin(owner, Task.owner_id == owner.id)
+        .where(Process.id.in_(ids)).order_by(Process.id, Task.id))
+    parts: dict[int, list[str]] = {}
+    titles: dict[str, tuple[str, dict[str, str]]] = {}
+    for process_id, flow_path, data, starter_name, task_id, node_name, owner_name in rows:
+        if flow_path not in titles:
+            titles[flow_path] = _titles(flow_path)
+        flow_title, node_titles = titles[flow_path]
+        if process_id not in parts:
+            parts[process_id] = [flow_title, str(process_id), starter_name or "", *_values(data or {})]
+        if task_id is not None:
+            parts[process_id] += [node_titles.get(node_name, node_name), str(task_id), owner_name or ""]
+    return [{"process_id": pid, "body": " ".join(words(" ".join(texts)))[:MAX_BODY]}
+            for pid, texts in parts.items()]
+
+
+def write_documents(session: Session, documents: list[dict[str, Any]]) -> None:
+    """Insert or refresh the documents (one statement; unchanged ones are left alone)."""
+    if not documents:
+        return
+    rows = [{"doc_id": d["process_id"], "doc_body": d["body"]} for d in documents]
+    body = sa.bindparam("doc_body", type_=sa.Text())
+    values: dict[str, Any] = {"process_id": sa.bindparam("doc_id"), "body": body}
+    if session.get_bind().dialect.name == "postgresql":
+        insert: Any = postgresql.insert(SearchDocument)
+        values["document"] = sa.func.to_tsvector(SIMPLE, body)
+        changes = {"body": insert.excluded.body, "document": insert.excluded.document}
+    else:
+        insert = sqlite.insert(SearchDocument)  # the triggers update search_fts
+        changes = {"body": insert.excluded.body}
+    statement = insert.values(values).on_conflict_do_update(
+        index_elements=[SearchDocument.process_id], set_=changes,
+        where=SearchDocument.body.is_distinct_from(insert.excluded.body))
+    session.execute(statement, rows)
+
+
+def refresh_documents(session: Session, process_ids: Iterable[int]) -> None:
+    """Bring the processes' search documents up to date, in the session's transaction."""
+    write_documents(session, build_documents(session, process_ids))
+
+
+def rebuild_index(session: Session, batch: int = 2000) -> int:
+    """Write every process's document (after a migration, an import in SQL, a renamed flow);
+    returns how many processes it went through. Commits per batch."""
+    done, last = 0, 0
+    while True:
+        ids = list(session.scalars(sa.select(Process.id).where(Process.id > last)
+                                   .order_by(Process.id).limit(batch)))
+        if not ids:
+            return done
+        refresh_documents(session, ids)
+        session.commit()
+        done, last = done + len(ids), ids[-1]
+
+
+# -- keeping the documents current ------------------------------------------------------------
+
+#: What a document holds of each row: a change to any of these refreshes it (the foreign
+#: keys and their relationships: a relationship set in Python fills its key only in the flush).
+_PROCESS_FIELDS = ("data", "created_by_id", "created_by", "flow_class_path")
+_TASK_FIELDS = ("owner_id", "owner", "node_name", "process_id")
+
+
+def _changed(obj: Any, fields: tuple[str, ...]) -> bool:
+    state = sa.inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _remember(session: Session, flush_context: Any, instances: Any) -> None:
+    """Before a flush: note the processes whose document it changes."""
+    touched: set[Any] = session.info.setdefault(_TOUCHED, set())
+    for obj in session.new:
+        if isinstance(obj, Process):
+            touched.add(obj)
+        elif isinstance(obj, Task):
+            touched.add(obj.process_id if obj.process_id is not None else obj.process)
+    for obj in session.dirty:
+        if isinstance(obj, Process) and _changed(obj, _PROCESS_FIELDS):
+            touched.add(obj)
+        elif isinstance(obj, Task) and _changed(obj, _TASK_FIELDS):
+            touched.add(obj.process_id)
+
+
+def _refresh_before_commit(session: Session) -> None:
+    """Just before the commit: refresh the documents of the processes flushes touched."""
+    if session.in_nested_transaction():
+        return
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # the commit's own flush comes after this hook
+    if not session.info.get(_TOUCHED):
+        return
+    touched = session.info.pop(_TOUCHED, set())
+    ids = {item.id if isinstance(item, Process) else item for item in touched}
+    refresh_documents(session, [i for i in ids if isinstance(i, int)])
+
+
+def _forget(session: Session, *args: Any) -> None:
+    session.info.pop(_TOUCHED, None)
+
+
+def keep_index_current() -> None:
+    """Refresh search documents in every session's commits (idempotent; the models module
+    calls it, so any code that writes rows keeps the index current)."""
+    if not event.contains(Session, "before_flush", _remember):
+        event.listen(Session, "before_flush", _remember)
+        event.listen(Session, "before_commit", _refresh_before_commit)
+        event.listen(Session, "after_rollback", _forget)
