@@ -24,7 +24,7 @@ TRANSITION_ENDPOINT = "flows.task_transition"
 #: The largest id any of our databases stores (PostgreSQL's integer; SQLite's is larger).
 MAX_ID = 2**31 - 1
 #: The query keys the list pages read; only these are carried into pager and sort links.
-LIST_KEYS = ("flow", "status", "q", "sort", "page", "started_from", "started_to", "has_error")
+LIST_KEYS = ("flow", "status", "q", "when", "sort", "page", "started_from", "started_to", "has_error")
 _ID = re.compile(r"[0-9]{1,10}")
 
 
