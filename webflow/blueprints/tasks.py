@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 
@@ -25,6 +25,10 @@ from .web import engine_context, form_data, render_page, safe_next, wants_fragme
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
 RUNNING = (STATUS.SCHEDULED, STATUS.STARTED)
+#: What an action on the task page may change: the first block is the swap target, the
+#: others are swapped out of band, so every card shows the truth after the action.
+STATUS_BLOCKS = ["status", "work", "history", "process", "data"]
+WORK_BLOCKS = ["work", "status", "history", "process", "data"]
 NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
 
 
@@ -102,11 +106,11 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
         return custom_view(flow_class, task)
     if request.method == "GET":
-        return render_task(flow_class, task, ["work", "status", "history"])
+        return render_task(flow_class, task, WORK_BLOCKS)
     if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
         abort(403)
     if not can_complete(task, user):
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
     form = node_form(task.flow_task)
     if not form.validate_on_submit():
         flash("Please correct the marked fields.", "error")
@@ -117,12 +121,43 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
             activation.prepare(data=form_data(form), user=user)
             activation.done()
     except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
     refresh(task)
-    flash(f"{task.flow_task.title} #{task.id} is done.", "success")
+    following = next_task(task, user)
+    if following is not None:
+        target = task_url(following)
+        waiting = "" if following.owner_id == user.id else " (waiting in the queue: take it to work on it)"
+        flash(f"{task.flow_task.title} #{task.id} is done. Next: {following.flow_task.title}{waiting}.",
+              "success")
+    else:
+        target = url_for("inbox.inbox")
+        flash(f"{task.flow_task.title} #{task.id} is done. Nothing else for you in this process.",
+              "success")
+    return go_to(target)
+
+
+def next_task(task: Task, user: User) -> Task | None:
+    """What ``user`` does next in the task's process: a task assigned to them, else one they
+    may take (the node's own rule), oldest first; None when nothing waits for them."""
+    waiting = db.session.scalars(
+        sa.select(Task).where(Task.process_id == task.process_id, Task.id != task.id,
+                              Task.flow_task_type == "HUMAN",
+                              Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
+        .order_by(Task.id)).all()
+    mine = [t for t in waiting if t.status == STATUS.ASSIGNED and t.owner_id == user.id]
+    if mine:
+        return mine[0]
+    return next((t for t in waiting if t.status == STATUS.NEW and t.owner_id is None
+                 and t.flow_task.can_assign(user, t)), None)
+
+
+def go_to(target: str) -> Any:
+    """303 to ``target``; HTMX loads it as a whole page (HX-Redirect), messages and all."""
     if wants_fragment():
-        return render_task(flow_class, task, ["work", "status", "history"])
-    return redirect(url_for("inbox.inbox"), code=303)
+        response = current_app.make_response(("", 200))
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
 
 
 def custom_view(flow_class: type[Flow], task: Task) -> Any:
@@ -135,7 +170,7 @@ def custom_view(flow_class: type[Flow], task: Task) -> Any:
         with engine_context():
             return task.flow_task.view_func(task.activate())
     except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
 
 
 @bp.route(TASK_URL + "status/")
@@ -167,24 +202,24 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         abort(403)
     if declared is None:  # a transition of other kinds of task, not of this one
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
-                       f"{transition} transition.", ["status", "work", "history"])
+                       f"{transition} transition.", STATUS_BLOCKS)
     blocked = declared.blocked_reason(activation)
     arguments = {"user": assignee(task, user, blocked is None)} if hands_over(declared) else {}
     if not declared.allows(activation, user, arguments):
         abort(403)
     if blocked is not None:
-        return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not allowed now: {blocked}.", STATUS_BLOCKS)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)
     except TransitionNotAllowed as exc:
-        return refused(flow_class, task, f"Not allowed now: {exc}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not allowed now: {exc}.", STATUS_BLOCKS)
     refresh(task)
     flash(f"{declared.label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
           f"{', ' + task.owner.username if task.owner and task.status == STATUS.ASSIGNED else ''}).",
           "success")
     if wants_fragment():
-        return render_task(flow_class, task, ["status", "work", "history"])
+        return render_task(flow_class, task, STATUS_BLOCKS)
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
 
 
@@ -203,12 +238,12 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     except ValueError:
         flash("Give the due date as a date and time (or leave it empty) and the priority as a "
               "whole number from -1000 to 1000. Nothing was changed.", "error")
-        return render_task(flow_class, task, ["status", "work", "history"], status=422)
+        return render_task(flow_class, task, STATUS_BLOCKS, status=422)
     try:
         with engine_context():
             change_due(task, due, priority)
     except TransitionNotAllowed as exc:
-        return refused(flow_class, task, f"Not changed: {exc}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not changed: {exc}.", STATUS_BLOCKS)
     flash(f"{task.flow_task.title} #{task.id}: due date and priority saved.", "success")
     return redirect(task_url(task), code=303)
 

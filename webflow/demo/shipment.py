@@ -7,7 +7,7 @@ from datetime import timedelta
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from webflow import Flow, flow, this
 
@@ -15,7 +15,8 @@ from webflow import Flow, flow, this
 class ShipmentForm(FlaskForm):
     customer = StringField("Customer", validators=[DataRequired(), Length(max=120)])
     address = StringField("Address", validators=[DataRequired(), Length(max=300)])
-    items = IntegerField("Items", validators=[DataRequired(), NumberRange(min=1, max=10_000)])
+    items = IntegerField("Items", validators=[InputRequired("Give the number of items."),
+                                              NumberRange(min=1, max=10_000, message="From 1 to 10,000.")])
     insured = BooleanField("Insure the shipment")
 
 
@@ -24,7 +25,10 @@ class CarrierForm(FlaskForm):
 
 
 class PackageForm(FlaskForm):
-    packages = IntegerField("Packages", validators=[DataRequired(), NumberRange(min=1, max=1000)])
+    # InputRequired, not DataRequired: 0 is a number typed in, so it gets the range's message.
+    packages = IntegerField("Packages", validators=[InputRequired("Give the number of packages."),
+                                                    NumberRange(min=1, max=1000,
+                                                                message="A shipment has 1 to 1,000 packages.")])
 
 
 class InsuranceForm(FlaskForm):
