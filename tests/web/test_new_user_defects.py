@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import pytest
+import sqlalchemy as sa
+from app_support import in_app_context, make_test_app
+from flask import Flask
 from web_support import AuthActions, hello, task_of, task_url
 
-from webflow import STATUS
+from webflow import STATUS, db
+from webflow.demo.users import load_demo
+from webflow.models import Process
 
 
 def expire_session(person: AuthActions) -> None:
@@ -111,3 +118,92 @@ def test_bulk_take_button_always_present_and_message_in_view(app, people) -> Non
     # The bar comes before the rows, not only below a short list.
     assert page.index("Take the chosen tasks") < page.index('id="row-task-')
     assert 'hx-swap="outerHTML show:#messages:top"' in page
+
+
+# -- the demo's forms and data tables ---------------------------------------------------------
+
+
+@pytest.fixture
+def demo_app(db_url: str) -> Iterator[Flask]:
+    """The demo flows and users (jobs inline, no wait in the slow demo job)."""
+    with in_app_context(make_test_app(db_url, None, {}, "", WEBFLOW_DEMO_JOB_SECONDS=0)) as app:
+        load_demo()
+        yield app
+
+
+def start_shipment(alice: AuthActions, **values: str) -> Process:
+    alice.get("/flows/shipment/start/start/")
+    form = {"customer": "Ada", "address": "1 Loop Road", "items": "3", "insured": "y", **values}
+    assert alice.post("/flows/shipment/start/start/", form).status_code == 303
+    db.session.commit()
+    return db.session.scalars(sa.select(Process).order_by(Process.id.desc())).first()
+
+
+def test_packages_zero_gets_the_range_message_not_required(demo_app: Flask) -> None:
+    alice, bob = AuthActions(demo_app).enter_as("alice"), AuthActions(demo_app).enter_as("bob")
+    process = start_shipment(alice)
+    packing = task_of(process, "package_goods")
+    bob.post("/queue/", {"take": packing.id})
+    bob.get(task_url(packing))
+    response = bob.post(task_url(packing), {"packages": "0"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "A shipment has 1 to 1,000 packages." in html and "This field is required." not in html
+    empty = bob.post(task_url(packing), {"packages": ""}).get_data(as_text=True)
+    assert "Give the number of packages." in empty
+    assert task_of(process, "package_goods").status == STATUS.ASSIGNED
+
+
+def test_long_message_is_refused_with_its_length_never_cut(demo_app: Flask) -> None:
+    alice = AuthActions(demo_app).enter_as("alice")
+    form = alice.get("/flows/hello_world/start/start/").get_data(as_text=True)
+    assert 'maxlength="500"' in form and "At most 500 characters." in form
+    response = alice.post("/flows/hello_world/start/start/", {"text": "x" * 5000})
+    assert response.status_code == 422
+    assert "at most 500 characters; this one has 5000." in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Process)) == 0
+
+
+def test_data_tables_show_form_labels_formatted_values_and_line_breaks(demo_app: Flask) -> None:
+    alice = AuthActions(demo_app).enter_as("alice")
+    process = start_shipment(alice, address="1 Loop Road\nFlat 2")
+    carrier = task_of(process, "set_carrier")
+    alice.get(task_url(carrier))
+    alice.post(task_url(carrier), {"carrier": "courier"})
+    page = alice.get(f"/flows/shipment/{process.id}/").get_data(as_text=True)
+    rows = dict(re.findall(r'<th scope="row">([^<]+?)\s*</th>\s*<td class="wf-value[^"]*">([^<]*)</td>', page))
+    assert rows["Carrier"] == "Courier" and rows["Insure the shipment"] == "Yes"
+    assert "courier" not in rows and "True" not in rows.values()
+    assert '<td class="wf-value wf-multiline">1 Loop Road\nFlat 2</td>' in page
+    # A manager also sees each field's key (the engine's name for it).
+    admin = AuthActions(demo_app).enter_as("admin").get(f"/flows/shipment/{process.id}/").get_data(as_text=True)
+    assert '<code class="wf-muted">carrier</code>' in admin
+
+
+# -- after Complete ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_after_complete_the_next_task_of_mine_in_the_process_opens(demo_app: Flask, hx: bool) -> None:
+    alice = AuthActions(demo_app).enter_as("alice")
+    process = start_shipment(alice)
+    carrier = task_of(process, "set_carrier")
+    alice.get(task_url(carrier))
+    response = alice.post(task_url(carrier), {"carrier": "post"}, hx=hx)
+    insurance = task_of(process, "take_insurance")
+    where = response.headers["HX-Redirect" if hx else "Location"]
+    assert where == task_url(insurance) and response.status_code == (200 if hx else 303)
+    page = alice.get(where).get_data(as_text=True)
+    assert "Next: Take insurance" in page
+    # None of hers is left, but one she may take waits in the queue: that one, and it says so.
+    response = alice.post(task_url(insurance), {"policy": "P-1"}, hx=hx)
+    packing = task_of(process, "package_goods")
+    assert response.headers["HX-Redirect" if hx else "Location"] == task_url(packing)
+    page = alice.get(task_url(packing)).get_data(as_text=True)
+    assert "Next: Package goods (waiting in the queue: take it to work on it)." in page
+    # Nothing else: the inbox, and it says there is nothing else.
+    alice.post(task_url(packing, "assign/"))
+    alice.get(task_url(packing))
+    response = alice.post(task_url(packing), {"packages": "2"}, hx=hx)
+    assert response.headers["HX-Redirect" if hx else "Location"] == "/inbox/"
+    assert "Nothing else for you in this process." in alice.get("/inbox/").get_data(as_text=True)
