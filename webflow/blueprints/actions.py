@@ -34,6 +34,8 @@ class Action:
     hands_over: bool = False
     #: Others the user may hand the task to (a picker).
     users: list[User] = field(default_factory=list)
+    #: What the button does, in a sentence (the rule book's ``help``).
+    help: str = ""
 
     @property
     def destructive(self) -> bool:
@@ -79,13 +81,13 @@ def task_actions(task: Task, user: Any) -> list[Action]:
             continue
         if not hands_over(trans):
             if bound.has_perm(user):
-                actions.append(Action(trans.name, trans.label))
+                actions.append(Action(trans.name, trans.label, help=trans.help or ""))
             continue
         for_me = task.owner_id is None and bound.has_perm(user, user=user)  # taking it
         others = [u for u in assignable_users(task)
                   if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
-            actions.append(Action(trans.name, trans.label, for_me, True, others))
+            actions.append(Action(trans.name, trans.label, for_me, True, others, trans.help or ""))
     return actions
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 
@@ -17,7 +17,7 @@ from ..core.timers import change_due
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
-from .actions import hands_over, people_transition, rule_book_names, task_actions
+from .actions import find_action, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -223,6 +223,34 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
 
 
+@bp.route(TASK_URL + "<transition>/confirm/")
+@login_required
+def task_confirm(flow_label: str, process_id: int, node: str, task_id: int, transition: str) -> Any:
+    """Ask before a transition that cannot simply be taken back (cancel, undo): the page's
+    form posts to the transition. Without JavaScript the button leads here; with it htmx asks.
+    The answers are the transition's own: 404, 403, or 409 with the reason when not now."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    activation = task.activate()
+    declared = people_transition(activation, transition)
+    if declared is None and transition not in rule_book_names():
+        abort(404)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    action = find_action(task, user, declared.name) if declared is not None else None
+    reason = None
+    if action is None:
+        reason = (declared.blocked_reason(activation) if declared is not None
+                  else f"{type(activation).__name__} tasks have no {transition} transition")
+        if reason is None:
+            abort(403)
+    label = declared.label if declared is not None else transition
+    return render_template(
+        "flows/confirm.html", flow_class=flow_class, process=task.process, task=task, action=action,
+        label=label, reason=reason, title=f"{label}: {task.flow_task.title} #{task.id}",
+    ), (200 if action else 409)
+
+
 @bp.route(TASK_URL + "due/", methods=["POST"])
 @login_required
 def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
@@ -253,8 +281,9 @@ def assignee(task: Task, user: User, runnable: bool) -> User:
     with no pick, the asking user (taking a task nobody has)."""
     raw = request.form.get("user_id", "").strip()
     if not raw:
-        if task.owner_id is not None and runnable:
-            abort(400, "Choose the user to give the task to.")
+        # The picker's empty "Choose a person" is no choice (never "me").
+        if request.form.get("picker") or (task.owner_id is not None and runnable):
+            abort(400, "Choose the person to give the task to. Nothing was changed.")
         return user
     user_id = parse_id(raw)
     target = db.session.get(User, user_id) if user_id is not None else None
