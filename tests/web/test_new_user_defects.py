@@ -207,3 +207,56 @@ def test_after_complete_the_next_task_of_mine_in_the_process_opens(demo_app: Fla
     response = alice.post(task_url(packing), {"packages": "2"}, hx=hx)
     assert response.headers["HX-Redirect" if hx else "Location"] == "/inbox/"
     assert "Nothing else for you in this process." in alice.get("/inbox/").get_data(as_text=True)
+
+
+# -- confirmations, labels and the hand-over picker ---------------------------------------------
+
+
+def test_cancel_task_without_javascript_asks_first_and_reads_cancel_this_task(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    manager = people("manager")
+    page = manager.get(task_url(approve)).get_data(as_text=True)
+    confirm_url = task_url(approve, "cancel/confirm/")
+    # The button is a link to a confirmation page (htmx asks in a dialog instead).
+    link = re.search(rf'<a href="{re.escape(confirm_url)}"[^>]*>([^<]+)</a>', page)
+    assert link and link.group(1) == "Cancel this task" and 'hx-confirm="Cancel this task?' in link.group(0)
+    assert f'<form method="post" action="{task_url(approve, "cancel/")}"' not in page
+    confirm = manager.get(confirm_url)
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "the process does not go on from here" in html
+    assert f'action="{task_url(approve, "cancel/")}"' in html and "No, back to the task" in html
+    assert task_of(process, "approve").status == STATUS.NEW  # asking changed nothing
+    done = manager.post(task_url(approve, "cancel/"), {"next": task_url(approve)})
+    assert done.status_code == 303 and task_of(process, "approve").status == STATUS.CANCELED
+    # Not possible any more: the page says why; somebody who may not cancel is refused.
+    assert manager.get(confirm_url).status_code == 409
+    other = task_of(hello("two"), "approve")
+    assert people("bob").get(task_url(other, "cancel/confirm/")).status_code == 403
+    assert people("carol").get(task_url(other, "cancel/confirm/")).status_code == 403
+    assert manager.get(task_url(other, "explode/confirm/")).status_code == 404
+
+
+def test_engine_buttons_explain_themselves(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    page = people("bob").get(task_url(approve)).get_data(as_text=True)
+    assert 'title="Take this task: it moves to your inbox' in page
+    people("bob").post(task_url(approve, "assign/"))
+    page = people("bob").get(task_url(approve)).get_data(as_text=True)
+    assert 'title="Give the task back to the queue' in page
+
+
+def test_reassign_picker_defaults_to_nobody_and_refuses_no_choice(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    manager = people("manager")
+    page = manager.get(task_url(approve)).get_data(as_text=True)
+    picker = re.search(r'<select name="user_id" required>(.*?)</select>', page, re.S).group(1)
+    assert re.match(r'\s*<option value="" selected>Choose a person…</option>', picker)
+    for hx in (False, True):
+        response = manager.post(task_url(approve, "assign/"), {"picker": "1", "user_id": ""}, hx=hx)
+        assert response.status_code == 400
+        assert "Choose the person to give the task to." in (
+            response.get_data(as_text=True) if hx else response.get_data(as_text=True))
+    assert task_of(process, "approve").owner_id is None  # not given to the manager either
