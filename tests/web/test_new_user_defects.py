@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 from app_support import in_app_context, make_test_app
 from flask import Flask
-from web_support import AuthActions, hello, task_of, task_url
+from web_support import AuthActions, fresh, hello, task_of, task_url, user
 
 from webflow import STATUS, db
 from webflow.demo.users import load_demo
@@ -260,3 +262,43 @@ def test_reassign_picker_defaults_to_nobody_and_refuses_no_choice(app, people) -
         assert "Choose the person to give the task to." in (
             response.get_data(as_text=True) if hx else response.get_data(as_text=True))
     assert task_of(process, "approve").owner_id is None  # not given to the manager either
+
+
+# -- local time and the settings page ---------------------------------------------------------
+
+
+def test_times_are_local_with_the_zone_and_relative_in_lists(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    bob = people("bob")
+    bob.client.set_cookie("tz", "Asia/Kathmandu")  # what timezone.js stores (UTC+05:45)
+    page = bob.get(task_url(approve)).get_data(as_text=True)
+    stamp = approve.created.replace(tzinfo=UTC) if approve.created.tzinfo is None else approve.created
+    local = stamp.astimezone(ZoneInfo("Asia/Kathmandu"))
+    assert f'<time datetime="{stamp.isoformat()}"' in page
+    assert f"{local:%Y-%m-%d %H:%M} +0545" in page  # the reader's time, zone shown
+    queue = bob.get("/queue/").get_data(as_text=True)
+    assert re.search(r'<time datetime="[^"]+" title="[^"]+ \+0545">(now|\d+ \w+ ago)</time>', queue)
+
+
+def test_settings_page_stores_my_time_zone_over_the_browsers(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    bob = people("bob")
+    bob.client.set_cookie("tz", "Asia/Kathmandu")
+    page = bob.get("/settings/").get_data(as_text=True)
+    assert 'href="/settings/"' in page and 'id="settings-timezone"' in page
+    assert "My browser&#39;s zone (now Asia/Kathmandu)" in page or "My browser's zone (now Asia/Kathmandu)" in page
+    saved = bob.post("/settings/timezone/", {"timezone": "America/St_Johns"})
+    assert saved.status_code == 303 and fresh(user("bob")).timezone == "America/St_Johns"
+    assert "Times are shown in America/St_Johns now." in bob.get("/settings/").get_data(as_text=True)
+    local = approve.created.replace(tzinfo=UTC).astimezone(ZoneInfo("America/St_Johns"))
+    assert f"{local:%Y-%m-%d %H:%M} N" in bob.get(task_url(approve)).get_data(as_text=True)  # NST/NDT
+    # Back to the browser's zone; bad names change nothing.
+    for bad in ("Mars/Olympus", "../etc/passwd", "x" * 100):
+        response = bob.post("/settings/timezone/", {"timezone": bad})
+        assert response.status_code == 422 and "is not a time zone" in response.get_data(as_text=True)
+    assert bob.post("/settings/timezone/", {}).status_code == 422
+    assert fresh(user("bob")).timezone == "America/St_Johns"
+    assert bob.post("/settings/timezone/", {"timezone": ""}).status_code == 303
+    assert fresh(user("bob")).timezone is None

@@ -129,6 +129,8 @@ class User(Base):
     groups: Mapped[list[Group]] = relationship(secondary=user_group)
     # Named by every session of the user; a new token (logout, password change) ends them all.
     session_token: Mapped[str | None] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
+    # The IANA zone the user reads times in ("Europe/Paris"); None: the browser's own zone.
+    timezone: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True
