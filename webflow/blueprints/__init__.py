@@ -14,9 +14,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings.bp)
     web.register_shared(app)
     lookups.register_template_globals(app)
-    from .. import timefmt
+    from .. import timefmt, wording
 
     timefmt.register(app)
+    wording.register(app)
 
     @app.route("/")
     def index() -> Response:
