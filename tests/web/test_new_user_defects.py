@@ -302,3 +302,31 @@ def test_settings_page_stores_my_time_zone_over_the_browsers(app, people) -> Non
     assert fresh(user("bob")).timezone == "America/St_Johns"
     assert bob.post("/settings/timezone/", {"timezone": ""}).status_code == 303
     assert fresh(user("bob")).timezone is None
+
+
+# -- words for people, terms for managers -------------------------------------------------------
+
+
+def test_end_users_see_words_and_managers_also_the_engine_terms(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    bob, manager = people("bob"), people("manager")
+    bob.post(task_url(approve, "assign/"))
+    page = bob.get(task_url(approve)).get_data(as_text=True)
+    assert re.search(r'wf-status-new">In progress</span>', page)      # the process, not "NEW"
+    assert re.search(r'wf-status-assigned">Waiting for bob</span>', page)
+    assert "PREPARED" not in page and "wf-engine-term" not in page
+    assert "<strong>bob</strong>\n            took “Approve”" in page
+    process_page = bob.get(f"/flows/hello_world/{process.id}/").get_data(as_text=True)
+    assert "<th>Token</th>" not in process_page and "<th>Previous</th>" not in process_page
+    assert "wf-event-transition" not in process_page and "took “Approve”" in process_page
+    # The manager reads the same words, and the engine's terms beside them.
+    page = manager.get(task_url(approve)).get_data(as_text=True)
+    assert 'In progress <small class="wf-engine-term">NEW</small>' in page
+    assert "assign: NEW → ASSIGNED" in page
+    process_page = manager.get(f"/flows/hello_world/{process.id}/").get_data(as_text=True)
+    assert "<th>Token</th>" in process_page and "<th>Leading</th>" in process_page
+    hello("another")
+    queue = people("alice").get("/queue/").get_data(as_text=True)
+    assert 'wf-status-new">Waiting to be taken</span>' in queue
+    assert "started the process" in process_page
