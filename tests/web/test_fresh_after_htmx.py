@@ -61,3 +61,15 @@ def test_take_on_the_queue_leaves_it_as_a_fresh_load(app, people) -> None:  # ty
     assert {"task-list", "nav-inbox-count", "nav-queue-count"} <= set(swapped)
     act_and_compare(bob, "/queue/", "/queue/", "task-list",
                     {"select_all": "1", "page_task_id": [task_of(second, "approve").id]})
+
+
+def test_status_poll_swaps_every_card_once_the_job_is_over(app, people) -> None:  # type: ignore[no-untyped-def]
+    from test_tasks import failed_label_job
+
+    process, job = failed_label_job(people)
+    manager = people("manager")
+    page = parse(manager.get(task_url(job)).get_data(as_text=True))
+    swapped = apply_swaps(page, manager.get(task_url(job, "status/"), hx=True).get_data(as_text=True),
+                          "task-status")
+    assert {"task-status", "task-work", "process-facts", "process-data"} <= set(swapped)
+    assert visible_text(page) == visible_text(parse(manager.get(task_url(job)).get_data(as_text=True)))

@@ -17,6 +17,7 @@ from ..core.timers import change_due
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
+from ..wording import task_state
 from .actions import find_action, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
@@ -180,7 +181,10 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     flow_class, task = load_task(flow_label, process_id, node, task_id)
     if not may_see(flow_class, task, current_user):
         abort(403)
-    return render_blocks("flows/task.html", ["status"], oob=set(), **task_context(flow_class, task))
+    context = task_context(flow_class, task)
+    # Still running: the badge alone. Finished: every card it changed too (out of band).
+    blocks = ["status"] if context["polling"] else STATUS_BLOCKS
+    return render_blocks("flows/task.html", blocks, oob=set(blocks[1:]), **context)
 
 
 @bp.route(TASK_URL + "<transition>/", methods=["POST"])
@@ -215,8 +219,7 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     except TransitionNotAllowed as exc:
         return refused(flow_class, task, f"Not allowed now: {exc}.", STATUS_BLOCKS)
     refresh(task)
-    flash(f"{declared.label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
-          f"{', ' + task.owner.username if task.owner and task.status == STATUS.ASSIGNED else ''}).",
+    flash(f"{declared.label}: done for {task.flow_task.title} #{task.id} (now: {task_state(task)}).",
           "success")
     if wants_fragment():
         return render_task(flow_class, task, STATUS_BLOCKS)
