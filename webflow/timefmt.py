@@ -1,9 +1,9 @@
 """Dates for people: in the reader's time zone, relative ("in 2 days"), due badges.
 
 The engine stores and compares aware UTC instants only. Pages show them in the reader's
-zone: ``static/js/timezone.js`` stores the browser's IANA zone (``Intl``) in the ``tz``
-cookie, and every page after that is rendered in it; without the cookie (the first page,
-no JavaScript) or with an unknown zone, times are shown in UTC and say so.
+zone: the user's own setting (the settings page), else the browser's IANA zone, which
+``static/js/timezone.js`` stores (``Intl``) in the ``tz`` cookie; without either (the first
+page, no JavaScript) or with an unknown zone, times are shown in UTC and say so.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import Flask, g, has_request_context, request
+from flask_login import current_user
 from markupsafe import Markup, escape
 
 from .core.nodes.timer import aware_utc
@@ -22,16 +23,30 @@ from .core.status import FINISHED
 TZ_COOKIE = "tz"
 
 
+def zone_named(name: str | None) -> ZoneInfo | None:
+    """The IANA zone of that name, or None for no name or a name that is no zone."""
+    name = (name or "").strip()
+    if not name or len(name) > 64 or ".." in name or "\0" in name or name.startswith("/"):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
+def browser_zone() -> ZoneInfo | None:
+    """The zone the browser reported (the ``tz`` cookie), if any."""
+    return zone_named(unquote(request.cookies.get(TZ_COOKIE, ""))[:64]) if has_request_context() else None
+
+
 def reader_zone() -> tzinfo:
-    """The zone of the person reading the page (the ``tz`` cookie), else UTC."""
+    """The zone of the person reading the page: their own setting, else the browser's
+    (the ``tz`` cookie), else UTC."""
     if not has_request_context():
         return UTC
     if "reader_zone" not in g:
-        name = unquote(request.cookies.get(TZ_COOKIE, ""))[:64]
-        try:
-            g.reader_zone = ZoneInfo(name) if name and ".." not in name and "\0" not in name else UTC
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            g.reader_zone = UTC
+        own = getattr(current_user, "timezone", None) if current_user.is_authenticated else None
+        g.reader_zone = zone_named(own) or browser_zone() or UTC
     return g.reader_zone  # type: ignore[no-any-return]
 
 
@@ -78,6 +93,7 @@ def time_tag(stamp: datetime | None, relative_text: bool = True) -> Markup:
     iso = aware_utc(stamp).isoformat()
     shown = relative(stamp) if relative_text else exact(stamp)
     return Markup(f'<time datetime="{escape(iso)}" title="{escape(exact(stamp))}">{escape(shown)}</time>')
+
 
 
 def reader_zone_name() -> str:

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_collab"
-down_revision = "0006"
+down_revision = "0007_timezone"
 branch_labels = None
 depends_on = None
 

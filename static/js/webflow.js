@@ -26,4 +26,20 @@
   document.addEventListener("htmx:timeout", function () {
     showError("The server took too long to answer. Please reload the page to see what happened.");
   });
+
+  // "All on this page" ticks (or clears) every row's box of its form; a row's box that is
+  // cleared clears it again. The server reads the box too, so it works without JavaScript.
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== "checkbox" || !box.form) { return; }
+    var name = box.getAttribute("data-select-all");
+    if (name) {
+      box.form.querySelectorAll('input[type=checkbox][name="' + name + '"]').forEach(function (row) {
+        row.checked = box.checked;
+      });
+      return;
+    }
+    var all = box.form.querySelector('input[data-select-all="' + box.name + '"]');
+    if (all && !box.checked) { all.checked = false; }
+  });
 })();

@@ -55,14 +55,15 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     bob.wait_for_selector("#task-status .wf-status-assigned")
     assert bob.inner_text("#nav-inbox-count") == "1" and bob.inner_text("#nav-queue-count") == "0"
     bob.check("input[name=approved]")
+    assert bob.evaluate("window.stayedOnPage") is True                # assign swapped in place
     bob.click("#task-work button[type=submit]")
-    bob.wait_for_selector("#task-status .wf-status-done")
-    assert bob.evaluate("window.stayedOnPage") is True
+    # Nothing else for bob in this process: the inbox, loaded whole, says so.
+    bob.wait_for_url(f"{base_url}/inbox/")
     assert bob.inner_text("#nav-inbox-count") == "0"
-    assert "is done." in bob.inner_text("#messages")
+    assert "is done. Nothing else for you in this process." in bob.inner_text("#messages")
 
     alice.goto(process_url)
-    assert alice.inner_text("h1 .wf-badge") == "DONE"
+    assert alice.inner_text("h1 .wf-badge") == "Done"
     assert "<b>launch</b>" in alice.inner_text(".wf-data")          # shown as text, escaped
 
     for n in range(3):                                               # three more, to take in bulk
@@ -73,7 +74,7 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     bob.goto(f"{base_url}/queue/")
     bob.check("input[name=task_id] >> nth=0")
     bob.check("input[name=task_id] >> nth=1")
-    bob.click("text=Assign the chosen tasks to me")
+    bob.click("text=Take the chosen tasks")
     bob.wait_for_selector("text=2 tasks assigned to you.")
     assert bob.inner_text("#nav-inbox-count") == "2"
 

@@ -116,6 +116,9 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_transition": lambda: transition_answer(flow, task, who, case.transition or "", hx),
         "admin.index": lambda: 200 if (flow.can_manage(who) or who.has_perm("hello_world.manage")) else 403,
         "admin.confirm_transition": lambda: confirm_answer(flow, task, who, case.transition or ""),
+        "flows.task_confirm": lambda: task_confirm_answer(flow, task, who, case.transition or ""),
+        "settings.index": lambda: 200,
+        "settings.timezone": lambda: 422,  # no zone chosen: said on the settings page
         "admin.process_cancel": lambda: cancel_answer(flow, task.process, who, case.method),
         "admin.graph_svg": lambda: 200 if flow.can_view(who) else 403,
         # A manager's due-date form, sent empty: refused field by field (issue 14).
@@ -126,7 +129,6 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_comment": lambda: 422 if may_see(flow, task, who) else 403,
         "flows.process_comment": lambda: 422 if may_see_process(flow, task.process, who) else 403,
         "flows.task_draft": lambda: draft_answer(flow, task, who, hx),
-        "settings.index": lambda: 200,
         "settings.away": lambda: 422,  # no substitute chosen
         # The notifications form sent empty is valid (no address, every kind off) and saved.
         "settings.notifications": lambda: 200 if hx else 303,
@@ -187,6 +189,21 @@ def confirm_answer(flow: Any, task: Task, who: Any, name: str) -> int:
     declared = people_transition(activation, name)
     if declared is None:
         return 409 if name in rule_book_names() else 404
+    if find_action(task, who, declared.name) is not None:
+        return 200
+    return 409 if declared.blocked_reason(activation) is not None else 403
+
+
+def task_confirm_answer(flow: Any, task: Task, who: Any, name: str) -> int:
+    """The task page's "are you sure?": the transition's own answers, for whoever may see it."""
+    activation = task.activate()
+    declared = people_transition(activation, name)
+    if declared is None and name not in rule_book_names():
+        return 404
+    if not may_see(flow, task, who):
+        return 403
+    if declared is None:
+        return 409
     if find_action(task, who, declared.name) is not None:
         return 200
     return 409 if declared.blocked_reason(activation) is not None else 403

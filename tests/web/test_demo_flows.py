@@ -18,7 +18,8 @@ from webflow.models import Process
 @pytest.fixture
 def demo_app(db_url: str) -> Iterator[Flask]:
     """The app as `flask webflow demo` leaves it: the demo flows and users (jobs inline)."""
-    with in_app_context(make_test_app(db_url, None, {}, "")) as app:
+    # The demo's label job waits seconds (for the status polling to show): not in tests.
+    with in_app_context(make_test_app(db_url, None, {}, "", WEBFLOW_DEMO_JOB_SECONDS=0)) as app:
         load_demo()
         yield app
 
@@ -54,6 +55,13 @@ def test_the_shipment_demo_runs_to_the_end(demo_app: Flask) -> None:
     bob.get(task_url(packing))
     assert bob.post(task_url(packing), {"packages": "2"}).status_code == 303
 
+    # Notifying the customer fails the first time (on purpose): the admin sees it and retries.
+    notify = task_of(process, "notify")
+    assert notify.status == STATUS.ERROR
+    admin = AuthActions(demo_app).enter_as("admin")
+    overview = admin.get("/admin/").get_data(as_text=True)
+    assert "mail server did not answer" in overview and "Tasks in ERROR <strong>1</strong>" in overview
+    assert admin.post(task_url(notify, "retry/")).status_code == 303
     db.session.commit()
     db.session.expire_all()
     process = db.session.get(Process, process.id)
@@ -133,3 +141,22 @@ def test_the_purchase_demo_stops_on_a_rejection(demo_app: Flask) -> None:
     assert parent.status == STATUS.DONE
     assert task_of(parent, "rejected").status == STATUS.DONE
     assert task_of(parent, "purchase") is None
+
+
+def test_the_hello_world_demo_is_approved_by_somebody_else(demo_app: Flask) -> None:
+    alice, bob = AuthActions(demo_app).enter_as("alice"), AuthActions(demo_app).enter_as("bob")
+    alice.get("/flows/hello_world/start/start/")
+    assert alice.post("/flows/hello_world/start/start/", {"text": "Hi"}).status_code == 303
+    db.session.commit()
+    process = db.session.scalars(sa.select(Process).order_by(Process.id.desc())).first()
+    approve = task_of(process, "approve")
+    # alice wrote it: it is not in her queue and she may not take it; bob may.
+    assert task_url(approve) not in alice.get("/queue/").get_data(as_text=True)
+    assert alice.post(task_url(approve, "assign/")).status_code == 403
+    assert task_url(approve) in bob.get("/queue/").get_data(as_text=True)
+    assert bob.post(task_url(approve, "assign/")).status_code == 303
+    bob.get(task_url(approve))
+    assert bob.post(task_url(approve), {"approved": "y"}).status_code == 303
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Process, process.id).status == STATUS.DONE

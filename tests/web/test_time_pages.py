@@ -35,7 +35,7 @@ def test_demo_approvals_get_a_due_date_and_the_queue_shows_it(app, people) -> No
     approve = task_of(hello("due soon"), "approve")
     assert aware_utc(approve.due) - aware_utc(approve.created) == timedelta(days=1)
     cells = row(people("bob").get("/queue/").get_data(as_text=True), approve)
-    stamp = re.search(r'<time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', cells)
+    stamp = re.search(r'class="wf-due"><time datetime="([^"]+)" title="([^"]+)">([^<]+)</time>', cells)
     assert stamp, cells
     assert datetime.fromisoformat(stamp.group(1)) == aware_utc(approve.due)
     assert stamp.group(2).endswith(" UTC")  # no zone cookie yet: UTC, and it says so

@@ -31,9 +31,10 @@ def register_blueprints(app: Flask) -> None:
     web.register_shared(app)
     lookups.register_template_globals(app)
     collab.register(app)
-    from .. import timefmt
+    from .. import timefmt, wording
 
     timefmt.register(app)
+    wording.register(app)
 
     @app.route("/")
     def index() -> Response:

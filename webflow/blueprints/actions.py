@@ -36,6 +36,8 @@ class Action:
     users: list[User] = field(default_factory=list)
     #: The transition takes a note for the next owner (reassign: the owner's delegation).
     takes_note: bool = False
+    #: What the button does, in a sentence (the rule book's ``help``).
+    help: str = ""
 
     @property
     def destructive(self) -> bool:
@@ -88,14 +90,14 @@ def task_actions(task: Task, user: Any) -> list[Action]:
             continue
         if not hands_over(trans):
             if bound.has_perm(user):
-                actions.append(Action(trans.name, trans.label))
+                actions.append(Action(trans.name, trans.label, help=trans.help or ""))
             continue
         for_me = task.owner_id is None and bound.has_perm(user, user=user)  # taking it
         others = [u for u in assignable_users(task)
                   if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
             actions.append(Action(trans.name, button_label(trans, task, user), for_me, True, others,
-                                  trans.takes("note")))
+                                  trans.takes("note"), trans.help or ""))
     return actions
 
 

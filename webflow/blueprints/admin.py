@@ -81,6 +81,9 @@ def _process_filters(flows: dict[str, type[Flow]]) -> tuple[dict[str, Any], list
     }
     if values["flow"] and values["flow"] not in flows:
         abort(404)
+    if values["started_from"] and values["started_to"] and values["started_from"] > values["started_to"]:
+        abort(422, "The “from” date is after the “to” date: no process could match. "
+                   "Swap the dates or clear one of them.")
     chosen = [flows[values["flow"]]] if values["flow"] else list(flows.values())
     where: list[Any] = [Process.flow_class_path.in_([f.path() for f in chosen])]
     if values["status"] in {s.value for s in PROCESS_STATUSES}:
@@ -143,7 +146,7 @@ def index() -> Any:
         "stalled": stalled_processes(db.session(), flows.values()),
         "upcoming": upcoming, "overdue": overdue, "now": now,
         "flows": flows, "labels": {f.path(): label for label, f in flows.items()}, "filters": values,
-        "page": page, "counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
+        "page": page, "status_counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
     }

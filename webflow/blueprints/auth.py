@@ -15,7 +15,7 @@ from wtforms.validators import DataRequired
 from ..extensions import db, login_manager
 from ..models import User
 from .lookups import parse_id
-from .web import safe_next, wants_fragment
+from .web import coming_from, safe_next, to_login, wants_fragment
 
 bp = Blueprint("auth", __name__)
 
@@ -32,6 +32,8 @@ DUMMY = User(password_hash="pbkdf2_sha256$200000$fb1abe68cd3c5950d2ede0a5ce34c7d
 @login_manager.unauthorized_handler
 def unauthorized() -> Any:
     """To the login form; an HTMX request gets 401 and HX-Redirect (htmx would swap the form in)."""
+    if request.method != "GET":  # a POST of a page whose session ended: back to that page
+        return to_login(coming_from())
     target = url_for("auth.login", next=request.full_path if request.query_string else request.path)
     if wants_fragment():
         return Response(status=401, headers={"HX-Redirect": target})

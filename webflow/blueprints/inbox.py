@@ -192,7 +192,13 @@ def archive() -> Any:
 def queue_assign() -> Any:
     """Assign the chosen queue tasks (or the one ``take`` names) to me."""
     # Ids that are not ids (not digits, out of range) are dropped.
-    raw = [request.form["take"]] if request.form.get("take") else request.form.getlist("task_id")
+    # "All on this page" takes the rows the page listed (without JavaScript too).
+    if request.form.get("take"):
+        raw = [request.form["take"]]
+    elif request.form.get("select_all"):
+        raw = request.form.getlist("page_task_id")
+    else:
+        raw = request.form.getlist("task_id")
     ids = [task_id for task_id in map(parse_id, raw[:500]) if task_id is not None]
     if not ids:
         flash("Choose the tasks to take first.", "info")

@@ -16,6 +16,7 @@ from werkzeug.routing import BuildError, IntegerConverter
 
 from ..core.flow import Flow
 from ..core.models import Process, Task, User
+from ..datarows import data_rows
 from ..extensions import db
 from ..graph_svg import flow_svg
 
@@ -184,4 +185,5 @@ def register_template_globals(app: Flask) -> None:
     for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers):
         app.add_template_global(func, func.__name__)
     app.add_template_global(flow_svg, "flow_graph")
+    app.add_template_global(data_rows, "data_rows")
     app.add_template_filter(error_summary, "error_summary")

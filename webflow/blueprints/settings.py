@@ -7,6 +7,7 @@ page otherwise)."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import available_timezones
 
 import sqlalchemy as sa
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -20,7 +21,7 @@ from ..core.exceptions import InputRejected
 from ..core.models import NotificationSetting, User, utcnow
 from ..extensions import db
 from ..notifications import KINDS, mail_enabled
-from ..timefmt import parse_local_input
+from ..timefmt import browser_zone, parse_local_input, zone_named
 from .lookups import parse_id
 from .web import oob_extras, render_page, wants_fragment
 
@@ -29,9 +30,20 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 def page_context(user: User, **overrides: Any) -> dict[str, Any]:
     """What every section of the page needs; a section's own form may be passed in."""
-    context = {**away_context(user), **notifications_context()}
+    context = {**timezone_context(), **away_context(user), **notifications_context()}
     context.update(overrides)
     return context
+
+
+def zone_choices() -> list[str]:
+    """Every IANA zone this server knows, sorted (the picker's options)."""
+    return sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+
+
+def timezone_context() -> dict[str, Any]:
+    """The time-zone section: the zones, and the browser's own (from its tz cookie)."""
+    browser = browser_zone()
+    return {"zones": zone_choices(), "browser_zone": str(browser) if browser else None}
 
 
 def away_context(user: User) -> dict[str, Any]:
@@ -148,3 +160,25 @@ def notifications_section(form: NotificationsForm, status: int) -> Any:
         return current_app.make_response((body, status))
     return render_page("settings/index.html", ["content"], status=status, title="Settings",
                        **page_context(current_user._get_current_object(), **notifications_context(form)))
+
+
+@bp.route("/timezone/", methods=["POST"])
+@login_required
+def timezone() -> Any:
+    """Save the zone I read times in ("" follows the browser's zone); 422 for no zone."""
+    user = current_user._get_current_object()
+    name = request.form.get("timezone")
+    error = None
+    if name is None:
+        error = "Choose a time zone. Nothing was changed."
+    elif (name := name.strip()) and (zone_named(name) is None or name not in available_timezones()):
+        error = f"“{name[:64]}” is not a time zone this site knows. Nothing was changed."
+    if error is not None:
+        flash(error, "error")
+        return render_page("settings/index.html", ["content"], status=422, title="Settings",
+                           **page_context(user))
+    user.timezone = name or None
+    db.session.commit()
+    flash(f"Times are shown in {name} now." if name else
+          "Times are shown in your browser's time zone now.", "success")
+    return redirect(url_for("settings.index"), code=303)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 from werkzeug.datastructures import MultiDict
@@ -23,7 +23,8 @@ from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import parse_local_input
-from .actions import button_label, hands_over, people_transition, rule_book_names, task_actions
+from ..wording import task_state
+from .actions import button_label, find_action, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -31,6 +32,10 @@ from .web import engine_context, form_data, render_page, safe_next, wants_fragme
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
 RUNNING = (STATUS.SCHEDULED, STATUS.STARTED)
+#: What an action on the task page may change: the first block is the swap target, the
+#: others are swapped out of band, so every card shows the truth after the action.
+STATUS_BLOCKS = ["status", "work", "history", "process", "data"]
+WORK_BLOCKS = ["work", "status", "history", "process", "data"]
 NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
 
 
@@ -119,11 +124,11 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
         return custom_view(flow_class, task)
     if request.method == "GET":
-        return render_task(flow_class, task, ["work", "status", "history"])
+        return render_task(flow_class, task, WORK_BLOCKS)
     if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
         abort(403)
     if not can_complete(task, user):
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
     form = node_form(task.flow_task)
     if not form.validate_on_submit():
         flash("Please correct the marked fields.", "error")
@@ -134,12 +139,43 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
             activation.prepare(data=form_data(form), user=user)
             activation.done()
     except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
     refresh(task)
-    flash(f"{task.flow_task.title} #{task.id} is done.", "success")
+    following = next_task(task, user)
+    if following is not None:
+        target = task_url(following)
+        waiting = "" if following.owner_id == user.id else " (waiting in the queue: take it to work on it)"
+        flash(f"{task.flow_task.title} #{task.id} is done. Next: {following.flow_task.title}{waiting}.",
+              "success")
+    else:
+        target = url_for("inbox.inbox")
+        flash(f"{task.flow_task.title} #{task.id} is done. Nothing else for you in this process.",
+              "success")
+    return go_to(target)
+
+
+def next_task(task: Task, user: User) -> Task | None:
+    """What ``user`` does next in the task's process: a task assigned to them, else one they
+    may take (the node's own rule), oldest first; None when nothing waits for them."""
+    waiting = db.session.scalars(
+        sa.select(Task).where(Task.process_id == task.process_id, Task.id != task.id,
+                              Task.flow_task_type == "HUMAN",
+                              Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
+        .order_by(Task.id)).all()
+    mine = [t for t in waiting if t.status == STATUS.ASSIGNED and t.owner_id == user.id]
+    if mine:
+        return mine[0]
+    return next((t for t in waiting if t.status == STATUS.NEW and t.owner_id is None
+                 and t.flow_task.can_assign(user, t)), None)
+
+
+def go_to(target: str) -> Any:
+    """303 to ``target``; HTMX loads it as a whole page (HX-Redirect), messages and all."""
     if wants_fragment():
-        return render_task(flow_class, task, ["work", "status", "history"])
-    return redirect(url_for("inbox.inbox"), code=303)
+        response = current_app.make_response(("", 200))
+        response.headers["HX-Redirect"] = target
+        return response
+    return redirect(target, code=303)
 
 
 def custom_view(flow_class: type[Flow], task: Task) -> Any:
@@ -152,7 +188,7 @@ def custom_view(flow_class: type[Flow], task: Task) -> Any:
         with engine_context():
             return task.flow_task.view_func(task.activate())
     except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
 
 
 @bp.route(TASK_URL + "status/")
@@ -162,7 +198,10 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     flow_class, task = load_task(flow_label, process_id, node, task_id)
     if not may_see(flow_class, task, current_user):
         abort(403)
-    return render_blocks("flows/task.html", ["status"], oob=set(), **task_context(flow_class, task))
+    context = task_context(flow_class, task)
+    # Still running: the badge alone. Finished: every card it changed too (out of band).
+    blocks = ["status"] if context["polling"] else STATUS_BLOCKS
+    return render_blocks("flows/task.html", blocks, oob=set(blocks[1:]), **context)
 
 
 @bp.route(TASK_URL + "<transition>/", methods=["POST"])
@@ -184,7 +223,7 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         abort(403)
     if declared is None:  # a transition of other kinds of task, not of this one
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
-                       f"{transition} transition.", ["status", "work", "history"])
+                       f"{transition} transition.", STATUS_BLOCKS)
     blocked = declared.blocked_reason(activation)
     arguments: dict[str, Any] = {}
     if hands_over(declared):
@@ -196,27 +235,54 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         arguments["note"] = request.form.get("note", "").strip()
         if len(arguments["note"]) > MAX_NOTE:
             return refused(flow_class, task, f"The note holds at most {MAX_NOTE:,} characters; "
-                           "nothing was changed.", ["status", "work", "history"], status=422)
+                           "nothing was changed.", STATUS_BLOCKS, status=422)
     if not declared.allows(activation, user, arguments):
         target = arguments.get("user")
         if target is not None and target.id != user.id and not task.flow_task.user_has_permission(target):
             abort(403, f"{target.username} may not work on this task; nothing was changed.")
         abort(403)
     if blocked is not None:
-        return refused(flow_class, task, f"Not allowed now: {blocked}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not allowed now: {blocked}.", STATUS_BLOCKS)
     label = button_label(declared, task, user)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)
     except TransitionNotAllowed as exc:
-        return refused(flow_class, task, f"Not allowed now: {exc}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not allowed now: {exc}.", STATUS_BLOCKS)
     refresh(task)
-    flash(f"{label}: done for {task.flow_task.title} #{task.id} (now {task.status.value}"
-          f"{', ' + task.owner.username if task.owner and task.status == STATUS.ASSIGNED else ''}).",
+    flash(f"{label}: done for {task.flow_task.title} #{task.id} (now: {task_state(task)}).",
           "success")
     if wants_fragment():
-        return render_task(flow_class, task, ["status", "work", "history"])
+        return render_task(flow_class, task, STATUS_BLOCKS)
     return redirect(safe_next(request.form.get("next"), task_url(task)), code=303)
+
+
+@bp.route(TASK_URL + "<transition>/confirm/")
+@login_required
+def task_confirm(flow_label: str, process_id: int, node: str, task_id: int, transition: str) -> Any:
+    """Ask before a transition that cannot simply be taken back (cancel, undo): the page's
+    form posts to the transition. Without JavaScript the button leads here; with it htmx asks.
+    The answers are the transition's own: 404, 403, or 409 with the reason when not now."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    activation = task.activate()
+    declared = people_transition(activation, transition)
+    if declared is None and transition not in rule_book_names():
+        abort(404)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    action = find_action(task, user, declared.name) if declared is not None else None
+    reason = None
+    if action is None:
+        reason = (declared.blocked_reason(activation) if declared is not None
+                  else f"{type(activation).__name__} tasks have no {transition} transition")
+        if reason is None:
+            abort(403)
+    label = declared.label if declared is not None else transition
+    return render_template(
+        "flows/confirm.html", flow_class=flow_class, process=task.process, task=task, action=action,
+        label=label, reason=reason, title=f"{label}: {task.flow_task.title} #{task.id}",
+    ), (200 if action else 409)
 
 
 @bp.route(TASK_URL + "due/", methods=["POST"])
@@ -234,12 +300,12 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     except ValueError:
         flash("Give the due date as a date and time (or leave it empty) and the priority as a "
               "whole number from -1000 to 1000. Nothing was changed.", "error")
-        return render_task(flow_class, task, ["status", "work", "history"], status=422)
+        return render_task(flow_class, task, STATUS_BLOCKS, status=422)
     try:
         with engine_context():
             change_due(task, due, priority)
     except TransitionNotAllowed as exc:
-        return refused(flow_class, task, f"Not changed: {exc}.", ["status", "work", "history"])
+        return refused(flow_class, task, f"Not changed: {exc}.", STATUS_BLOCKS)
     flash(f"{task.flow_task.title} #{task.id}: due date and priority saved.", "success")
     return redirect(task_url(task), code=303)
 
@@ -249,8 +315,9 @@ def assignee(task: Task, user: User, runnable: bool, check_permission: bool = Tr
     with no pick, the asking user (taking a task nobody has)."""
     raw = request.form.get("user_id", "").strip()
     if not raw:
-        if task.owner_id is not None and runnable:
-            abort(400, "Choose the user to give the task to.")
+        # The picker's empty "Choose a person" is no choice (never "me").
+        if request.form.get("picker") or (task.owner_id is not None and runnable):
+            abort(400, "Choose the person to give the task to. Nothing was changed.")
         return user
     user_id = parse_id(raw)
     target = db.session.get(User, user_id) if user_id is not None else None

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, flash, render_template, request, url_for
+from flask import Flask, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 from jinja2_fragments.flask import render_blocks
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError
@@ -165,6 +166,16 @@ def register_shared(app: Flask) -> None:
         return _error_response(409, "Someone changed this meanwhile; nothing was saved. "
                                     "Please reload and try again.")
 
+    @app.errorhandler(CSRFError)
+    def form_expired(exc: CSRFError) -> Any:
+        """A POST without a live session (it expired, or the user logged out in another tab)
+        goes to the login form and, after it, back to the page it came from; a logged-in
+        user's stale form gets a message that says what to do."""
+        if not current_user.is_authenticated:
+            return to_login(coming_from())
+        return _error_response(400, "This page was open too long or is out of date: reload it "
+                                    "and try again. Nothing was changed.")
+
     @app.errorhandler(PermissionDenied)
     def denied(exc: PermissionDenied) -> Any:
         """The engine's own permission check (a start or a completion by the wrong user)."""
@@ -186,6 +197,29 @@ def register_shared(app: Flask) -> None:
         # A page and its fragment share a URL: caches must keep them apart.
         response.vary.add("HX-Request")
         return response
+
+
+def coming_from() -> str:
+    """The page the request was sent from (for a POST, where the user should come back to)."""
+    if request.method == "GET":
+        return request.full_path if request.query_string else request.path
+    for source in (request.headers.get("HX-Current-URL"), request.referrer):
+        if source:
+            parts = urlsplit(source)
+            if parts.netloc in ("", request.host):
+                path = parts.path + (f"?{parts.query}" if parts.query else "")
+                return safe_next(path, url_for("index"))
+    return url_for("index")
+
+
+def to_login(target: str) -> Response:
+    """To the login form, then back to ``target``; an HTMX request gets 401 and HX-Redirect
+    (htmx would swap the form into the page)."""
+    login = url_for("auth.login", next=target)
+    if wants_fragment() or request.headers.get("HX-Request") == "true":
+        return Response(status=401, headers={"HX-Redirect": login})
+    flash("Your session has ended. Please log in again.", "info")
+    return redirect(login)  # type: ignore[return-value]
 
 
 def _description(exc: HTTPException, default: str) -> str:

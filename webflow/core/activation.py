@@ -378,7 +378,7 @@ class Activation:
         self.task.finished = None
         self.set_status(STATUS.NEW)
 
-    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel")
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel this task")
     def cancel(self) -> None:
         """Cancel the task."""
         self.task.finished = utcnow()

@@ -35,6 +35,21 @@ def _statuses(value: STATUS | Iterable[STATUS] | None) -> tuple[STATUS, ...]:
     return tuple(value)
 
 
+#: What the transitions people run do, by name, for the ones that share a name across node
+#: families (a declaration's own ``help=`` wins).
+HELP = {
+    "assign": "Take this task: it moves to your inbox and nobody else works on it.",
+    "unassign": "Give the task back to the queue, for someone who may do it to take.",
+    "reassign": "Give the task to another person who may do it.",
+    "perform": "Run this step now instead of waiting for the engine to run it.",
+    "activate_next": "Create the steps that follow this one (when a repair left them missing).",
+    "retry": "Run the failed step again, after fixing what made it fail.",
+    "undo": "Reopen this finished step: the steps after it must not have started yet; "
+            "the history keeps what happened.",
+    "cancel": "Stop this task without finishing it: the process does not go on from here.",
+}
+
+
 class Transition:
     """A declared transition: sources x targets edges, conditions, and the method body."""
 
@@ -49,6 +64,7 @@ class Transition:
         name: str | None = None,
         permission: Rule | None = None,
         label: str | None = None,
+        help: str | None = None,
     ) -> None:
         self.func = func
         self.name = name or func.__name__
@@ -56,6 +72,7 @@ class Transition:
         self.permission = permission
         # The button's text; a transition without one is never offered to people.
         self.label = label
+        self._help = help
         self.sources = _statuses(source)
         # No target means the status does not change (DONE -> DONE activate_next).
         self.targets = _statuses(target) or self.sources
@@ -86,10 +103,16 @@ class Transition:
             name=self.name,
             permission=self.permission,
             label=self.label,
+            help=self._help,
         )
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
+
+    @property
+    def help(self) -> str | None:
+        """What the button does, in a sentence for people (its tooltip and confirmation)."""
+        return self._help or HELP.get(self.name)
 
     def __get__(self, activation: Activation | None, owner: type) -> Any:
         if activation is None:
@@ -173,12 +196,14 @@ def transition(
     locked: bool = True,
     permission: Rule | None = None,
     label: str | None = None,
+    help: str | None = None,
 ) -> Callable[[Callable[..., Any]], Transition]:
-    """Declare an activation method as a transition, who may run it and its button's label."""
+    """Declare an activation method as a transition, who may run it, its button's label and
+    what the button does (``help``; the transitions every node family shares have one in ``HELP``)."""
 
     def decorate(func: Callable[..., Any]) -> Transition:
         return Transition(func, source, target, conditions, locked=locked,
-                          permission=permission, label=label)
+                          permission=permission, label=label, help=help)
 
     return decorate
 

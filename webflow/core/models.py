@@ -132,6 +132,8 @@ class User(Base):
     session_token: Mapped[str | None] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
     # Where notifications go (None: the user gets none); set on the settings page.
     email: Mapped[str | None] = mapped_column(sa.String(254))
+    # The IANA zone the user reads times in ("Europe/Paris"); None: the browser's own zone.
+    timezone: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True

@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class HelloWorldForm(FlaskForm):
-    text = TextAreaField("Message", validators=[DataRequired(), Length(max=500)])
+    text = TextAreaField("Message", validators=[
+        DataRequired(),
+        # Said, never cut: the page tells the limit, and a longer text is refused with its length.
+        Length(max=500, message="The message may have at most %(max)d characters; this one has %(length)d.")])
 
 
 class ApproveForm(FlaskForm):

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from webflow import Flow, flow, this
 from webflow.core.context import get_session
@@ -19,7 +19,9 @@ APPROVALS_NEEDED = 2
 
 class PurchaseRequestForm(FlaskForm):
     item = StringField("What to buy", validators=[DataRequired(), Length(max=200)])
-    amount = IntegerField("Amount (EUR)", validators=[DataRequired(), NumberRange(min=1, max=1_000_000)])
+    amount = IntegerField("Amount (EUR)", validators=[
+        InputRequired("Give the amount."),
+        NumberRange(min=1, max=1_000_000, message="The amount is from 1 to 1,000,000 EUR.")])
     reviewers = StringField("Reviewers (user names, comma separated)", default="alice, bob, admin",
                             validators=[DataRequired(), Length(max=500)])
 

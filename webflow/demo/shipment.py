@@ -1,21 +1,27 @@
-"""Shipment: the clerk and the warehouse work in parallel; a label prints in the background."""
+"""Shipment: the clerk and the warehouse work in parallel; a label prints in the background
+(slowly), and notifying the customer fails once, so Retry can be tried."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
+import sqlalchemy as sa
+from flask import current_app, has_app_context
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.fields import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from webflow import Flow, flow, this
+from webflow.models import TaskEvent
 
 
 class ShipmentForm(FlaskForm):
     customer = StringField("Customer", validators=[DataRequired(), Length(max=120)])
     address = StringField("Address", validators=[DataRequired(), Length(max=300)])
-    items = IntegerField("Items", validators=[DataRequired(), NumberRange(min=1, max=10_000)])
+    items = IntegerField("Items", validators=[InputRequired("Give the number of items."),
+                                              NumberRange(min=1, max=10_000, message="From 1 to 10,000.")])
     insured = BooleanField("Insure the shipment")
 
 
@@ -24,7 +30,10 @@ class CarrierForm(FlaskForm):
 
 
 class PackageForm(FlaskForm):
-    packages = IntegerField("Packages", validators=[DataRequired(), NumberRange(min=1, max=1000)])
+    # InputRequired, not DataRequired: 0 is a number typed in, so it gets the range's message.
+    packages = IntegerField("Packages", validators=[InputRequired("Give the number of packages."),
+                                                    NumberRange(min=1, max=1000,
+                                                                message="A shipment has 1 to 1,000 packages.")])
 
 
 class InsuranceForm(FlaskForm):
@@ -32,7 +41,10 @@ class InsuranceForm(FlaskForm):
 
 
 def print_label(activation):  # type: ignore[no-untyped-def]
-    """The background job: make the shipping label."""
+    """The background job: make the shipping label. It takes a few seconds (the printer
+    warms up), so the task page's status polling can be seen."""
+    seconds = float(current_app.config.get("WEBFLOW_DEMO_JOB_SECONDS", 3)) if has_app_context() else 0
+    time.sleep(min(max(seconds, 0), 30))
     data = activation.process.data
     return f"LABEL {data.get('customer')} / {data.get('address')} / {data.get('carrier')}"
 
@@ -75,6 +87,14 @@ class ShipmentFlow(Flow):
     end = flow.End()
 
     def notify_customer(self, activation):  # type: ignore[no-untyped-def]
+        """Tell the customer. The demo's mail server never answers the first time, so the
+        step fails once: a manager sees it under "Tasks in ERROR" and presses Retry."""
+        failed_before = activation.session.scalar(
+            sa.select(TaskEvent.id).where(TaskEvent.task_id == activation.task.id,
+                                          TaskEvent.transition == "error").limit(1))
+        if failed_before is None:
+            raise ConnectionError("the customer's mail server did not answer (the demo fails "
+                                  "this step once: press Retry)")
         activation.process.data = {**activation.process.data, "notified": True}
 
     def summary(self, process):  # type: ignore[no-untyped-def]

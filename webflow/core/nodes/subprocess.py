@@ -105,7 +105,7 @@ class SubprocessActivation(Activation):
         self._activate_next()
 
     @transition(source=[STATUS.NEW, STATUS.STARTED, STATUS.ERROR], target=STATUS.CANCELED,
-                permission=managing, label="Cancel")
+                permission=managing, label="Cancel this task")
     def cancel(self) -> None:
         """Cancel the task and every unfinished child process."""
         from ..engine import cancel_process

@@ -185,7 +185,7 @@ class ViewActivation(Activation):
         """Activate the outgoing nodes again."""
         self._activate_next()
 
-    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel")
+    @transition(source=STATUS.NEW, target=STATUS.CANCELED, permission=managing, label="Cancel this task")
     def cancel(self) -> None:
         """Cancel the task and its timers."""
         self.flow_task.cancel_timers(self)

@@ -1,0 +1,111 @@
+"""Process data as people read it: the flow's form labels and formatted values.
+
+``process.data`` is keyed by form field names ("courier", "insured"); a page shows the label
+of the field that wrote each key ("Carrier", "Insure the shipment") and its value formatted
+as the form offered it (Yes/No, the choice's label, a date), never the raw key or ``True``.
+Keys no form of the flow wrote (a handler's own) keep their name, made readable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+from wtforms import BooleanField, DateField, DateTimeField, SelectField, SelectMultipleField
+from wtforms.fields.core import UnboundField
+
+from .core.flow import Flow
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    label: str
+    field_class: type
+    choices: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DataRow:
+    key: str
+    label: str
+    value: str
+    #: Text of several lines (shown with its line breaks).
+    multiline: bool
+
+
+@cache
+def form_fields(flow_class: type[Flow]) -> dict[str, FieldInfo]:
+    """The fields of every form of the flow's nodes, by name (the first form that has it)."""
+    fields: dict[str, FieldInfo] = {}
+    for node in flow_class.nodes():
+        form_class = getattr(node, "form", None)
+        if form_class is None:
+            continue
+        for name in dir(form_class):
+            unbound = getattr(form_class, name, None)
+            if not isinstance(unbound, UnboundField) or name in fields or name == "csrf_token":
+                continue
+            label = unbound.kwargs.get("label") or (unbound.args[0] if unbound.args else None)
+            fields[name] = FieldInfo(str(label or readable(name)), unbound.field_class,
+                                     _choices(unbound.kwargs.get("choices")))
+    return fields
+
+
+def _choices(choices: Any) -> dict[str, str]:
+    """A SelectField's choices as value -> label (pairs, SelectChoice or plain values)."""
+    found: dict[str, str] = {}
+    if not choices or callable(choices) or isinstance(choices, dict):
+        return found
+    for choice in choices:
+        if isinstance(choice, str):
+            found[choice] = choice
+        elif hasattr(choice, "value"):  # SelectChoice
+            found[str(choice.value)] = str(choice.label)
+        else:
+            found[str(choice[0])] = str(choice[1])
+    return found
+
+
+def readable(key: str) -> str:
+    """``approved_by`` -> ``Approved by``."""
+    text = key.replace("_", " ").strip()
+    return text[:1].upper() + text[1:] if text else key
+
+
+def formatted(value: Any, info: FieldInfo | None) -> str:
+    """The value as the form showed it: Yes/No, a choice's label, a date; "–" for nothing."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool) or (info is not None and issubclass(info.field_class, BooleanField)):
+        return "Yes" if value else "No"
+    if info is not None and info.choices:
+        if isinstance(value, list) or issubclass(info.field_class, SelectMultipleField):
+            return ", ".join(info.choices.get(str(v), str(v)) for v in (value or []))
+        if issubclass(info.field_class, SelectField):
+            return info.choices.get(str(value), str(value))
+    if isinstance(value, str) and info is not None and issubclass(info.field_class, DateTimeField | DateField):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if issubclass(info.field_class, DateTimeField):
+            return f"{parsed:%Y-%m-%d %H:%M}"
+        return f"{date(parsed.year, parsed.month, parsed.day):%Y-%m-%d}"
+    if isinstance(value, list):
+        return ", ".join(formatted(v, None) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{readable(str(k))}: {formatted(v, None)}" for k, v in value.items())
+    return str(value)
+
+
+def data_rows(flow_class: type[Flow] | None, data: dict[str, Any] | None) -> list[DataRow]:
+    """The rows of a data table for ``data`` written by ``flow_class``'s forms."""
+    fields = form_fields(flow_class) if flow_class is not None else {}
+    rows = []
+    for key, value in (data or {}).items():
+        info = fields.get(key)
+        text = formatted(value, info)
+        rows.append(DataRow(key, info.label if info else readable(key), text, "\n" in text))
+    return rows

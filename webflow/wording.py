@@ -1,0 +1,73 @@
+"""What the engine's states and audit rows say to people who do not know the engine.
+
+End users read words ("In progress", "Waiting for bob", "Done by bob"); the flow's managers
+read the same words and, beside them, the engine's terms (statuses, transition names,
+tokens), which the templates add when ``manages(flow_class)`` says so."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g
+from flask_login import current_user
+
+from .core.flow import Flow
+from .core.status import STATUS
+
+PROCESS_WORDS = {STATUS.NEW: "In progress", STATUS.DONE: "Done", STATUS.CANCELED: "Canceled"}
+TASK_WORDS = {
+    STATUS.NEW: "Waiting", STATUS.ASSIGNED: "Assigned", STATUS.PREPARED: "Being saved",
+    STATUS.SCHEDULED: "Scheduled", STATUS.STARTED: "Running", STATUS.DONE: "Done",
+    STATUS.CANCELED: "Canceled", STATUS.ERROR: "Failed",
+}
+#: What happened, by the audit row's transition: "{who} {words}" ({task} is the task's title).
+EVENT_WORDS = {
+    "assign": "took “{task}”", "unassign": "put “{task}” back in the queue",
+    "reassign": "gave “{task}” to someone else", "done": "completed “{task}”",
+    "cancel": "canceled “{task}”", "undo": "reopened “{task}”", "retry": "ran “{task}” again",
+    "restart": "ran “{task}” again", "perform": "ran “{task}”", "error": "“{task}” failed",
+    "schedule": "“{task}” is waiting for its time", "activate_next": "created the steps after “{task}”",
+    "start": "started “{task}”", "prepare": "filled in “{task}”", "due": "changed the due date of “{task}”",
+}
+
+
+def process_state(process: Any) -> str:
+    """``In progress``, ``Done``, ``Canceled``."""
+    return PROCESS_WORDS.get(process.status, process.status.value.capitalize())
+
+
+def task_state(task: Any) -> str:
+    """``Waiting to be taken``, ``Waiting for bob``, ``Done by bob``, ``Failed``, ..."""
+    owner = task.owner.username if task.owner is not None else None
+    human = task.flow_task_type == "HUMAN"
+    if task.status == STATUS.NEW and human:
+        return "Waiting to be taken"
+    if task.status in (STATUS.ASSIGNED, STATUS.PREPARED) and owner:
+        return f"Waiting for {owner}"
+    if task.status == STATUS.DONE and human and owner:
+        return f"Done by {owner}"
+    return TASK_WORDS.get(task.status, task.status.value.capitalize())
+
+
+def event_text(event: Any) -> str:
+    """What the audit row says happened, without the actor: ``completed “Approve”``."""
+    title = event.task.flow_task.title if event.task is not None else "the process"
+    words = EVENT_WORDS.get(event.transition)
+    if event.transition == "done" and event.task is not None and event.task.flow_task_type == "START":
+        return "started the process"
+    return words.format(task=title) if words else f"{event.transition.replace('_', ' ')} “{title}”"
+
+
+def manages(flow_class: type[Flow] | None) -> bool:
+    """True when the reader manages the flow (the engine's rule): they see its terms too."""
+    if flow_class is None or not current_user.is_authenticated:
+        return False
+    known = g.setdefault("manages", {})  # once per flow and request: lists ask per row
+    if flow_class not in known:
+        known[flow_class] = bool(flow_class.can_manage(current_user))
+    return known[flow_class]  # type: ignore[no-any-return]
+
+
+def register(app: Flask) -> None:
+    for func in (process_state, task_state, event_text, manages):
+        app.add_template_global(func, func.__name__)
