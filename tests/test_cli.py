@@ -82,7 +82,10 @@ def test_demo_loads_users_once(app, runner):
         names = db.session.scalars(sa.select(User.username).order_by(User.username)).all()
         assert names == ["admin", "alice", "bob"]
         alice = db.session.scalar(sa.select(User).where(User.username == "alice"))
-        assert alice.has_perm("hello_world.can_approve")
+        bob = db.session.scalar(sa.select(User).where(User.username == "bob"))
+        # alice writes hello-world messages, somebody else (bob) approves them.
+        assert alice.has_perm("hello_world.can_start") and not alice.has_perm("hello_world.can_approve")
+        assert bob.has_perm("hello_world.can_approve")
         assert not alice.has_perm("hello_world.manage")
 
 
