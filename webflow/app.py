@@ -62,6 +62,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     timers.init_app(app)
 
+    from . import livefeed
+
+    livefeed.init_app(app)
+
     from .blueprints import register_blueprints
 
     register_blueprints(app)
