@@ -26,6 +26,8 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
+#: The listening thread ends after this long without an open stream.
+IDLE_SECONDS = 30.0
 #: An event for the page: (SSE event name, data), or None for "the feed is gone".
 Event = tuple[str, str] | None
 
@@ -37,6 +39,7 @@ class Subscription:
     channels: frozenset[str]
     may_take: Callable[[str, str], bool]
     events: queue.Queue[Event] = field(default_factory=lambda: queue.Queue(maxsize=1000))
+    pid: int = field(default_factory=os.getpid)
 
     def offer(self, channel: str, data: str) -> None:
         name = event_name(channel)
@@ -85,14 +88,17 @@ class Hub:
                   wait: float = 1.0) -> Subscription | None:
         """A subscription, or None when Redis cannot be reached or the process serves as
         many streams as it may (the page polls then)."""
-        self._ensure_thread()
-        if not self.ready.wait(wait):
-            return None
         subscription = Subscription(frozenset(channels), may_take)
         with self.lock:
             if len(self.subscriptions) >= self.max_streams:
                 return None
+            # Added under the lock that the listening thread exits under: it cannot leave
+            # a subscription behind.
             self.subscriptions.add(subscription)
+            self._ensure_thread()
+        if not self.ready.wait(wait):
+            self.unsubscribe(subscription)
+            return None
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -100,26 +106,37 @@ class Hub:
             self.subscriptions.discard(subscription)
 
     def _ensure_thread(self) -> None:
-        with self.lock:
+        """Start the listening thread unless it runs (called with the lock held)."""
+        if self.pid != os.getpid():
             # A forked gunicorn worker inherits the object but not the thread.
-            if self.thread is not None and self.pid == os.getpid() and self.thread.is_alive():
-                return
-            self.pid = os.getpid()
+            self.pid, self.thread = os.getpid(), None
             self.ready.clear()
-            self.subscriptions.clear()
+            self.subscriptions &= {s for s in self.subscriptions if s.pid == self.pid}
+        if self.thread is None:
             self.thread = threading.Thread(target=self._run, name="webflow-live", daemon=True)
             self.thread.start()
+
+    def _idle(self) -> bool:
+        """With no stream open, the thread ends (the next stream starts another)."""
+        with self.lock:
+            if self.subscriptions:
+                return False
+            self.thread = None
+            self.ready.clear()
+            return True
 
     def _run(self) -> None:
         pause = 0.5
         while True:
             try:
                 self._listen()
-                pause = 0.5
+                return  # idle
             except (RedisError, OSError) as exc:
                 log.warning("live updates: Redis subscription lost (%s)", exc)
             self.ready.clear()
             self._end_all()
+            if self._idle():
+                return
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
 
@@ -127,6 +144,7 @@ class Hub:
         client = Redis.from_url(self.redis_url, socket_connect_timeout=1.0, socket_keepalive=True,
                                 health_check_interval=15)
         pubsub = client.pubsub()
+        idle_since: float | None = None
         try:
             pubsub.psubscribe(self.prefix + "*")
             while True:
@@ -134,6 +152,12 @@ class Hub:
                 if message is not None and message.get("type") == "psubscribe":
                     self.ready.set()  # Redis confirmed: from now on no message is missed
                 if message is None or message.get("type") != "pmessage":
+                    if self.subscriptions:
+                        idle_since = None
+                    elif idle_since is None:
+                        idle_since = time.monotonic()
+                    elif time.monotonic() - idle_since > IDLE_SECONDS and self._idle():
+                        return
                     continue
                 channel = _text(message["channel"])[len(self.prefix):]
                 data = _text(message["data"])
