@@ -67,9 +67,14 @@
 
     window.setInterval(function () { if (!streaming && !document.hidden) { poll(); } }, seconds * 1000);
     // A stream that opens catches up once (changes since the page was drawn), then is the feed.
-    body.addEventListener("htmx:sseOpen", function () { streaming = true; poll(); });
-    body.addEventListener("htmx:sseError", function () { streaming = false; });
-    body.addEventListener("htmx:sseClose", function () { streaming = false; });
+    function feed(stream) {
+      streaming = stream;
+      body.setAttribute("data-live-feed", stream ? "stream" : "polling");  // for people and tests
+    }
+    feed(false);
+    body.addEventListener("htmx:sseOpen", function () { feed(true); poll(); });
+    body.addEventListener("htmx:sseError", function () { feed(false); });
+    body.addEventListener("htmx:sseClose", function () { feed(false); });
     // A comment's live event names its author: the banner says who.
     body.addEventListener("htmx:configRequest", function (event) {
       var trigger = event.detail.triggeringEvent;

@@ -121,6 +121,12 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
         # The matrix's task is no timer: there is no such timer to fire, for anyone.
         "admin.timer_action": lambda: 404,
+        # Live updates (issue 16): without Redis the stream says "poll" (204); the poll, the
+        # nav counts and the stale-task banner follow the pages' rules.
+        "live.events": lambda: 204,
+        "live.poll": lambda: 200,
+        "live.counts": lambda: 200 if hx else 303,
+        "flows.task_banner": lambda: (403 if not may_see(flow, task, who) else 200 if hx else 303),
     }
     return checks[case.endpoint]()
 
