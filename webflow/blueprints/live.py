@@ -18,6 +18,7 @@ from flask import Blueprint, Flask, Response, current_app, redirect, request, ur
 from flask_login import current_user, login_required
 
 from .. import livefeed
+from ..core.exceptions import FlowRuntimeError
 from ..core.flow import Flow
 from ..extensions import db
 from ..livestream import Hub, stream
@@ -70,8 +71,11 @@ def queue_filter(user: User) -> Any:
         key = (flow_path, node_name)
         if key not in answers:
             flow_class = flows.get(flow_path)
-            node = getattr(flow_class, node_name, None) if flow_class is not None else None
-            answers[key] = bool(node is not None and node.user_has_permission(user))
+            try:
+                answers[key] = bool(flow_class is not None
+                                    and flow_class.node(node_name).user_has_permission(user))
+            except FlowRuntimeError:  # a node this version of the flow no longer has
+                answers[key] = False
         return answers[key]
 
     return may_take
