@@ -112,7 +112,7 @@ class Hub:
             self.pid, self.thread = os.getpid(), None
             self.ready.clear()
             self.subscriptions &= {s for s in self.subscriptions if s.pid == self.pid}
-        if self.thread is None:
+        if self.thread is None or not self.thread.is_alive():
             self.thread = threading.Thread(target=self._run, name="webflow-live", daemon=True)
             self.thread.start()
 
@@ -133,6 +133,8 @@ class Hub:
                 return  # idle
             except (RedisError, OSError) as exc:
                 log.warning("live updates: Redis subscription lost (%s)", exc)
+            except Exception:  # a bug must not end live updates for good: start over
+                log.exception("live updates: the subscription failed")
             self.ready.clear()
             self._end_all()
             if self._idle():

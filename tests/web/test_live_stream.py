@@ -139,11 +139,10 @@ def test_a_change_in_another_request_arrives_within_a_second(live_app: Flask, ba
     db.session.remove()
     with stream(base_url, session_cookie(live_app, "alice"), f"?task={task.id}") as alice:
         bob = AuthActions(live_app).enter_as("bob")
-        started = time.monotonic()
         assert bob.post(task_url(task, "assign/"), hx=True).status_code == 200
+        # Within a second of bob's answer (his commit published before it was sent).
         seen = alice.events_until(f"task-{task.id}", "queue", within=1.0)
         assert f"task-{task.id}" in seen and "queue" in seen, seen
-        assert time.monotonic() - started < 1.0
         # A new task in a queue she may take from: she hears of it too.
         hello("another")
         assert "queue" in alice.events_until("queue", within=1.0)
