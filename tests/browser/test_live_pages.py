@@ -123,6 +123,7 @@ def test_alice_sees_bob_take_and_complete_her_task(browser: Any, live_app: Flask
         work.click("#task-work button[type=submit]")
         work.wait_for_selector("#task-status .wf-status-done")
         task_page.wait_for_selector("#live-banner:has-text('bob completed this task')", timeout=WITHIN_MS)
+        task_page.wait_for_selector("#task-status .wf-status-done", timeout=WITHIN_MS)  # and the badge
         if feed == "stream":
             task_page.screenshot(path=str(SCREENSHOTS / "live-banner.png"), full_page=False)
 
