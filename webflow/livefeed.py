@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 PENDING = "webflow_live_pending"
 #: A change of one of these makes a task's row in a list, or its page, out of date.
 WATCHED = ("status", "owner_id", "owner", "due", "priority")
-#: The same back-off as the job queue's: a dead Redis costs one timeout, not one per commit.
+#: Like the job queue's back-off (a key of its own, so live updates never delay a job's
+#: enqueue): a dead Redis costs one timeout, not one per commit.
 REDIS_BACKOFF_SECONDS = 5.0
+DOWN_UNTIL = "webflow_live_redis_down_until"
 
 Message = tuple[str, str]  # (channel suffix, JSON payload)
 
@@ -110,7 +112,7 @@ def publish(app: Flask, messages: list[Message]) -> None:
     the pages notice the stream ended and poll instead."""
     if not messages or not enabled(app):
         return
-    if time.monotonic() < app.extensions.get("webflow_redis_down_until", 0.0):
+    if time.monotonic() < app.extensions.get(DOWN_UNTIL, 0.0):
         return
     from .jobqueue import redis_connection
 
@@ -121,7 +123,7 @@ def publish(app: Flask, messages: list[Message]) -> None:
                 pipe.publish(prefix + suffix, payload)
             pipe.execute()
     except RedisError:
-        app.extensions["webflow_redis_down_until"] = time.monotonic() + REDIS_BACKOFF_SECONDS
+        app.extensions[DOWN_UNTIL] = time.monotonic() + REDIS_BACKOFF_SECONDS
         log.warning("live updates: Redis unreachable, %d messages dropped", len(messages))
 
 
