@@ -215,3 +215,39 @@ def test_an_unreachable_redis_is_503_and_the_page_polls(db_url: str) -> None:
         hello("while Redis is down")
         assert user("alice") is not None
         assert alice.get("/events/poll", **{"If-None-Match": '"0"'}).status_code == 200
+
+
+def test_comments_and_hand_overs_from_the_signals_arrive_after_commit(live_app: Flask, base_url: str) -> None:
+    """``comment_posted`` and ``task_assigned`` (sent by the comments and delegation code,
+    sent by hand here) reach the task's page and the new owner's inbox, after the commit."""
+    from types import SimpleNamespace
+
+    from webflow.core import signals
+    from webflow.models import Task
+
+    task_id = task_of(hello("discuss"), "approve").id
+    bob_id = user("bob").id
+    alice_cookie, bob_cookie = session_cookie(live_app, "alice"), session_cookie(live_app, "bob")
+    db.session.remove()
+    with stream(base_url, alice_cookie, f"?task={task_id}") as alice, stream(base_url, bob_cookie) as bob:
+        with pytest.raises(RuntimeError), unit_of_work(db.session()):
+            task = db.session.get(Task, task_id)
+            signals.comment_posted.send(task.flow_class, process=task.process, task=task,
+                                        comment=SimpleNamespace(author_id=bob_id), mentions=[])
+            raise RuntimeError("rolled back")
+        assert alice.next_event(within=0.5) is None
+        with unit_of_work(db.session()):
+            task = db.session.get(Task, task_id)
+            signals.comment_posted.send(task.flow_class, process=task.process, task=task,
+                                        comment=SimpleNamespace(author_id=bob_id), mentions=[])
+            signals.task_assigned.send(task.flow_class, process=task.process, task=task,
+                                       user=user("bob"), by=user("alice"), reason="delegated")
+        event = alice.next_event(within=1.0)
+        assert event is not None and event[0] == f"task-{task_id}"
+        assert '"kind": "comment"' in event[1] and f'"by": {bob_id}' in event[1]
+        assert "inbox" in bob.events_until("inbox", within=1.0)
+    # The banner of a comment names its author.
+    alice_client = AuthActions(live_app).enter_as("alice")
+    task = db.session.get(Task, task_id)
+    banner = alice_client.get(task_url(task, f"banner/?since=0&kind=comment&by={bob_id}"), hx=True)
+    assert "bob commented" in banner.get_data(as_text=True)
