@@ -68,6 +68,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     notifications.init_app(app)
 
+    from . import livefeed
+
+    livefeed.init_app(app)
+
     from .blueprints import register_blueprints
 
     register_blueprints(app)

@@ -42,6 +42,15 @@ def from_environment() -> dict[str, Any]:
         "WEBFLOW_RECONCILE_SECONDS": float(os.environ.get("WEBFLOW_RECONCILE_SECONDS", "15")),
         "WEBFLOW_JOB_LOST_SECONDS": float(os.environ.get("WEBFLOW_JOB_LOST_SECONDS", "30")),
         "WEBFLOW_REDIS_TIMEOUT": float(os.environ.get("WEBFLOW_REDIS_TIMEOUT", "1")),
+        # -- live updates (README: "Live updates") --
+        # Open event streams per web process (each holds a thread of gunicorn's gthread
+        # worker: keep it below --threads), the heartbeat that finds pages gone away, how
+        # long a stream lives before the browser opens a new one, and how often pages poll
+        # while no stream is open (without Redis).
+        "WEBFLOW_LIVE_MAX_STREAMS": int(os.environ.get("WEBFLOW_LIVE_MAX_STREAMS", "200")),
+        "WEBFLOW_LIVE_HEARTBEAT": float(os.environ.get("WEBFLOW_LIVE_HEARTBEAT", "15")),
+        "WEBFLOW_LIVE_LIFETIME": float(os.environ.get("WEBFLOW_LIVE_LIFETIME", "300")),
+        "WEBFLOW_LIVE_POLL_SECONDS": float(os.environ.get("WEBFLOW_LIVE_POLL_SECONDS", "5")),
         # -- security (README: "Security") --
         "WEBFLOW_ENV": os.environ.get("WEBFLOW_ENV", ""),
         # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none).

@@ -12,6 +12,7 @@ def register_blueprints(app: Flask) -> None:
         collab,
         flows,
         inbox,
+        live,
         lookups,
         my_requests,
         saved_filters,
@@ -28,6 +29,8 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(settings.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(my_requests.bp)
+    app.register_blueprint(live.bp)
+    live.register_template_globals(app)
     web.register_shared(app)
     lookups.register_template_globals(app)
     collab.register(app)

@@ -88,6 +88,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         "is_manager": flow_class.can_manage(user),
         "children": child_processes([task]) if task.flow_task_type == "SUBPROCESS" else [],
         "title": f"{task.flow_task.title} · {flow_class.process_title} #{task.process_id}",
+        "live_task": task,  # the page listens to this task's live events (base.html)
         **extra,
     }
 
@@ -202,6 +203,51 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     # Still running: the badge alone. Finished: every card it changed too (out of band).
     blocks = ["status"] if context["polling"] else STATUS_BLOCKS
     return render_blocks("flows/task.html", blocks, oob=set(blocks[1:]), **context)
+
+
+#: What the banner says someone did, by the audit trail's transition name.
+BANNER_VERBS = {"done": "completed this task", "cancel": "canceled this task",
+                "undo": "undid this task", "unassign": "put this task back in the queue",
+                "perform": "ran this task", "retry": "retried this task", "restart": "restarted this task",
+                "change_due": "changed the due date of this task"}
+
+
+def banner_text(task: Task, user: User) -> str | None:
+    """"bob completed this task": the latest change by someone else since the page's
+    ``since`` event, or a comment the live event names; None when there is none."""
+    if request.args.get("kind") == "comment":
+        author_id = parse_id(request.args.get("by"))
+        author = db.session.get(User, author_id) if author_id is not None else None
+        if author is not None and author.id == user.id:
+            return None
+        return f"{author.username if author else 'Someone'} commented"
+    since = parse_id(request.args.get("since")) or 0
+    event = db.session.scalars(
+        sa.select(TaskEvent).where(TaskEvent.task_id == task.id, TaskEvent.id > since,
+                                   sa.or_(TaskEvent.user_id.is_(None), TaskEvent.user_id != user.id))
+        .order_by(TaskEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return None
+    who = event.user.username if event.user else "webflow"
+    if event.transition in ("assign", "reassign"):
+        if task.owner_id == event.user_id:
+            return f"{who} took this task"
+        return f"{who} assigned this task to {task.owner.username if task.owner else 'nobody'}"
+    return f"{who} {BANNER_VERBS.get(event.transition, 'changed this task')}"
+
+
+@bp.route(TASK_URL + "banner/")
+@login_required
+def task_banner(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
+    """The note that someone else changed the task since the page was drawn, with a reload
+    link (an HTMX fragment; the page itself for any other request)."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    if not wants_fragment():
+        return redirect(task_url(task), code=303)
+    return render_template("flows/live_banner.html", text=banner_text(task, user), task=task)
 
 
 @bp.route(TASK_URL + "<transition>/", methods=["POST"])

@@ -1,4 +1,6 @@
-"""Blinker signals; the sender is the flow class, with ``process=`` and ``task=``."""
+"""Blinker signals; the sender is the flow class, with ``process=`` and ``task=``
+(``comment_posted`` adds ``comment=`` and ``mentions=``; ``task_assigned`` adds ``user=``,
+``by=`` and ``reason=``)."""
 
 from blinker import Namespace
 
