@@ -40,9 +40,17 @@ with warnings.catch_warnings():
         work = flow.View().Permission(auto_create=True)
 
 
-# Upper bounds per transition: {database: (start, assign, done)}.
-HUMAN_PATH = {"postgresql": (4, 4, 7), "sqlite": (8, 6, 10)}
-DONE_WITHOUT_SUCCESSORS = {"postgresql": 6, "sqlite": 8}
+# Upper bounds per transition: {database: (start, assign, done)}. The engine alone needs
+# (4, 4, 7) on PostgreSQL; what issue 16 added is counted on top, so a change to either shows:
+# keeping the search document current costs a SELECT and an upsert in each transaction
+# that changes what a process is found by (SEARCH), and a completion drops the task's
+# draft (one DELETE). Being away costs nothing here: it is read with the user.
+SEARCH = 2
+#: Statements that reach psycopg's prepare threshold in a measured transaction.
+PREPARED_ONCE = 2
+HUMAN_PATH = {"postgresql": (4 + SEARCH, 4 + SEARCH, 7 + SEARCH + 1),
+              "sqlite": (8 + SEARCH, 6 + SEARCH, 10 + SEARCH + 1)}
+DONE_WITHOUT_SUCCESSORS = {"postgresql": 6 + SEARCH + 1, "sqlite": 8 + SEARCH + 1}
 
 
 @pytest.fixture
@@ -106,9 +114,12 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
     listing = {name: statements for name, (statements, _) in spent.items()}
     assert all(c <= b for c, b in zip(counts, HUMAN_PATH[kind], strict=True)), (counts, listing)
     if kind == "postgresql":
-        assert sum(counts) <= 15, listing
+        assert sum(counts) <= 15 + 3 * SEARCH + 1, listing
         for name, (statements, round_trips) in spent.items():
-            assert round_trips is not None and round_trips <= len(statements), (name, round_trips, statements)
+            # psycopg prepares a statement on its fifth use, which costs one more round trip
+            # that once (PREPARED_ONCE); otherwise one statement is one round trip.
+            assert round_trips is not None and round_trips <= len(statements) + PREPARED_ONCE, (
+                name, round_trips, statements)
         # lock and read are one statement; the transition ends with its COMMIT
         assert spent["assign"][0][0].startswith("SELECT") and "FOR UPDATE" in spent["assign"][0][0]
         assert spent["assign"][0][-1] == "COMMIT"
@@ -125,7 +136,7 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
     assert trail == ["done", "assign", "done", "perform"]
 
 
-def test_a_done_that_creates_nothing_costs_six_on_postgresql(counted: tuple[Session, SQLCounter],
+def test_a_done_that_creates_nothing_stays_within_its_budget(counted: tuple[Session, SQLCounter],
                                                               worker_id: int) -> None:
     session, counter = counted
     run_path(session, counter, LastStepFlow, worker_id)
@@ -133,7 +144,7 @@ def test_a_done_that_creates_nothing_costs_six_on_postgresql(counted: tuple[Sess
     statements, round_trips = spent["done"]
     assert len(statements) <= DONE_WITHOUT_SUCCESSORS[counter.engine.dialect.name], statements
     if round_trips is not None:
-        assert round_trips <= len(statements)
+        assert round_trips <= len(statements) + PREPARED_ONCE
     session.expire_all()
     assert process.get_task(LastStepFlow.work).status == STATUS.DONE
     assert process.stalled is not None  # nothing left to do and no End: for a manager

@@ -57,7 +57,7 @@ def substitute_for(session: Session, user: User, node: Any, now: datetime | None
     now = now or utcnow()
     seen, current = {user.id}, user
     for _ in range(MAX_HOPS):
-        away = session.get(OutOfOffice, current.id)
+        away = current.away  # loaded with the user (models.User.away)
         if away is None or not away.active(now):
             break
         substitute = away.substitute

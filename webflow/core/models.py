@@ -128,6 +128,11 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
     groups: Mapped[list[Group]] = relationship(secondary=user_group)
+    # Loaded with the user (one outer join), so that giving a task to someone reads whether
+    # they are away without a statement of its own in the transition.
+    away: Mapped[OutOfOffice | None] = relationship(
+        primaryjoin="User.id == OutOfOffice.user_id", foreign_keys="OutOfOffice.user_id",
+        uselist=False, lazy="joined", viewonly=True)
     # Named by every session of the user; a new token (logout, password change) ends them all.
     session_token: Mapped[str | None] = mapped_column(sa.String(64), default=lambda: secrets.token_hex(16))
     # Where notifications go (None: the user gets none); set on the settings page.
