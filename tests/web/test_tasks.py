@@ -23,7 +23,9 @@ def test_task_page_shows_form_data_history_and_my_buttons(app, people) -> None: 
     assert 'name="approved"' in page and 'name="csrf_token"' in page
     assert "&lt;i&gt;x&lt;/i&gt;" in page and "<i>x</i>" not in page
     assert "<strong>manager</strong>" not in page and "assign" in page      # history: who did what
-    assert task_url(approve, "unassign/") in page and task_url(approve, "reassign/") not in page
+    assert task_url(approve, "unassign/") in page
+    # The owner's reassign is a delegation, to colleagues who may approve (none here but bob).
+    assert task_url(approve, "reassign/") not in page or "Delegate to" in page
     viewer = people("alice").get(task_url(approve)).get_data(as_text=True)   # sees it, cannot act
     assert 'name="approved"' not in viewer and task_url(approve, "unassign/") not in viewer
     manager = people("manager").get(task_url(approve)).get_data(as_text=True)
@@ -111,7 +113,8 @@ TRANSITIONS = [
     ("unassign", "alice", lambda: assigned("bob")[1], 403, ("ASSIGNED", "bob")),
     ("unassign", "manager", lambda: assigned("bob")[1], 303, ("NEW", None)),
     ("reassign", "manager", lambda: assigned("bob")[1], 303, ("ASSIGNED", "alice")),
-    ("reassign", "bob", lambda: assigned("bob")[1], 403, ("ASSIGNED", "bob")),
+    ("reassign", "bob", lambda: assigned("bob")[1], 303, ("ASSIGNED", "alice")),  # the owner delegates
+    ("reassign", "carol", lambda: assigned("bob")[1], 403, ("ASSIGNED", "bob")),
     ("cancel", "manager", lambda: task_of(hello(), "approve"), 303, ("CANCELED", None)),
     ("cancel", "bob", lambda: task_of(hello(), "approve"), 403, ("NEW", None)),
     ("cancel", "manager", lambda: assigned("bob")[1], 409, ("ASSIGNED", "bob")),
