@@ -54,10 +54,12 @@ def local(stamp: datetime) -> datetime:
     return aware_utc(stamp).astimezone(reader_zone())
 
 
-def exact(stamp: datetime) -> str:
-    """``2026-12-04 09:30 CET``: the time in the reader's zone, with the zone."""
+def exact(stamp: datetime, seconds: bool = False) -> str:
+    """``2026-12-04 09:30 CET``: the time in the reader's zone, with the zone (and with
+    ``seconds``, ``09:30:15``: the hover title, where two events of one minute differ)."""
     value = local(stamp)
-    return f"{value:%Y-%m-%d %H:%M} {value.tzname() or 'UTC'}"
+    shown = f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
+    return f"{shown} {value.tzname() or 'UTC'}"
 
 
 def relative(stamp: datetime, now: datetime | None = None) -> str:
@@ -92,7 +94,8 @@ def time_tag(stamp: datetime | None, relative_text: bool = True) -> Markup:
         return Markup("")
     iso = aware_utc(stamp).isoformat()
     shown = relative(stamp) if relative_text else exact(stamp)
-    return Markup(f'<time datetime="{escape(iso)}" title="{escape(exact(stamp))}">{escape(shown)}</time>')
+    title = exact(stamp, seconds=True)
+    return Markup(f'<time datetime="{escape(iso)}" title="{escape(title)}">{escape(shown)}</time>')
 
 
 
