@@ -247,7 +247,8 @@ def main() -> None:
     for db_name in (["postgresql", "sqlite"] if args.db == "both" else [args.db]):
         print(f"{db_name}, {args.tasks:,} tasks, {PEOPLE} people, {args.requests} requests per page")
         if db_name == "sqlite" and args.keep:
-            rows = measure(f"sqlite:///{kept_file(args.keep)}", args.tasks, args.requests, args.only, reuse=True)
+            rows = measure(f"sqlite:///{kept_file(args.keep)}", args.tasks, args.requests, args.only,
+                           reuse=True)
         elif db_name == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
                 rows = measure(f"sqlite:///{Path(tmp) / 'inbox.sqlite'}", args.tasks, args.requests, args.only)

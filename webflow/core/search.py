@@ -181,11 +181,14 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
                  kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
     """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
     among the best ``cap`` matches of ``text``, best first, and how many there are. Ranking
-    is the cost of a search: it is done once, for the page and its count together."""
+    is the cost of a search: it is done once, for the page and its count together, and only
+    over the newest ``CANDIDATES`` matches (at least ``cap + 1``, so that a search cut there
+    is always ``capped``)."""
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
-    candidates = matching_processes(session.get_bind().dialect.name, terms, newest=CANDIDATES).subquery()
+    candidates = matching_processes(session.get_bind().dialect.name, terms,
+                                    newest=max(CANDIDATES, cap + 1)).subquery()
     best = sa.select(candidates).order_by(candidates.c.rank.desc()).limit(cap + 1).subquery()
     # What ``visible`` asks of the process (its starter) is read per matched process by its
     # primary key: joined to the whole table, PostgreSQL may hash all of it instead.
