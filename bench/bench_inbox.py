@@ -20,6 +20,7 @@ and 95th percentile answer time per page and how many rows the page lists from.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -160,6 +161,7 @@ def measure(url: str, tasks: int, requests: int, only: str = "", reuse: bool = F
                       "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline",
                       # No timer thread: it would query the database while it is being filled.
                       "WEBFLOW_TIMER_THREAD": "off"})
+    gc.freeze()  # as wsgi.py does after loading the app
     rows: list[tuple[str, int, float, float]] = []
     with app.app_context():
         if reuse and sa.inspect(db.engine).has_table("task") and db.session.scalar(
