@@ -4,7 +4,9 @@ One search document per process (``SearchDocument``): the flow's title, the proc
 who started it, each task's title, number and owner, and the words of ``process.data``.
 PostgreSQL matches it with a ``tsvector`` and a GIN index and ranks by ``ts_rank``; SQLite
 with an FTS5 table and ``bm25``. ``matching_processes`` is the one query both sides of the
-app use: the lists' ``q=`` filter and the search page.
+app use: the lists' ``q=`` filter and the search page. The search page ranks at most the
+newest ``CANDIDATES`` matches: a word in most documents (the flow's title) costs what a
+common word does instead of growing with the database.
 
 The document is refreshed in the transaction that changes what it holds (a process's data
 or starter, a task created or handed to someone): the session remembers which processes
