@@ -223,7 +223,8 @@ def kept_file(name: str) -> Path:
 
 def drop_kept(name: str) -> None:
     """Remove the PostgreSQL database and the SQLite file kept under ``name``."""
-    kept_file(name).unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{kept_file(name)}{suffix}").unlink(missing_ok=True)
     admin = admin_engine()
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{kept_database(name)}" WITH (FORCE)')
