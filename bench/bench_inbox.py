@@ -3,6 +3,8 @@
     python bench/bench_inbox.py                        # PostgreSQL and SQLite, 1,000,000 tasks
     python bench/bench_inbox.py --db postgresql --tasks 200000 --requests 10
     python bench/bench_inbox.py --only search          # the search pages only
+    python bench/bench_inbox.py --keep s1 ...          # keep the filled databases, reuse them next time
+    python bench/bench_inbox.py --drop s1              # and remove them
 
 Fills a fresh database (PostgreSQL: a scratch database dropped afterwards; SQLite: a
 temporary file) in SQL, with the shape a busy installation has after a few years: one
@@ -18,6 +20,7 @@ and 95th percentile answer time per page and how many rows the page lists from.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import sys
@@ -152,17 +155,25 @@ def time_pages(app: Any, user_id: str, pages: list[tuple[str, str]], requests: i
     return rows
 
 
-def measure(url: str, tasks: int, requests: int, only: str = "") -> list[tuple[str, int, float, float]]:
+def measure(url: str, tasks: int, requests: int, only: str = "", reuse: bool = False
+            ) -> list[tuple[str, int, float, float]]:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HelloWorldFlow],
                       "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline",
                       # No timer thread: it would query the database while it is being filled.
                       "WEBFLOW_TIMER_THREAD": "off"})
+    gc.freeze()  # as wsgi.py does after loading the app
     rows: list[tuple[str, int, float, float]] = []
     with app.app_context():
-        db.create_all()
-        started = time.perf_counter()
-        fill(db.engine, tasks)
-        print(f"  filled {tasks:,} tasks in {time.perf_counter() - started:.0f} s", flush=True)
+        if reuse and sa.inspect(db.engine).has_table("task") and db.session.scalar(
+                sa.select(sa.func.count()).select_from(Task)) == tasks:
+            print(f"  reusing the kept database of {tasks:,} tasks", flush=True)
+        else:
+            db.drop_all()
+            db.create_all()
+            started = time.perf_counter()
+            fill(db.engine, tasks)
+            print(f"  filled {tasks:,} tasks in {time.perf_counter() - started:.0f} s", flush=True)
+        db.session.remove()
         person = db.session.scalar(sa.select(User).where(User.username == "person7"))
         assert person is not None
         sizes = {name: db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(cond))
@@ -195,22 +206,65 @@ def measure(url: str, tasks: int, requests: int, only: str = "") -> list[tuple[s
     return rows
 
 
+def admin_engine() -> sa.Engine:
+    return sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
+                            isolation_level="AUTOCOMMIT")
+
+
+def kept_database(name: str) -> str:
+    if not name.isidentifier():
+        raise SystemExit(f"--keep/--drop: {name!r} is not a plain name")
+    return f"webflow_bench_{name}"
+
+
+def kept_file(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{kept_database(name)}.sqlite"
+
+
+def drop_kept(name: str) -> None:
+    """Remove the PostgreSQL database and the SQLite file kept under ``name``."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{kept_file(name)}{suffix}").unlink(missing_ok=True)
+    admin = admin_engine()
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{kept_database(name)}" WITH (FORCE)')
+    admin.dispose()
+    print(f"dropped {kept_database(name)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=20, help="per page")
     parser.add_argument("--only", default="", help="only the pages whose name begins so (e.g. search)")
+    parser.add_argument("--keep", metavar="NAME", default="",
+                        help="keep the filled database (PostgreSQL: webflow_bench_NAME; SQLite: "
+                        "webflow_bench_NAME.sqlite in the temporary folder) and reuse it when it "
+                        "holds --tasks tasks; --drop NAME removes it")
+    parser.add_argument("--drop", metavar="NAME", default="", help="drop a database kept by --keep NAME")
     args = parser.parse_args()
+    if args.drop:
+        drop_kept(args.drop)
+        return
     for db_name in (["postgresql", "sqlite"] if args.db == "both" else [args.db]):
         print(f"{db_name}, {args.tasks:,} tasks, {PEOPLE} people, {args.requests} requests per page")
-        if db_name == "sqlite":
+        if db_name == "sqlite" and args.keep:
+            rows = measure(f"sqlite:///{kept_file(args.keep)}", args.tasks, args.requests, args.only,
+                           reuse=True)
+        elif db_name == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
                 rows = measure(f"sqlite:///{Path(tmp) / 'inbox.sqlite'}", args.tasks, args.requests, args.only)
+        elif args.keep:
+            name = kept_database(args.keep)
+            with admin_engine().connect() as conn:
+                if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+                    conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+            rows = measure(PG_SERVER.rsplit("/", 1)[0] + f"/{name}", args.tasks, args.requests, args.only,
+                           reuse=True)
         else:
             name = f"webflow_bench_{uuid.uuid4().hex[:8]}"
-            admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                                     isolation_level="AUTOCOMMIT")
+            admin = admin_engine()
             with admin.connect() as conn:
                 conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
             try:

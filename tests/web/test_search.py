@@ -191,3 +191,37 @@ def test_rows_written_in_plain_sql_are_found_after_the_index_command(app, people
     result = app.test_cli_runner().invoke(args=["webflow", "search-index"])
     assert result.exit_code == 0 and "Indexed 1 processes." in result.output
     assert task_of(process, "approve").id in found(people("bob"), "imported")
+
+
+def test_a_word_in_very_many_documents_ranks_the_newest_matches(app, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past ``CANDIDATES`` matches, only the newest that many are ranked (a word in every
+    document costs what a common word does); below it, the best match wins whatever its age."""
+    from webflow.core import search
+
+    strong = hello("pears pears pears pears")                 # the best match, but the oldest
+    weak = [hello(f"pears and many other words, number {n}") for n in range(3)]
+    everything = search_tasks(db.session(), "pears", db.true(), kinds=["HUMAN"], cap=2)
+    assert everything.tasks[0].id == task_of(strong, "approve").id and everything.capped
+    monkeypatch.setattr(search, "CANDIDATES", 3)               # the three newest are ranked
+    newest = search_tasks(db.session(), "pears", db.true(), kinds=["HUMAN"], cap=2)
+    assert newest.capped and newest.total == 3
+    assert {t.id for t in newest.tasks} <= {task_of(p, "approve").id for p in weak}
+    monkeypatch.setattr("webflow.blueprints.search.RESULT_CAP", 2)   # the page asks the same
+    page = found(people("bob"), "pears")
+    assert page and {db.session.get(Task, i).process_id for i in page} <= {p.id for p in weak}
+    monkeypatch.setattr(search, "CANDIDATES", 1)               # never fewer than the cap + 1
+    assert search_tasks(db.session(), "pears", db.true(), kinds=["HUMAN"], cap=2).total == 3
+
+
+def test_the_starter_finds_their_process_and_no_one_elses(app, people) -> None:  # type: ignore[no-untyped-def]
+    """carol may do nothing in the flow: she sees a process only because she started it (the
+    visibility rule's starter ground, read per matched process)."""
+    mine, theirs = hello("plums for carol"), hello("plums for alice")
+    mine.created_by_id = user("carol").id                     # (carol may not start one herself)
+    db.session.commit()
+    carol = people("carol")
+    for query in ("plums", "carol"):
+        listed = found(carol, query)
+        assert task_of(mine, "approve").id in listed
+        assert {db.session.get(Task, i).process_id for i in listed} == {mine.id}
+    assert task_of(theirs, "approve").id in found(people("bob"), "plums")

@@ -4,7 +4,9 @@ One search document per process (``SearchDocument``): the flow's title, the proc
 who started it, each task's title, number and owner, and the words of ``process.data``.
 PostgreSQL matches it with a ``tsvector`` and a GIN index and ranks by ``ts_rank``; SQLite
 with an FTS5 table and ``bm25``. ``matching_processes`` is the one query both sides of the
-app use: the lists' ``q=`` filter and the search page.
+app use: the lists' ``q=`` filter and the search page. The search page ranks at most the
+newest ``CANDIDATES`` matches: a word in most documents (the flow's title) costs what a
+common word does instead of growing with the database.
 
 The document is refreshed in the transaction that changes what it holds (a process's data
 or starter, a task created or handed to someone): the session remembers which processes
@@ -27,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql import visitors
 
 from .models import SEARCH_FTS_TABLE, Process, SearchDocument, Task, User
 
@@ -40,6 +43,9 @@ MAX_BODY = 20_000
 #: numbers are matched whole, so ``42`` does not find process 4242.
 PREFIX_FROM = 3
 MAX_ID = 2**31 - 1
+#: The most matching documents a search ranks: a query matching more (a word in most
+#: documents: the flow's title, a person in many processes) ranks its newest this many.
+CANDIDATES = 2000
 
 _TOUCHED = "webflow_search_touched"
 SEARCH_FTS = SEARCH_FTS_TABLE
@@ -104,13 +110,20 @@ def _match(dialect: str, terms: SearchTerms) -> tuple[Any, Any, sa.ColumnElement
     return fts.c.rowid, -sa.func.bm25(fts_name), fts_name.op("MATCH")(terms.fts5_query()), fts
 
 
-def matching_processes(dialect: str, terms: SearchTerms) -> sa.Select[int, float]:
+def matching_processes(dialect: str, terms: SearchTerms, *, newest: int | None = None
+                       ) -> sa.Select[int, float]:
     """``(process_id, rank)`` of the processes whose document holds every word; a higher
-    rank is a better match. Empty terms match nothing."""
+    rank is a better match. Empty terms match nothing. With ``newest``, only the newest
+    ``newest`` matches (highest process numbers) are ranked: a word in most documents then
+    costs the reading of that many, not of every document."""
     if not terms:
         return sa.select(SearchDocument.process_id, sa.literal(0.0).label("rank")).where(sa.false())
     process_id, rank, condition, source = _match(dialect, terms)
-    return sa.select(process_id.label("process_id"), rank.label("rank")).select_from(source).where(condition)
+    query = sa.select(process_id.label("process_id"), rank.label("rank")).select_from(source).where(condition)
+    if newest is not None:
+        # Both indexes walk a word's documents in process order: newest first, stopped early.
+        query = query.order_by(process_id.desc()).limit(newest)
+    return query
 
 
 def task_matches(dialect: str, terms: SearchTerms) -> sa.ColumnElement[bool]:
@@ -136,6 +149,26 @@ def exact_match(terms: SearchTerms) -> sa.ColumnElement[int]:
     return sa.case((sa.or_(*named), 1), else_=0)
 
 
+def _process_columns(condition: sa.ColumnElement[bool]) -> list[sa.Column[Any]]:
+    """The columns of ``process`` a condition reads."""
+    table = Process.__table__
+    found = {id(c): c for c in visitors.iterate(condition)
+             if isinstance(c, sa.Column) and c.table is table}
+    return list(found.values())
+
+
+def _on_matches(condition: sa.ColumnElement[bool], matches: Any) -> sa.ColumnElement[bool]:
+    """The condition with its ``process`` columns read from the matches' copies."""
+    table = Process.__table__
+
+    def swap(element: Any, **_: Any) -> Any:
+        if isinstance(element, sa.Column) and element.table is table:
+            return matches.c[f"process_{element.name}"]
+        return None
+
+    return visitors.replacement_traverse(condition, {}, swap)
+
+
 @dataclass
 class SearchPage:
     """One page of ranked search results and how many there are (the tasks of the best
@@ -150,17 +183,25 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
                  kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
     """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
     among the best ``cap`` matches of ``text``, best first, and how many there are. Ranking
-    is the cost of a search: it is done once, for the page and its count together."""
+    is the cost of a search: it is done once, for the page and its count together, and only
+    over the newest ``CANDIDATES`` matches (at least ``cap + 1``, so that a search cut there
+    is always ``capped``)."""
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
-    ranked = matching_processes(session.get_bind().dialect.name, terms)
+    candidates = matching_processes(session.get_bind().dialect.name, terms,
+                                    newest=max(CANDIDATES, cap + 1)).subquery()
+    best = sa.select(candidates).order_by(candidates.c.rank.desc()).limit(cap + 1).subquery()
+    # What ``visible`` asks of the process (its starter) is read per matched process by its
+    # primary key: joined to the whole table, PostgreSQL may hash all of it instead.
+    asked = _process_columns(visible)
+    looked_up = [sa.select(column).where(Process.id == best.c.process_id).correlate(best)
+                 .scalar_subquery().label(f"process_{column.name}") for column in asked]
     # Ranked once (MATERIALIZED: PostgreSQL must not run it again for the count below).
-    matches = (ranked.order_by(sa.literal_column("rank").desc()).limit(cap + 1)
+    matches = (sa.select(best.c.process_id, best.c.rank, *looked_up)
                .cte("matches").prefix_with("MATERIALIZED", dialect="postgresql"))
     rows = (sa.select(Task.id).join(matches, Task.process_id == matches.c.process_id)
-            .join(Process, Task.process_id == Process.id)
-            .where(visible, Task.flow_task_type.in_(list(kinds))))
+            .where(_on_matches(visible, matches), Task.flow_task_type.in_(list(kinds))))
     offset = (max(page, 1) - 1) * per_page
     # Sorted and counted on narrow rows (ids and ranks); the page's rows are read after.
     counted = rows.add_columns(sa.func.count().over().label("total"),
