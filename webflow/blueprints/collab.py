@@ -17,7 +17,7 @@ from ..core.models import Comment
 from ..extensions import db
 from .flows import bp, may_see_process, node_form, process_detail_context
 from .lookups import flow_or_404, process_or_404, process_url, task_url
-from .tasks import NOT_COMPLETED, TASK_URL, can_complete, load_task, may_see, refused, render_task
+from .tasks import NOT_COMPLETED, TASK_URL, can_complete, load_visible_task, refused, render_task
 from .web import render_page, wants_fragment
 
 PROCESS_URL = "/flows/<flow_label>/<int:process_id>/"
@@ -29,10 +29,7 @@ COMMENT_BLOCKS = ["history"]
 @login_required
 def task_comment(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """Post a comment on the task (whoever sees the task); HTMX swaps the history in place."""
-    flow_class, task = load_task(flow_label, process_id, node, task_id)
-    user = current_user._get_current_object()
-    if not may_see(flow_class, task, user):
-        abort(403)
+    flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
     text = request.form.get("text", "")
     try:
         post_comment(db.session(), task.process, user, text, task=task)
@@ -80,10 +77,7 @@ def process_comment(flow_label: str, process_id: int) -> Any:
 @login_required
 def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """Keep what the owner typed into the task's form without completing it."""
-    flow_class, task = load_task(flow_label, process_id, node, task_id)
-    user = current_user._get_current_object()
-    if not may_see(flow_class, task, user):
-        abort(403)
+    flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
     if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
         abort(403, "Only the task's owner keeps a draft of its form.")
     if not can_complete(task, user):

@@ -118,10 +118,7 @@ def refresh(task: Task) -> None:
 @login_required
 def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """The task page; POST completes an assigned human task with its form (owner only)."""
-    flow_class, task = load_task(flow_label, process_id, node, task_id)
-    user = current_user._get_current_object()
-    if not may_see(flow_class, task, user):
-        abort(403)
+    flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
     if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
         return custom_view(flow_class, task)
     if request.method == "GET":
@@ -241,13 +238,36 @@ def banner_text(task: Task, user: User) -> str | None:
 def task_banner(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """The note that someone else changed the task since the page was drawn, with a reload
     link (an HTMX fragment; the page itself for any other request)."""
+    flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
+    if not wants_fragment():
+        return redirect(task_url(task), code=303)
+    return render_template("flows/live_banner.html", text=banner_text(task, user), task=task)
+
+
+def load_transition(flow_label: str, process_id: int, node: str, task_id: int,
+                    transition: str) -> tuple[type[Flow], Task, Any, Any, User]:
+    """The task, its activation and the transition a URL names (None: one that other kinds
+    of task have), for a user who may see the task: 404 for a name people never run, 403
+    for a task the user may not see."""
+    flow_class, task = load_task(flow_label, process_id, node, task_id)
+    activation = task.activate()
+    declared = people_transition(activation, transition)
+    if declared is None and transition not in rule_book_names():
+        abort(404)
+    user = current_user._get_current_object()
+    if not may_see(flow_class, task, user):
+        abort(403)
+    return flow_class, task, activation, declared, user
+
+
+def load_visible_task(flow_label: str, process_id: int, node: str,
+                      task_id: int) -> tuple[type[Flow], Task, User]:
+    """The task of the URL and the user asking, who may see it (404 / 403 otherwise)."""
     flow_class, task = load_task(flow_label, process_id, node, task_id)
     user = current_user._get_current_object()
     if not may_see(flow_class, task, user):
         abort(403)
-    if not wants_fragment():
-        return redirect(task_url(task), code=303)
-    return render_template("flows/live_banner.html", text=banner_text(task, user), task=task)
+    return flow_class, task, user
 
 
 @bp.route(TASK_URL + "<transition>/", methods=["POST"])
@@ -259,14 +279,8 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     answer: 404 for a transition people do not run, 403 for a task the user may not see,
     400 for a bad pick, 403 when the rule refuses the user, 409 when the task's status does
     not allow it now; the engine checks both again under the process lock."""
-    flow_class, task = load_task(flow_label, process_id, node, task_id)
-    activation = task.activate()
-    declared = people_transition(activation, transition)
-    if declared is None and transition not in rule_book_names():
-        abort(404)
-    user = current_user._get_current_object()
-    if not may_see(flow_class, task, user):
-        abort(403)
+    flow_class, task, activation, declared, user = load_transition(
+        flow_label, process_id, node, task_id, transition)
     if declared is None:  # a transition of other kinds of task, not of this one
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
                        f"{transition} transition.", STATUS_BLOCKS)
@@ -309,14 +323,8 @@ def task_confirm(flow_label: str, process_id: int, node: str, task_id: int, tran
     """Ask before a transition that cannot simply be taken back (cancel, undo): the page's
     form posts to the transition. Without JavaScript the button leads here; with it htmx asks.
     The answers are the transition's own: 404, 403, or 409 with the reason when not now."""
-    flow_class, task = load_task(flow_label, process_id, node, task_id)
-    activation = task.activate()
-    declared = people_transition(activation, transition)
-    if declared is None and transition not in rule_book_names():
-        abort(404)
-    user = current_user._get_current_object()
-    if not may_see(flow_class, task, user):
-        abort(403)
+    flow_class, task, activation, declared, user = load_transition(
+        flow_label, process_id, node, task_id, transition)
     action = find_action(task, user, declared.name) if declared is not None else None
     reason = None
     if action is None:
