@@ -86,13 +86,16 @@ def test_dark_mode_follows_the_system_and_passes_axe(site: tuple[str, dict[str, 
     page.emulate_media(color_scheme="dark")
     try:
         problems = []
-        for name in ("admin", "process", "queue", "task", "admin-confirm"):
+        for name in ("admin", "process", "queue", "task", "admin-confirm", "queue-filter", "task-comments",
+                     "search", "requests", "settings"):
             page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
             page.goto(base + screens[name].path)
             background = page.evaluate("getComputedStyle(document.body).backgroundColor")
             channels = [int(c) for c in background[background.index("(") + 1:-1].split(",")[:3]]
             assert max(channels) < 80, f"{name}: the background is {background} in dark mode"
             problems += [f"{name}: axe: {v}" for v in axe_violations(page)]
+            if name == "task-comments":
+                page.locator("#task-history").screenshot(path=str(SCREENSHOTS / "comments-dark-phone.png"))
         page.screenshot(path=str(SCREENSHOTS / "process-dark-phone.png"), full_page=True)
         assert not problems, "\n".join(problems)
     finally:
