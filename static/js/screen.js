@@ -110,13 +110,17 @@
     if (Date.now() - info.at > 15000) { return; }  // from a request whose answer swapped nothing
     var active = document.activeElement;
     if (active && active !== document.body && document.contains(active)) { return; }  // autofocus or the like
-    var region = (info.region && document.getElementById(info.region)) || document.getElementById("content");
+    var region = info.region && document.getElementById(info.region);
+    // A region swapped away or left empty and hidden (the messages, cleared by a live
+    // refresh that brought none): the page's content instead.
+    if (!region || !region.offsetHeight) { region = document.getElementById("content"); }
     if (!region) { return; }
     focusOn(region.querySelector("[aria-invalid=true]")) ||
       focusOn(document.querySelector("#messages .flash")) ||
       focusOn(sameControl(region, info)) ||
       focusOn(region.querySelector("h1, h2, h3")) ||
-      focusOn(region);
+      focusOn(region) ||
+      focusOn(document.querySelector("#content h1"));  // the region could take none (hidden, gone)
   }
 
   // Before the request too: hx-disabled-elt disables the button that was pressed, and a disabled

@@ -16,6 +16,10 @@ from app_support import make_test_app, serving
 from flask import url_for
 
 from webflow import Context, db
+from webflow.core.away import set_away
+from webflow.core.comments import post_comment
+from webflow.core.drafts import save_draft
+from webflow.core.models import SavedFilter
 from webflow.demo.helloworld import HelloWorldFlow
 from webflow.demo.shipment import ShipmentFlow
 from webflow.demo.users import PASSWORD, load_demo
@@ -76,10 +80,26 @@ def _seed() -> dict[str, str]:
     with Context(propagate_exception=False, user=bob):
         packing = _task(shipment, "package_goods").activate()
         packing.assign(bob)
+    talked = ShipmentFlow.start.run(                         # a task with comments and bob's draft
+        data={"customer": "Grace Hopper", "address": "1 Compiler Lane, Arlington", "items": 1,
+              "insured": False}, user=alice)
+    with Context(propagate_exception=False, user=bob):
+        talked_task = _task(talked, "package_goods").activate()
+        talked_task.assign(bob)
+    talked_task = _task(talked, "package_goods")
+    post_comment(db.session(), talked, alice, "@bob the parcel is fragile: wrap the lenses one by one.",
+                 task=talked_task)
+    post_comment(db.session(), talked, bob, "Will do. Two boxes, I think;\nI will count them tomorrow.",
+                 task=talked_task)
+    save_draft(db.session(), talked_task, bob, {"packages": ["2"]}, ["packages"])
+    db.session.add(SavedFilter(user_id=bob.id, list_name="queue", name="Hello world, oldest first",
+                               query="flow=hello_world&sort=created"))
+    set_away(db.session(), alice, bob)
     db.session.commit()
     packing_task = _task(shipment, "package_goods")
     long_task = _task(long_one, "approve")
     queued = _task(hellos[1], "approve")
+    to_cancel = _task(hellos[2], "approve")
     return {
         "shipment": url_for("flows.process_detail", flow_label="shipment", process_id=shipment.id),
         "long_process": url_for("flows.process_detail", flow_label="hello_world", process_id=long_one.id),
@@ -90,7 +110,15 @@ def _seed() -> dict[str, str]:
         "confirm": url_for("admin.confirm_transition", flow_label="hello_world", process_id=hellos[1].id,
                            node="approve", task_id=queued.id, transition="cancel"),
         "cancel": url_for("admin.process_cancel", flow_label="shipment", process_id=shipment.id),
+        "task_confirm": url_for("flows.task_confirm", flow_label="hello_world", process_id=hellos[2].id,
+                                node="approve", task_id=to_cancel.id, transition="cancel"),
+        "talked_task": url_for("flows.task_detail", flow_label="shipment", process_id=talked.id,
+                               node="package_goods", task_id=_task(talked, "package_goods").id),
     }
+
+
+#: The keys of ``_seed``'s answer (the tests' parameters are named before the server runs).
+URL_KEYS = ("shipment", "long_process", "task", "long_task", "confirm", "cancel", "task_confirm", "talked_task")
 
 
 @contextmanager
@@ -115,7 +143,13 @@ def tour(urls: dict[str, str]) -> list[Screen]:
                                            "#task-list button[name=take] >> nth=-1",
                                            "#task-list input[name=task_id] >> nth=-1",
                                            ".wf-bulk button[type=submit]"]),
+        Screen("queue-filter", "bob", "/queue/?flow=hello_world&sort=created",
+               [".wf-saved-filters a >> nth=0", "#task-list button[name=take] >> nth=0"]),
         Screen("archive", "bob", "/archive/", ["a.wf-task-link >> nth=0"]),
+        Screen("requests", "alice", "/requests/", ["#requests a >> nth=0",
+                                                   "form.wf-filters button[type=submit]"]),
+        Screen("search", "bob", "/search/?q=report", ["#results a.wf-task-link >> nth=0",
+                                                       "form.wf-filters button[type=submit]"]),
         Screen("flows", "alice", "/flows/", [".wf-flow a.wf-button >> nth=0",
                                              ".wf-flow a.wf-button >> nth=-1"]),
         Screen("processes", "alice", "/flows/hello_world/", [".wf-page-head a.wf-primary",
@@ -123,6 +157,12 @@ def tour(urls: dict[str, str]) -> list[Screen]:
         Screen("start", "alice", "/flows/shipment/start/start/", ["#start-form button[type=submit]"]),
         Screen("task", "bob", urls["task"], ["#task-work button[type=submit]", "#task-status button >> nth=0"]),
         Screen("task-long-text", "bob", urls["long_task"], ["#task-work button[type=submit]"]),
+        Screen("task-comments", "bob", urls["talked_task"], ["#task-work button.wf-primary",
+                                                             "#task-work button[formaction]",
+                                                             "#task-status select[name=user_id]",
+                                                             "#task-history button[type=submit]"]),
+        Screen("task-confirm", "admin", urls["task_confirm"], [".wf-transitions button.wf-danger",
+                                                               ".wf-transitions a.wf-button"]),
         Screen("process", "admin", urls["shipment"], [".wf-process-actions a.wf-danger",
                                                       ".wf-tasks a.wf-button >> nth=-1",
                                                       ".wf-tasks td a >> nth=-1"],
@@ -134,8 +174,10 @@ def tour(urls: dict[str, str]) -> list[Screen]:
                                              "#processes a >> nth=0"]),
         Screen("admin-confirm", "admin", urls["confirm"], [".wf-transitions button[type=submit]"]),
         Screen("admin-cancel", "admin", urls["cancel"], [".wf-confirm button.wf-danger"]),
-        Screen("settings", "alice", "/settings/", ["#settings-notifications button[type=submit]",
-                                                   "main form button[type=submit] >> nth=-1"]),
+        Screen("settings", "alice", "/settings/", ["#settings-timezone button[type=submit]",
+                                                   "#settings-notifications button[type=submit]",
+                                                   "#settings-away button[value=set]",
+                                                   "#settings-away button[value=clear]"]),
         Screen("error", "alice", "/flows/no_such_flow/", [".wf-error-page a.wf-button"], status=404),
     ]
 

@@ -120,8 +120,8 @@ def test_alice_sees_bob_take_and_complete_her_task(browser: Any, live_app: Flask
         task_page.wait_for_selector("#live-banner:has-text('bob took this task')", timeout=WITHIN_MS)
 
         work.check("input[name=approved]")
-        work.click("#task-work button[type=submit]")
-        work.wait_for_selector("#task-status .wf-status-done")
+        work.click("#task-work button.wf-primary")
+        work.wait_for_url(f"{base}/inbox/")                       # nothing next for bob: his inbox
         task_page.wait_for_selector("#live-banner:has-text('bob completed this task')", timeout=WITHIN_MS)
         task_page.wait_for_selector("#task-status .wf-status-done", timeout=WITHIN_MS)  # and the badge
         if feed == "stream":

@@ -99,4 +99,6 @@ class ShipmentFlow(Flow):
 
     def summary(self, process):  # type: ignore[no-untyped-def]
         data = process.data or {}
-        return f"{data.get('customer', '')}, {data.get('items', '?')} items to {data.get('address', '')}"[:400]
+        items = data.get("items", "?")
+        things = "item" if items == 1 else "items"
+        return f"{data.get('customer', '')}, {items} {things} to {data.get('address', '')}"[:400]
