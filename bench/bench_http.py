@@ -25,23 +25,21 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from flask.testing import FlaskClient
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from http_flows import HumanPathFlow  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from webflow import create_app, db  # noqa: E402
 from webflow.models import User  # noqa: E402
 
-PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PASSWORD = "bench-password"
 TASKS_PER_CLIENT = 4000  # more than a client can complete in a round
 
@@ -261,13 +259,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
-    name = f"webflow_bench_http_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database("postgresql", "webflow_bench_http") as url:
         prepare(url, max(counts))
         costs = statement_costs(url)
         print("SQL per request (statements/round trips): "
@@ -287,10 +279,6 @@ def main() -> None:
         finally:
             stop(web)
             stop(floor)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":

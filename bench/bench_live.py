@@ -31,18 +31,16 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from bench_http import Client, free_port, stop  # noqa: E402
 from http_flows import HumanPathFlow  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from webflow import create_app, db  # noqa: E402
 from webflow.models import User  # noqa: E402
 
-PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("WEBFLOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "bench-password"
 PAGE_CLIENTS = 4
@@ -198,14 +196,8 @@ def main() -> None:
                         help="another web command to compare (default: the Procfile's web process)")
     args = parser.parse_args()
     command = args.command or procfile_web()
-    name = f"webflow_bench_live_{uuid.uuid4().hex[:8]}"
     prefix = f"bench-live-{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with scratch_database("postgresql", "webflow_bench_live") as url:
         app = prepare(url, prefix)
         env = {"DATABASE_URL": url, "SECRET_KEY": "bench", "WEBFLOW_FLOWS": "http_flows:HumanPathFlow",
                "REDIS_URL": REDIS_URL, "WEBFLOW_QUEUE_PREFIX": prefix, "WEBFLOW_TIMER_THREAD": "0"}
@@ -248,10 +240,6 @@ def main() -> None:
                   f"received; change to event p50/p95 {percentiles(per_event)} ms")
         finally:
             stop(web)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def _cookie(client: Client) -> str:

@@ -10,11 +10,8 @@ and prints the statements and milliseconds per process of each run.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +22,13 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from scratch import scratch_database  # noqa: E402
+
 from webflow import create_app, db  # noqa: E402
 from webflow.core import search  # noqa: E402
 from webflow.demo.helloworld import HelloWorldFlow  # noqa: E402
 from webflow.models import User  # noqa: E402
 
-PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 HOOKS = (("before_flush", search._remember), ("before_commit", search._refresh_before_commit),
          ("after_rollback", search._forget))
 
@@ -83,22 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     for name in (["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         print(f"{name}, {args.processes} processes")
-        if name == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                measure(f"sqlite:///{Path(tmp) / 'cost.sqlite'}", args.processes)
-            continue
-        scratch = f"webflow_bench_{uuid.uuid4().hex[:8]}"
-        admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                                 isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{scratch}"')
-        try:
-            measure(PG_SERVER.rsplit("/", 1)[0] + f"/{scratch}", args.processes)
-        finally:
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)')
-            admin.dispose()
-
+        with scratch_database(name, "webflow_bench_cost") as url:
+            measure(url, args.processes)
 
 if __name__ == "__main__":
     main()

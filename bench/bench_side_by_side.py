@@ -27,9 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +37,12 @@ BENCH = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 from path_flows import AutoFlow, HumanFlow  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
 from webflow.core.sqlcount import SQLCounter  # noqa: E402
 from webflow.models import Task, User  # noqa: E402
 
-PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 VIEWFLOW = ["django-viewflow==2.4.0", "django<6", "psycopg[binary]"]
 
 
@@ -56,24 +53,6 @@ def ensure_venv(path: Path) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "-q", *VIEWFLOW], check=True)
     return python
-
-
-@contextmanager
-def database(kind: str, folder: str, side: str) -> Iterator[str]:
-    if kind == "sqlite":
-        yield f"sqlite:///{folder}/{side}.sqlite"
-        return
-    name = f"bench_{side}_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 class WebflowSide:
@@ -177,7 +156,8 @@ def main() -> None:
           f"{'ratio':>6}  {'SQL/process':>11} {'viewflow SQL':>12}  {'round trips':>11}")
     for kind in args.db.split(","):
         with tempfile.TemporaryDirectory() as folder, \
-                database(kind, folder, "webflow") as ours_url, database(kind, folder, "viewflow") as theirs_url:
+                scratch_database(kind, "bench_webflow", folder) as ours_url, \
+                scratch_database(kind, "bench_viewflow", folder) as theirs_url:
             ours, theirs = WebflowSide(ours_url), ViewflowSide(python, theirs_url)
             try:
                 for path in args.flows.split(","):

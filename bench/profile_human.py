@@ -14,12 +14,9 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,34 +28,14 @@ from sqlalchemy.orm import Session
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
 from path_flows import HumanFlow  # noqa: E402
+from scratch import scratch_database  # noqa: E402
 
 from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
 from webflow.core.sqlcount import SQLCounter  # noqa: E402
 from webflow.models import Task, User  # noqa: E402
 
-PG_SERVER = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 POLICIES = {"code": True, "web": False}
 PHASES = ("start", "assign", "done")
-
-
-@contextmanager
-def database(kind: str) -> Iterator[str]:
-    """A fresh database URL, removed afterwards."""
-    if kind == "sqlite":
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/profile.sqlite"
-        return
-    name = f"webflow_profile_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_SERVER.replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def human_path(session: Session, user_id: int, around: Callable[[str], Any]) -> None:
@@ -80,7 +57,7 @@ def human_path(session: Session, user_id: int, around: Callable[[str], Any]) -> 
 
 
 def profile(kind: str, policy: str, processes: int, top: int, show_sql: bool) -> None:
-    with database(kind) as url:
+    with scratch_database(kind, "webflow_profile") as url:
         engine = create_engine(url)
         counter = SQLCounter(engine)
         Base.metadata.create_all(engine)
