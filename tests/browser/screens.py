@@ -182,12 +182,12 @@ def tour(urls: dict[str, str]) -> list[Screen]:
     ]
 
 
-def log_in(context: Any, base: str, name: str) -> Any:
+def log_in(context: Any, base: str, name: str, password: str = PASSWORD) -> Any:
     """A page of ``context`` logged in as ``name`` through the login form."""
     page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.click("form.wf-form button[type=submit]")
     page.wait_for_url(f"{base}/inbox/")
     return page

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import screens
 from app_support import SCREENSHOTS, make_test_app, serving
 
 from webflow import db
@@ -35,13 +36,9 @@ def purchase(tmp_path: Path) -> Iterator[tuple[str, int]]:
         yield url + task_path, url
 
 
-def log_in(browser, base: str, name: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context(viewport={"width": 1200, "height": 900}).new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", "pw")
-    page.click("form.wf-form button[type=submit]")
-    page.wait_for_url(f"{base}/inbox/")
+def log_in(browser: Any, base: str, name: str) -> Any:
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = screens.log_in(context, base, name, "pw")
     return page
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import screens
 from app_support import SCREENSHOTS, in_app_context, make_test_app, serving
 from flask import Flask
 from redis import Redis
@@ -66,12 +67,7 @@ def live_app(tmp_path: Path, own_redis: tuple[str, Any]) -> Iterator[Flask]:
 
 def log_in(browser: Any, base: str, name: str) -> Any:
     context = browser.new_context(viewport={"width": 1200, "height": 700})
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", "pw")
-    page.click("form.wf-form button[type=submit]")
-    page.wait_for_url(f"{base}/inbox/")
+    screens.log_in(context, base, name, "pw")
     return context
 
 

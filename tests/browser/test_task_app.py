@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import screens
 from app_support import make_test_app, serving
 
 from webflow.demo.helloworld import HelloWorldFlow
@@ -26,13 +27,9 @@ def base_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def log_in(browser, base: str, name: str):  # type: ignore[no-untyped-def]
-    page = browser.new_context(viewport={"width": 1200, "height": 760}).new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", "pw")
-    page.click("form.wf-form button[type=submit]")
-    page.wait_for_url(f"{base}/inbox/")
+def log_in(browser: Any, base: str, name: str) -> Any:
+    context = browser.new_context(viewport={"width": 1200, "height": 760})
+    page = screens.log_in(context, base, name, "pw")
     return page
 
 
