@@ -327,6 +327,22 @@ def _shape_right(box: Box) -> float:
     return box.right
 
 
+def _through(points: list[tuple[float, float]], downwards: bool) -> str:
+    """A path through ``points``: straight where two share the line the drawing runs along,
+    else an S-bend that leaves and arrives in the drawing's direction (down or across)."""
+    path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
+    for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
+        if (x1 == x2) if downwards else (y1 == y2):
+            path += f" L{x2:.1f},{y2:.1f}"
+        elif downwards:
+            bend = (y2 - y1) / 2
+            path += f" C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}"
+        else:
+            bend = (x2 - x1) / 2
+            path += f" C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+    return path
+
+
 def _edge_down(source: Box, target: Box, label: str, via: list[Box], depth: float) -> str:
     """An edge of the top-down drawing; a loop goes as an arc out to the right (``depth``)."""
     if target.layer > source.layer:
@@ -334,13 +350,7 @@ def _edge_down(source: Box, target: Box, label: str, via: list[Box], depth: floa
         for point in via:
             points += [(point.x, point.y - point.h / 2), (point.x, point.y + point.h / 2)]
         points.append((target.x, _shape_top(target) - 2))
-        path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
-        for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
-            if x1 == x2:
-                path += f" L{x2:.1f},{y2:.1f}"
-            else:
-                bend = (y2 - y1) / 2
-                path += f" C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} {x2:.1f},{y2:.1f}"
+        path = _through(points, downwards=True)
         (x1, y1), (x2, _) = points[0], points[1]
         # Half-way along the first bend, so the labels of branches to either side stay apart.
         css, lx, ly = "wf-edge", (x1 + x2) / 2 + (6 if x2 >= x1 else -6), y1 + 14
@@ -363,13 +373,7 @@ def _edge(source: Box, target: Box, label: str, via: list[Box], depth: float) ->
         for point in via:
             points += [(point.left, point.y), (point.right, point.y)]
         points.append((target.left - 2, target.y))
-        path = f"M{points[0][0]:.1f},{points[0][1]:.1f}"
-        for (x1, y1), (x2, y2) in zip(points, points[1:], strict=False):
-            if y1 == y2:
-                path += f" L{x2:.1f},{y2:.1f}"
-            else:
-                bend = (x2 - x1) / 2
-                path += f" C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
+        path = _through(points, downwards=False)
         (x1, y1), (x2, y2) = points[0], points[1]
         css, lx, ly = "wf-edge", x1 + 8, (y1 - 6 if y2 <= y1 else y1 + 14)
     else:
