@@ -69,9 +69,9 @@ def hands_over(transition: Transition) -> bool:
     return transition.takes("user")
 
 
-def button_label(transition: Transition, task: Task, user: Any) -> str:
-    """The owner's reassign is a delegation, and says so (the rule is the transition's own)."""
-    if transition.name == "reassign" and task.owner_id == getattr(user, "id", None):
+def button_label(transition: Transition, activation: Any, user: Any) -> str:
+    """The owner's reassign is a delegation, and says so (the engine tells which it is)."""
+    if transition.name == "reassign" and activation.is_delegation(user):
         return "Delegate"
     return str(transition.label)
 
@@ -96,7 +96,7 @@ def task_actions(task: Task, user: Any) -> list[Action]:
         others = [u for u in assignable_users(task)
                   if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
-            actions.append(Action(trans.name, button_label(trans, task, user), for_me, True, others,
+            actions.append(Action(trans.name, button_label(trans, activation, user), for_me, True, others,
                                   trans.takes("note"), trans.help or ""))
     return actions
 

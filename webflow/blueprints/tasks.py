@@ -289,7 +289,7 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     if hands_over(declared):
         # A pick without the node's permission is a bad pick (400) for a manager's
         # reassign; for the owner's delegation it is the rule that refuses (403, below).
-        delegation = declared.name == "reassign" and task.owner_id == user.id
+        delegation = declared.name == "reassign" and activation.is_delegation(user)
         arguments["user"] = assignee(task, user, blocked is None, check_permission=not delegation)
     if declared.takes("note"):
         arguments["note"] = request.form.get("note", "").strip()
@@ -303,7 +303,7 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         abort(403)
     if blocked is not None:
         return refused(flow_class, task, f"Not allowed now: {blocked}.", STATUS_BLOCKS)
-    label = button_label(declared, task, user)
+    label = button_label(declared, activation, user)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)

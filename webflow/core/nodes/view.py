@@ -114,14 +114,18 @@ class ViewActivation(Activation):
             raise InputRejected(f"A note holds at most {MAX_NOTE:,} characters "
                                 "(and no NUL character).")
         actor = current_actor()
-        before = self.task.owner
-        if self._delegating or (actor is not None and before is not None and actor.id == before.id):
+        if self._delegating or self.is_delegation(actor):
             self._delegate(user, note)
             return
         if note:
             self.note(note)
         if self._give_to(user, "reassign") is user:  # a substitute was told already
             self.send_assigned(user, "reassign")
+
+    def is_delegation(self, actor: Any) -> bool:
+        """A reassign by the task's own owner is a delegation (the pages say "Delegate", the
+        pick is checked by the rule, the trail and ``task_delegated`` say so)."""
+        return actor is not None and self.task.owner_id is not None and self.task.owner_id == actor.id
 
     def delegate(self, user: User, note: str = "") -> None:
         """The owner hands the task to a colleague who may do it, with a note: ``reassign``
