@@ -20,6 +20,7 @@ and each is quoted, so ``"``, ``*``, ``NEAR(``, ``-`` or ``:`` are separators, n
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,9 +30,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import visitors
 
 from .models import SEARCH_FTS_TABLE, Process, SearchDocument, Task, User
+from .transaction import current_unit_of_work
 
 #: A word: letters and digits (``_`` and punctuation separate words, on both databases).
 WORD = re.compile(r"[^\W_]+")
@@ -245,8 +248,47 @@ def _titles(flow_path: str) -> tuple[str, dict[str, str]]:
         flow_class = resolve_flow_class(flow_path)
     except Exception:  # a flow no longer importable: its rows are still findable by the rest
         return flow_path.rsplit(":", 1)[-1].rsplit(".", 1)[-1], {}
-    return (f"{flow_class.process_title} {flow_class.flow_label}",
+    titles = _flow_titles.get(flow_class)
+    if titles is None:  # a flow's titles are class attributes: worked out once per class
+        titles = _flow_titles[flow_class] = (
+            f"{flow_class.process_title} {flow_class.flow_label}",
             {node.name: node.title for node in flow_class.nodes()})
+    return titles
+
+
+_flow_titles: dict[type, tuple[str, dict[str, str]]] = {}
+
+
+@functools.cache
+def _documents_query() -> Any:
+    """The SELECT of what the documents of some processes hold (built once: building it,
+    two aliases of the user table included, cost more than running it)."""
+    starter, owner = aliased(User), aliased(User)
+    return (sa.select(Process.id, Process.flow_class_path, Process.data, starter.username,
+                      Task.id, Task.node_name, owner.username)
+            .select_from(Process)
+            .outerjoin(starter, Process.created_by_id == starter.id)
+            .outerjoin(Task, Task.process_id == Process.id)
+            .outerjoin(owner, Task.owner_id == owner.id)
+            .where(Process.id.in_(sa.bindparam("ids", expanding=True)))
+            .order_by(Process.id, Task.id))
+
+
+@functools.cache
+def _documents_upsert(dialect: str) -> Any:
+    """The upsert of documents, one per dialect (built once, executed with many rows)."""
+    body = sa.bindparam("doc_body", type_=sa.Text())
+    values: dict[str, Any] = {"process_id": sa.bindparam("doc_id"), "body": body}
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(SearchDocument)
+        values["document"] = sa.func.to_tsvector(SIMPLE, body)
+        changes = {"body": insert.excluded.body, "document": insert.excluded.document}
+    else:
+        insert = sqlite.insert(SearchDocument)  # the triggers update search_fts
+        changes = {"body": insert.excluded.body}
+    return insert.values(values).on_conflict_do_update(
+        index_elements=[SearchDocument.process_id], set_=changes,
+        where=SearchDocument.body.is_distinct_from(insert.excluded.body))
 
 
 def build_documents(session: Session, process_ids: Iterable[int]) -> list[dict[str, Any]]:
@@ -254,27 +296,40 @@ def build_documents(session: Session, process_ids: Iterable[int]) -> list[dict[s
     ids = sorted(set(process_ids))
     if not ids:
         return []
-    starter, owner = aliased(User), aliased(User)
-    rows = session.execute(
-        sa.select(Process.id, Process.flow_class_path, Process.data, starter.username,
-                  Task.id, Task.node_name, owner.username)
-        .select_from(Process)
-        .outerjoin(starter, Process.created_by_id == starter.id)
-        .outerjoin(Task, Task.process_id == Process.id)
-        .outerjoin(owner, Task.owner_id == owner.id)
-        .where(Process.id.in_(ids)).order_by(Process.id, Task.id))
+    rows = session.execute(_documents_query(), {"ids": ids})
     parts: dict[int, list[str]] = {}
-    titles: dict[str, tuple[str, dict[str, str]]] = {}
     for process_id, flow_path, data, starter_name, task_id, node_name, owner_name in rows:
-        if flow_path not in titles:
-            titles[flow_path] = _titles(flow_path)
-        flow_title, node_titles = titles[flow_path]
         if process_id not in parts:
-            parts[process_id] = [flow_title, str(process_id), starter_name or "", *_values(data or {})]
+            parts[process_id] = _process_words(flow_path, process_id, data, starter_name)
         if task_id is not None:
-            parts[process_id] += [node_titles.get(node_name, node_name), str(task_id), owner_name or ""]
-    return [{"process_id": pid, "body": " ".join(words(" ".join(texts)))[:MAX_BODY]}
-            for pid, texts in parts.items()]
+            parts[process_id] += _task_words(flow_path, task_id, node_name, owner_name)
+    return [_document(pid, texts) for pid, texts in parts.items()]
+
+
+def _process_words(flow_path: str, process_id: int, data: Any, starter: str | None) -> list[str]:
+    return [_titles(flow_path)[0], str(process_id), starter or "", *_values(data or {})]
+
+
+def _task_words(flow_path: str, task_id: int, node_name: str, owner: str | None) -> list[str]:
+    return [_titles(flow_path)[1].get(node_name, node_name), str(task_id), owner or ""]
+
+
+def _document(process_id: int, texts: list[str]) -> dict[str, Any]:
+    return {"process_id": process_id, "body": " ".join(words(" ".join(texts)))[:MAX_BODY]}
+
+
+def _document_in_memory(process: Process, tasks: list[Task]) -> dict[str, Any]:
+    """The document of a process whose every task the unit of work holds (it read them
+    under the lock, or created the process): the same words as build_documents, without
+    reading them back. The starter and owners are users the session holds already (a
+    many-to-one is answered from the identity map)."""
+    flow_path = process.flow_class_path
+    texts = _process_words(flow_path, process.id, process.data,
+                           process.created_by.username if process.created_by_id else None)
+    for task in sorted(tasks, key=lambda t: t.id):
+        texts += _task_words(flow_path, task.id, task.node_name,
+                             task.owner.username if task.owner_id else None)
+    return _document(process.id, texts)
 
 
 def write_documents(session: Session, documents: list[dict[str, Any]]) -> None:
@@ -282,19 +337,7 @@ def write_documents(session: Session, documents: list[dict[str, Any]]) -> None:
     if not documents:
         return
     rows = [{"doc_id": d["process_id"], "doc_body": d["body"]} for d in documents]
-    body = sa.bindparam("doc_body", type_=sa.Text())
-    values: dict[str, Any] = {"process_id": sa.bindparam("doc_id"), "body": body}
-    if session.get_bind().dialect.name == "postgresql":
-        insert: Any = postgresql.insert(SearchDocument)
-        values["document"] = sa.func.to_tsvector(SIMPLE, body)
-        changes = {"body": insert.excluded.body, "document": insert.excluded.document}
-    else:
-        insert = sqlite.insert(SearchDocument)  # the triggers update search_fts
-        changes = {"body": insert.excluded.body}
-    statement = insert.values(values).on_conflict_do_update(
-        index_elements=[SearchDocument.process_id], set_=changes,
-        where=SearchDocument.body.is_distinct_from(insert.excluded.body))
-    session.execute(statement, rows)
+    session.execute(_documents_upsert(session.get_bind().dialect.name), rows)
 
 
 def refresh_documents(session: Session, process_ids: Iterable[int]) -> None:
@@ -353,8 +396,19 @@ def _refresh_before_commit(session: Session) -> None:
     if not session.info.get(_TOUCHED):
         return
     touched = session.info.pop(_TOUCHED, set())
-    ids = {item.id if isinstance(item, Process) else item for item in touched}
-    refresh_documents(session, [i for i in ids if isinstance(i, int)])
+    uow = current_unit_of_work()
+    held = uow.cache if uow is not None and uow.session is session else {}
+    documents, unread = [], set()
+    for item in touched:
+        process = item if isinstance(item, Process) else session.identity_map.get(
+            identity_key(Process, item))
+        tasks = held.get(("tasks", process)) if process is not None else None
+        if tasks is not None and process.id is not None:
+            documents.append(_document_in_memory(process, tasks))
+        else:
+            unread.add(item.id if isinstance(item, Process) else item)
+    documents += build_documents(session, [i for i in unread if isinstance(i, int)])
+    write_documents(session, sorted(documents, key=lambda d: d["process_id"]))
 
 
 def _forget(session: Session, *args: Any) -> None:
