@@ -32,6 +32,10 @@ def get_task(process: Process, flow_task: Node, status: STATUS | list[STATUS] | 
     return tasks[0]
 
 
+# Built once: the engine asks for it in most transactions.
+_PROCESS_TASKS = sa.select(Task).where(Task.process_id == sa.bindparam("process_id"))
+
+
 def process_tasks(session: Session, process: Process) -> list[Task]:
     """Every task of the process, held by the unit of work once read.
 
@@ -50,7 +54,7 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
     tasks: list[Task] = []
     if process.id is not None:
         with session.no_autoflush:  # pending tasks (not in the table yet) are added below
-            tasks = list(session.scalars(sa.select(Task).where(Task.process_id == process.id)))
+            tasks = list(session.scalars(_PROCESS_TASKS, {"process_id": process.id}))
     tasks += [task for task in session.new if isinstance(task, Task) and task.process is process]
     uow.cache[key] = tasks
     return tasks

@@ -10,6 +10,7 @@ it, so a cascade through many nodes is one transaction.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -64,49 +65,46 @@ class UnitOfWork:
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
-        statement = self._links_insert()
-        if statement is not None:
-            self.session.execute(statement)
+        rows = self._take_links()
+        if rows:
+            self.session.connection().execute(_links_insert(self._dialect()), rows)
 
-    def _links_insert(self) -> Any:
-        """The INSERT of the pending task links (taking them), or None when there are none."""
+    def _take_links(self) -> list[dict[str, int]]:
+        """The pending links as rows (flushed first: the tasks need their ids), taken."""
         if not self.links:
-            return None
-        from sqlalchemy.dialects import postgresql, sqlite
-
-        from .models import task_link
-
+            return []
         self.session.flush()
-        rows = list({(previous.id, task.id): None for previous, task in self.links})
-        self.links.clear()
         # A link that is already stored states the same fact again: keep the one row.
-        dialect = postgresql if self._postgresql() else sqlite
-        return (dialect.insert(task_link)
-                .values([{"previous_id": p, "task_id": t} for p, t in rows])
-                .on_conflict_do_nothing())
+        pairs = {(previous.id, task.id): None for previous, task in self.links}
+        self.links.clear()
+        return [{"previous_id": p, "task_id": t} for p, t in pairs]
 
-    def _postgresql(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+    def _dialect(self) -> str:
+        return self.session.get_bind().dialect.name
 
     def write_events(self) -> None:
         """Store the pending links and audit rows; on PostgreSQL in one statement (the
-        links' INSERT as a CTE of the events' INSERT): one round trip, not two."""
+        links' INSERT as a CTE of the events' INSERT): one round trip, not two. Core
+        statements on the transaction's connection: the rows need no ORM objects."""
         if not self.events:
             self.write_links()
             return
         from .models import TaskEvent
 
-        links = self._links_insert() if self._postgresql() else None
+        links = self._take_links() if self._dialect() == "postgresql" else None
         if links is None:
             self.write_links()
         self.session.flush()
         rows = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
                 for process, task, values in self.events]
         self.events.clear()
-        if links is not None:
-            self.session.execute(sa.insert(TaskEvent).values(rows).add_cte(links.cte("new_links")))
+        connection = self.session.connection()
+        if links:
+            # Literal multi-row VALUES (a CTE cannot be an executemany); cached per shape.
+            links_cte = _links_insert("postgresql").values(links).cte("new_links")
+            connection.execute(TaskEvent.__table__.insert().values(rows).add_cte(links_cte))
         else:
-            self.session.execute(sa.insert(TaskEvent), rows)
+            connection.execute(_events_insert(), rows)
 
     def lock_and_read(self, process_id: int, task_id: int | None) -> None:
         """Lock the process (and its tree's top one) and the task about to change, and read
@@ -117,24 +115,11 @@ class UnitOfWork:
         whereas a row it only read would be the one of the statement's start. The other
         tasks of the process are read later, by a statement of their own (queries.
         process_tasks), which sees everything committed before the lock was ours."""
-        from .models import Process, Task
-
         if task_id is None:
             self.lock(process_id)
             return
-        query = (sa.select(Process, Task).join(Task, Task.process_id == process_id)
-                 .where(Task.id == task_id).order_by(Process.id)
-                 .execution_options(populate_existing=True))
-        if self.session.get_bind().dialect.name == "sqlite":
-            query = query.where(Process.id == process_id)  # BEGIN IMMEDIATE holds the lock
-        else:
-            # The process and the top process of its tree (subprocesses), in id order:
-            # the top one is older, so every transaction in a tree takes it first (then,
-            # in the same row, the task: FROM order).
-            root = (sa.select(Process.root_process_id).where(Process.id == process_id)
-                    .scalar_subquery())
-            query = query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
-        rows = self.session.execute(query).all()
+        query = _lock_and_read_query(self._dialect())
+        rows = self.session.execute(query, {"process_id": process_id, "task_id": task_id}).all()
         if not rows:  # the task is gone: the process is locked all the same
             self.lock(process_id)
             return
@@ -145,19 +130,58 @@ class UnitOfWork:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
         if process_id in self.locked:
             return
-        if self.session.get_bind().dialect.name != "sqlite":
-            from .models import Process
-
+        if self._dialect() != "sqlite":
             # The process and the top process of its tree (subprocesses), in id order:
             # the top one is older, so every transaction in a tree takes it first.
-            root = (sa.select(Process.root_process_id).where(Process.id == process_id)
-                    .scalar_subquery())
-            locked = self.session.scalars(
-                sa.select(Process.id).where(sa.or_(Process.id == process_id, Process.id == root))
-                .order_by(Process.id).with_for_update()
-            )
+            locked = self.session.scalars(_lock_query(), {"process_id": process_id})
             self.locked.update(locked)
         self.locked.add(process_id)
+
+
+@functools.cache
+def _lock_and_read_query(dialect: str) -> Any:
+    """The lock-and-read of a process and one of its tasks (built once per dialect)."""
+    from .models import Process, Task
+
+    process_id, task_id = sa.bindparam("process_id"), sa.bindparam("task_id")
+    query = (sa.select(Process, Task).join(Task, Task.process_id == process_id)
+             .where(Task.id == task_id).order_by(Process.id)
+             .execution_options(populate_existing=True))
+    if dialect == "sqlite":
+        return query.where(Process.id == process_id)  # BEGIN IMMEDIATE holds the lock
+    # The process and the top process of its tree (subprocesses), in id order: the top
+    # one is older, so every transaction in a tree takes it first (then, in the same
+    # row, the task: FROM order).
+    root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
+    return query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
+
+
+@functools.cache
+def _lock_query() -> Any:
+    from .models import Process
+
+    process_id = sa.bindparam("process_id")
+    root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
+    return (sa.select(Process.id).where(sa.or_(Process.id == process_id, Process.id == root))
+            .order_by(Process.id).with_for_update())
+
+
+@functools.cache
+def _links_insert(dialect: str) -> Any:
+    """INSERT of task links that keeps a link already stored (built once per dialect)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from .models import task_link
+
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(task_link).on_conflict_do_nothing()
+
+
+@functools.cache
+def _events_insert() -> Any:
+    from .models import TaskEvent
+
+    return TaskEvent.__table__.insert()
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("webflow_uow", default=None)
