@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .exceptions import InputRejected, PermissionDenied
 from .models import Task, TaskDraft, User, utcnow
-from .transaction import unit_of_work
+from .transaction import current_unit_of_work, unit_of_work
 
 #: The most one field of a draft may hold, in characters.
 MAX_FIELD = 10_000
@@ -68,5 +68,10 @@ def draft_of(session: Session, task: Task, user: User) -> TaskDraft | None:
 
 def clear_draft(session: Session, task: Task) -> None:
     """Drop the task's draft (the task is done or changes hands)."""
-    if task.id is not None:
+    if task.id is None:
+        return
+    uow = current_unit_of_work()
+    if uow is not None and uow.session is session:
+        uow.forget_draft(task.id)  # with the transaction's last statement
+    else:
         session.execute(sa.delete(TaskDraft).where(TaskDraft.task_id == task.id))

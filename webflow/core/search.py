@@ -233,8 +233,10 @@ def _values(value: Any) -> Iterator[str]:
     if isinstance(value, str | int | float):
         yield str(value)
     elif isinstance(value, dict):
-        for item in value.values():
-            yield from _values(item)
+        # In key order: PostgreSQL's jsonb hands keys back in an order of its own, and a
+        # document built from memory must be the one built from the table.
+        for key in sorted(value, key=str):
+            yield from _values(value[key])
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _values(item)
@@ -325,10 +327,10 @@ def _document_in_memory(process: Process, tasks: list[Task]) -> dict[str, Any]:
     many-to-one is answered from the identity map)."""
     flow_path = process.flow_class_path
     texts = _process_words(flow_path, process.id, process.data,
-                           process.created_by.username if process.created_by_id else None)
+                           getattr(process.created_by, "username", None))
     for task in sorted(tasks, key=lambda t: t.id):
         texts += _task_words(flow_path, task.id, task.node_name,
-                             task.owner.username if task.owner_id else None)
+                             getattr(task.owner, "username", None))
     return _document(process.id, texts)
 
 
@@ -393,22 +395,45 @@ def _refresh_before_commit(session: Session) -> None:
         return
     if session.new or session.dirty or session.deleted:
         session.flush()  # the commit's own flush comes after this hook
-    if not session.info.get(_TOUCHED):
-        return
-    touched = session.info.pop(_TOUCHED, set())
+    write_documents(session, take_documents(session))
+
+
+def take_documents(session: Session) -> list[dict[str, Any]]:
+    """The documents of the processes the session's flushes touched so far, taken (a unit
+    of work writes them with its last statement; the commit writes what is left)."""
+    touched = session.info.pop(_TOUCHED, None)
+    if not touched:
+        return []
     uow = current_unit_of_work()
     held = uow.cache if uow is not None and uow.session is session else {}
-    documents, unread = [], set()
-    for item in touched:
-        process = item if isinstance(item, Process) else session.identity_map.get(
-            identity_key(Process, item))
+    # A process may be noted as itself and by its id (a task that names it): one each.
+    ids = {item.id if isinstance(item, Process) else item for item in touched}
+    documents, unread = [], []
+    for process_id in ids:
+        if not isinstance(process_id, int):
+            continue  # a process that never reached the table (rolled back)
+        process = session.identity_map.get(identity_key(Process, process_id))
         tasks = held.get(("tasks", process)) if process is not None else None
-        if tasks is not None and process.id is not None:
+        if process is not None and tasks is not None:
             documents.append(_document_in_memory(process, tasks))
         else:
-            unread.add(item.id if isinstance(item, Process) else item)
-    documents += build_documents(session, [i for i in unread if isinstance(i, int)])
-    write_documents(session, sorted(documents, key=lambda d: d["process_id"]))
+            unread.append(process_id)
+    documents += build_documents(session, unread)
+    return sorted(documents, key=lambda d: d["process_id"])
+
+
+def documents_upsert_values(documents: list[dict[str, Any]]) -> Any:
+    """The upsert of these documents as one statement with literal rows (PostgreSQL), for
+    a unit of work to send as a CTE of its last statement."""
+    insert = postgresql.insert(SearchDocument)
+    statement = insert.values([
+        {"process_id": d["process_id"], "body": d["body"],
+         "document": sa.func.to_tsvector(SIMPLE, sa.literal(d["body"], sa.Text()))}
+        for d in documents])
+    return statement.on_conflict_do_update(
+        index_elements=[SearchDocument.process_id],
+        set_={"body": statement.excluded.body, "document": statement.excluded.document},
+        where=SearchDocument.body.is_distinct_from(statement.excluded.body))
 
 
 def _forget(session: Session, *args: Any) -> None:

@@ -62,6 +62,8 @@ class UnitOfWork:
         # Processes whose tasks the engine is canceling wholesale (a process cancel, a
         # terminating End, a join's cancel_rest): settling waits until it is finished.
         self.quiet: set[Any] = set()
+        # Tasks whose drafts go with the last statement (forget_draft).
+        self.drafts_gone: set[int] = set()
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
@@ -83,28 +85,52 @@ class UnitOfWork:
         return self.session.get_bind().dialect.name
 
     def write_events(self) -> None:
-        """Store the pending links and audit rows; on PostgreSQL in one statement (the
-        links' INSERT as a CTE of the events' INSERT): one round trip, not two. Core
+        """Write what the transaction left for its end: the pending links, the audit rows,
+        the drafts to drop and the search documents it changed. On PostgreSQL one
+        statement (the others as CTEs of the audit rows' INSERT): one round trip. Core
         statements on the transaction's connection: the rows need no ORM objects."""
-        if not self.events:
-            self.write_links()
-            return
-        from .models import TaskEvent
+        from . import search
+        from .models import TaskDraft, TaskEvent
 
-        links = self._take_links() if self._dialect() == "postgresql" else None
-        if links is None:
-            self.write_links()
         self.session.flush()
-        rows = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
-                for process, task, values in self.events]
+        links = self._take_links()
+        events = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
+                  for process, task, values in self.events]
         self.events.clear()
-        connection = self.session.connection()
-        if links:
+        drafts, self.drafts_gone = sorted(self.drafts_gone), set()
+        documents = search.take_documents(self.session)
+        dialect, connection = self._dialect(), self.session.connection()
+        forget_drafts = sa.delete(TaskDraft).where(TaskDraft.task_id.in_(drafts))
+        if dialect == "postgresql" and events:
             # Literal multi-row VALUES (a CTE cannot be an executemany); cached per shape.
-            links_cte = _links_insert("postgresql").values(links).cte("new_links")
-            connection.execute(TaskEvent.__table__.insert().values(rows).add_cte(links_cte))
-        else:
-            connection.execute(_events_insert(), rows)
+            statement = sa.insert(TaskEvent).values(events)
+            if links:
+                statement = statement.add_cte(_links_insert(dialect).values(links).cte("new_links"))
+            if drafts:
+                statement = statement.add_cte(forget_drafts.cte("gone_drafts"))
+            if documents:
+                statement = statement.add_cte(search.documents_upsert_values(documents).cte("new_documents"))
+            connection.execute(statement)
+            return
+        if links:
+            connection.execute(_links_insert(dialect), links)
+        if drafts:
+            connection.execute(forget_drafts)
+        if events:
+            connection.execute(_events_insert(), events)
+        search.write_documents(self.session, documents)
+
+    def forget_draft(self, task_id: int) -> None:
+        """Drop the task's draft with the transaction's last statement (what the session
+        holds of it goes now: nothing reads a draft of a task that changed hands)."""
+        from sqlalchemy.orm.util import identity_key
+
+        from .models import TaskDraft
+
+        held = self.session.identity_map.get(identity_key(TaskDraft, task_id))
+        if held is not None:
+            self.session.expunge(held)
+        self.drafts_gone.add(task_id)
 
     def lock_and_read(self, process_id: int, task_id: int | None) -> None:
         """Lock the process (and its tree's top one) and the task about to change, and read
@@ -143,7 +169,8 @@ def _lock_and_read_query(dialect: str) -> Any:
     """The lock-and-read of a process and one of its tasks (built once per dialect)."""
     from .models import Process, Task
 
-    process_id, task_id = sa.bindparam("process_id"), sa.bindparam("task_id")
+    process_id: Any = sa.bindparam("process_id")
+    task_id: Any = sa.bindparam("task_id")
     query = (sa.select(Process, Task).join(Task, Task.process_id == process_id)
              .where(Task.id == task_id).order_by(Process.id)
              .execution_options(populate_existing=True))
@@ -160,7 +187,7 @@ def _lock_and_read_query(dialect: str) -> Any:
 def _lock_query() -> Any:
     from .models import Process
 
-    process_id = sa.bindparam("process_id")
+    process_id: Any = sa.bindparam("process_id")
     root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
     return (sa.select(Process.id).where(sa.or_(Process.id == process_id, Process.id == root))
             .order_by(Process.id).with_for_update())
@@ -181,7 +208,7 @@ def _links_insert(dialect: str) -> Any:
 def _events_insert() -> Any:
     from .models import TaskEvent
 
-    return TaskEvent.__table__.insert()
+    return sa.insert(TaskEvent)
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("webflow_uow", default=None)
