@@ -414,7 +414,7 @@ def take_documents(session: Session) -> list[dict[str, Any]]:
             continue  # a process that never reached the table (rolled back)
         process = session.identity_map.get(identity_key(Process, process_id))
         tasks = held.get(("tasks", process)) if process is not None else None
-        if process is not None and tasks is not None:
+        if process is not None and tasks is not None and sa.inspect(process).persistent:
             documents.append(_document_in_memory(process, tasks))
         else:
             unread.append(process_id)
