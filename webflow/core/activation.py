@@ -14,6 +14,7 @@ from . import signals
 from .context import current_actor, get_session, propagate_exception
 from .exceptions import FlowRuntimeError, PermissionDenied
 from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
+from .guard import Guard
 from .models import Process, Task, TaskEvent, utcnow
 from .permissions import managing
 from .queries import remember_task
@@ -335,11 +336,14 @@ class Activation:
 
     @contextmanager
     def exception_guard(self) -> Iterator[None]:
-        """Run the block; on failure propagate, or store ERROR with the traceback."""
+        """Run the block; on failure propagate, or store ERROR with the traceback.
+
+        Under the web policy the block runs in a Guard: a savepoint that reaches the
+        database only if something inside the block writes (see webflow.core.guard)."""
         if propagate_exception():
             yield
             return
-        savepoint = self.session.begin_nested()
+        guarded = Guard(self.session)
         uow = current_unit_of_work()
         events_before = len(uow.events) if uow is not None else 0
         links_before = len(uow.links) if uow is not None else 0
@@ -349,10 +353,10 @@ class Activation:
             yield
         except Exception:
             if uow is not None:
-                uow.deferred.pop()  # tasks created in the savepoint are gone with it
-            savepoint.rollback()
+                uow.deferred.pop()  # tasks created in the block are gone with it
+            guarded.roll_back()
             if uow is not None:
-                del uow.events[events_before:]  # what the savepoint did is undone
+                del uow.events[events_before:]  # what the block did is undone
                 del uow.links[links_before:]
                 uow.cache.clear()
             before = self.task.status
@@ -360,9 +364,12 @@ class Activation:
             self.task.comments = traceback.format_exc()
             self.log("error", before, STATUS.ERROR, self.task.comments)
             self.send(signals.task_failed)
+        except BaseException:
+            guarded.roll_back()
+            raise
         else:
             waiting = uow.deferred.pop() if uow is not None else []
-            savepoint.commit()
+            guarded.release()
             self.run_created(waiting)
 
     # -- transitions every activation has ------------------------------------------------

@@ -1,0 +1,144 @@
+"""A node that fails under the web policy leaves nothing of what it did, in the database or
+in the session, however it wrote it; a node that writes nothing while it runs costs no
+savepoint. Both databases (``db_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webflow import STATUS, Context, Flow, flow, this
+from webflow.core.sqlcount import SQLCounter
+from webflow.core.models import Comment, Process, Task
+
+#: What the failing handler does before it raises; each test sets it.
+BEFORE_FAILING: list[Callable[[Any], None]] = []
+
+
+def fine(activation: Any) -> None:
+    activation.process.data = {**activation.process.data, activation.task.node_name: "done"}
+
+
+def failing(activation: Any) -> None:
+    for step in BEFORE_FAILING:
+        step(activation)
+    raise RuntimeError("the handler broke")
+
+
+class TwoBranchesFlow(Flow):
+    """Two handlers in parallel, one of them failing"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.good).Next(this.bad)
+    good = flow.Handler(fine).Next(this.join)
+    bad = flow.Handler(failing).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def start(session: Session, **data: Any) -> int:
+    with Context(propagate_exception=False):
+        process = TwoBranchesFlow.start.run(**data)
+    return process.id
+
+
+def tasks_by_node(session: Session, process_id: int) -> dict[str, Task]:
+    session.expire_all()
+    return {t.node_name: t for t in session.scalars(sa.select(Task).where(Task.process_id == process_id))}
+
+
+def assert_bad_failed_alone(session: Session, process_id: int) -> Process:
+    tasks = tasks_by_node(session, process_id)
+    assert tasks["bad"].status == STATUS.ERROR and "the handler broke" in tasks["bad"].comments
+    assert tasks["good"].status == STATUS.DONE
+    assert "end" not in tasks
+    process = session.get(Process, process_id)
+    assert process is not None and process.data.get("good") == "done"
+    return process
+
+
+def test_changes_in_memory_are_undone(session: Session) -> None:
+    BEFORE_FAILING[:] = [lambda a: a.process.data.update(bad="half-written"),
+                         lambda a: setattr(a.task, "data", {"scratch": 1})]
+    process_id = start(session, order=7)
+    process = assert_bad_failed_alone(session, process_id)
+    assert "bad" not in process.data and process.data["order"] == 7
+    assert tasks_by_node(session, process_id)["bad"].data in (None, {})
+
+
+def test_rows_added_through_the_session_are_not_stored_nor_held(session: Session) -> None:
+    added: list[Comment] = []
+
+    def add_comment(activation: Any) -> None:
+        comment = Comment(process_id=activation.process.id, task_id=activation.task.id, text="from a handler")
+        activation.session.add(comment)
+        added.append(comment)
+
+    BEFORE_FAILING[:] = [add_comment]
+    process_id = start(session)
+    assert_bad_failed_alone(session, process_id)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    assert added and added[0] not in session
+
+
+def test_what_a_flush_inside_the_node_wrote_is_rolled_back(session: Session) -> None:
+    def add_and_flush(activation: Any) -> None:
+        activation.session.add(Comment(process_id=activation.process.id, text="flushed"))
+        activation.process.data = {**activation.process.data, "bad": "flushed"}
+        activation.session.flush()  # reaches the database inside the node's savepoint
+
+    BEFORE_FAILING[:] = [add_and_flush]
+    process_id = start(session)
+    process = assert_bad_failed_alone(session, process_id)
+    assert "bad" not in process.data
+    assert session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+
+
+def test_sql_the_node_ran_itself_is_rolled_back(session: Session) -> None:
+    def write_sql(activation: Any) -> None:
+        activation.session.execute(sa.update(Process).where(Process.id == activation.process.id)
+                                   .values(summary="written in SQL by a failing handler"))
+
+    BEFORE_FAILING[:] = [write_sql]
+    process_id = start(session)
+    process = assert_bad_failed_alone(session, process_id)
+    assert process.summary != "written in SQL by a failing handler"
+
+
+def test_a_failed_node_can_be_retried_and_the_process_finishes(session: Session) -> None:
+    BEFORE_FAILING[:] = [lambda a: a.process.data.update(bad="half-written")]
+    process_id = start(session)
+    assert_bad_failed_alone(session, process_id)
+    BEFORE_FAILING[:] = []
+    bad = tasks_by_node(session, process_id)["bad"]
+    TwoBranchesFlow.bad.handler = fine  # the fix is deployed
+    try:
+        TwoBranchesFlow.bad._handler = fine
+        with Context(propagate_exception=False):
+            bad.activate().retry()
+    finally:
+        TwoBranchesFlow.bad.handler = TwoBranchesFlow.bad._handler = failing
+    tasks = tasks_by_node(session, process_id)
+    assert tasks["bad"].status == STATUS.DONE and tasks["end"].status == STATUS.DONE
+    process = session.get(Process, process_id)
+    assert process is not None and process.status == STATUS.DONE
+    assert process.data["bad"] == "done" and process.data["good"] == "done"
+
+
+def test_a_node_that_writes_nothing_while_it_runs_costs_no_savepoint(session: Session) -> None:
+    counter = SQLCounter(session.get_bind())  # type: ignore[arg-type]
+    BEFORE_FAILING[:] = []
+    start(session)  # warm
+    counter.start()
+    start(session)
+    counter.stop()
+    counter.close()
+    statements = counter.statements
+    # good and split write nothing while they run: no savepoint for them. bad failed: its
+    # block wrote nothing either, so nothing is rolled back in the database.
+    savepoints = [s for s in statements if s.startswith("SAVEPOINT")]
+    assert len(savepoints) <= 1, statements  # the join's arrival writes the links inside good
+    assert not any(s.startswith("ROLLBACK TO") for s in statements)
