@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, this
-from webflow.core.sqlcount import SQLCounter
 from webflow.core.models import Comment, Process, Task
+from webflow.core.sqlcount import SQLCounter
 
 #: What the failing handler does before it raises; each test sets it.
 BEFORE_FAILING: list[Callable[[Any], None]] = []
