@@ -26,6 +26,7 @@ session is left as SQLAlchemy's own rollback of a nested transaction leaves it.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from sqlalchemy import event
@@ -45,6 +46,8 @@ class Guard:
         session.flush()  # what came before the guard is not the guard's to undo
         self.session = session
         self.connection = session.connection()
+        if self.connection.engine not in _engines:
+            _listen_on(self.connection.engine)
         self.savepoints: list[list[Any]] = self.connection.info.setdefault(SAVEPOINTS, [])
         self.entry = [f"webflow_guard_{len(self.savepoints) + 1}", False]
         self.savepoints.append(self.entry)
@@ -118,15 +121,19 @@ def _forget_guards(session: Session, *args: Any) -> None:
         session.info.pop(GUARDS, None)
 
 
-def install() -> None:
-    """Listen on every engine and session (idempotent)."""
-    if not event.contains(Engine, "before_cursor_execute", _send_savepoints):
-        event.listen(Engine, "before_cursor_execute", _send_savepoints)
-        event.listen(Engine, "commit", _forget_savepoints)
-        event.listen(Engine, "rollback", _forget_savepoints)
-        event.listen(Session, "after_flush", _note_flush)
-        event.listen(Session, "after_commit", _forget_guards)
-        event.listen(Session, "after_rollback", _forget_guards)
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
-install()
+def _listen_on(engine: Engine) -> None:
+    """Send savepoints on this engine's connections (from its first guard on: an engine
+    no guard runs on pays nothing per statement)."""
+    if not event.contains(engine, "before_cursor_execute", _send_savepoints):
+        event.listen(engine, "before_cursor_execute", _send_savepoints)
+        event.listen(engine, "commit", _forget_savepoints)
+        event.listen(engine, "rollback", _forget_savepoints)
+    _engines.add(engine)
+
+
+event.listen(Session, "after_flush", _note_flush)
+event.listen(Session, "after_commit", _forget_guards)
+event.listen(Session, "after_rollback", _forget_guards)
