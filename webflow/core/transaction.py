@@ -10,6 +10,7 @@ it, so a cascade through many nodes is one transaction.
 
 from __future__ import annotations
 
+import enum
 import functools
 import random
 import time
@@ -90,7 +91,7 @@ class UnitOfWork:
         statement (the others as CTEs of the audit rows' INSERT): one round trip. Core
         statements on the transaction's connection: the rows need no ORM objects."""
         from . import search
-        from .models import TaskDraft, TaskEvent
+        from .models import TaskDraft
 
         self.session.flush()
         links = self._take_links()
@@ -100,22 +101,20 @@ class UnitOfWork:
         drafts, self.drafts_gone = sorted(self.drafts_gone), set()
         documents = search.take_documents(self.session)
         dialect, connection = self._dialect(), self.session.connection()
-        forget_drafts = sa.delete(TaskDraft).where(TaskDraft.task_id.in_(drafts))
         if dialect == "postgresql" and events:
-            # Literal multi-row VALUES (a CTE cannot be an executemany); cached per shape.
-            statement = sa.insert(TaskEvent).values(events)
-            if links:
-                statement = statement.add_cte(_links_insert(dialect).values(links).cte("new_links"))
-            if drafts:
-                statement = statement.add_cte(forget_drafts.cte("gone_drafts"))
-            if documents:
-                statement = statement.add_cte(search.documents_upsert_values(documents).cte("new_documents"))
-            connection.execute(statement)
+            connection.execute(_last_statement(bool(links), bool(drafts), bool(documents)), {
+                "link_previous": [link["previous_id"] for link in links],
+                "link_task": [link["task_id"] for link in links],
+                "draft_tasks": drafts,
+                "doc_ids": [document["process_id"] for document in documents],
+                "doc_bodies": [document["body"] for document in documents],
+                **{f"ev_{name}": [_plain(event[name]) for event in events] for name in _EVENT_COLUMNS},
+            })
             return
         if links:
             connection.execute(_links_insert(dialect), links)
         if drafts:
-            connection.execute(forget_drafts)
+            connection.execute(sa.delete(TaskDraft).where(TaskDraft.task_id.in_(drafts)))
         if events:
             connection.execute(_events_insert(), events)
         search.write_documents(self.session, documents)
@@ -202,6 +201,45 @@ def _links_insert(dialect: str) -> Any:
 
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return insert(task_link).on_conflict_do_nothing()
+
+
+_EVENT_COLUMNS = ("process_id", "task_id", "transition", "from_status", "to_status", "user_id",
+                  "comments", "created")
+_EVENT_TYPES = ("INTEGER", "INTEGER", "VARCHAR", "VARCHAR", "VARCHAR", "INTEGER", "TEXT", "TIMESTAMPTZ")
+
+
+def _plain(value: Any) -> Any:
+    """A value as the arrays of the last statement take it (a status as its text)."""
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+@functools.cache
+def _last_statement(links: bool, drafts: bool, documents: bool) -> sa.TextClause:
+    """PostgreSQL: the audit rows' INSERT with the transaction's links, dropped drafts and
+    search documents as CTEs, one round trip. Rows come as arrays (``unnest``), so the
+    text is one of eight whatever the number of rows: compiled once each. Literal
+    multi-row VALUES were compiled again for every transaction (a fifth of its time)."""
+    parts = []
+    if links:
+        parts.append(
+            "new_links AS (INSERT INTO task_link (previous_id, task_id) "
+            "SELECT * FROM unnest(CAST(:link_previous AS INTEGER[]), CAST(:link_task AS INTEGER[])) "
+            "ON CONFLICT DO NOTHING)")
+    if drafts:
+        parts.append("gone_drafts AS (DELETE FROM task_draft WHERE task_id = ANY(CAST(:draft_tasks AS INTEGER[])))")
+    if documents:
+        parts.append(
+            "new_documents AS (INSERT INTO search_document (process_id, body, document) "
+            "SELECT d.process_id, d.body, to_tsvector('simple'::regconfig, d.body) "
+            "FROM unnest(CAST(:doc_ids AS INTEGER[]), CAST(:doc_bodies AS TEXT[])) AS d(process_id, body) "
+            "ON CONFLICT (process_id) DO UPDATE SET body = excluded.body, document = excluded.document "
+            "WHERE search_document.body IS DISTINCT FROM excluded.body)")
+    arrays = ", ".join(f"CAST(:ev_{name} AS {kind}[])" for name, kind in zip(_EVENT_COLUMNS, _EVENT_TYPES, strict=True))
+    names = ", ".join(_EVENT_COLUMNS)
+    # In the order noted (ORDINALITY): the trail's ids follow the order of the transitions.
+    events = (f"INSERT INTO task_event ({names}) SELECT {names} FROM unnest({arrays}) "
+              f"WITH ORDINALITY AS e({names}, n) ORDER BY n")
+    return sa.text(("WITH " + ", ".join(parts) + " " if parts else "") + events)
 
 
 @functools.cache
