@@ -4,10 +4,13 @@ savepoint. Both databases (``db_url``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, this
@@ -142,3 +145,71 @@ def test_a_node_that_writes_nothing_while_it_runs_costs_no_savepoint(session: Se
     savepoints = [s for s in statements if s.startswith("SAVEPOINT")]
     assert len(savepoints) <= 1, statements  # the join's arrival writes the links inside good
     assert not any(s.startswith("ROLLBACK TO") for s in statements)
+
+
+# -- any mix of ways to write, any handler failing --------------------------------------------
+
+#: Per handler node: (the actions it takes, whether it raises after them); set per example.
+PLANS: dict[str, tuple[list[str], bool]] = {}
+
+
+def planned(activation: Any) -> None:
+    name = activation.task.node_name
+    actions, fails = PLANS[name]
+    session = activation.session
+    for action in actions:
+        if action == "memory":
+            activation.process.data = {**activation.process.data, name: True}
+        elif action == "row":
+            session.add(Comment(process_id=activation.process.id, text=f"row {name}"))
+        elif action == "flush":
+            session.flush()
+        elif action == "sql":
+            session.execute(sa.insert(Comment.__table__).values(
+                process_id=activation.process.id, text=f"sql {name}", mentions=[]))
+        elif action == "query":  # autoflushes what the handler changed so far
+            session.scalar(sa.select(sa.func.count()).select_from(Task)
+                           .where(Task.process_id == activation.process.id))
+    if fails:
+        raise RuntimeError(f"{name} failed as planned")
+
+
+class ThreeHandlersFlow(Flow):
+    """Three handlers in parallel"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.h1).Next(this.h2).Next(this.h3)
+    h1 = flow.Handler(planned).Next(this.join)
+    h2 = flow.Handler(planned).Next(this.join)
+    h3 = flow.Handler(planned).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+ACTIONS = st.lists(st.sampled_from(["memory", "row", "flush", "sql", "query"]), max_size=5)
+
+
+@settings(max_examples=int(os.environ.get("WEBFLOW_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(plans=st.fixed_dictionaries({name: st.tuples(ACTIONS, st.booleans()) for name in ("h1", "h2", "h3")}))
+def test_what_stays_is_exactly_what_the_handlers_that_finished_wrote(
+        session: Session, plans: dict[str, tuple[list[str], bool]]) -> None:
+    PLANS.clear()
+    PLANS.update(plans)
+    with Context(propagate_exception=False):
+        process_id = ThreeHandlersFlow.start.run().id
+    session.expire_all()
+    tasks = {t.node_name: t for t in session.scalars(sa.select(Task).where(Task.process_id == process_id))}
+    finished = [name for name, (_, fails) in plans.items() if not fails]
+    for name, (_, fails) in plans.items():
+        assert tasks[name].status == (STATUS.ERROR if fails else STATUS.DONE), (name, plans)
+    process = session.get(Process, process_id)
+    assert process is not None
+    assert process.status == (STATUS.DONE if len(finished) == 3 else STATUS.NEW), plans
+    wrote = {name for name in finished if "memory" in plans[name][0]}
+    assert {key for key in process.data if key in plans} == wrote, plans
+    texts = sorted(session.scalars(sa.select(Comment.text).where(Comment.process_id == process_id)))
+    expected = sorted(f"{action} {name}" for name in finished for action in plans[name][0]
+                      if action in ("row", "sql"))
+    assert texts == expected, plans
+    session.commit()
