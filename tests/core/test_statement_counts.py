@@ -235,3 +235,26 @@ def test_search_documents_written_from_memory_are_the_ones_read_back(
     body = session.scalar(sa.select(SearchDocument.body).where(SearchDocument.process_id == process_id))
     assert "acme" in body.split() and "zoë" in body.split() and "shipped" in body.split()
     assert session.get(Process, process_id).status == STATUS.DONE
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+def test_one_transactions_audit_rows_keep_their_order(counted: tuple[Session, SQLCounter],
+                                                      propagate: bool) -> None:
+    """Several audit rows, links and a document in one last statement: the trail lists the
+    transitions in the order they ran (PostgreSQL sends them as arrays)."""
+    session, _ = counted
+    with Context(propagate_exception=propagate):
+        process_id = BranchesFlow.start.run(order=1).id
+    rows = session.execute(
+        sa.select(TaskEvent.transition, Task.node_name, TaskEvent.to_status)
+        .join(Task, Task.id == TaskEvent.task_id)
+        .where(TaskEvent.process_id == process_id).order_by(TaskEvent.id)).all()
+    assert [tuple(row) for row in rows] == [
+        ("done", "start", STATUS.DONE), ("perform", "split", STATUS.DONE),
+        ("perform", "left", STATUS.DONE), ("start", "join", STATUS.STARTED)]
+    links = session.execute(sa.text(
+        "SELECT p.flow_task, t.flow_task FROM task_link l JOIN task p ON p.id = l.previous_id "
+        "JOIN task t ON t.id = l.task_id WHERE t.process_id = :pid ORDER BY t.id, p.id"),
+        {"pid": process_id}).all()
+    assert [tuple(link) for link in links] == [
+        ("start", "split"), ("split", "left"), ("split", "right"), ("left", "join")]

@@ -226,7 +226,8 @@ def _last_statement(links: bool, drafts: bool, documents: bool) -> sa.TextClause
             "SELECT * FROM unnest(CAST(:link_previous AS INTEGER[]), CAST(:link_task AS INTEGER[])) "
             "ON CONFLICT DO NOTHING)")
     if drafts:
-        parts.append("gone_drafts AS (DELETE FROM task_draft WHERE task_id = ANY(CAST(:draft_tasks AS INTEGER[])))")
+        parts.append("gone_drafts AS (DELETE FROM task_draft "
+                     "WHERE task_id = ANY(CAST(:draft_tasks AS INTEGER[])))")
     if documents:
         parts.append(
             "new_documents AS (INSERT INTO search_document (process_id, body, document) "
@@ -234,7 +235,8 @@ def _last_statement(links: bool, drafts: bool, documents: bool) -> sa.TextClause
             "FROM unnest(CAST(:doc_ids AS INTEGER[]), CAST(:doc_bodies AS TEXT[])) AS d(process_id, body) "
             "ON CONFLICT (process_id) DO UPDATE SET body = excluded.body, document = excluded.document "
             "WHERE search_document.body IS DISTINCT FROM excluded.body)")
-    arrays = ", ".join(f"CAST(:ev_{name} AS {kind}[])" for name, kind in zip(_EVENT_COLUMNS, _EVENT_TYPES, strict=True))
+    arrays = ", ".join(f"CAST(:ev_{name} AS {kind}[])"
+                       for name, kind in zip(_EVENT_COLUMNS, _EVENT_TYPES, strict=True))
     names = ", ".join(_EVENT_COLUMNS)
     # In the order noted (ORDINALITY): the trail's ids follow the order of the transitions.
     events = (f"INSERT INTO task_event ({names}) SELECT {names} FROM unnest({arrays}) "
