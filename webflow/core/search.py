@@ -10,9 +10,11 @@ common word does instead of growing with the database.
 
 The document is refreshed in the transaction that changes what it holds (a process's data
 or starter, a task created or handed to someone): the session remembers which processes
-such a flush touched, and just before the commit one SELECT reads them back and one upsert
-writes their documents (a document whose words did not change is not rewritten). A commit
-that only moves statuses (most engine steps) costs nothing.
+such a flush touched, and just before the commit one upsert writes their documents (a
+document whose words did not change is not rewritten). A unit of work that holds every task
+of a process builds its document from those rows (``take_documents``); otherwise one SELECT
+reads the processes back. On PostgreSQL the unit of work sends the upsert as a CTE of its
+last statement. A commit that only moves statuses (most engine steps) costs nothing.
 
 Input never reaches the full-text syntax: the query is cut into words of letters and digits
 and each is quoted, so ``"``, ``*``, ``NEAR(``, ``-`` or ``:`` are separators, not operators.
@@ -420,20 +422,6 @@ def take_documents(session: Session) -> list[dict[str, Any]]:
             unread.append(process_id)
     documents += build_documents(session, unread)
     return sorted(documents, key=lambda d: d["process_id"])
-
-
-def documents_upsert_values(documents: list[dict[str, Any]]) -> Any:
-    """The upsert of these documents as one statement with literal rows (PostgreSQL), for
-    a unit of work to send as a CTE of its last statement."""
-    insert = postgresql.insert(SearchDocument)
-    statement = insert.values([
-        {"process_id": d["process_id"], "body": d["body"],
-         "document": sa.func.to_tsvector(SIMPLE, sa.literal(d["body"], sa.Text()))}
-        for d in documents])
-    return statement.on_conflict_do_update(
-        index_elements=[SearchDocument.process_id],
-        set_={"body": statement.excluded.body, "document": statement.excluded.document},
-        where=SearchDocument.body.is_distinct_from(statement.excluded.body))
 
 
 def _forget(session: Session, *args: Any) -> None:
