@@ -21,7 +21,9 @@ A ``Guard`` instead:
   the guard began (the database holds that state: the guard flushed on entry).
 
 The database sees exactly what a savepoint around the block would have made of it; the
-session is left as SQLAlchemy's own rollback of a nested transaction leaves it.
+session is left as SQLAlchemy's own rollback of a nested transaction leaves it, but for one
+case the engine never meets: a row that a flush inside the block deleted is back in the
+table after the rollback, and no longer held by the session (read it again to use it).
 """
 
 from __future__ import annotations
