@@ -28,6 +28,7 @@ table after the rollback, and no longer held by the session (read it again to us
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
@@ -124,16 +125,18 @@ def _forget_guards(session: Session, *args: Any) -> None:
 
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+_listening = threading.Lock()
 
 
 def _listen_on(engine: Engine) -> None:
     """Send savepoints on this engine's connections (from its first guard on: an engine
     no guard runs on pays nothing per statement)."""
-    if not event.contains(engine, "before_cursor_execute", _send_savepoints):
-        event.listen(engine, "before_cursor_execute", _send_savepoints)
-        event.listen(engine, "commit", _forget_savepoints)
-        event.listen(engine, "rollback", _forget_savepoints)
-    _engines.add(engine)
+    with _listening:  # request threads may meet a new engine at once
+        if not event.contains(engine, "before_cursor_execute", _send_savepoints):
+            event.listen(engine, "before_cursor_execute", _send_savepoints)
+            event.listen(engine, "commit", _forget_savepoints)
+            event.listen(engine, "rollback", _forget_savepoints)
+        _engines.add(engine)
 
 
 event.listen(Session, "after_flush", _note_flush)
