@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
+from sqlalchemy.orm import joinedload
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired
 
@@ -46,7 +47,9 @@ def load_user(session_id: str) -> User | None:
     """The session's user, if still active and the session's token is still theirs."""
     user_id, _, token = session_id.partition(":")
     parsed = parse_id(user_id)
-    user = db.session.get(User, parsed) if parsed is not None else None
+    # The groups come in the same statement: nearly every page asks the user's permissions
+    # (the rule book, the queue, the navigation), which would read them one statement later.
+    user = db.session.get(User, parsed, options=[joinedload(User.groups)]) if parsed is not None else None
     if user is None or not user.is_active or not user.session_token:
         return None
     return user if hmac.compare_digest(token, user.session_token) else None

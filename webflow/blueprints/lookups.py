@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, abort, current_app, g, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 from werkzeug.routing import BuildError, IntegerConverter
 
 from ..core.flow import Flow
@@ -72,6 +73,19 @@ def task_or_404(process: Process, node: str, task_id: int) -> Task:
     """The task of this process at this node, or 404."""
     task = db.session.get(Task, task_id)
     if task is None or task.process_id != process.id or task.node_name != node:
+        abort(404)
+    return task
+
+
+def flow_task_or_404(flow_class: type[Flow], process_id: int, node: str, task_id: int) -> Task:
+    """The task a task URL names, with its process read in the same statement; 404 unless
+    it belongs to that process, the process to this flow, and the task to that node.
+
+    The task holds its process: a process looked up on its own and then dropped leaves the
+    session's (weak) identity map, and ``task.process`` would read it again."""
+    task = db.session.get(Task, task_id, options=[joinedload(Task.process)])
+    if (task is None or task.process_id != process_id or task.node_name != node
+            or task.process.flow_class_path != flow_class.path()):
         abort(404)
     return task
 
