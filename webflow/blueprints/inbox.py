@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, defer
 
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
@@ -157,7 +157,10 @@ def task_page(name: str) -> Any:
     if filters["when"]:
         condition = sa.and_(condition, when_condition(filters["when"], datetime.now(UTC)))
     query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
-             .options(contains_eager(Task.process)))  # the page shows each task's process
+             # The page shows each task's process; it shows neither's data nor the task's
+             # traceback: unread, those JSON columns cost two mutable-dict set-ups a row.
+             .options(contains_eager(Task.process).defer(Process.data),
+                      defer(Task.data), defer(Task.comments)))
     # The total: over the process join only for a text search; else on the task table
     # alone, or the navigation's count of the same list when it is exact.
     if filters["q"]:
