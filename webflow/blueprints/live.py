@@ -23,7 +23,7 @@ from ..core.flow import Flow
 from ..extensions import db
 from ..livestream import Hub, stream
 from ..models import Task, User
-from .inbox import LISTS, LIVE_VERSION, nav_counts, served
+from .inbox import LISTS, LIVE_VERSION, nav_counts, reader_of, served
 from .lookups import all_flows, parse_id
 from .tasks import may_see
 from .web import wants_fragment
@@ -118,7 +118,7 @@ def _digest(*values: Any) -> str:
 def list_digest(name: str, user: User) -> str:
     """What the user's inbox or queue holds, cheaply: how many tasks (as counted for the
     navigation), the newest, and the latest assignment (a task taken from elsewhere)."""
-    condition = served(LISTS[name].condition(user))
+    condition = served(LISTS[name].condition(reader_of(user)))
     newest, assigned = db.session.execute(
         sa.select(sa.func.max(Task.id), sa.func.max(Task.assigned)).where(condition)).one()
     return _digest(nav_counts()[name], newest, assigned)
