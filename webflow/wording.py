@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Flask, g
 from flask_login import current_user
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from .core.flow import Flow
 from .core.status import STATUS
@@ -80,8 +80,9 @@ def manages(flow_class: type[Flow] | None) -> bool:
 def status_badge(status: STATUS, words: str | None = None, engine: bool = True) -> Markup:
     """The status in people's words; with ``engine`` (managers) the engine's status too."""
     value = status.value
-    term = Markup(' <small class="wf-engine-term">{}</small>').format(value) if words and engine else ""
-    return Markup('<span class="wf-badge wf-status-{}">{}{}</span>').format(value.lower(), words or value, term)
+    term = f' <small class="wf-engine-term">{escape(value)}</small>' if words and engine else ""
+    shown = escape(words or value)
+    return Markup(f'<span class="wf-badge wf-status-{escape(value.lower())}">{shown}{term}</span>')
 
 
 def task_badge(task: Any) -> Markup:
@@ -95,8 +96,8 @@ def process_badge(process: Any) -> Markup:
 def priority_badge(value: int) -> Markup:
     """High priorities stand out; normal (0) and low ones are muted."""
     if value > 0:
-        return Markup('<span class="wf-badge wf-priority-high">{}</span>').format(value)
-    return Markup('<span class="wf-muted">{}</span>').format(value if value < 0 else 0)
+        return Markup(f'<span class="wf-badge wf-priority-high">{int(value)}</span>')
+    return Markup(f'<span class="wf-muted">{int(value) if value < 0 else 0}</span>')
 
 
 def register(app: Flask) -> None:
