@@ -119,7 +119,7 @@ def refresh(task: Task) -> None:
 def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """The task page; POST completes an assigned human task with its form (owner only)."""
     flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
-    if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
+    if getattr(task.flow_task, "view_func", None) is not None and can_complete(task, user):
         return custom_view(flow_class, task)
     if request.method == "GET":
         return render_task(flow_class, task, WORK_BLOCKS)
