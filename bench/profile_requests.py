@@ -43,7 +43,8 @@ TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 def make_app(url: str) -> Any:
     return create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HumanPathFlow],
-                       "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline"})
+                       "SECRET_KEY": "bench", "WEBFLOW_INLINE_JOBS": "inline",
+                       "WEBFLOW_TIMER_THREAD": "0"})  # no timer thread beside the measured requests
 
 
 def prepare(url: str, tasks: int) -> None:
