@@ -98,7 +98,9 @@ def assignable_users(task: Task) -> list[User]:
     if users is None:
         users = g._active_users = db.session.scalars(
             sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-        ).all()
+            # with their groups (the permission check reads them): else one statement a user
+            .options(joinedload(User.groups))
+        ).unique().all()
     return [u for u in users if node.user_has_permission(u)]
 
 
@@ -184,7 +186,8 @@ def error_summary(comments: str | None) -> str:
 def flow_managers(flow_class: type[Flow]) -> list[str]:
     """Who manages the flow (usernames), for "ask ..." messages."""
     users = db.session.scalars(
-        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)).all()
+        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
+        .options(joinedload(User.groups))).unique().all()  # can_manage reads the groups
     return [u.username for u in users if flow_class.can_manage(u) and not u.is_superuser][:5]
 
 
