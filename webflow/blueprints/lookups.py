@@ -77,13 +77,17 @@ def task_or_404(process: Process, node: str, task_id: int) -> Task:
     return task
 
 
+#: A task with its process (one statement, built once; see flow_task_or_404).
+TASK_WITH_PROCESS = sa.select(Task).where(Task.id == sa.bindparam("task_id")).options(joinedload(Task.process))
+
+
 def flow_task_or_404(flow_class: type[Flow], process_id: int, node: str, task_id: int) -> Task:
     """The task a task URL names, with its process read in the same statement; 404 unless
     it belongs to that process, the process to this flow, and the task to that node.
 
     The task holds its process: a process looked up on its own and then dropped leaves the
     session's (weak) identity map, and ``task.process`` would read it again."""
-    task = db.session.get(Task, task_id, options=[joinedload(Task.process)])
+    task = db.session.execute(TASK_WITH_PROCESS, {"task_id": task_id}).unique().scalar_one_or_none()
     if (task is None or task.process_id != process_id or task.node_name != node
             or task.process.flow_class_path != flow_class.path()):
         abort(404)
