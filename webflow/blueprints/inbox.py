@@ -183,21 +183,33 @@ def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=512)
+def list_rows(name: str, reader: Reader, paths: tuple[str, ...], flow_path: str,
+              sort: str) -> tuple[sa.ColumnElement[bool], sa.Select[Any]]:
+    """The condition and the ordered rows of a list for a reader (and a flow filter): built
+    once and kept, as the navigation's statement (building took as long as running it)."""
+    condition = served(LISTS[name].condition(reader), paths)
+    if flow_path:
+        condition = sa.and_(condition, Task.flow_class_path == flow_path)
+    query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
+             # The page shows each task's process; it shows neither's data nor the task's
+             # traceback: unread, those JSON columns cost two mutable-dict set-ups a row.
+             .options(contains_eager(Task.process).defer(Process.data),
+                      defer(Task.data), defer(Task.comments))
+             .order_by(*sort_order(sort)))
+    return condition, query
+
+
 def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
     flows = all_flows()
     filters = list_filters(flows)
-    condition = served(LISTS[name].condition(reader_of(user)))
-    if filters["flow"]:
-        condition = sa.and_(condition, Task.flow_class_path == flows[filters["flow"]].path())
-    if filters["when"]:
-        condition = sa.and_(condition, when_condition(filters["when"], datetime.now(UTC)))
-    query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
-             # The page shows each task's process; it shows neither's data nor the task's
-             # traceback: unread, those JSON columns cost two mutable-dict set-ups a row.
-             .options(contains_eager(Task.process).defer(Process.data),
-                      defer(Task.data), defer(Task.comments)))
+    condition, query = list_rows(name, reader_of(user), served_paths(),
+                                 flows[filters["flow"]].path() if filters["flow"] else "", filters["sort"])
+    if filters["when"]:  # relative to now: added to the kept statement, not kept
+        when = when_condition(filters["when"], datetime.now(UTC))
+        condition, query = sa.and_(condition, when), query.where(when)
     # The total: over the process join only for a text search; else on the task table
     # alone, or the navigation's count of the same list when it is exact.
     if filters["q"]:
@@ -209,8 +221,8 @@ def task_page(name: str) -> Any:
         total = nav_counts()[name]
     else:
         total = count(condition)
-    page = db.paginate(query.order_by(*sort_order(filters["sort"])), page=page_number(),
-                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False, count=False)
+    page = db.paginate(query, page=page_number(), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
+                       error_out=False, count=False)
     page.total = total  # pages, has_next and the like follow from it
     return page, filters
 
