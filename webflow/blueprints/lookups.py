@@ -165,6 +165,24 @@ def task_url(task: Task) -> str:
         return f"#task-{task.id}"  # the task page is not there: its row on this page
 
 
+#: Kept page URLs (page_url) per app, at most this many (site roots come from the request).
+MAX_PAGE_URLS = 1000
+
+
+def page_url(endpoint: str, **values: Any) -> str:
+    """``url_for`` for the links every page draws with fixed values (static files, the
+    navigation): the same for every request under one site root, so built once per root and
+    kept. A page drew about twenty, each a trip through the URL map."""
+    key = (request.script_root, endpoint, tuple(sorted(values.items())))
+    urls: dict[Any, str] = current_app.extensions.setdefault("webflow_page_urls", {})
+    url = urls.get(key)
+    if url is None:
+        if len(urls) >= MAX_PAGE_URLS:  # site roots are the request's (a proxy's prefix)
+            urls.clear()
+        url = urls[key] = url_for(endpoint, **values)
+    return url
+
+
 def transition_url(task: Task, transition: str) -> str:
     """The URL that runs a transition on the task (the web app's transition endpoint)."""
     values: dict[str, Any] = {"flow_label": task.flow_class.flow_label, "process_id": task.process_id,
@@ -203,7 +221,7 @@ def can_administer() -> bool:
 
 def register_template_globals(app: Flask) -> None:
     """The helpers every template may call."""
-    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers):
+    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers, page_url):
         app.add_template_global(func, func.__name__)
     app.add_template_global(flow_svg, "flow_graph")
     app.add_template_global(data_rows, "data_rows")
