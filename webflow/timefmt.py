@@ -44,10 +44,11 @@ def reader_zone() -> tzinfo:
     (the ``tz`` cookie), else UTC."""
     if not has_request_context():
         return UTC
-    if "reader_zone" not in g:
+    zone: tzinfo | None = g.get("reader_zone")  # once per request: a list asks per row
+    if zone is None:
         own = getattr(current_user, "timezone", None) if current_user.is_authenticated else None
-        g.reader_zone = zone_named(own) or browser_zone() or UTC
-    return g.reader_zone  # type: ignore[no-any-return]
+        zone = g.reader_zone = zone_named(own) or browser_zone() or UTC
+    return zone
 
 
 def local(stamp: datetime) -> datetime:

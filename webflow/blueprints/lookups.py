@@ -94,17 +94,19 @@ def flow_task_or_404(flow_class: type[Flow], process_id: int, node: str, task_id
     return task
 
 
+#: Active users (at most 500, by name) with their groups, which every permission check
+#: reads (else one statement a user). Built once: the statement does not change.
+ACTIVE_USERS = (sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
+                .options(joinedload(User.groups)))
+
+
 def assignable_users(task: Task) -> list[User]:
     """Active users who may work on the task's node (for the assign/reassign picker)."""
     node = task.flow_task
     # Read once per request: a process page asks for every task of it.
     users = g.get("_active_users")
     if users is None:
-        users = g._active_users = db.session.scalars(
-            sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-            # with their groups (the permission check reads them): else one statement a user
-            .options(joinedload(User.groups))
-        ).unique().all()
+        users = g._active_users = db.session.scalars(ACTIVE_USERS).unique().all()
     return [u for u in users if node.user_has_permission(u)]
 
 
@@ -207,9 +209,7 @@ def error_summary(comments: str | None) -> str:
 
 def flow_managers(flow_class: type[Flow]) -> list[str]:
     """Who manages the flow (usernames), for "ask ..." messages."""
-    users = db.session.scalars(
-        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-        .options(joinedload(User.groups))).unique().all()  # can_manage reads the groups
+    users = db.session.scalars(ACTIVE_USERS).unique().all()
     return [u.username for u in users if flow_class.can_manage(u) and not u.is_superuser][:5]
 
 

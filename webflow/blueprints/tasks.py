@@ -39,6 +39,18 @@ WORK_BLOCKS = ["work", "status", "history", "process", "data"]
 NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
 
 
+# Statements of every task page and completion, built once (building one and its cache key
+# cost as much as running it).
+#: A task's audit trail, in the order it happened.
+TASK_EVENTS = (sa.select(TaskEvent).where(TaskEvent.task_id == sa.bindparam("task_id"))
+               .order_by(TaskEvent.created, TaskEvent.id))
+#: The human tasks of a process that wait for someone, but one (next_task).
+WAITING_TASKS = (sa.select(Task).where(Task.process_id == sa.bindparam("process_id"),
+                                       Task.id != sa.bindparam("done_id"), Task.flow_task_type == "HUMAN",
+                                       Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
+                 .order_by(Task.id))
+
+
 # -- who may see and complete ------------------------------------------------------------------
 
 
@@ -71,8 +83,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
     user = current_user._get_current_object()
     actions = task_actions(task, user)
     workable = can_complete(task, user)
-    events = db.session.scalars(sa.select(TaskEvent).where(TaskEvent.task_id == task.id)
-                                .order_by(TaskEvent.created, TaskEvent.id)).all()
+    events = db.session.scalars(TASK_EVENTS, {"task_id": task.id}).all()
     draft = draft_of(db.session(), task, user) if workable else None
     if workable and form is None and draft is not None:
         form = node_form(task.flow_task, formdata=MultiDict(
@@ -161,11 +172,7 @@ def next_task(process_id: int, done_id: int, user: User) -> Task | None:
     """What ``user`` does next in the process after task ``done_id``: a task assigned to
     them, else one they may take (the node's own rule), oldest first; None when nothing
     waits for them."""
-    waiting = db.session.scalars(
-        sa.select(Task).where(Task.process_id == process_id, Task.id != done_id,
-                              Task.flow_task_type == "HUMAN",
-                              Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
-        .order_by(Task.id)).all()
+    waiting = db.session.scalars(WAITING_TASKS, {"process_id": process_id, "done_id": done_id}).all()
     mine = [t for t in waiting if t.status == STATUS.ASSIGNED and t.owner_id == user.id]
     if mine:
         return mine[0]
