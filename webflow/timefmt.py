@@ -44,10 +44,11 @@ def reader_zone() -> tzinfo:
     (the ``tz`` cookie), else UTC."""
     if not has_request_context():
         return UTC
-    if "reader_zone" not in g:
+    zone: tzinfo | None = g.get("reader_zone")  # once per request: a list asks per row
+    if zone is None:
         own = getattr(current_user, "timezone", None) if current_user.is_authenticated else None
-        g.reader_zone = zone_named(own) or browser_zone() or UTC
-    return g.reader_zone  # type: ignore[no-any-return]
+        zone = g.reader_zone = zone_named(own) or browser_zone() or UTC
+    return zone
 
 
 def local(stamp: datetime) -> datetime:
@@ -98,6 +99,21 @@ def time_tag(stamp: datetime | None, relative_text: bool = True) -> Markup:
     return Markup(f'<time datetime="{escape(iso)}" title="{escape(title)}">{escape(shown)}</time>')
 
 
+def when(stamp: datetime | None, ago: bool = False) -> Markup:
+    """``ui.when``: the time tag of ``stamp`` (``ago``: relative, as lists show it), or nothing."""
+    return time_tag(stamp, relative_text=ago) if stamp else Markup("")
+
+
+DUE_BADGES = {"overdue": Markup(' <span class="wf-badge wf-due-overdue">Overdue</span>'),
+              "today": Markup(' <span class="wf-badge wf-due-today">Due today</span>')}
+
+
+def due_tag(task: Any) -> Markup:
+    """``ui.due``: when the task is due, flagged when overdue or due today; a dash without a date."""
+    if not task.due:
+        return Markup('<span class="wf-muted">–</span>')
+    return time_tag(task.due) + DUE_BADGES.get(due_state(task) or "", "")
+
 
 def reader_zone_name() -> str:
     return str(reader_zone())
@@ -130,3 +146,6 @@ def register(app: Flask) -> None:
     app.add_template_global(time_tag, "time_tag")
     app.add_template_global(due_state, "due_state")
     app.add_template_filter(exact, "exact_time")
+    # _macros.html's ui.when and ui.due (Python: a list row draws them, see wording.py)
+    app.add_template_global(when, "when_html")
+    app.add_template_global(due_tag, "due_html")

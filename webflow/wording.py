@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, g
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from .core.flow import Flow
 from .core.status import STATUS
@@ -60,14 +61,47 @@ def event_text(event: Any) -> str:
 
 def manages(flow_class: type[Flow] | None) -> bool:
     """True when the reader manages the flow (the engine's rule): they see its terms too."""
-    if flow_class is None or not current_user.is_authenticated:
+    if flow_class is None:
         return False
-    known = g.setdefault("manages", {})  # once per flow and request: lists ask per row
+    known = g.get("manages")  # once per flow and request: lists ask per row
+    if known is None:
+        known = g.manages = {}
     if flow_class not in known:
-        known[flow_class] = bool(flow_class.can_manage(current_user))
+        known[flow_class] = bool(current_user.is_authenticated and flow_class.can_manage(current_user))
     return known[flow_class]  # type: ignore[no-any-return]
+
+
+# -- badges ------------------------------------------------------------------------------------
+# What `ui.badge`, `ui.task_badge`, `ui.process_badge` and `ui.priority` draw (_macros.html
+# points its names here). Python, not macros: a list row draws several, and a macro call
+# cost more than the few bytes it wrote.
+
+
+def status_badge(status: STATUS, words: str | None = None, engine: bool = True) -> Markup:
+    """The status in people's words; with ``engine`` (managers) the engine's status too."""
+    value = status.value
+    term = f' <small class="wf-engine-term">{escape(value)}</small>' if words and engine else ""
+    shown = escape(words or value)
+    return Markup(f'<span class="wf-badge wf-status-{escape(value.lower())}">{shown}{term}</span>')
+
+
+def task_badge(task: Any) -> Markup:
+    return status_badge(task.status, task_state(task), manages(task.flow_class))
+
+
+def process_badge(process: Any) -> Markup:
+    return status_badge(process.status, process_state(process), manages(process.flow_class))
+
+
+def priority_badge(value: int) -> Markup:
+    """High priorities stand out; normal (0) and low ones are muted."""
+    if value > 0:
+        return Markup(f'<span class="wf-badge wf-priority-high">{int(value)}</span>')
+    return Markup(f'<span class="wf-muted">{int(value) if value < 0 else 0}</span>')
 
 
 def register(app: Flask) -> None:
     for func in (process_state, task_state, event_text, manages):
         app.add_template_global(func, func.__name__)
+    for html in (status_badge, task_badge, process_badge, priority_badge):
+        app.add_template_global(html, f"{html.__name__}_html")

@@ -111,3 +111,45 @@ def test_pages_cost_the_same_at_10_and_100_rows(app: Flask) -> None:
     # and they really had the rows (the queue holds the unassigned reviews)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Task).where(
         Task.status == STATUS.NEW, Task.node_name == "review")) >= 100
+
+
+#: The three requests of a completion (issue 17, "Performance where people work"): the
+#: statements each may send, as a cursor listener sees them (psycopg's BEGIN, COMMIT and
+#: ROLLBACK are not cursor statements; SQLite's BEGIN IMMEDIATE is). Measured: task page
+#: 7 (the user with its groups, the task with its process, the picker's users, history,
+#: draft, comments, the navigation counts with the live version in one statement); the
+#: POST 13 on PostgreSQL, 16 on SQLite, of which the engine's transaction is 10 (13); the
+#: inbox 4 (user, navigation, the page of tasks, saved filters).
+COMPLETION_BUDGETS = {
+    "postgresql": {"task page": 7, "complete": 13, "inbox": 4},
+    "sqlite": {"task page": 8, "complete": 16, "inbox": 5},
+}
+
+
+def test_the_requests_of_a_completion_stay_within_their_budgets(app: Flask) -> None:
+    # More people who may take the task (the delegate picker lists them): their permission
+    # checks must not cost a statement each.
+    db.session.add_all(User(username=f"extra{n}", permissions=PERMS) for n in range(5))
+    ann = db.session.scalar(sa.select(User).where(User.username == "ann"))
+    with Context(user=ann):
+        process = WideFlow.start.run(n=2)
+        first, second = (t for t in process.tasks if t.node_name == "review")
+        first.activate().assign(ann)
+        second.activate().assign(ann)
+    db.session.commit()
+    page, following = task_url(first), task_url(second)  # read before counting
+    person = AuthActions(app).enter_as("ann")
+    person.get("/inbox/")  # warm
+    costs = {}
+    with counted() as statements:
+        assert person.get(page).status_code == 200
+    costs["task page"] = len(statements)
+    with counted() as statements:
+        response = person.post(page, data={})
+    assert response.status_code == 303 and response.headers["Location"].endswith(following)
+    costs["complete"] = len(statements)
+    with counted() as statements:
+        assert person.get("/inbox/").status_code == 200
+    costs["inbox"] = len(statements)
+    budgets = COMPLETION_BUDGETS[db.engine.dialect.name]
+    assert all(costs[name] <= budgets[name] for name in budgets), (costs, budgets)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, g, redirect, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import contains_eager, defer
 
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
@@ -17,7 +19,7 @@ from ..core.nodes.view import ViewActivation
 from ..core.search import SearchTerms, task_matches
 from ..core.status import STATUS
 from ..extensions import db
-from ..models import Process, Task, User
+from ..models import Process, Task, TaskEvent, User
 from .lookups import all_flows, list_args, page_number, parse_id
 from .web import engine_context, render_page, wants_fragment
 
@@ -50,32 +52,56 @@ def sort_order(sort: str) -> list[Any]:
     return [first, Task.id.asc()]
 
 
-def inbox_condition(user: User) -> sa.ColumnElement[bool]:
+@dataclass(frozen=True)
+class Reader:
+    """Who asks for a task list, as the lists' conditions read them. Hashable and all a
+    condition may read, so a statement built from it stays right for as long as it is
+    equal: the navigation's statement is built once per reader (see nav_statement)."""
+
+    user_id: int
+    superuser: bool
+    #: Every permission they have, their groups' included, sorted.
+    permissions: tuple[str, ...]
+    #: The paths of the flows the rule book lets them view (``Flow.can_view``).
+    viewable: tuple[str, ...]
+
+
+def reader_of(user: User) -> Reader:
+    """The reader ``user`` is now (once per request for the logged-in user)."""
+    if g.get("_reader_user") is user:
+        return g._reader  # type: ignore[no-any-return]
+    reader = Reader(user.id, bool(user.is_superuser), tuple(sorted(user.get_all_permissions())),
+                    tuple(f.path() for f in all_flows().values() if f.can_view(user)))
+    g._reader_user, g._reader = user, reader
+    return reader
+
+
+def inbox_condition(reader: Reader) -> sa.ColumnElement[bool]:
     """Tasks assigned to the user and waiting for them."""
-    return sa.and_(Task.owner_id == user.id, Task.status == STATUS.ASSIGNED)
+    return sa.and_(Task.owner_id == reader.user_id, Task.status == STATUS.ASSIGNED)
 
 
-def queue_condition(user: User) -> sa.ColumnElement[bool]:
+def queue_condition(reader: Reader) -> sa.ColumnElement[bool]:
     """Unassigned human tasks the user may take: the node's permission, or view for open nodes."""
     base = sa.and_(Task.status == STATUS.NEW, Task.owner_id.is_(None), Task.flow_task_type == "HUMAN")
-    if user.is_superuser:
+    if reader.superuser:
         return base
-    viewable = [f.path() for f in all_flows().values() if f.can_view(user)]
     return sa.and_(base, sa.or_(
-        Task.owner_permission.in_(sorted(user.get_all_permissions())),
-        sa.and_(Task.owner_permission.is_(None), Task.flow_class_path.in_(viewable)),
+        Task.owner_permission.in_(reader.permissions),
+        sa.and_(Task.owner_permission.is_(None), Task.flow_class_path.in_(reader.viewable)),
     ))
 
 
-def archive_condition(user: User) -> sa.ColumnElement[bool]:
+def archive_condition(reader: Reader) -> sa.ColumnElement[bool]:
     """Tasks the user finished."""
-    return sa.and_(Task.owner_id == user.id, Task.status == STATUS.DONE)
+    return sa.and_(Task.owner_id == reader.user_id, Task.status == STATUS.DONE)
 
 
 @dataclass(frozen=True)
 class TaskList:
     title: str
-    condition: Any
+    #: The list's rows for a reader: a function of the Reader alone.
+    condition: Callable[[Reader], sa.ColumnElement[bool]]
     empty: str
 
 
@@ -86,9 +112,14 @@ LISTS = {
 }
 
 
-def served(condition: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+def served_paths() -> tuple[str, ...]:
+    """The paths of the flows this app serves."""
+    return tuple(f.path() for f in all_flows().values())
+
+
+def served(condition: sa.ColumnElement[bool], paths: tuple[str, ...] | None = None) -> sa.ColumnElement[bool]:
     """Limit to the flows this app serves (rows of other flows cannot be shown)."""
-    return sa.and_(condition, Task.flow_class_path.in_([f.path() for f in all_flows().values()]))
+    return sa.and_(condition, Task.flow_class_path.in_(served_paths() if paths is None else paths))
 
 
 def count_rows(rows: sa.Select[Any]) -> int:
@@ -103,17 +134,39 @@ def count(condition: sa.ColumnElement[bool], cap: int | None = None) -> int:
 
 
 NAV_LISTS = ("inbox", "queue")
+#: The newest audit event's id: the version a page's live updates start from (live.py).
+LIVE_VERSION = sa.select(sa.func.max(TaskEvent.id)).scalar_subquery()
+
+
+def capped_count(condition: sa.ColumnElement[bool], cap: int) -> sa.ScalarSelect[int]:
+    """``count`` as a subquery: how many tasks match, counting stops at cap + 1."""
+    matching = sa.select(Task.id).where(condition).limit(cap + 1).subquery()
+    return sa.select(sa.func.count()).select_from(matching).scalar_subquery()
+
+
+@functools.lru_cache(maxsize=512)
+def nav_statement(reader: Reader, paths: tuple[str, ...], cap: int) -> sa.Executable:
+    """The navigation's one statement for a reader: built once and kept, since building it
+    (and its cache key, which SQLAlchemy keeps on the statement) cost as much as running it."""
+    return sa.select(*(capped_count(served(LISTS[name].condition(reader), paths), cap)
+                       for name in NAV_LISTS), LIVE_VERSION)
 
 
 @bp.app_template_global()
 def nav_counts() -> dict[str, int]:
-    """How many tasks wait in my inbox and queue (computed once per request, when drawn)."""
+    """How many tasks wait in my inbox and queue (computed once per request, when drawn).
+
+    One statement reads both counts and the live version every page draws too (see
+    live.live_version): three round trips were a third of a small page's statements."""
     if not current_user.is_authenticated:
         return {}
     if "nav_counts" not in g:
-        user = current_user._get_current_object()
-        cap = current_app.config["WEBFLOW_NAV_COUNT_CAP"]
-        g.nav_counts = {name: count(served(LISTS[name].condition(user)), cap) for name in NAV_LISTS}
+        reader = reader_of(current_user._get_current_object())
+        statement = nav_statement(reader, served_paths(), current_app.config["WEBFLOW_NAV_COUNT_CAP"])
+        *counts, version = db.session.execute(statement).one()
+        g.nav_counts = {name: int(value or 0) for name, value in zip(NAV_LISTS, counts, strict=True)}
+        # Read with (or before) what the page shows: a change after it still reaches the page.
+        g.live_version = str(version or 0)
     return g.nav_counts  # type: ignore[no-any-return]
 
 
@@ -130,18 +183,33 @@ def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=512)
+def list_rows(name: str, reader: Reader, paths: tuple[str, ...], flow_path: str,
+              sort: str) -> tuple[sa.ColumnElement[bool], sa.Select[Any]]:
+    """The condition and the ordered rows of a list for a reader (and a flow filter): built
+    once and kept, as the navigation's statement (building took as long as running it)."""
+    condition = served(LISTS[name].condition(reader), paths)
+    if flow_path:
+        condition = sa.and_(condition, Task.flow_class_path == flow_path)
+    query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
+             # The page shows each task's process; it shows neither's data nor the task's
+             # traceback: unread, those JSON columns cost two mutable-dict set-ups a row.
+             .options(contains_eager(Task.process).defer(Process.data),
+                      defer(Task.data), defer(Task.comments))
+             .order_by(*sort_order(sort)))
+    return condition, query
+
+
 def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
     flows = all_flows()
     filters = list_filters(flows)
-    condition = served(LISTS[name].condition(user))
-    if filters["flow"]:
-        condition = sa.and_(condition, Task.flow_class_path == flows[filters["flow"]].path())
-    if filters["when"]:
-        condition = sa.and_(condition, when_condition(filters["when"], datetime.now(UTC)))
-    query = (sa.select(Task).join(Process, Task.process_id == Process.id).where(condition)
-             .options(contains_eager(Task.process)))  # the page shows each task's process
+    condition, query = list_rows(name, reader_of(user), served_paths(),
+                                 flows[filters["flow"]].path() if filters["flow"] else "", filters["sort"])
+    if filters["when"]:  # relative to now: added to the kept statement, not kept
+        when = when_condition(filters["when"], datetime.now(UTC))
+        condition, query = sa.and_(condition, when), query.where(when)
     # The total: over the process join only for a text search; else on the task table
     # alone, or the navigation's count of the same list when it is exact.
     if filters["q"]:
@@ -153,8 +221,8 @@ def task_page(name: str) -> Any:
         total = nav_counts()[name]
     else:
         total = count(condition)
-    page = db.paginate(query.order_by(*sort_order(filters["sort"])), page=page_number(),
-                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False, count=False)
+    page = db.paginate(query, page=page_number(), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
+                       error_out=False, count=False)
     page.total = total  # pages, has_next and the like follow from it
     return page, filters
 

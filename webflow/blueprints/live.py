@@ -14,7 +14,7 @@ import hashlib
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, Flask, Response, current_app, redirect, request, url_for
+from flask import Blueprint, Flask, Response, current_app, g, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from .. import livefeed
@@ -22,8 +22,8 @@ from ..core.exceptions import FlowRuntimeError
 from ..core.flow import Flow
 from ..extensions import db
 from ..livestream import Hub, stream
-from ..models import Task, TaskEvent, User
-from .inbox import LISTS, nav_counts, served
+from ..models import Task, User
+from .inbox import LISTS, LIVE_VERSION, nav_counts, reader_of, served
 from .lookups import all_flows, parse_id
 from .tasks import may_see
 from .web import wants_fragment
@@ -35,8 +35,11 @@ MAX_TASKS = 5
 
 
 def live_version() -> str:
-    """The newest audit event's id: what a page has seen when it is drawn (one index lookup)."""
-    return str(db.session.scalar(sa.select(sa.func.max(TaskEvent.id))) or 0)
+    """The newest audit event's id: what a page has seen when it is drawn (one index lookup;
+    none on a page that drew its navigation counts first: they read it, see inbox.nav_counts)."""
+    if "live_version" in g:
+        return str(g.live_version)
+    return str(db.session.scalar(sa.select(LIVE_VERSION)) or 0)
 
 
 def watched_tasks(user: User) -> list[Task]:
@@ -115,7 +118,7 @@ def _digest(*values: Any) -> str:
 def list_digest(name: str, user: User) -> str:
     """What the user's inbox or queue holds, cheaply: how many tasks (as counted for the
     navigation), the newest, and the latest assignment (a task taken from elsewhere)."""
-    condition = served(LISTS[name].condition(user))
+    condition = served(LISTS[name].condition(reader_of(user)))
     newest, assigned = db.session.execute(
         sa.select(sa.func.max(Task.id), sa.func.max(Task.assigned)).where(condition)).one()
     return _digest(nav_counts()[name], newest, assigned)

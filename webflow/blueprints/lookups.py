@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import Flask, abort, current_app, g, request, url_for
 from flask_login import current_user
+from sqlalchemy.orm import joinedload
 from werkzeug.routing import BuildError, IntegerConverter
 
 from ..core.flow import Flow
@@ -76,15 +77,36 @@ def task_or_404(process: Process, node: str, task_id: int) -> Task:
     return task
 
 
+#: A task with its process (one statement, built once; see flow_task_or_404).
+TASK_WITH_PROCESS = sa.select(Task).where(Task.id == sa.bindparam("task_id")).options(joinedload(Task.process))
+
+
+def flow_task_or_404(flow_class: type[Flow], process_id: int, node: str, task_id: int) -> Task:
+    """The task a task URL names, with its process read in the same statement; 404 unless
+    it belongs to that process, the process to this flow, and the task to that node.
+
+    The task holds its process: a process looked up on its own and then dropped leaves the
+    session's (weak) identity map, and ``task.process`` would read it again."""
+    task = db.session.execute(TASK_WITH_PROCESS, {"task_id": task_id}).unique().scalar_one_or_none()
+    if (task is None or task.process_id != process_id or task.node_name != node
+            or task.process.flow_class_path != flow_class.path()):
+        abort(404)
+    return task
+
+
+#: Active users (at most 500, by name) with their groups, which every permission check
+#: reads (else one statement a user). Built once: the statement does not change.
+ACTIVE_USERS = (sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
+                .options(joinedload(User.groups)))
+
+
 def assignable_users(task: Task) -> list[User]:
     """Active users who may work on the task's node (for the assign/reassign picker)."""
     node = task.flow_task
     # Read once per request: a process page asks for every task of it.
     users = g.get("_active_users")
     if users is None:
-        users = g._active_users = db.session.scalars(
-            sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)
-        ).all()
+        users = g._active_users = db.session.scalars(ACTIVE_USERS).unique().all()
     return [u for u in users if node.user_has_permission(u)]
 
 
@@ -145,6 +167,24 @@ def task_url(task: Task) -> str:
         return f"#task-{task.id}"  # the task page is not there: its row on this page
 
 
+#: Kept page URLs (page_url) per app, at most this many (site roots come from the request).
+MAX_PAGE_URLS = 1000
+
+
+def page_url(endpoint: str, **values: Any) -> str:
+    """``url_for`` for the links every page draws with fixed values (static files, the
+    navigation): the same for every request under one site root, so built once per root and
+    kept. A page drew about twenty, each a trip through the URL map."""
+    key = (request.script_root, endpoint, tuple(sorted(values.items())))
+    urls: dict[Any, str] = current_app.extensions.setdefault("webflow_page_urls", {})
+    url = urls.get(key)
+    if url is None:
+        if len(urls) >= MAX_PAGE_URLS:  # site roots are the request's (a proxy's prefix)
+            urls.clear()
+        url = urls[key] = url_for(endpoint, **values)
+    return url
+
+
 def transition_url(task: Task, transition: str) -> str:
     """The URL that runs a transition on the task (the web app's transition endpoint)."""
     values: dict[str, Any] = {"flow_label": task.flow_class.flow_label, "process_id": task.process_id,
@@ -169,8 +209,7 @@ def error_summary(comments: str | None) -> str:
 
 def flow_managers(flow_class: type[Flow]) -> list[str]:
     """Who manages the flow (usernames), for "ask ..." messages."""
-    users = db.session.scalars(
-        sa.select(User).where(User.is_active.is_(True)).order_by(User.username).limit(500)).all()
+    users = db.session.scalars(ACTIVE_USERS).unique().all()
     return [u.username for u in users if flow_class.can_manage(u) and not u.is_superuser][:5]
 
 
@@ -182,7 +221,7 @@ def can_administer() -> bool:
 
 def register_template_globals(app: Flask) -> None:
     """The helpers every template may call."""
-    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers):
+    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers, page_url):
         app.add_template_global(func, func.__name__)
     app.add_template_global(flow_svg, "flow_graph")
     app.add_template_global(data_rows, "data_rows")

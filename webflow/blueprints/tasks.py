@@ -26,7 +26,7 @@ from ..timefmt import parse_local_input
 from ..wording import task_state
 from .actions import button_label, find_action, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
-from .lookups import child_processes, flow_or_404, parse_id, process_or_404, task_or_404, task_url
+from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
@@ -39,13 +39,25 @@ WORK_BLOCKS = ["work", "status", "history", "process", "data"]
 NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
 
 
+# Statements of every task page and completion, built once (building one and its cache key
+# cost as much as running it).
+#: A task's audit trail, in the order it happened.
+TASK_EVENTS = (sa.select(TaskEvent).where(TaskEvent.task_id == sa.bindparam("task_id"))
+               .order_by(TaskEvent.created, TaskEvent.id))
+#: The human tasks of a process that wait for someone, but one (next_task).
+WAITING_TASKS = (sa.select(Task).where(Task.process_id == sa.bindparam("process_id"),
+                                       Task.id != sa.bindparam("done_id"), Task.flow_task_type == "HUMAN",
+                                       Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
+                 .order_by(Task.id))
+
+
 # -- who may see and complete ------------------------------------------------------------------
 
 
 def load_task(flow_label: str, process_id: int, node: str, task_id: int) -> tuple[type[Flow], Task]:
     """The flow and task the URL names; 404 unless the task belongs to that process and node."""
     flow_class = flow_or_404(flow_label)
-    return flow_class, task_or_404(process_or_404(flow_class, process_id), node, task_id)
+    return flow_class, flow_task_or_404(flow_class, process_id, node, task_id)
 
 
 def may_see(flow_class: type[Flow], task: Task, user: User) -> bool:
@@ -71,8 +83,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
     user = current_user._get_current_object()
     actions = task_actions(task, user)
     workable = can_complete(task, user)
-    events = db.session.scalars(sa.select(TaskEvent).where(TaskEvent.task_id == task.id)
-                                .order_by(TaskEvent.created, TaskEvent.id)).all()
+    events = db.session.scalars(TASK_EVENTS, {"task_id": task.id}).all()
     draft = draft_of(db.session(), task, user) if workable else None
     if workable and form is None and draft is not None:
         form = node_form(task.flow_task, formdata=MultiDict(
@@ -119,7 +130,7 @@ def refresh(task: Task) -> None:
 def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """The task page; POST completes an assigned human task with its form (owner only)."""
     flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
-    if can_complete(task, user) and getattr(task.flow_task, "view_func", None) is not None:
+    if getattr(task.flow_task, "view_func", None) is not None and can_complete(task, user):
         return custom_view(flow_class, task)
     if request.method == "GET":
         return render_task(flow_class, task, WORK_BLOCKS)
@@ -132,34 +143,36 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
         flash("Please correct the marked fields.", "error")
         return render_task(flow_class, task, ["work"], status=422, form=form, show_form=True)
     activation = task.activate()
+    # What the answer names, read now: the engine's commit expires every row, and reading
+    # them afterwards would cost a statement each.
+    done_id, process_id, title = task.id, task.process_id, task.flow_task.title
+    # Held while the engine works: its locking read refreshes the task, which lets go of
+    # the process, and the session keeps rows only while someone holds them; unheld, the
+    # engine's next `task.process` reads the row again.
+    process = task.process
     try:
         with engine_context():
             activation.prepare(data=form_data(form), user=user)
             activation.done()
     except TransitionNotAllowed:
         return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
-    refresh(task)
-    following = next_task(task, user)
+    del process
+    following = next_task(process_id, done_id, user)
     if following is not None:
         target = task_url(following)
         waiting = "" if following.owner_id == user.id else " (waiting in the queue: take it to work on it)"
-        flash(f"{task.flow_task.title} #{task.id} is done. Next: {following.flow_task.title}{waiting}.",
-              "success")
+        flash(f"{title} #{done_id} is done. Next: {following.flow_task.title}{waiting}.", "success")
     else:
         target = url_for("inbox.inbox")
-        flash(f"{task.flow_task.title} #{task.id} is done. Nothing else for you in this process.",
-              "success")
+        flash(f"{title} #{done_id} is done. Nothing else for you in this process.", "success")
     return go_to(target)
 
 
-def next_task(task: Task, user: User) -> Task | None:
-    """What ``user`` does next in the task's process: a task assigned to them, else one they
-    may take (the node's own rule), oldest first; None when nothing waits for them."""
-    waiting = db.session.scalars(
-        sa.select(Task).where(Task.process_id == task.process_id, Task.id != task.id,
-                              Task.flow_task_type == "HUMAN",
-                              Task.status.in_([STATUS.ASSIGNED, STATUS.NEW]))
-        .order_by(Task.id)).all()
+def next_task(process_id: int, done_id: int, user: User) -> Task | None:
+    """What ``user`` does next in the process after task ``done_id``: a task assigned to
+    them, else one they may take (the node's own rule), oldest first; None when nothing
+    waits for them."""
+    waiting = db.session.scalars(WAITING_TASKS, {"process_id": process_id, "done_id": done_id}).all()
     mine = [t for t in waiting if t.status == STATUS.ASSIGNED and t.owner_id == user.id]
     if mine:
         return mine[0]
