@@ -141,6 +141,14 @@ class OwnContextClient(FlaskClient):
         return contextvars.Context().run(super().open, *args, **kwargs)
 
 
+def log_in_in_process(client: FlaskClient, username: str = "c0") -> str:
+    """Log a test client in through the login form; the inbox's HTML afterwards."""
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
+    return client.get("/inbox/").get_data(as_text=True)  # type: ignore[no-any-return]
+
+
 def statement_costs(url: str) -> dict[str, tuple[int, int | None]]:
     """SQL statements and round trips of each request of one completion (Flask's test
     client on the same database, counted by webflow.core.sqlcount)."""
@@ -154,10 +162,7 @@ def statement_costs(url: str) -> dict[str, tuple[int, int | None]]:
         db.engine.dispose()  # connections from here on are traced
         app.test_client_class = OwnContextClient
         client = app.test_client()
-        page = client.get("/login").get_data(as_text=True)
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        client.post("/login", data={"username": "c0", "password": PASSWORD, "csrf_token": token})
-        inbox = client.get("/inbox/").get_data(as_text=True)
+        inbox = log_in_in_process(client)
         link = re.findall(r'href="(/flows/human_path/\d+/work/\d+/)"', inbox)[0]
 
         def counted(kind: str, response_of: Any) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from bench_http import PASSWORD, OwnContextClient  # noqa: E402
+from bench_http import PASSWORD, OwnContextClient, log_in_in_process  # noqa: E402
 from http_flows import HumanPathFlow  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
@@ -72,10 +72,7 @@ def measure(kind: str, requests: int, show_sql: bool, top: int) -> None:
             db.engine.dispose()  # connections from here on are traced
         app.test_client_class = OwnContextClient
         client = app.test_client()
-        page = client.get("/login").get_data(as_text=True)
-        client.post("/login", data={"username": "c0", "password": PASSWORD,
-                                    "csrf_token": TOKEN.search(page).group(1)})  # type: ignore[union-attr]
-        inbox = client.get("/inbox/").get_data(as_text=True)
+        inbox = log_in_in_process(client)
         wall: dict[str, list[float]] = {k: [] for k in KINDS}
         cpu: dict[str, list[float]] = {k: [] for k in KINDS}
         costs: dict[str, tuple[int, int | None, list[str]]] = {}
