@@ -41,6 +41,8 @@ from webflow import create_app, db  # noqa: E402
 from webflow.models import User  # noqa: E402
 
 PASSWORD = "bench-password"
+#: The CSRF token of a page's form.
+CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 TASKS_PER_CLIENT = 4000  # more than a client can complete in a round
 
 
@@ -70,7 +72,7 @@ class Client:
         except urllib.error.HTTPError as exc:
             status, body = exc.code, exc.read().decode()
         self.timings[kind].append(time.perf_counter() - began)
-        match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', body)
+        match = CSRF_TOKEN.search(body)
         if match:
             self.token = match.group(1)
         return status, body
@@ -144,25 +146,33 @@ class OwnContextClient(FlaskClient):
 def log_in_in_process(client: FlaskClient, username: str = "c0") -> str:
     """Log a test client in through the login form; the inbox's HTML afterwards."""
     page = client.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    token = CSRF_TOKEN.search(page).group(1)  # type: ignore[union-attr]
     client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token})
     return client.get("/inbox/").get_data(as_text=True)  # type: ignore[no-any-return]
+
+
+def traced_client(app: Any) -> tuple[Any, FlaskClient, str]:
+    """A counter of the app's SQL (webflow.core.sqlcount, set up before any connection, so
+    every one is traced), a test client logged in as c0 whose requests each run in a
+    context of their own, as on a server, and the inbox's HTML."""
+    from webflow.core.sqlcount import SQLCounter
+
+    with app.app_context():
+        counter = SQLCounter(db.engine)
+        db.engine.dispose()  # connections from here on are traced
+    app.test_client_class = OwnContextClient
+    client = app.test_client()
+    return counter, client, log_in_in_process(client)
 
 
 def statement_costs(url: str) -> dict[str, tuple[int, int | None]]:
     """SQL statements and round trips of each request of one completion (Flask's test
     client on the same database, counted by webflow.core.sqlcount)."""
-    from webflow.core.sqlcount import SQLCounter
-
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HumanPathFlow], "SECRET_KEY": "bench",
                       "WEBFLOW_INLINE_JOBS": "inline"})
     costs: dict[str, tuple[int, int | None]] = {}
+    counter, client, inbox = traced_client(app)
     with app.app_context():
-        counter = SQLCounter(db.engine)
-        db.engine.dispose()  # connections from here on are traced
-        app.test_client_class = OwnContextClient
-        client = app.test_client()
-        inbox = log_in_in_process(client)
         link = re.findall(r'href="(/flows/human_path/\d+/work/\d+/)"', inbox)[0]
 
         def counted(kind: str, response_of: Any) -> str:
@@ -174,8 +184,7 @@ def statement_costs(url: str) -> dict[str, tuple[int, int | None]]:
             return str(response.get_data(as_text=True))
 
         page = counted("task page", lambda: client.get(link))
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
-        form = {"note": "done", "csrf_token": token}
+        form = {"note": "done", "csrf_token": CSRF_TOKEN.search(page).group(1)}  # type: ignore[union-attr]
         counted("complete", lambda: client.post(link, data=form))
         counted("inbox", lambda: client.get("/inbox/"))
         counter.close()

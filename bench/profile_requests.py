@@ -28,17 +28,15 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from bench_http import PASSWORD, OwnContextClient, log_in_in_process  # noqa: E402
+from bench_http import CSRF_TOKEN, PASSWORD, traced_client  # noqa: E402
 from http_flows import HumanPathFlow  # noqa: E402
 from scratch import scratch_database  # noqa: E402
 
 from webflow import create_app, db  # noqa: E402
-from webflow.core.sqlcount import SQLCounter  # noqa: E402
 from webflow.models import User  # noqa: E402
 
 KINDS = ("task page", "complete", "inbox")
 LINK = re.compile(r'href="(/flows/human_path/\d+/work/\d+/)"')
-TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 
 def make_app(url: str) -> Any:
@@ -67,12 +65,7 @@ def measure(kind: str, requests: int, show_sql: bool, top: int) -> None:
     with scratch_database(kind, "webflow_profile_requests") as url:
         prepare(url, requests + 30)
         app = make_app(url)
-        with app.app_context():
-            counter = SQLCounter(db.engine)
-            db.engine.dispose()  # connections from here on are traced
-        app.test_client_class = OwnContextClient
-        client = app.test_client()
-        inbox = log_in_in_process(client)
+        counter, client, inbox = traced_client(app)
         wall: dict[str, list[float]] = {k: [] for k in KINDS}
         cpu: dict[str, list[float]] = {k: [] for k in KINDS}
         costs: dict[str, tuple[int, int | None, list[str]]] = {}
@@ -99,7 +92,7 @@ def measure(kind: str, requests: int, show_sql: bool, top: int) -> None:
         for n in range(requests):
             link = LINK.findall(inbox)[0]
             page = run("task page", n, lambda link=link: client.get(link))
-            form = {"note": "done", "csrf_token": TOKEN.search(page).group(1)}  # type: ignore[union-attr]
+            form = {"note": "done", "csrf_token": CSRF_TOKEN.search(page).group(1)}  # type: ignore[union-attr]
             run("complete", n, lambda link=link, form=form: client.post(link, data=form))
             inbox = run("inbox", n, lambda: client.get("/inbox/"))
         counter.close()
