@@ -146,17 +146,12 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     # What the answer names, read now: the engine's commit expires every row, and reading
     # them afterwards would cost a statement each.
     done_id, process_id, title = task.id, task.process_id, task.flow_task.title
-    # Held while the engine works: its locking read refreshes the task, which lets go of
-    # the process, and the session keeps rows only while someone holds them; unheld, the
-    # engine's next `task.process` reads the row again.
-    process = task.process
     try:
         with engine_context():
             activation.prepare(data=form_data(form), user=user)
             activation.done()
     except TransitionNotAllowed:
         return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
-    del process
     following = next_task(process_id, done_id, user)
     if following is not None:
         target = task_url(following)

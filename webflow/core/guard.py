@@ -43,7 +43,8 @@ GUARDS = "webflow_guards"
 
 
 class Guard:
-    """One node's savepoint (see the module's docstring); use ``with guard(session)``."""
+    """One node's savepoint (see the module's docstring): begun when created, ended by
+    ``release()`` or ``roll_back()`` (Activation.exception_guard)."""
 
     def __init__(self, session: Session) -> None:
         session.flush()  # what came before the guard is not the guard's to undo
@@ -58,11 +59,9 @@ class Guard:
         self.guards.append(self)
         self.inserted: list[Any] = []  # rows flushes inside the guard inserted
         self.updated: list[Any] = []   # and updated or deleted
-        self.open = True
 
     def _close(self) -> bool:
         """Forget the guard; True when its savepoint reached the database."""
-        self.open = False
         if self.guards and self.guards[-1] is self:
             self.guards.pop()
         if self.savepoints and self.savepoints[-1] is self.entry:
@@ -120,7 +119,7 @@ def _forget_savepoints(conn: Connection) -> None:
 
 
 def _forget_guards(session: Session, *args: Any) -> None:
-    if session.get_transaction() is None or not session.in_transaction():
+    if not session.in_transaction():
         session.info.pop(GUARDS, None)
 
 
@@ -132,11 +131,11 @@ def _listen_on(engine: Engine) -> None:
     """Send savepoints on this engine's connections (from its first guard on: an engine
     no guard runs on pays nothing per statement)."""
     with _listening:  # request threads may meet a new engine at once
-        if not event.contains(engine, "before_cursor_execute", _send_savepoints):
+        if engine not in _engines:
             event.listen(engine, "before_cursor_execute", _send_savepoints)
             event.listen(engine, "commit", _forget_savepoints)
             event.listen(engine, "rollback", _forget_savepoints)
-        _engines.add(engine)
+            _engines.add(engine)
 
 
 event.listen(Session, "after_flush", _note_flush)

@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .exceptions import FlowLockFailed
 
@@ -148,7 +149,13 @@ class UnitOfWork:
         if not rows:  # the task is gone: the process is locked all the same
             self.lock(process_id)
             return
-        self.locked.update(row_process.id for row_process, _ in rows)
+        for row_process, row_task in rows:
+            self.locked.add(row_process.id)
+            if row_process.id == row_task.process_id:
+                # populate_existing reset task.process; point it at the row just read, so
+                # the process stays held (the identity map holds rows weakly) and is not
+                # read again by the transition's first ``task.process``.
+                set_committed_value(row_task, "process", row_process)
         self.locked.add(process_id)
 
     def lock(self, process_id: int) -> None:
