@@ -327,6 +327,7 @@ def _document_in_memory(process: Process, tasks: list[Task]) -> dict[str, Any]:
     under the lock, or created the process): the same words as build_documents, without
     reading them back. The starter and owners are users the session holds already (a
     many-to-one is answered from the identity map)."""
+    _load_people(process, tasks)
     flow_path = process.flow_class_path
     texts = _process_words(flow_path, process.id, process.data,
                            getattr(process.created_by, "username", None))
@@ -334,6 +335,20 @@ def _document_in_memory(process: Process, tasks: list[Task]) -> dict[str, Any]:
         texts += _task_words(flow_path, task.id, task.node_name,
                              getattr(task.owner, "username", None))
     return _document(process.id, texts)
+
+
+def _load_people(process: Process, tasks: list[Task]) -> None:
+    """Read the starter and owners the session does not hold, in one statement (each
+    many-to-one would otherwise be read on its own)."""
+    session = sa.orm.object_session(process)
+    if session is None:
+        return
+    wanted = {process.created_by_id, *(task.owner_id for task in tasks)} - {None}
+    missing = [user_id for user_id in wanted
+               if session.identity_map.get(identity_key(User, user_id)) is None]
+    if missing:
+        with session.no_autoflush:
+            session.scalars(sa.select(User).where(User.id.in_(missing))).all()
 
 
 def write_documents(session: Session, documents: list[dict[str, Any]]) -> None:
@@ -389,6 +404,20 @@ def _remember(session: Session, flush_context: Any, instances: Any) -> None:
             touched.add(obj)
         elif isinstance(obj, Task) and _changed(obj, _TASK_FIELDS):
             touched.add(obj.process_id)
+
+
+def note_changes(session: Session) -> list[Process]:
+    """Note the processes whose document the session's pending changes touch, as a flush
+    would (for changes written without one: row_updates); the touched processes the
+    session holds."""
+    _remember(session, None, None)
+    held = []
+    for item in session.info.get(_TOUCHED, ()):
+        process = item if isinstance(item, Process) else (
+            session.identity_map.get(identity_key(Process, item)) if isinstance(item, int) else None)
+        if process is not None:
+            held.append(process)
+    return held
 
 
 def _refresh_before_commit(session: Session) -> None:

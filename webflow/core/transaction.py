@@ -91,9 +91,22 @@ class UnitOfWork:
         the drafts to drop and the search documents it changed. On PostgreSQL one
         statement (the others as CTEs of the audit rows' INSERT): one round trip. Core
         statements on the transaction's connection: the rows need no ORM objects."""
-        from . import search
+        from . import row_updates, search
         from .models import TaskDraft
 
+        dialect = self._dialect()
+        updates: dict[Any, Any] = {}
+        if dialect == "postgresql":
+            from .queries import process_tasks
+
+            # The processes whose document changes: those this unit of work locked have
+            # their tasks read now (one statement, as reading the document would be), so
+            # that the document is built from memory and their rows' UPDATEs can go with
+            # the last statement (row_updates).
+            for process in search.note_changes(self.session):
+                if process.id in self.locked and sa.inspect(process).persistent:
+                    process_tasks(self.session, process)
+            updates = row_updates.take(self.session, self._holds)
         self.session.flush()
         links = self._take_links()
         events = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
@@ -101,16 +114,21 @@ class UnitOfWork:
         self.events.clear()
         drafts, self.drafts_gone = sorted(self.drafts_gone), set()
         documents = search.take_documents(self.session)
-        dialect, connection = self._dialect(), self.session.connection()
-        if dialect == "postgresql" and events:
-            connection.execute(_last_statement(bool(links), bool(drafts), bool(documents)), {
+        connection = self.session.connection()
+        if dialect == "postgresql" and (events or updates):
+            statement = _last_statement(bool(links), bool(drafts), bool(documents), bool(events),
+                                        tuple(updates))
+            result = connection.execute(statement, {
                 "link_previous": [link["previous_id"] for link in links],
                 "link_task": [link["task_id"] for link in links],
                 "draft_tasks": drafts,
                 "doc_ids": [document["process_id"] for document in documents],
                 "doc_bodies": [document["body"] for document in documents],
                 **{f"ev_{name}": [_plain(event[name]) for event in events] for name in _EVENT_COLUMNS},
+                **row_updates.parameters(updates),
             })
+            if updates:
+                row_updates.check(updates, tuple(result.one()))
             return
         if links:
             connection.execute(_links_insert(dialect), links)
@@ -119,6 +137,11 @@ class UnitOfWork:
         if events:
             connection.execute(_events_insert(), events)
         search.write_documents(self.session, documents)
+
+    def _holds(self, process: Any) -> bool:
+        """True when the unit of work holds every task of the process (it read them under
+        the lock, or created the process): its search document is built from memory."""
+        return ("tasks", process) in self.cache
 
     def forget_draft(self, task_id: int) -> None:
         """Drop the task's draft with the transaction's last statement (what the session
@@ -220,13 +243,18 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, enum.Enum) else value
 
 
-@functools.cache
-def _last_statement(links: bool, drafts: bool, documents: bool) -> sa.TextClause:
-    """PostgreSQL: the audit rows' INSERT with the transaction's links, dropped drafts and
-    search documents as CTEs, one round trip. Rows come as arrays (``unnest``), so the
-    text is one of eight whatever the number of rows: compiled once each. Literal
-    multi-row VALUES were compiled again for every transaction (a fifth of its time)."""
-    parts = []
+@functools.lru_cache(maxsize=512)
+def _last_statement(links: bool, drafts: bool, documents: bool, events: bool,
+                    updates: tuple[Any, ...] = ()) -> sa.TextClause:
+    """PostgreSQL: the audit rows' INSERT with the transaction's links, dropped drafts,
+    search documents and row updates (row_updates) as CTEs, one round trip. Rows come as
+    arrays (``unnest``), so the text is one of a few whatever the number of rows: compiled
+    once each. Literal multi-row VALUES were compiled again for every transaction (a fifth
+    of its time). With row updates, the statement answers how many rows each matched."""
+    from . import row_updates
+
+    parts, counts = row_updates.ctes(updates) if updates else ([], [])
+    parts = list(parts)
     if links:
         parts.append(
             "new_links AS (INSERT INTO task_link (previous_id, task_id) "
@@ -246,9 +274,15 @@ def _last_statement(links: bool, drafts: bool, documents: bool) -> sa.TextClause
                        for name, kind in zip(_EVENT_COLUMNS, _EVENT_TYPES, strict=True))
     names = ", ".join(_EVENT_COLUMNS)
     # In the order noted (ORDINALITY): the trail's ids follow the order of the transitions.
-    events = (f"INSERT INTO task_event ({names}) SELECT {names} FROM unnest({arrays}) "
+    insert = (f"INSERT INTO task_event ({names}) SELECT {names} FROM unnest({arrays}) "
               f"WITH ORDINALITY AS e({names}, n) ORDER BY n")
-    return sa.text(("WITH " + ", ".join(parts) + " " if parts else "") + events)
+    if counts:
+        if events:
+            parts.append(f"new_events AS ({insert})")
+        main = "SELECT " + ", ".join(counts)
+    else:
+        main = insert
+    return sa.text(("WITH " + ", ".join(parts) + " " if parts else "") + main)
 
 
 @functools.cache

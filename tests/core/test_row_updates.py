@@ -1,0 +1,186 @@
+"""The UPDATEs that ride on a transaction's last statement (PostgreSQL, core.row_updates)
+write exactly what the ORM's own flush writes, check the process version as the ORM does,
+and leave nothing half written when they fail."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from webflow import STATUS, Context, Flow, flow, signals, this
+from webflow.core import Base, create_engine, row_updates, use_session
+from webflow.core.models import task_link
+from webflow.core.sqlcount import SQLCounter
+from webflow.models import Process, SearchDocument, Task, TaskEvent, User
+
+
+def stamp(activation: Any) -> None:
+    activation.process.data["stamped"] = activation.task.node_name  # a change in place
+
+
+class FoldFlow(Flow):
+    """Two reviews and a stamp"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.review).Next(this.audit)
+    review = flow.View().Permission(auto_create=True).Next(this.join)
+    audit = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.check)
+    check = flow.If(lambda act: act.process.data.get("ok", False)).Then(this.stamp).Else(this.end)
+    stamp = flow.Handler(stamp).Next(this.end)
+    end = flow.End()
+
+
+PERMISSIONS = ["fold_flow.can_review", "fold_flow.can_audit"]
+
+
+@pytest.fixture
+def pg_session(pg_url: str) -> Iterator[Session]:
+    engine = create_engine(pg_url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    with Session(engine) as session, use_session(session):
+        yield session
+    engine.dispose()
+
+
+def task_of(session: Session, process: Process, node: str) -> Task:
+    session.expire_all()
+    return session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == node)
+                           .order_by(Task.id.desc())).first()  # type: ignore[return-value]
+
+
+def scenario(session: Session) -> None:
+    """Every transition of a View, a join reached by a done and by a cancel, a handler that
+    changes process.data in place, an undo, a canceled process."""
+    alice, bob = User(username="alice", permissions=PERMISSIONS), User(username="bob", permissions=PERMISSIONS)
+    session.add_all([alice, bob])
+    session.commit()
+    with Context(propagate_exception=True):
+        first = FoldFlow.start.run()  # type: ignore[attr-defined]
+        task_of(session, first, "review").activate().assign(alice)
+        task_of(session, first, "review").activate().unassign()
+        task_of(session, first, "review").activate().assign(bob)
+        task_of(session, first, "review").activate().reassign(alice, "alice knows it")
+        review = task_of(session, first, "review").activate()
+        review.prepare(data={"ok": True, "note": "fine"}, user=alice)
+        review.done()
+        task_of(session, first, "audit").activate().assign(bob)
+        audit = task_of(session, first, "audit").activate()
+        audit.prepare(data={"audited": "yes"}, user=bob)
+        audit.done()
+
+        second = FoldFlow.start.run()  # type: ignore[attr-defined]
+        task_of(session, second, "review").activate().assign(bob)
+        review = task_of(session, second, "review").activate()
+        review.prepare(data={"ok": False}, user=bob)
+        review.done()
+        task_of(session, second, "join").activate().cancel()  # what the review led to, first
+        task_of(session, second, "review").activate().undo()
+        task_of(session, second, "review").activate().cancel()
+        task_of(session, second, "audit").activate().cancel()
+
+        third = FoldFlow.start.run()  # type: ignore[attr-defined]
+        task_of(session, third, "audit").activate().assign(alice)
+        session.expire_all()
+        session.get(Process, third.id).cancel()  # type: ignore[union-attr]
+
+
+def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the scenario wrote, without the clock's values (which differ per run)."""
+    session.expire_all()
+    return {
+        "process": [(p.id, p.status, p.data, p.version, p.summary, p.finished is None, p.stalled is None)
+                    for p in session.scalars(sa.select(Process).order_by(Process.id))],
+        "task": [(t.id, t.process_id, t.node_name, t.status, t.owner_id, t.data, t.comments,
+                  t.attempts, t.assigned is None, t.started is None, t.finished is None)
+                 for t in session.scalars(sa.select(Task).order_by(Task.id))],
+        "event": [(e.process_id, e.task_id, e.transition, e.from_status, e.to_status, e.user_id, e.comments)
+                  for e in session.scalars(sa.select(TaskEvent).order_by(TaskEvent.id))],
+        "link": sorted(session.execute(sa.select(task_link.c.previous_id, task_link.c.task_id)).all()),
+        "document": [(d.process_id, d.body)
+                     for d in session.scalars(sa.select(SearchDocument).order_by(SearchDocument.process_id))],
+    }
+
+
+def test_rows_written_with_the_last_statement_equal_the_flushed_ones(pg_session: Session,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    counter = SQLCounter(pg_session.get_bind())  # type: ignore[arg-type]
+    counter.start()
+    scenario(pg_session)
+    folded = sum("UPDATE" in s and s.startswith("WITH") for s in counter.statements)
+    flushed = sum(s.startswith("UPDATE") for s in counter.statements)
+    counter.stop()
+    with_updates = snapshot(pg_session)
+
+    engine = pg_session.get_bind()
+    pg_session.close()
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    monkeypatch.setattr(row_updates, "ENABLED", False)
+    counter.start()
+    scenario(pg_session)
+    flushed_only = sum(s.startswith("UPDATE") for s in counter.statements)
+    counter.stop()
+    counter.close()
+    assert snapshot(pg_session) == with_updates
+    # the comparison is between the two ways: most UPDATEs rode on the last statement
+    assert folded >= 10 and flushed < flushed_only / 2, (folded, flushed, flushed_only)
+    statuses = [row[1] for row in with_updates["process"]]
+    # the second has every branch canceled: nothing left to do, listed for a manager
+    assert statuses == [STATUS.DONE, STATUS.NEW, STATUS.CANCELED] and with_updates["process"][1][6] is False
+    assert with_updates["process"][0][2] == {"ok": True, "note": "fine", "audited": "yes", "stamped": "stamp"}
+
+
+def test_a_process_version_that_moved_on_fails_the_transition_and_writes_nothing(pg_session: Session) -> None:
+    alice = User(username="alice", permissions=PERMISSIONS)
+    pg_session.add(alice)
+    pg_session.commit()
+    process = FoldFlow.start.run()  # type: ignore[attr-defined]
+    process_id, version = process.id, process.version
+    review = task_of(pg_session, process, "review")
+    review_id = review.id
+    review.activate().assign(alice)
+    activation = task_of(pg_session, process, "review").activate()
+    activation.prepare(data={"ok": True}, user=alice)
+
+    def behind_the_engines_back(sender: Any, process: Any, task: Any, **kwargs: Any) -> None:
+        # Another writer moved the version on in this very transaction (the process
+        # lock keeps any other transaction out): the engine's UPDATE must not win.
+        pg_session.connection().execute(sa.text("UPDATE process SET version = version + 10 WHERE id = :id"),
+                                        {"id": process.id})
+
+    signals.task_finished.connect(behind_the_engines_back)
+    try:
+        with Context(propagate_exception=True), pytest.raises(StaleDataError):
+            activation.done()
+    finally:
+        signals.task_finished.disconnect(behind_the_engines_back)
+    pg_session.rollback()
+    pg_session.expire_all()
+    assert pg_session.get(Process, process_id).version == version  # neither the +10 nor the done
+    assert pg_session.get(Task, review_id).status == STATUS.ASSIGNED
+    trail = pg_session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == review_id)).all()
+    assert trail == ["assign"]
+
+
+def test_a_change_the_orm_must_order_is_left_to_the_flush(pg_session: Session) -> None:
+    """A task pointed at a user who is not in the table yet: the user's INSERT comes first."""
+    alice = User(username="alice", permissions=PERMISSIONS)
+    pg_session.add(alice)
+    pg_session.commit()
+    process = FoldFlow.start.run()  # type: ignore[attr-defined]
+    task = task_of(pg_session, process, "review")
+    newcomer = User(username="newcomer", permissions=PERMISSIONS)
+    with Context(propagate_exception=True):
+        task.activate().assign(newcomer)  # newcomer is pending: no id to write yet
+    pg_session.expire_all()
+    task = task_of(pg_session, process, "review")
+    assert task.status == STATUS.ASSIGNED and task.owner.username == "newcomer"
+    document = pg_session.get(SearchDocument, process.id)
+    assert document is not None and "newcomer" in document.body.split()
