@@ -23,7 +23,7 @@ from flask import Flask, current_app, has_app_context
 from flask_sqlalchemy.session import Session
 from redis.exceptions import RedisError
 
-from .core import signals
+from .core import row_updates, signals
 from .core.models import Task
 from .core.status import STATUS
 
@@ -71,9 +71,16 @@ def _note(session: Any, messages: list[Message]) -> None:
 
 
 def _after_flush(session: Any, flush_context: Any) -> None:
+    _note_tasks(session, [*session.new, *session.dirty])
+
+
+def _note_tasks(session: Any, objects: list[Any]) -> None:
+    """Note who hears of the changes of the tasks among ``objects`` (published with the
+    commit): after each flush, and for the rows the engine writes with its last
+    statement instead (core.row_updates)."""
     if not has_app_context() or not enabled(current_app):
         return
-    for obj in [*session.new, *session.dirty]:
+    for obj in objects:
         if not isinstance(obj, Task):
             continue
         state = sa.inspect(obj)
@@ -167,6 +174,7 @@ def init_app(app: Flask) -> None:
     if sa.event.contains(Session, "after_flush", _after_flush):
         return
     sa.event.listen(Session, "after_flush", _after_flush)
+    row_updates.listeners.append(_note_tasks)
     sa.event.listen(Session, "after_commit", _after_commit)
     sa.event.listen(Session, "after_rollback", _after_rollback)
     signals.task_assigned.connect(_on_task_assigned)

@@ -35,6 +35,10 @@ from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
 
 #: Turned off by the test that compares the two ways of writing (same rows either way).
 ENABLED = True
+#: Told ``(session, objects)`` just before the changes of those objects are taken, while
+#: their history is still there: what listeners of a flush (``after_flush``) would have
+#: seen of them (livefeed listens here too).
+listeners: list[Callable[[Session, list[Any]], None]] = []
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
         return {}
     dialect = session.get_bind().dialect
     groups: dict[Group, Rows] = {}
+    taken: list[tuple[Any, dict[str, Any]]] = []
     for obj in list(session.dirty):
         if not isinstance(obj, Process | Task):
             continue
@@ -93,9 +98,15 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
                 rows.versions.append(version)
             for name in group.columns:
                 rows.values.setdefault(name, []).append(_bind(dialect, table.c[name], columns[name]))
-            if version is not None:
-                state.dict["version"] = version + 1  # what the row holds once the CTE ran
-        state.dict.update(foreign_keys)
+        taken.append((state, {**foreign_keys, **({} if version is None else {"version": version + 1})}))
+    if taken and listeners:
+        objects = [state.obj() for state, _ in taken]
+        for listener in listeners:
+            listener(session, objects)
+    for state, values in taken:
+        # What the row holds once the statement ran (the new version, the foreign key of
+        # a many-to-one), and no history left for the commit's flush.
+        state.dict.update(values)
         state._commit_all(state.dict, session.identity_map)
     return groups
 
