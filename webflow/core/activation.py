@@ -256,14 +256,25 @@ class Activation:
             event["comments"] = f"{event['comments']}; {text}" if event.get("comments") else text
 
     def ensure_ids(self) -> None:
-        """Flush the task and its process if they are new, so callables see their ids."""
+        """Give the task and its process their ids if they are new, so callables see
+        them: taken from the sequences where the database has them (the rows are
+        inserted with the next flush, together), else by a flush."""
         if self.task.id is None or self.process.id is None:
+            uow = current_unit_of_work()
+            if uow is None or uow.session is not self.session or not uow.assign_ids():
+                self.session.flush()
+
+    def save_rows(self) -> None:
+        """Flush the task and its process if they are not in the table yet: signal
+        receivers are told about saved rows (they may write rows that point at them)."""
+        if self.task.id is None or self.process.id is None or \
+                sa.inspect(self.task).pending or sa.inspect(self.process).pending:
             self.session.flush()
 
     def send(self, signal: Any) -> None:
-        """Send a signal about this task; receivers see rows whose ids are assigned."""
+        """Send a signal about this task; receivers see saved rows with their ids."""
         if signal.receivers:
-            self.ensure_ids()
+            self.save_rows()
         signal.send(self.flow_class, process=self.process, task=self.task)
 
     def has_perm(self, user: Any) -> bool:

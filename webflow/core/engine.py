@@ -36,8 +36,9 @@ def finish_process(process: Process, flow_class: type, task: Task) -> None:
     process.status = STATUS.DONE
     process.finished = utcnow()
     process.stalled = None
-    if signals.flow_finished.receivers and (process.id is None or task.id is None):
-        get_session().flush()  # receivers see the ids of the rows they are told about
+    if signals.flow_finished.receivers and (
+            process.id is None or task.id is None or sa.inspect(process).pending or sa.inspect(task).pending):
+        get_session().flush()  # receivers see the saved rows they are told about
     signals.flow_finished.send(flow_class, process=process, task=task)
     notify_parent(process)
 
@@ -93,8 +94,10 @@ def _fire_released_joins(session: Session, process: Process, finished: Task) -> 
     if not waiting:
         return
     uow = current_unit_of_work()
-    if uow is not None:
-        uow.write_links()  # the joins read their arrivals from task_link
+    if uow is not None and any("previous" not in sa.inspect(t).dict for t in waiting):
+        # The joins read their arrivals (``previous``) from task_link, unless the
+        # transaction holds the list already (it created the join: link_tasks keeps it).
+        uow.write_links()
     for join_task in sorted(waiting, key=lambda t: -len(t.token)):  # inner joins first
         join = join_task.activate()
         if join.get_status() == STATUS.STARTED and join.is_done():

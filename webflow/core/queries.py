@@ -52,7 +52,7 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
     if key in uow.cache:
         return uow.cache[key]  # type: ignore[no-any-return]
     tasks: list[Task] = []
-    if process.id is not None:
+    if sa.inspect(process).has_identity:  # in the table (a new one may have its id already)
         with session.no_autoflush:  # pending tasks (not in the table yet) are added below
             tasks = list(session.scalars(_PROCESS_TASKS, {"process_id": process.id}))
     tasks += [task for task in session.new if isinstance(task, Task) and task.process is process]

@@ -138,6 +138,30 @@ class UnitOfWork:
             connection.execute(_events_insert(), events)
         search.write_documents(self.session, documents)
 
+    def assign_ids(self) -> bool:
+        """Give the session's new processes and tasks their ids without a flush: on
+        PostgreSQL from the tables' sequences, in one statement, in the order they were
+        created (ids keep the order of creation). The rows stay in memory until the
+        next flush, which then inserts many at once. False on SQLite, where only the
+        INSERT gives an id."""
+        from .models import Process, Task
+
+        if self._dialect() != "postgresql":
+            return False
+        new = sorted((obj for obj in self.session.new if isinstance(obj, Process | Task) and obj.id is None),
+                     key=lambda obj: sa.inspect(obj).insert_order)
+        if not new:
+            return True
+        processes = [obj for obj in new if isinstance(obj, Process)]
+        tasks = [obj for obj in new if isinstance(obj, Task)]
+        process_ids, task_ids = self.session.connection().execute(
+            _next_ids_query(), {"processes": len(processes), "tasks": len(tasks)}).one()
+        for obj, new_id in zip(processes, sorted(process_ids), strict=True):
+            obj.id = new_id
+        for obj, new_id in zip(tasks, sorted(task_ids), strict=True):
+            obj.id = new_id
+        return True
+
     def _holds(self, process: Any) -> bool:
         """True when the unit of work holds every task of the process (it read them under
         the lock, or created the process): its search document is built from memory."""
@@ -210,6 +234,14 @@ def _lock_and_read_query(dialect: str) -> Any:
     # row, the task: FROM order).
     root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
     return query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
+
+
+@functools.cache
+def _next_ids_query() -> sa.TextClause:
+    return sa.text(
+        "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('process', 'id')) "
+        "FROM generate_series(1, :processes)), "
+        "ARRAY(SELECT nextval(pg_get_serial_sequence('task', 'id')) FROM generate_series(1, :tasks))")
 
 
 @functools.cache
@@ -293,6 +325,19 @@ def _events_insert() -> Any:
 
 
 _current: ContextVar[UnitOfWork | None] = ContextVar("webflow_uow", default=None)
+
+
+@event.listens_for(Session, "pending_to_persistent")
+def _created_is_locked(session: Session, instance: Any) -> None:
+    """A process inserted by the running unit of work is its own: no other transaction
+    sees the row before the commit, so nothing is to be locked (a join or a nested call
+    on it would otherwise send a SELECT ... FOR UPDATE for nothing)."""
+    from .models import Process
+
+    if isinstance(instance, Process):
+        uow = _current.get()
+        if uow is not None and uow.session is session:
+            uow.locked.add(instance.id)
 
 
 def current_unit_of_work() -> UnitOfWork | None:

@@ -38,7 +38,7 @@ class SubprocessActivation(Activation):
     def _start_child(self) -> None:
         from .start import StartActivation
 
-        self.ensure_ids()  # the child points at this task; data() sees saved rows
+        self.save_rows()  # the child's row points at this task's; data() sees saved rows
         node = self.flow_task
         self.task.started = utcnow()
         self.task.comments = None

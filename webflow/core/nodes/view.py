@@ -88,7 +88,7 @@ class ViewActivation(Activation):
     def send_assigned(self, user: User, reason: str) -> None:
         """Tell receivers (notifications, live pages) who has the task now, and why."""
         if signals.task_assigned.receivers:
-            self.ensure_ids()
+            self.save_rows()
         signals.task_assigned.send(self.flow_class, process=self.process, task=self.task, user=user,
                                    by=current_actor(), reason=reason)
 
@@ -148,7 +148,7 @@ class ViewActivation(Activation):
         self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
                   + (f": {note}" if note else ""))
         new_owner = self._give_to(user, "delegate")
-        self.ensure_ids()
+        self.save_rows()
         if new_owner is user:  # a substitute was told already (reason "substitute")
             signals.task_assigned.send(self.flow_class, process=self.process, task=self.task,
                                        user=new_owner, by=before, reason="delegate")
