@@ -161,10 +161,10 @@ class UnitOfWork:
         tasks = [obj for obj in new if isinstance(obj, Task)]
         process_ids, task_ids = self.session.connection().execute(
             _next_ids_query(), {"processes": len(processes), "tasks": len(tasks)}).one()
-        for obj, new_id in zip(processes, sorted(process_ids), strict=True):
-            obj.id = new_id
-        for obj, new_id in zip(tasks, sorted(task_ids), strict=True):
-            obj.id = new_id
+        groups: tuple[tuple[list[Any], list[int]], ...] = ((processes, process_ids), (tasks, task_ids))
+        for group, ids in groups:
+            for obj, new_id in zip(group, sorted(ids), strict=True):
+                obj.id = new_id
         self.reserved += new
         return True
 
