@@ -1,8 +1,9 @@
-"""New processes and tasks get their ids before their INSERT (PostgreSQL: from the
-sequences, ``UnitOfWork.assign_ids``), so that a cascade of automatic nodes inserts its
-rows together. What callables and receivers were promised still holds: they see ids and
-saved rows, rows of their own that point at a new task are inserted after it, and the
-rows are those a flush per node wrote, in the order of creation."""
+"""New processes and tasks get their ids before their INSERT (``UnitOfWork.assign_ids``:
+from the sequences on PostgreSQL, after the largest id on SQLite), so that a cascade of
+automatic nodes inserts its rows together. What callables and receivers were promised
+still holds: they see ids and saved rows, rows of their own that point at a new task are
+inserted after it, and the rows are those a flush per node wrote, in the order of
+creation."""
 
 from __future__ import annotations
 
@@ -142,10 +143,10 @@ def snapshot(session: Session) -> list[Any]:
     ]
 
 
-def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(pg_url: str,
+def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(db_url: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def run() -> tuple[list[Any], int]:
-        engine = create_engine(pg_url)
+        engine = create_engine(db_url)
         Base.metadata.drop_all(engine)
         Base.metadata.create_all(engine)
         counter = SQLCounter(engine)

@@ -71,6 +71,8 @@ class UnitOfWork:
         self.drafts_gone: set[int] = set()
         # New processes and tasks given their ids before their INSERT (assign_ids).
         self.reserved: list[Any] = []
+        # SQLite: the next process and task ids, once assign_ids has read the largest.
+        self.next_ids: list[int] | None = None
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
@@ -144,14 +146,17 @@ class UnitOfWork:
         search.write_documents(self.session, documents)
 
     def assign_ids(self) -> bool:
-        """Give the session's new processes and tasks their ids without a flush: on
-        PostgreSQL from the tables' sequences, in one statement, in the order they were
-        created (ids keep the order of creation). The rows stay in memory until the
-        next flush, which then inserts many at once. False on SQLite, where only the
-        INSERT gives an id."""
+        """Give the session's new processes and tasks their ids without a flush, in the
+        order they were created (ids keep the order of creation); the rows stay in memory
+        until the next flush, which then inserts many at once. PostgreSQL: from the
+        tables' sequences, one statement per call. SQLite: the transaction holds the
+        database's write lock (BEGIN IMMEDIATE), so the next ids are those after the
+        tables' largest, read once; from then on every new process and task of the
+        transaction takes its id here (before_flush), none from an INSERT."""
         from .models import Process, Task
 
-        if self._dialect() != "postgresql" or not RESERVE_IDS:
+        dialect = self._dialect()
+        if not RESERVE_IDS or dialect not in ("postgresql", "sqlite"):
             return False
         new = sorted((obj for obj in self.session.new if isinstance(obj, Process | Task) and obj.id is None),
                      key=lambda obj: sa.inspect(obj).insert_order)
@@ -159,8 +164,17 @@ class UnitOfWork:
             return True
         processes = [obj for obj in new if isinstance(obj, Process)]
         tasks = [obj for obj in new if isinstance(obj, Task)]
-        process_ids, task_ids = self.session.connection().execute(
-            _next_ids_query(), {"processes": len(processes), "tasks": len(tasks)}).one()
+        if dialect == "postgresql":
+            process_ids, task_ids = self.session.connection().execute(
+                _next_ids_query(), {"processes": len(processes), "tasks": len(tasks)}).one()
+        else:
+            if self.next_ids is None:
+                last_process, last_task = self.session.connection().execute(_largest_ids_query()).one()
+                self.next_ids = [(last_process or 0) + 1, (last_task or 0) + 1]
+            first_process, first_task = self.next_ids
+            process_ids = list(range(first_process, first_process + len(processes)))
+            task_ids = list(range(first_task, first_task + len(tasks)))
+            self.next_ids = [first_process + len(processes), first_task + len(tasks)]
         groups: tuple[tuple[list[Any], list[int]], ...] = ((processes, process_ids), (tasks, task_ids))
         for group, ids in groups:
             for obj, new_id in zip(group, sorted(ids), strict=True):
@@ -248,6 +262,11 @@ def _next_ids_query() -> sa.TextClause:
         "SELECT ARRAY(SELECT nextval(pg_get_serial_sequence('process', 'id')) "
         "FROM generate_series(1, :processes)), "
         "ARRAY(SELECT nextval(pg_get_serial_sequence('task', 'id')) FROM generate_series(1, :tasks))")
+
+
+@functools.cache
+def _largest_ids_query() -> sa.TextClause:
+    return sa.text("SELECT (SELECT max(id) FROM process), (SELECT max(id) FROM task)")
 
 
 @functools.cache
@@ -344,6 +363,16 @@ def _flush_reserved(session: Session) -> None:
     uow.reserved.clear()
     if pending:
         session.flush()
+
+
+@event.listens_for(Session, "before_flush")
+def _ids_for_every_new_row(session: Session, flush_context: Any, instances: Any) -> None:
+    """SQLite, once the transaction hands out ids itself: the rows it did not give one
+    yet take theirs from the same counter (an INSERT's own id could be one handed out
+    to a row still in memory)."""
+    uow = _current.get()
+    if uow is not None and uow.session is session and uow.next_ids is not None:
+        uow.assign_ids()
 
 
 @event.listens_for(Session, "before_attach")
