@@ -35,12 +35,14 @@ WARM = 20
 Recording = list[tuple[str, Any, bool]]  # (statement or "COMMIT"/"ROLLBACK", parameters, executemany)
 
 
-def capture(url: str, path: str, n: int) -> Recording:
+def run(url: str, path: str, n: int, recording: Recording | None = None) -> float:
+    """Run ``n`` processes through the engine after the warm-up; their time, and what they
+    sent appended to ``recording`` when one is given (listeners cost time: the timed run
+    goes without)."""
     side = WebflowSide(url)
     try:
         side.run(path, WARM, True)
-        recording: Recording = []
-        listeners = {
+        listeners: dict[str, Any] = {} if recording is None else {
             "before_cursor_execute":
                 lambda c, cur, text, params, ctx, many: recording.append((text, params, many)),
             "commit": lambda c: recording.append(("COMMIT", None, False)),
@@ -48,25 +50,13 @@ def capture(url: str, path: str, n: int) -> Recording:
         }
         for name, fn in listeners.items():
             sa.event.listen(side.engine, name, fn)
-        side.run(path, n, True)
-        for name, fn in listeners.items():
-            sa.event.remove(side.engine, name, fn)
-        return recording
-    finally:
-        side.close()
-
-
-def engine_time(url: str, path: str, n: int) -> float:
-    side = WebflowSide(url)
-    try:
-        side.run(path, WARM, True)
         return side.run(path, n, True)
     finally:
         side.close()
 
 
 def replay(url: str, path: str, recording: Recording) -> float:
-    """Prepare ``url`` as capture() prepared its database, then send the recording raw."""
+    """Prepare ``url`` as run() prepared the recorded database, then send the recording raw."""
     side = WebflowSide(url)
     try:
         side.run(path, WARM, True)
@@ -110,12 +100,13 @@ def main() -> None:
     for kind in args.db.split(","):
         for path in args.flows.split(","):
             with tempfile.TemporaryDirectory() as folder:
+                recording: Recording = []
                 with scratch_database(kind, "floor_rec", folder) as url:
-                    recording = capture(url, path, n)
+                    run(url, path, n, recording)
                 with scratch_database(kind, "floor_replay", folder) as url:
                     raw = replay(url, path, recording)
                 with scratch_database(kind, "floor_engine", folder) as url:
-                    ours = engine_time(url, path, n)
+                    ours = run(url, path, n)
             statements = sum(1 for text, _, _ in recording) / n
             print(f"{kind:<10} {path:<6} {1000 * ours / n:>17.2f} {1000 * raw / n:>17.2f} "
                   f"{raw / ours:>11.0%} {statements:>10.1f} {n / raw:>15.0f}", flush=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from automatic_flows import AutomaticFlow  # tests/core, on the path under pytest
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, signals, this
@@ -53,23 +54,6 @@ class ReservedFlow(Flow):
     join = flow.Join().Next(this.check)
     check = flow.If(lambda act: "left" in act.process.data).Then(this.last).Else(this.end)
     last = flow.Handler(record).Next(this.end)
-    end = flow.End()
-
-
-def touch(activation: Any) -> None:
-    activation.process.data[activation.task.node_name] = True
-
-
-class LightFlow(Flow):
-    """Automatic work that writes only process data"""
-
-    start = flow.StartFunction().Next(this.split)
-    split = flow.Split().Next(this.left).Next(this.right)
-    left = flow.Handler(touch).Next(this.join)
-    right = flow.Handler(touch).Next(this.join)
-    join = flow.Join().Next(this.check)
-    check = flow.If(lambda act: act.process.data.get("left", False)).Then(this.last).Else(this.end)
-    last = flow.Handler(touch).Next(this.end)
     end = flow.End()
 
 
@@ -158,7 +142,7 @@ def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(db_url: str,
                     ReservedFlow.start.run()  # type: ignore[attr-defined]
                 counter.start()
                 for _ in range(2):
-                    LightFlow.start.run()  # type: ignore[attr-defined]
+                    AutomaticFlow.start.run()  # type: ignore[attr-defined]
                 counter.stop()
                 ReservedFlow.start.run()  # type: ignore[attr-defined]
             rows = snapshot(session)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from automatic_flows import AutomaticFlow  # tests/core, on the path under pytest
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, TransitionNotAllowed, flow, this
@@ -138,23 +138,6 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
     trail = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.process_id == process.id)
                             .order_by(TaskEvent.id)).all()
     assert trail == ["done", "assign", "done", "perform"]
-
-
-def touch(activation: Any) -> None:
-    activation.process.data[activation.task.node_name] = True
-
-
-class AutomaticFlow(Flow):
-    """Automatic path (the side-by-side benchmark's)"""
-
-    start = flow.StartFunction().Next(this.split)
-    split = flow.Split().Next(this.left).Next(this.right)
-    left = flow.Handler(touch).Next(this.join)
-    right = flow.Handler(touch).Next(this.join)
-    join = flow.Join().Next(this.check)
-    check = flow.If(lambda act: act.process.data.get("left", False)).Then(this.last).Else(this.end)
-    last = flow.Handler(touch).Next(this.end)
-    end = flow.End()
 
 
 # The whole automatic process, one transaction: {(database, policy): statements}. Under
