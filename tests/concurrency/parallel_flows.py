@@ -254,3 +254,42 @@ def child_finish_or_parent_cancel(url: str, parent_ids: list[int], worker: int, 
         results.put(("error", traceback.format_exc()))
     finally:
         engine.dispose()
+
+
+def mark(activation: Any) -> None:
+    """A handler's work: a change of process.data in place."""
+    activation.process.data[activation.task.node_name] = activation.task.id
+
+
+class AutomaticFlow(Flow):
+    """Automatic nodes only, run through in the call that starts it"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.left).Next(this.right)
+    left = flow.Handler(mark).Next(this.join)
+    right = flow.Handler(mark).Next(this.join)
+    join = flow.Join().Next(this.check)
+    check = flow.If(lambda act: "left" in act.process.data).Then(this.last).Else(this.end)
+    last = flow.Handler(mark).Next(this.end)
+    end = flow.End()
+
+
+def start_automatic(url: str, flow_path: str, count: int, propagate: bool, worker: int,
+                    barrier: Any, results: Any) -> None:
+    """Child process: wait for the others, then start ``count`` processes one after another."""
+    from webflow import Context
+
+    stats: dict[str, Any] = {"worker": worker, "lock_failed": 0, "started": []}
+    engine = create_engine(url)
+    try:
+        flow_class = import_flow(flow_path)
+        with Session(engine) as session, use_session(session), Context(propagate_exception=propagate):
+            barrier.wait(BARRIER_TIMEOUT)
+            for n in range(count):
+                with_lock_retries(
+                    lambda n=n: stats["started"].append(flow_class.start.run(w=worker, n=n).id), stats)
+        results.put(("ok", stats))
+    except Exception:
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()
