@@ -79,7 +79,7 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
         process = obj if isinstance(obj, Process) else _process_of(session, state)
         if process is None or not held(process):
             continue
-        change = _changes(state)
+        change = _changes(state) if _foldable(state.mapper.local_table) else None
         if change is None:
             continue  # the ORM works this one out itself
         columns, foreign_keys = change
@@ -109,6 +109,14 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
         state.dict.update(values)
         state._commit_all(state.dict, session.identity_map)
     return groups
+
+
+@functools.cache
+def _foldable(table: Any) -> bool:
+    """A table whose UPDATE is only the changed columns: no column the ORM or the server
+    fills in on update (``onupdate``), which a CTE written from the changes would miss."""
+    return not any(column.onupdate is not None or column.server_onupdate is not None
+                   for column in table.columns)
 
 
 def _process_of(session: Session, state: Any) -> Any:
