@@ -43,7 +43,9 @@ from webflow.models import User  # noqa: E402
 PASSWORD = "bench-password"
 #: The CSRF token of a page's form.
 CSRF_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
-TASKS_PER_CLIENT = 4000  # more than a client can complete in a round
+#: Completions per second all clients of a round may reach before they run out of tasks
+#: (each round's clients are users of their own, with their tasks assigned up front).
+MAX_RATE = 120
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -112,20 +114,33 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def prepare(url: str, clients: int) -> None:
-    """Users c0.. with their tasks assigned; the floor's table."""
+def client_name(clients: int, n: int) -> str:
+    """Client n of the round with ``clients`` clients (each round has users of its own: a
+    round must not find the tasks an earlier one completed gone)."""
+    return f"r{clients}c{n}"
+
+
+def tasks_per_client(clients: int, seconds: float) -> int:
+    return int(MAX_RATE * seconds / clients) + 10
+
+
+def prepare(url: str, counts: list[int], seconds: float) -> None:
+    """The users of each round with their tasks assigned; the floor's table."""
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [HumanPathFlow], "SECRET_KEY": "bench",
                       "WEBFLOW_INLINE_JOBS": "inline"})
     with app.app_context():
         db.create_all()
         hashed = User()
         hashed.set_password(PASSWORD)
-        users = [User(username=f"c{n}", permissions=["human_path.can_work"], password_hash=hashed.password_hash)
-                 for n in range(clients)]
+        people = [("c0", 5)]  # statement_costs's
+        people += [(client_name(clients, n), tasks_per_client(clients, seconds))
+                   for clients in counts for n in range(clients)]
+        users = [User(username=name, permissions=["human_path.can_work"], password_hash=hashed.password_hash)
+                 for name, _ in people]
         db.session.add_all(users)
         db.session.commit()
-        for user in users:
-            for _ in range(TASKS_PER_CLIENT // 40):
+        for user, (_, tasks) in zip(users, people, strict=True):
+            for _ in range(tasks):
                 process = HumanPathFlow.start.run()
                 process.get_task(HumanPathFlow.work).activate().assign(user)
         db.session.commit()
@@ -202,7 +217,10 @@ def merged(clients: list[Client]) -> dict[str, list[float]]:
 
 
 def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[str, list[float]]]:
+    """Completions of the round's clients within ``seconds`` (SystemExit if one ran out of
+    tasks before the end: its rate would be capped by the tasks, not the server)."""
     done = [0] * clients
+    ran_out: list[int] = []
     all_clients = [Client(base) for _ in range(clients)]
     stop_at = [0.0]
     barrier = threading.Barrier(clients)
@@ -210,7 +228,8 @@ def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[st
     def work(n: int) -> None:
         client = all_clients[n]
         client.request("login page", "/login")
-        status, _ = client.request("login", "/login", {"username": f"c{n}", "password": PASSWORD})
+        status, _ = client.request("login", "/login",
+                                   {"username": client_name(clients, n), "password": PASSWORD})
         assert status in (302, 303), f"login answered {status}"
         client.timings.clear()
         barrier.wait(30)
@@ -218,6 +237,7 @@ def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[st
         while time.monotonic() < stop_at[0]:
             links = re.findall(r'href="(/flows/human_path/\d+/work/\d+/)"', inbox)
             if not links:
+                ran_out.append(n)
                 break
             client.request("task page", links[0])
             status, _ = client.request("complete", links[0], {"note": "done"})
@@ -233,6 +253,9 @@ def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[st
     stop_at[0] = began + seconds
     for thread in threads:
         thread.join(seconds + 60)
+    if ran_out:
+        raise SystemExit(f"{len(ran_out)} of {clients} clients ran out of tasks within {seconds} s: "
+                         f"raise MAX_RATE in {__file__}")
     return sum(done), merged(all_clients)
 
 
@@ -274,7 +297,7 @@ def main() -> None:
     args = parser.parse_args()
     counts = [int(c) for c in args.clients.split(",")]
     with scratch_database("postgresql", "webflow_bench_http") as url:
-        prepare(url, max(counts))
+        prepare(url, counts, args.seconds)
         costs = statement_costs(url)
         print("SQL per request (statements/round trips): "
               + ", ".join(f"{kind} {n}/{trips}" for kind, (n, trips) in costs.items()))
