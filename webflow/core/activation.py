@@ -40,6 +40,11 @@ def record_event(session: Session, process: Process, task: Task | None, name: st
     return values
 
 
+def is_saved(row: Any) -> bool:
+    """True when the row is in the table (a new one may have its id before its INSERT)."""
+    return row.id is not None and not sa.inspect(row).pending
+
+
 def link_tasks(previous: Task, task: Task) -> None:
     """Record that ``previous`` led to ``task``; the row is written before the commit."""
     from sqlalchemy.orm.attributes import set_committed_value
@@ -267,8 +272,7 @@ class Activation:
     def save_rows(self) -> None:
         """Flush the task and its process if they are not in the table yet: signal
         receivers are told about saved rows (they may write rows that point at them)."""
-        if self.task.id is None or self.process.id is None or \
-                sa.inspect(self.task).pending or sa.inspect(self.process).pending:
+        if not is_saved(self.task) or not is_saved(self.process):
             self.session.flush()
 
     def send(self, signal: Any) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import signals
 from . import token as tokens
-from .activation import record_event
+from .activation import is_saved, record_event
 from .context import get_session
 from .exceptions import TransitionNotAllowed
 from .models import Process, Task, TaskEvent, User, utcnow
@@ -36,8 +36,7 @@ def finish_process(process: Process, flow_class: type, task: Task) -> None:
     process.status = STATUS.DONE
     process.finished = utcnow()
     process.stalled = None
-    if signals.flow_finished.receivers and (
-            process.id is None or task.id is None or sa.inspect(process).pending or sa.inspect(task).pending):
+    if signals.flow_finished.receivers and not (is_saved(process) and is_saved(task)):
         get_session().flush()  # receivers see the saved rows they are told about
     signals.flow_finished.send(flow_class, process=process, task=task)
     notify_parent(process)
