@@ -1,0 +1,68 @@
+"""Property: the engine's late writes (ids before the INSERT, UPDATEs riding on the last
+statement) store exactly the rows the flush-per-node way stored, whatever the shape of the
+flow (splits, joins, ifs, branches that end early or stop) and whatever people do to its
+tasks (complete, cancel, undo, in any order), under both error policies, on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+from test_liveness_properties import EXAMPLES, act_on, blocks, make_flow, moves
+
+from webflow import Context, Flow
+from webflow.core import Base, create_engine, row_updates, transaction, use_session
+from webflow.core.models import task_link
+from webflow.models import Process, SearchDocument, Task, TaskEvent, User
+
+
+def play(url: str, flow_class: type[Flow], decisions: dict[str, bool], picks: list[int],
+         propagate: bool) -> list[Any]:
+    """Start the process in a fresh database, make the picked moves, and read every row."""
+    engine = create_engine(url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as session, use_session(session), Context(propagate_exception=propagate):
+            root = User(username="root", is_superuser=True)
+            session.add(root)
+            session.commit()
+            process = flow_class.start.run(**decisions)  # type: ignore[attr-defined]
+            for pick in picks:
+                possible = moves(session, process)
+                if not possible:
+                    break
+                act_on(*possible[pick % len(possible)], root)
+            session.expire_all()
+            return [
+                [(p.id, p.status, p.data, p.stalled is None, p.finished is None)
+                 for p in session.scalars(sa.select(Process).order_by(Process.id))],
+                [(t.id, t.node_name, t.status, t.token, t.owner_id, t.data, t.finished is None)
+                 for t in session.scalars(sa.select(Task).order_by(Task.id))],
+                [(e.task_id, e.transition, e.from_status, e.to_status, e.user_id)
+                 for e in session.scalars(sa.select(TaskEvent).order_by(TaskEvent.id))],
+                sorted(session.execute(sa.select(task_link.c.previous_id, task_link.c.task_id)).all()),
+                [(d.process_id, d.body) for d in session.scalars(sa.select(SearchDocument))],
+            ]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+@settings(max_examples=max(10, EXAMPLES // 2), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(shape=blocks(3), picks=st.lists(st.integers(min_value=0, max_value=50), max_size=12))
+def test_late_writes_store_what_a_flush_per_node_stored(db_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                       propagate: bool, shape: Any, picks: list[int]) -> None:
+    flow_class, decisions = make_flow(shape)
+    late = play(db_url, flow_class, decisions, picks, propagate)
+    with monkeypatch.context() as patch:
+        patch.setattr(row_updates, "ENABLED", False)
+        patch.setattr(transaction, "RESERVE_IDS", False)
+        flushed = play(db_url, flow_class, decisions, picks, propagate)
+    assert late == flushed
