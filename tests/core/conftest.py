@@ -42,6 +42,15 @@ def users(session: Session) -> dict[str, User]:
 
 
 @pytest.fixture
+def rebuilt(db_url: str) -> Iterator[Session]:
+    """A session on tables dropped and created again (late_writes.rebuilt_session)."""
+    from late_writes import rebuilt_session
+
+    with rebuilt_session(db_url) as session:
+        yield session
+
+
+@pytest.fixture
 def stored(engine: sa.Engine) -> Callable[[], Snapshot]:
     """Every committed row of every table, read on a connection of its own."""
 

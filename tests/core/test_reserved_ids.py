@@ -7,16 +7,15 @@ creation."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from automatic_flows import AutomaticFlow  # tests/core, on the path under pytest
+from late_writes import AutomaticFlow, rebuilt_session  # tests/core, on the path under pytest
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, signals, this
-from webflow.core import Base, create_engine, transaction, use_session
+from webflow.core import transaction
 from webflow.core.context import get_session
 from webflow.core.models import Notification
 from webflow.core.sqlcount import SQLCounter
@@ -61,15 +60,10 @@ ORDER = ["start", "split", "left", "right", "join", "check", "last", "end"]
 
 
 @pytest.fixture
-def fresh(db_url: str) -> Iterator[Session]:
-    engine = create_engine(db_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    with Session(engine) as session, use_session(session):
-        session.add(User(username="clerk"))
-        session.commit()
-        yield session
-    engine.dispose()
+def fresh(rebuilt: Session) -> Session:
+    rebuilt.add(User(username="clerk"))
+    rebuilt.commit()
+    return rebuilt
 
 
 @pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
@@ -130,11 +124,8 @@ def snapshot(session: Session) -> list[Any]:
 def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(db_url: str,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     def run() -> tuple[list[Any], int]:
-        engine = create_engine(db_url)
-        Base.metadata.drop_all(engine)
-        Base.metadata.create_all(engine)
-        counter = SQLCounter(engine)
-        with Session(engine) as session, use_session(session):
+        with rebuilt_session(db_url) as session:
+            counter = SQLCounter(session.get_bind())  # type: ignore[arg-type]
             session.add(User(username="clerk"))
             session.commit()
             with Context(propagate_exception=True):
@@ -146,8 +137,7 @@ def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(db_url: str,
                 counter.stop()
                 ReservedFlow.start.run()  # type: ignore[attr-defined]
             rows = snapshot(session)
-        counter.close()
-        engine.dispose()
+            counter.close()
         return rows, len(counter.statements)
 
     reserved, reserved_statements = run()
@@ -156,3 +146,64 @@ def test_reserved_ids_write_the_rows_a_flush_per_node_wrote(db_url: str,
     assert reserved == flushed
     # the light flow's rows go in together: at least three statements fewer per process
     assert reserved_statements <= flushed_statements - 2 * 3, (reserved_statements, flushed_statements)
+
+
+BROKEN = {"assignee": True}
+
+
+def assignee(activation: Any) -> Any:
+    """The View's .Assign callable: it asks for ids (ensure_ids), then fails while BROKEN."""
+    assert activation.task.id is not None and activation.process.id is not None
+    if BROKEN["assignee"]:
+        raise RuntimeError("the directory is down")
+    return get_session().scalar(sa.select(User).where(User.username == "clerk"))
+
+
+class AssignAfterWorkFlow(Flow):
+    """A handler, then a person's task assigned by a callable"""
+
+    start = flow.StartFunction().Next(this.prepare)
+    prepare = flow.Handler(record).Next(this.review)
+    review = flow.View().Assign(assignee).Next(this.end)
+    end = flow.End()
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+def test_a_failure_after_ids_were_reserved_leaves_nothing_and_the_retry_takes_new_ones(
+        fresh: Session, propagate: bool) -> None:
+    """The review's ids are reserved, then its .Assign fails. Code policy: the whole call
+    rolls back; web policy: the handler is stored in ERROR with nothing it created. Either
+    way no row of the review exists, and the next try (a new process, or the handler's
+    retry) takes ids of its own: none collides with one handed out before."""
+    SEEN.clear()
+    BROKEN["assignee"] = True
+    try:
+        with Context(propagate_exception=propagate):
+            if propagate:
+                with pytest.raises(RuntimeError, match="directory is down"):
+                    AssignAfterWorkFlow.start.run()  # type: ignore[attr-defined]
+                fresh.rollback()
+                assert fresh.scalar(sa.select(sa.func.count()).select_from(Process)) == 0
+                BROKEN["assignee"] = False
+                process = AssignAfterWorkFlow.start.run()  # type: ignore[attr-defined]
+            else:
+                process = AssignAfterWorkFlow.start.run()  # type: ignore[attr-defined]
+                fresh.expire_all()
+                failed = fresh.scalars(sa.select(Task).where(Task.process_id == process.id)
+                                       .order_by(Task.id)).all()
+                assert [(t.node_name, t.status) for t in failed] == [
+                    ("start", STATUS.DONE), ("prepare", STATUS.ERROR)]
+                assert "directory is down" in (failed[1].comments or "")
+                assert fresh.scalars(sa.select(Notification)).all() == []  # the handler's own row went too
+                BROKEN["assignee"] = False
+                failed[1].activate().retry()
+    finally:
+        BROKEN["assignee"] = True
+    fresh.expire_all()
+    tasks = fresh.scalars(sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)).all()
+    assert [(t.node_name, t.status) for t in tasks] == [
+        ("start", STATUS.DONE), ("prepare", STATUS.DONE), ("review", STATUS.ASSIGNED)]
+    assert tasks[2].owner.username == "clerk"
+    assert fresh.scalar(sa.select(sa.func.count()).select_from(Task)) == 3  # nothing of the failed try
+    notes = fresh.scalars(sa.select(Notification.task_id)).all()
+    assert notes == [tasks[1].id]

@@ -4,7 +4,6 @@ and leave nothing half written when they fail."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from webflow import STATUS, Context, Flow, flow, signals, this
-from webflow.core import Base, create_engine, row_updates, use_session
+from webflow.core import Base, row_updates
 from webflow.core.models import task_link
 from webflow.core.sqlcount import SQLCounter
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
@@ -39,14 +38,8 @@ class FoldFlow(Flow):
 PERMISSIONS = ["fold_flow.can_review", "fold_flow.can_audit"]
 
 
-@pytest.fixture
-def pg_session(pg_url: str) -> Iterator[Session]:
-    engine = create_engine(pg_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    with Session(engine) as session, use_session(session):
-        yield session
-    engine.dispose()
+# The UPDATEs ride on the last statement on PostgreSQL only (SQLite flushes them).
+pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 def task_of(session: Session, process: Process, node: str) -> Task:
@@ -108,27 +101,27 @@ def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def test_rows_written_with_the_last_statement_equal_the_flushed_ones(pg_session: Session,
+def test_rows_written_with_the_last_statement_equal_the_flushed_ones(rebuilt: Session,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = SQLCounter(pg_session.get_bind())  # type: ignore[arg-type]
+    counter = SQLCounter(rebuilt.get_bind())  # type: ignore[arg-type]
     counter.start()
-    scenario(pg_session)
+    scenario(rebuilt)
     folded = sum("UPDATE" in s and s.startswith("WITH") for s in counter.statements)
     flushed = sum(s.startswith("UPDATE") for s in counter.statements)
     counter.stop()
-    with_updates = snapshot(pg_session)
+    with_updates = snapshot(rebuilt)
 
-    engine = pg_session.get_bind()
-    pg_session.close()
+    engine = rebuilt.get_bind()
+    rebuilt.close()
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     monkeypatch.setattr(row_updates, "ENABLED", False)
     counter.start()
-    scenario(pg_session)
+    scenario(rebuilt)
     flushed_only = sum(s.startswith("UPDATE") for s in counter.statements)
     counter.stop()
     counter.close()
-    assert snapshot(pg_session) == with_updates
+    assert snapshot(rebuilt) == with_updates
     # the comparison is between the two ways: most UPDATEs rode on the last statement
     assert folded >= 10 and flushed < flushed_only / 2, (folded, flushed, flushed_only)
     statuses = [row[1] for row in with_updates["process"]]
@@ -137,22 +130,22 @@ def test_rows_written_with_the_last_statement_equal_the_flushed_ones(pg_session:
     assert with_updates["process"][0][2] == {"ok": True, "note": "fine", "audited": "yes", "stamped": "stamp"}
 
 
-def test_a_process_version_that_moved_on_fails_the_transition_and_writes_nothing(pg_session: Session) -> None:
+def test_a_process_version_that_moved_on_fails_the_transition_and_writes_nothing(rebuilt: Session) -> None:
     alice = User(username="alice", permissions=PERMISSIONS)
-    pg_session.add(alice)
-    pg_session.commit()
+    rebuilt.add(alice)
+    rebuilt.commit()
     process = FoldFlow.start.run()  # type: ignore[attr-defined]
     process_id, version = process.id, process.version
-    review = task_of(pg_session, process, "review")
+    review = task_of(rebuilt, process, "review")
     review_id = review.id
     review.activate().assign(alice)
-    activation = task_of(pg_session, process, "review").activate()
+    activation = task_of(rebuilt, process, "review").activate()
     activation.prepare(data={"ok": True}, user=alice)
 
     def behind_the_engines_back(sender: Any, process: Any, task: Any, **kwargs: Any) -> None:
         # Another writer moved the version on in this very transaction (the process
         # lock keeps any other transaction out): the engine's UPDATE must not win.
-        pg_session.connection().execute(sa.text("UPDATE process SET version = version + 10 WHERE id = :id"),
+        rebuilt.connection().execute(sa.text("UPDATE process SET version = version + 10 WHERE id = :id"),
                                         {"id": process.id})
 
     signals.task_finished.connect(behind_the_engines_back)
@@ -161,26 +154,26 @@ def test_a_process_version_that_moved_on_fails_the_transition_and_writes_nothing
             activation.done()
     finally:
         signals.task_finished.disconnect(behind_the_engines_back)
-    pg_session.rollback()
-    pg_session.expire_all()
-    assert pg_session.get(Process, process_id).version == version  # neither the +10 nor the done
-    assert pg_session.get(Task, review_id).status == STATUS.ASSIGNED
-    trail = pg_session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == review_id)).all()
+    rebuilt.rollback()
+    rebuilt.expire_all()
+    assert rebuilt.get(Process, process_id).version == version  # neither the +10 nor the done
+    assert rebuilt.get(Task, review_id).status == STATUS.ASSIGNED
+    trail = rebuilt.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == review_id)).all()
     assert trail == ["assign"]
 
 
-def test_a_change_the_orm_must_order_is_left_to_the_flush(pg_session: Session) -> None:
+def test_a_change_the_orm_must_order_is_left_to_the_flush(rebuilt: Session) -> None:
     """A task pointed at a user who is not in the table yet: the user's INSERT comes first."""
     alice = User(username="alice", permissions=PERMISSIONS)
-    pg_session.add(alice)
-    pg_session.commit()
+    rebuilt.add(alice)
+    rebuilt.commit()
     process = FoldFlow.start.run()  # type: ignore[attr-defined]
-    task = task_of(pg_session, process, "review")
+    task = task_of(rebuilt, process, "review")
     newcomer = User(username="newcomer", permissions=PERMISSIONS)
     with Context(propagate_exception=True):
         task.activate().assign(newcomer)  # newcomer is pending: no id to write yet
-    pg_session.expire_all()
-    task = task_of(pg_session, process, "review")
+    rebuilt.expire_all()
+    task = task_of(rebuilt, process, "review")
     assert task.status == STATUS.ASSIGNED and task.owner.username == "newcomer"
-    document = pg_session.get(SearchDocument, process.id)
+    document = rebuilt.get(SearchDocument, process.id)
     assert document is not None and "newcomer" in document.body.split()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from automatic_flows import AutomaticFlow  # tests/core, on the path under pytest
+from late_writes import AutomaticFlow  # tests/core, on the path under pytest
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, TransitionNotAllowed, flow, this

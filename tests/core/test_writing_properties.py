@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy.orm import Session
+from late_writes import rebuilt_session
 from test_liveness_properties import EXAMPLES, act_on, blocks, make_flow, moves
 
 from webflow import Context, Flow
-from webflow.core import Base, create_engine, row_updates, transaction, use_session
+from webflow.core import row_updates, transaction
 from webflow.core.models import task_link
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
 
@@ -24,33 +24,27 @@ from webflow.models import Process, SearchDocument, Task, TaskEvent, User
 def play(url: str, flow_class: type[Flow], decisions: dict[str, bool], picks: list[int],
          propagate: bool) -> list[Any]:
     """Start the process in a fresh database, make the picked moves, and read every row."""
-    engine = create_engine(url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    try:
-        with Session(engine) as session, use_session(session), Context(propagate_exception=propagate):
-            root = User(username="root", is_superuser=True)
-            session.add(root)
-            session.commit()
-            process = flow_class.start.run(**decisions)  # type: ignore[attr-defined]
-            for pick in picks:
-                possible = moves(session, process)
-                if not possible:
-                    break
-                act_on(*possible[pick % len(possible)], root)
-            session.expire_all()
-            return [
-                [(p.id, p.status, p.data, p.stalled is None, p.finished is None)
-                 for p in session.scalars(sa.select(Process).order_by(Process.id))],
-                [(t.id, t.node_name, t.status, t.token, t.owner_id, t.data, t.finished is None)
-                 for t in session.scalars(sa.select(Task).order_by(Task.id))],
-                [(e.task_id, e.transition, e.from_status, e.to_status, e.user_id)
-                 for e in session.scalars(sa.select(TaskEvent).order_by(TaskEvent.id))],
-                sorted(session.execute(sa.select(task_link.c.previous_id, task_link.c.task_id)).all()),
-                [(d.process_id, d.body) for d in session.scalars(sa.select(SearchDocument))],
-            ]
-    finally:
-        engine.dispose()
+    with rebuilt_session(url) as session, Context(propagate_exception=propagate):
+        root = User(username="root", is_superuser=True)
+        session.add(root)
+        session.commit()
+        process = flow_class.start.run(**decisions)  # type: ignore[attr-defined]
+        for pick in picks:
+            possible = moves(session, process)
+            if not possible:
+                break
+            act_on(*possible[pick % len(possible)], root)
+        session.expire_all()
+        return [
+            [(p.id, p.status, p.data, p.stalled is None, p.finished is None)
+             for p in session.scalars(sa.select(Process).order_by(Process.id))],
+            [(t.id, t.node_name, t.status, t.token, t.owner_id, t.data, t.finished is None)
+             for t in session.scalars(sa.select(Task).order_by(Task.id))],
+            [(e.task_id, e.transition, e.from_status, e.to_status, e.user_id)
+             for e in session.scalars(sa.select(TaskEvent).order_by(TaskEvent.id))],
+            sorted(session.execute(sa.select(task_link.c.previous_id, task_link.c.task_id)).all()),
+            [(d.process_id, d.body) for d in session.scalars(sa.select(SearchDocument))],
+        ]
 
 
 @pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])

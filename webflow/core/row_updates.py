@@ -204,8 +204,9 @@ def parameters(groups: dict[Group, Rows]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def ctes(groups: tuple[Group, ...]) -> tuple[list[str], list[str]]:
-    """The CTEs updating each group's rows, and the count each one answers (in order)."""
+def ctes(groups: tuple[Group, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The CTEs updating each group's rows, and the count each one answers (in order;
+    tuples: the answer is cached and shared)."""
     from sqlalchemy.dialects.postgresql import psycopg
 
     from .models import Base
@@ -230,7 +231,7 @@ def ctes(groups: tuple[Group, ...]) -> tuple[list[str], list[str]]:
         parts.append(f"updated_{index} AS (UPDATE {quote(table.name)} SET {', '.join(sets)} "
                      f"FROM unnest({', '.join(arrays)}) AS u({quoted}) WHERE {where} RETURNING 1)")
         counts.append(f"(SELECT count(*) FROM updated_{index})")
-    return parts, counts
+    return tuple(parts), tuple(counts)
 
 
 def check(groups: dict[Group, Rows], matched: tuple[int, ...]) -> None:

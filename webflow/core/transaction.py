@@ -310,8 +310,8 @@ def _last_statement(links: bool, drafts: bool, documents: bool, events: bool,
     of its time). With row updates, the statement answers how many rows each matched."""
     from . import row_updates
 
-    parts, counts = row_updates.ctes(updates) if updates else ([], [])
-    parts = list(parts)
+    cte_parts, counts = row_updates.ctes(updates) if updates else ((), ())
+    parts = list(cte_parts)
     if links:
         parts.append(
             "new_links AS (INSERT INTO task_link (previous_id, task_id) "
