@@ -114,10 +114,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def client_name(clients: int, n: int) -> str:
-    """Client n of the round with ``clients`` clients (each round has users of its own: a
-    round must not find the tasks an earlier one completed gone)."""
-    return f"r{clients}c{n}"
+def client_name(round_: int, n: int) -> str:
+    """Client n of round ``round_`` (each round has users of its own: a round must not find
+    the tasks an earlier one completed gone)."""
+    return f"r{round_}c{n}"
 
 
 def tasks_per_client(clients: int, seconds: float) -> int:
@@ -133,8 +133,8 @@ def prepare(url: str, counts: list[int], seconds: float) -> None:
         hashed = User()
         hashed.set_password(PASSWORD)
         people = [("c0", 5)]  # statement_costs's
-        people += [(client_name(clients, n), tasks_per_client(clients, seconds))
-                   for clients in counts for n in range(clients)]
+        people += [(client_name(round_, n), tasks_per_client(clients, seconds))
+                   for round_, clients in enumerate(counts) for n in range(clients)]
         users = [User(username=name, permissions=["human_path.can_work"], password_hash=hashed.password_hash)
                  for name, _ in people]
         db.session.add_all(users)
@@ -216,7 +216,7 @@ def merged(clients: list[Client]) -> dict[str, list[float]]:
     return timings
 
 
-def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[str, list[float]]]:
+def webflow_round(base: str, round_: int, clients: int, seconds: float) -> tuple[int, dict[str, list[float]]]:
     """Completions of the round's clients within ``seconds`` (SystemExit if one ran out of
     tasks before the end: its rate would be capped by the tasks, not the server)."""
     done = [0] * clients
@@ -229,7 +229,7 @@ def webflow_round(base: str, clients: int, seconds: float) -> tuple[int, dict[st
         client = all_clients[n]
         client.request("login page", "/login")
         status, _ = client.request("login", "/login",
-                                   {"username": client_name(clients, n), "password": PASSWORD})
+                                   {"username": client_name(round_, n), "password": PASSWORD})
         assert status in (302, 303), f"login answered {status}"
         client.timings.clear()
         barrier.wait(30)
@@ -308,8 +308,8 @@ def main() -> None:
         try:
             print("p50/p95 in ms per request; completions (webflow) and POSTs (floor) per second")
             print(f"{'clients':>7}  {'webflow/s':>9}  {'floor/s':>7}  requests")
-            for clients in counts:
-                completed, timings = webflow_round(web_base, clients, args.seconds)
+            for round_, clients in enumerate(counts):
+                completed, timings = webflow_round(web_base, round_, clients, args.seconds)
                 posted, floor_timings = floor_round(floor_base, clients, args.seconds)
                 print(f"{clients:>7}  {completed / args.seconds:>9.1f}  {posted / args.seconds:>7.1f}  "
                       f"webflow: {describe(timings)}; floor: {describe(floor_timings)}")
