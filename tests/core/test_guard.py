@@ -8,13 +8,16 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from late_writes import rebuilt_session
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, this
-from webflow.core.models import Comment, Process, Task
+from webflow.core import guard
+from webflow.core.models import Comment, Process, Task, TaskEvent, User, task_link
 from webflow.core.sqlcount import SQLCounter
 
 #: What the failing handler does before it raises; each test sets it.
@@ -160,6 +163,9 @@ def planned(activation: Any) -> None:
     for action in actions:
         if action == "memory":
             activation.process.data = {**activation.process.data, name: True}
+        elif action == "in place":
+            activation.process.data[name] = True
+            activation.task.data[name] = "noted"
         elif action == "row":
             session.add(Comment(process_id=activation.process.id, text=f"row {name}"))
         elif action == "flush":
@@ -186,7 +192,7 @@ class ThreeHandlersFlow(Flow):
     end = flow.End()
 
 
-ACTIONS = st.lists(st.sampled_from(["memory", "row", "flush", "sql", "query"]), max_size=5)
+ACTIONS = st.lists(st.sampled_from(["memory", "in place", "row", "flush", "sql", "query"]), max_size=5)
 
 
 @settings(max_examples=int(os.environ.get("WEBFLOW_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
@@ -206,10 +212,104 @@ def test_what_stays_is_exactly_what_the_handlers_that_finished_wrote(
     process = session.get(Process, process_id)
     assert process is not None
     assert process.status == (STATUS.DONE if len(finished) == 3 else STATUS.NEW), plans
-    wrote = {name for name in finished if "memory" in plans[name][0]}
+    wrote = {name for name in finished if {"memory", "in place"} & set(plans[name][0])}
     assert {key for key in process.data if key in plans} == wrote, plans
     texts = sorted(session.scalars(sa.select(Comment.text).where(Comment.process_id == process_id)))
     expected = sorted(f"{action} {name}" for name in finished for action in plans[name][0]
                       if action in ("row", "sql"))
     assert texts == expected, plans
     session.commit()
+
+
+# -- rows left unsaved when a guard begins ------------------------------------------------------
+
+class ViewThenHandlersFlow(Flow):
+    """A person's task, then three handlers in parallel"""
+
+    start = flow.StartFunction().Next(this.review)
+    review = flow.View(lambda request: None).Next(this.split)
+    split = flow.Split().Next(this.h1).Next(this.h2).Next(this.h3)
+    h1 = flow.Handler(planned).Next(this.join)
+    h2 = flow.Handler(planned).Next(this.join)
+    h3 = flow.Handler(planned).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def every_row(session: Session) -> list[Any]:
+    session.expire_all()
+    tables = [Process.__table__, Task.__table__, TaskEvent.__table__, task_link, Comment.__table__]
+    # Times; tracebacks' line numbers; the version, which counts the row's writes.
+    volatile = {"created", "assigned", "started", "finished", "comments", "version"}
+    return [[tuple(value for key, value in row._mapping.items() if key not in volatile)
+             for row in session.execute(sa.select(table).order_by(*table.primary_key.columns))]
+            for table in tables]
+
+
+def run_plans(url: str, after_a_view: bool) -> list[Any]:
+    """The handlers run in the transaction that starts the process (everything before them
+    is unsaved: the process, the split, their own tasks) or in the one that completes a
+    person's task (the process is a saved row with unsaved changes)."""
+    with rebuilt_session(url) as session, Context(propagate_exception=False):
+        root = User(username="root", is_superuser=True)
+        session.add(root)
+        session.commit()
+        if after_a_view:
+            process = ViewThenHandlersFlow.start.run()
+            review = process.get_task(ViewThenHandlersFlow.review).activate()
+            review.assign(root)
+            review.prepare(data={"seen": True}, user=root)
+            review.done()
+        else:
+            ThreeHandlersFlow.start.run()
+        return every_row(session)
+
+
+@pytest.mark.parametrize("after_a_view", [False, True], ids=["new process", "saved process"])
+@settings(max_examples=int(os.environ.get("WEBFLOW_HYPOTHESIS_EXAMPLES", "30")), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(plans=st.fixed_dictionaries({name: st.tuples(ACTIONS, st.booleans()) for name in ("h1", "h2", "h3")}))
+def test_rows_left_unsaved_come_out_as_a_flush_before_the_guard_left_them(
+        db_url: str, monkeypatch: pytest.MonkeyPatch, after_a_view: bool,
+        plans: dict[str, tuple[list[str], bool]]) -> None:
+    """Whatever the handlers do and whichever of them fail, leaving the rows before a guard
+    unsaved stores exactly what flushing them at its start stored."""
+    PLANS.clear()
+    PLANS.update(plans)
+    unsaved = run_plans(db_url, after_a_view)
+    with monkeypatch.context() as patch:
+        patch.setattr(guard, "LEAVE_UNSAVED", False)
+        flushed = run_plans(db_url, after_a_view)
+    assert unsaved == flushed, plans
+
+
+def test_a_failed_node_leaves_the_rows_before_it_unsaved_and_whole(session: Session) -> None:
+    """The failing handler ran after a flush inside it wrote the rows left unsaved at its
+    start: the rollback takes them out of the table, and the session holds them again,
+    pending, with what they held at the start; the commit stores them."""
+    PLANS.clear()
+    PLANS.update({"h1": (["in place"], False), "h2": (["in place", "query"], True), "h3": ([], False)})
+    counter = SQLCounter(session.get_bind())  # type: ignore[arg-type]
+    counter.start()
+    with Context(propagate_exception=False):
+        process = ThreeHandlersFlow.start.run()
+    counter.stop()
+    counter.close()
+    assert any(s.startswith("ROLLBACK TO") for s in counter.statements)  # the query flushed inside h2
+    tasks = tasks_by_node(session, process.id)
+    assert tasks["h2"].status == STATUS.ERROR and "h2 failed as planned" in tasks["h2"].comments
+    assert tasks["h1"].status == tasks["h3"].status == STATUS.DONE
+    assert tasks["h1"].data == {"h1": "noted"} and tasks["h2"].data in ({}, None)
+    stored = session.get(Process, process.id)
+    assert stored is not None and stored.data == {"h1": True}
+    assert {t.node_name for t in stored.tasks} == {"start", "split", "h1", "h2", "h3", "join"}
+
+
+def test_a_handler_that_changes_data_in_place_after_a_failure_is_saved(session: Session) -> None:
+    """The process put back after a failure still notices a change of its data in place."""
+    PLANS.clear()
+    PLANS.update({"h1": (["query"], True), "h2": (["in place"], False), "h3": (["in place"], False)})
+    with Context(propagate_exception=False):
+        process_id = ThreeHandlersFlow.start.run().id
+    stored = session.get(Process, process_id)
+    assert stored is not None and stored.data == {"h2": True, "h3": True}

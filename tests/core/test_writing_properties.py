@@ -1,8 +1,8 @@
 """Property: the engine's late writes (ids before the INSERT, UPDATEs riding on the last
-statement) store exactly the rows the flush-per-node way stored, whatever the shape of the
-flow (splits, joins, ifs, branches that end early or stop) and whatever people do to its
-tasks (complete, cancel, undo, in any order), under both error policies, on SQLite and
-PostgreSQL."""
+statement, rows left unsaved across the web policy's savepoints) store exactly the rows the
+flush-per-node way stored, whatever the shape of the flow (splits, joins, ifs, branches
+that end early or stop) and whatever people do to its tasks (complete, cancel, undo, in any
+order), under both error policies, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from late_writes import rebuilt_session
 from test_liveness_properties import EXAMPLES, act_on, blocks, make_flow, moves
 
 from webflow import Context, Flow
-from webflow.core import row_updates, transaction
+from webflow.core import guard, row_updates, transaction
 from webflow.core.models import task_link
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
 
@@ -58,5 +58,6 @@ def test_late_writes_store_what_a_flush_per_node_stored(db_url: str, monkeypatch
     with monkeypatch.context() as patch:
         patch.setattr(row_updates, "ENABLED", False)
         patch.setattr(transaction, "RESERVE_IDS", False)
+        patch.setattr(guard, "LEAVE_UNSAVED", False)
         flushed = play(db_url, flow_class, decisions, picks, propagate)
     assert late == flushed

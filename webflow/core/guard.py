@@ -9,37 +9,53 @@ SQLAlchemy's ``begin_nested`` sends ``SAVEPOINT`` at once and flushes again befo
 
 A ``Guard`` instead:
 
-- flushes what came before it (that belongs to the enclosing transaction or guard);
+- leaves unsaved what came before it, when that is only processes and tasks being inserted
+  or updated (the engine's own rows, which is what a node normally finds): it notes what
+  each of them holds (a copy of its columns, and which columns are unsaved changes), so a
+  failure can put them back without a statement. Anything else unsaved (another model's
+  rows, a deletion) is flushed first, as before: that belongs to the enclosing transaction
+  or guard, and only a flush keeps it apart from what the block does;
 - notes a savepoint on the connection that is sent only when a statement other than a
   SELECT is about to run inside it (a flush, the caller's own SQL): before that
-  statement, in order, with every enclosing guard's savepoint not sent yet;
+  statement, in order, with every enclosing guard's savepoint not sent yet. A flush inside
+  the block therefore writes the rows left unsaved at the guard's start *inside* the
+  savepoint, next to the block's own;
 - on success, sends ``RELEASE`` only if its savepoint was sent, and does not flush: what
   the block changed in memory goes with the next flush, in the enclosing scope;
 - on failure, sends ``ROLLBACK TO`` only if its savepoint was sent, and undoes in memory
   what the block did: objects it added are expunged (pending, or inserted by a flush
-  inside it), objects it changed are expired, so they are read again as they were when
-  the guard began (the database holds that state: the guard flushed on entry).
+  inside it), objects it changed that were saved when it began are expired, so they are
+  read again as they were then; the rows left unsaved at its start get their noted
+  columns back and are unsaved again (a row a flush inside the block inserted, and the
+  rollback took out again, is pending once more; a row it updated has its noted changes
+  marked to be written again).
 
 The database sees exactly what a savepoint around the block would have made of it; the
 session is left as SQLAlchemy's own rollback of a nested transaction leaves it, but for one
 case the engine never meets: a row that a flush inside the block deleted is back in the
 table after the rollback, and no longer held by the session (read it again to use it).
+Under the web policy a flow of automatic nodes therefore writes its rows once, at the end,
+as under the code policy, instead of once per node.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
+import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, attributes, make_transient
 
 #: On a DBAPI connection's info: the open guards' savepoints, [name, sent] each, outermost first.
 SAVEPOINTS = "webflow_savepoints"
 #: On a session's info: the open guards, outermost first (each notes what flushes inside it wrote).
 GUARDS = "webflow_guards"
+#: Off: every guard flushes what came before it (the earlier way, which the tests compare
+#: with this one).
+LEAVE_UNSAVED = True
 
 
 class Guard:
@@ -47,7 +63,10 @@ class Guard:
     ``release()`` or ``roll_back()`` (Activation.exception_guard)."""
 
     def __init__(self, session: Session) -> None:
-        session.flush()  # what came before the guard is not the guard's to undo
+        held = _unsaved_engine_rows(session) if LEAVE_UNSAVED else None
+        if held is None:
+            session.flush()  # what came before the guard is not the guard's to undo
+            held = []
         self.session = session
         self.connection = session.connection()
         if self.connection.engine not in _engines:
@@ -59,6 +78,7 @@ class Guard:
         self.guards.append(self)
         self.inserted: list[Any] = []  # rows flushes inside the guard inserted
         self.updated: list[Any] = []   # and updated or deleted
+        self.before = [_Unsaved(obj) for obj in held]  # rows left unsaved at the start
 
     def _close(self) -> bool:
         """Forget the guard; True when its savepoint reached the database."""
@@ -82,15 +102,183 @@ class Guard:
             self.connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {self.entry[0]}")
             self.connection.exec_driver_sql(f"RELEASE SAVEPOINT {self.entry[0]}")
         session = self.session
-        for obj in [*session.new, *self.inserted]:
-            if obj in session:
-                session.expunge(obj)
-        for obj in [*session.dirty, *session.deleted, *self.updated]:
-            if obj in session:
+        kept = {id(before.obj) for before in self.before}
+        gone: set[int] = set()
+        with session.no_autoflush:  # nothing is written while the session is half restored
+            for obj in [*session.new, *self.inserted]:
+                if id(obj) not in kept and obj in session:
+                    session.expunge(obj)
+                    gone.add(id(obj))
+            for obj in [*session.dirty, *session.deleted, *self.updated]:
+                if id(obj) in kept or obj not in session:
+                    continue
                 if obj in session.deleted:
                     session.expunge(obj)  # a deletion it asked for is dropped with the rest
                 else:
                     session.expire(obj)
+            for before in self.before:  # first: no cascade below may reach a row that is gone
+                before.forget(gone)
+            for before in self.before:
+                before.restore(session)
+
+
+_ENGINE_CLASSES: tuple[type, ...] = ()
+
+
+def _unsaved_engine_rows(session: Session) -> list[Any] | None:
+    """The objects with unsaved changes, when every one is a process or a task being
+    inserted or updated; None when anything else is unsaved (it must be flushed first)."""
+    global _ENGINE_CLASSES
+    if not _ENGINE_CLASSES:
+        from .models import Process, Task
+
+        _ENGINE_CLASSES = (Process, Task)
+    if session.deleted:
+        return None
+    held = [*session.new, *session.dirty]
+    for obj in held:
+        if type(obj) not in _ENGINE_CLASSES:
+            return None
+    return held
+
+
+class _Shape(NamedTuple):
+    """What the guard needs to know of a mapped class."""
+
+    columns: tuple[str, ...]
+    references: tuple[str, ...]    # writable relationships to one row (task.process)
+    collections: tuple[str, ...]   # and to many (process.tasks)
+    mutable: frozenset[str]        # columns of mutable JSON
+
+
+_shapes: dict[type, _Shape] = {}
+
+
+def _shape(cls: type) -> _Shape:
+    if cls not in _shapes:
+        from .models import MutableJSONType
+
+        mapper: Any = sa.inspect(cls)
+        writable = [rel for rel in mapper.relationships if not rel.viewonly]
+        _shapes[cls] = _Shape(
+            columns=tuple(prop.key for prop in mapper.column_attrs),
+            references=tuple(rel.key for rel in writable if not rel.uselist),
+            collections=tuple(rel.key for rel in writable if rel.uselist),
+            # MutableDict.as_mutable tracks the columns declared with that very type object.
+            mutable=frozenset(prop.key for prop in mapper.column_attrs
+                              if prop.columns[0].type is MutableJSONType),
+        )
+    return _shapes[cls]
+
+
+def _copied(value: Any) -> Any:
+    """A JSON value's own copy (dicts and lists all the way down; the rest is immutable)."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
+
+
+class _Unsaved:
+    """A process or task that had unsaved changes when a guard began: its columns then,
+    and which of them were the unsaved changes (all of them for a row not inserted yet)."""
+
+    __slots__ = ("obj", "pending", "values", "changed", "order")
+
+    def __init__(self, obj: Any) -> None:
+        state = sa.inspect(obj)
+        shape = _shape(type(obj))
+        self.obj = obj
+        self.pending = state.key is None
+        # Everything the row holds (relationships too: restore reads only the columns);
+        # a copy of what can change in place. Scalars are immutable.
+        self.values = values = dict(state.dict)
+        for key in shape.mutable:
+            if key in values:
+                values[key] = _copied(values[key])
+        self.changed = [key for key in state.committed_state if key not in shape.collections]
+        self.order = state.insert_order
+
+    def forget(self, gone: set[int]) -> None:
+        """Drop the references to rows the block added (they left the session)."""
+        if not gone:
+            return
+        state = sa.inspect(self.obj)
+        shape = _shape(type(self.obj))
+        for key in shape.collections:
+            value = state.dict.get(key)
+            if value is not None and any(id(item) in gone for item in value):
+                attributes.set_committed_value(self.obj, key, [i for i in value if id(i) not in gone])
+        for key in shape.references:
+            value = state.dict.get(key)
+            if value is not None and id(value) in gone:
+                attributes.set_committed_value(self.obj, key, None)
+        # Appends to a collection not loaded yet wait in the state until it loads (a new
+        # task's backref to its process's tasks): a row that is gone is not appended.
+        for waiting in state.__dict__.get("_pending_mutations", {}).values():
+            for item in [item for item in waiting.added_items if id(item) in gone]:
+                waiting.added_items.remove(item)
+
+    def restore(self, session: Session) -> None:
+        obj = self.obj
+        state = sa.inspect(obj)
+        shape = _shape(type(obj))
+        values = self.values
+        if self.pending:
+            if state.key is not None:  # a flush inside the block inserted it: rolled back
+                make_transient(obj)
+            for key in shape.columns:
+                if key == "id":
+                    continue  # an id given inside the block is kept: the counter has moved on
+                if key in values:
+                    setattr(obj, key, _copied(values[key]))
+                else:
+                    state.dict.pop(key, None)
+            for key in shape.references:
+                if key not in values:
+                    state.dict.pop(key, None)
+                elif state.dict.get(key) is not values[key]:
+                    setattr(obj, key, values[key])
+                # The foreign key comes from the relationship at the INSERT (a flush
+                # fills it in): what it points at is to be written again.
+                if state.dict.get(key) is not None:
+                    attributes.flag_modified(obj, key)
+            if obj not in session:
+                session.add(obj)
+                from .transaction import current_unit_of_work
+
+                uow = current_unit_of_work()
+                if uow is not None and uow.session is session and obj.id is not None:
+                    uow.reserved.append(obj)  # its id is taken: it goes in before others' rows
+            return
+        if obj not in session:  # a deletion inside the block (never the engine's own)
+            session.add(obj)
+        # The noted columns as they were, with no history; then the noted changes marked
+        # to be written (the database holds the row as it was before them).
+        for key in shape.columns:
+            if key in values:
+                value = _copied(values[key])
+                if key in shape.mutable:
+                    value = _tracked(state, key, value)
+                attributes.set_committed_value(obj, key, value)
+            elif key in state.dict:
+                session.expire(obj, [key])  # read by the block: read again as saved
+        for key in shape.references:
+            if key in values and state.dict.get(key) is not values[key]:
+                attributes.set_committed_value(obj, key, values[key])
+        for key in self.changed:
+            attributes.flag_modified(obj, key)
+
+
+def _tracked(state: Any, key: str, value: dict[str, Any]) -> Any:
+    """The mutable JSON value as a MutableDict its row listens to (set_committed_value
+    bypasses the events that would coerce it)."""
+    from sqlalchemy.ext.mutable import MutableDict
+
+    tracked: Any = MutableDict.coerce(key, value)
+    tracked._parents[state] = key
+    return tracked
 
 
 def _note_flush(session: Session, flush_context: Any) -> None:
