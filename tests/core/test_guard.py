@@ -223,17 +223,11 @@ def test_what_stays_is_exactly_what_the_handlers_that_finished_wrote(
 
 # -- rows left unsaved when a guard begins ------------------------------------------------------
 
-class ViewThenHandlersFlow(Flow):
+class ViewThenHandlersFlow(ThreeHandlersFlow):
     """A person's task, then three handlers in parallel"""
 
     start = flow.StartFunction().Next(this.review)
     review = flow.View(lambda request: None).Next(this.split)
-    split = flow.Split().Next(this.h1).Next(this.h2).Next(this.h3)
-    h1 = flow.Handler(planned).Next(this.join)
-    h2 = flow.Handler(planned).Next(this.join)
-    h3 = flow.Handler(planned).Next(this.join)
-    join = flow.Join().Next(this.end)
-    end = flow.End()
 
 
 def every_row(session: Session) -> list[Any]:
