@@ -356,7 +356,8 @@ def write_documents(session: Session, documents: list[dict[str, Any]]) -> None:
     if not documents:
         return
     rows = [{"doc_id": d["process_id"], "doc_body": d["body"]} for d in documents]
-    session.execute(_documents_upsert(session.get_bind().dialect.name), rows)
+    # The connection, not the session: a bulk upsert of plain rows needs no ORM execution.
+    session.connection().execute(_documents_upsert(session.get_bind().dialect.name), rows)
 
 
 def refresh_documents(session: Session, process_ids: Iterable[int]) -> None:
