@@ -1,5 +1,7 @@
-"""PostgreSQL: the UPDATEs of process and task rows, sent with the transaction's last
-statement instead of a flush of their own.
+"""The UPDATEs of process and task rows, sent by the engine instead of the ORM's flush:
+on PostgreSQL with the transaction's last statement, on SQLite (which has no
+data-modifying CTE) as one statement per table and set of changed columns, all its rows at
+once (``send``), which skips the ORM's unit of work for rows whose changes are plain.
 
 A human transition changes two rows that exist already (the task; the process's version,
 status or data), and the ORM sends an UPDATE for each: two statements and two round trips
@@ -242,3 +244,26 @@ def check(groups: dict[Group, Rows], matched: tuple[int, ...]) -> None:
             raise StaleDataError(
                 f"UPDATE of table '{group.table}' expected to match {len(rows.ids)} row(s); "
                 f"{count} matched (ids {rows.ids})")
+
+
+@functools.lru_cache(maxsize=256)
+def _update_text(group: Group) -> str:
+    """SQLite: the group's UPDATE as one statement run for each row (executemany)."""
+    sets = [f'"{name}" = ?' for name in group.columns]
+    where = "id = ?"
+    if group.versioned:
+        sets.append("version = version + 1")
+        where += " AND version = ?"
+    return f'UPDATE "{group.table}" SET {", ".join(sets)} WHERE {where}'
+
+
+def send(connection: Any, groups: dict[Group, Rows]) -> None:
+    """SQLite (no data-modifying CTE): each group's UPDATE on its own, all its rows at once,
+    checked as the CTEs are."""
+    matched = []
+    for group, rows in groups.items():
+        params = [(*(rows.values[name][i] for name in group.columns), row_id,
+                   *((rows.versions[i],) if group.versioned else ()))
+                  for i, row_id in enumerate(rows.ids)]
+        matched.append(connection.exec_driver_sql(_update_text(group), params).rowcount)
+    check(groups, tuple(matched))

@@ -103,13 +103,13 @@ class UnitOfWork:
 
         dialect = self._dialect()
         updates: dict[Any, Any] = {}
-        if dialect == "postgresql":
+        if dialect in ("postgresql", "sqlite"):
             from .queries import process_tasks
 
             # The processes whose document changes: those this unit of work locked have
             # their tasks read now (one statement, as reading the document would be), so
             # that the document is built from memory and their rows' UPDATEs can go with
-            # the last statement (row_updates).
+            # the last statement (row_updates; on SQLite, statements of their own).
             for process in search.note_changes(self.session):
                 if process.id in self.locked and sa.inspect(process).persistent:
                     process_tasks(self.session, process)
@@ -137,6 +137,8 @@ class UnitOfWork:
             if updates:
                 row_updates.check(updates, tuple(result.one()))
             return
+        if updates:
+            row_updates.send(connection, updates)
         if links:
             connection.execute(_links_insert(dialect), links)
         if drafts:
