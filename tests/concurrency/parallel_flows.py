@@ -274,6 +274,22 @@ class AutomaticFlow(Flow):
     end = flow.End()
 
 
+def mark_or_fail(activation: Any) -> None:
+    """``mark``, then for an odd ``n``: a query (it flushes the rows the node's guard left
+    unsaved, inside its savepoint) and a failure, which must take all of that back."""
+    mark(activation)
+    if activation.process.data["n"] % 2:
+        activation.session.scalar(sa.select(sa.func.count()).select_from(Task)
+                                  .where(Task.process_id == activation.process.id))
+        raise RuntimeError("odd processes fail here")
+
+
+class FailingRightFlow(AutomaticFlow):
+    """The automatic flow whose right branch fails in every other process"""
+
+    right = flow.Handler(mark_or_fail).Next(this.join)
+
+
 def start_automatic(url: str, flow_path: str, count: int, propagate: bool, worker: int,
                     barrier: Any, results: Any) -> None:
     """Child process: wait for the others, then start ``count`` processes one after another."""

@@ -3,13 +3,15 @@
 New processes and tasks take their ids before their INSERT (PostgreSQL: from the
 sequences; SQLite: after the tables' largest, read under the write lock). Four children
 start automatic processes behind a Barrier, under both error policies; every process ends
-DONE with its own eight tasks, in the order they were created, and nothing is lost."""
+DONE with its own eight tasks, in the order they were created, and nothing is lost. Under
+the web policy, a branch that fails in every other process after a flush inside its node
+leaves that process waiting with the failure, and nothing of the branch is stored."""
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from parallel_flows import AutomaticFlow, start_automatic
+from parallel_flows import AutomaticFlow, FailingRightFlow, start_automatic
 
 from webflow import STATUS
 from webflow.models import Process, Task
@@ -48,3 +50,31 @@ def test_processes_started_at_once_each_get_their_own_rows(db_url, session, chil
             k: ids[k] for k in ("left", "right", "last")}  # each handler saw its own task's id
         join = next(t for t in mine if t.node_name == "join")
         assert sorted(p.node_name for p in join.previous) == ["left", "right"]
+
+
+def test_nodes_failing_at_once_in_several_processes_leave_only_their_error(db_url, session,  # type: ignore[no-untyped-def]
+                                                                           children):
+    reports = children.run(
+        start_automatic,
+        lambda n, barrier, results: (db_url, FailingRightFlow.path(), EACH, False, n, barrier, results),
+        WORKERS,
+    )
+    started = [process_id for report in reports for process_id in report["started"]]
+    assert len(started) == len(set(started)) == WORKERS * EACH
+
+    session.rollback()
+    processes = session.scalars(sa.select(Process).order_by(Process.id)).all()
+    assert [p.id for p in processes] == sorted(started)
+    for process in processes:
+        tasks = session.scalars(sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)).all()
+        statuses = {t.node_name: t.status for t in tasks}
+        if process.data["n"] % 2:
+            assert process.status == STATUS.NEW and "right" not in process.data
+            assert [t.node_name for t in tasks] == ["start", "split", "left", "right", "join"]
+            assert statuses["right"] == STATUS.ERROR and statuses["join"] == STATUS.STARTED
+            right = next(t for t in tasks if t.node_name == "right")
+            assert "odd processes fail here" in right.comments
+        else:
+            assert process.status == STATUS.DONE and [t.node_name for t in tasks] == ORDER
+            assert set(statuses.values()) == {STATUS.DONE}
+            assert process.data["right"] == next(t.id for t in tasks if t.node_name == "right")

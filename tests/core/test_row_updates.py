@@ -39,8 +39,6 @@ class FoldFlow(Flow):
 PERMISSIONS = ["fold_flow.can_review", "fold_flow.can_audit"]
 
 
-
-
 def task_of(session: Session, process: Process, node: str) -> Task:
     session.expire_all()
     return session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == node)

@@ -47,7 +47,11 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, attributes, make_transient
+
+from .models import MutableJSONType, Process, Task
+from .transaction import current_unit_of_work
 
 #: On a DBAPI connection's info: the open guards' savepoints, [name, sent] each, outermost first.
 SAVEPOINTS = "webflow_savepoints"
@@ -122,23 +126,14 @@ class Guard:
                 before.restore(session)
 
 
-_ENGINE_CLASSES: tuple[type, ...] = ()
-
-
 def _unsaved_engine_rows(session: Session) -> list[Any] | None:
     """The objects with unsaved changes, when every one is a process or a task being
     inserted or updated; None when anything else is unsaved (it must be flushed first)."""
-    global _ENGINE_CLASSES
-    if not _ENGINE_CLASSES:
-        from .models import Process, Task
-
-        _ENGINE_CLASSES = (Process, Task)
     if session.deleted:
         return None
     held = [*session.new, *session.dirty]
-    for obj in held:
-        if type(obj) not in _ENGINE_CLASSES:
-            return None
+    if any(type(obj) not in (Process, Task) for obj in held):
+        return None
     return held
 
 
@@ -156,8 +151,6 @@ _shapes: dict[type, _Shape] = {}
 
 def _shape(cls: type) -> _Shape:
     if cls not in _shapes:
-        from .models import MutableJSONType
-
         mapper: Any = sa.inspect(cls)
         writable = [rel for rel in mapper.relationships if not rel.viewonly]
         _shapes[cls] = _Shape(
@@ -184,7 +177,7 @@ class _Unsaved:
     """A process or task that had unsaved changes when a guard began: its columns then,
     and which of them were the unsaved changes (all of them for a row not inserted yet)."""
 
-    __slots__ = ("obj", "pending", "values", "changed", "order")
+    __slots__ = ("obj", "pending", "values", "changed")
 
     def __init__(self, obj: Any) -> None:
         state = sa.inspect(obj)
@@ -198,7 +191,6 @@ class _Unsaved:
             if key in values:
                 values[key] = _copied(values[key])
         self.changed = [key for key in state.committed_state if key not in shape.collections]
-        self.order = state.insert_order
 
     def forget(self, gone: set[int]) -> None:
         """Drop the references to rows the block added (they left the session)."""
@@ -246,8 +238,6 @@ class _Unsaved:
                     attributes.flag_modified(obj, key)
             if obj not in session:
                 session.add(obj)
-                from .transaction import current_unit_of_work
-
                 uow = current_unit_of_work()
                 if uow is not None and uow.session is session and obj.id is not None:
                     uow.reserved.append(obj)  # its id is taken: it goes in before others' rows
@@ -274,8 +264,6 @@ class _Unsaved:
 def _tracked(state: Any, key: str, value: dict[str, Any]) -> Any:
     """The mutable JSON value as a MutableDict its row listens to (set_committed_value
     bypasses the events that would coerce it)."""
-    from sqlalchemy.ext.mutable import MutableDict
-
     tracked: Any = MutableDict.coerce(key, value)
     tracked._parents[state] = key
     return tracked
