@@ -21,12 +21,12 @@ EACH = 10
 ORDER = ["start", "split", "left", "right", "join", "check", "last", "end"]
 
 
-@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
-def test_processes_started_at_once_each_get_their_own_rows(db_url, session, children,  # type: ignore[no-untyped-def]
-                                                           propagate):
+def started_at_once(db_url, session, children, flow_class, propagate):  # type: ignore[no-untyped-def]
+    """WORKERS children start EACH processes of the flow behind a barrier: the processes,
+    read back, after checking that each child's ids are its own and every one is stored."""
     reports = children.run(
         start_automatic,
-        lambda n, barrier, results: (db_url, AutomaticFlow.path(), EACH, propagate, n, barrier, results),
+        lambda n, barrier, results: (db_url, flow_class.path(), EACH, propagate, n, barrier, results),
         WORKERS,
     )
     started = [process_id for report in reports for process_id in report["started"]]
@@ -35,6 +35,13 @@ def test_processes_started_at_once_each_get_their_own_rows(db_url, session, chil
     session.rollback()
     processes = session.scalars(sa.select(Process).order_by(Process.id)).all()
     assert [p.id for p in processes] == sorted(started)
+    return processes
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+def test_processes_started_at_once_each_get_their_own_rows(db_url, session, children,  # type: ignore[no-untyped-def]
+                                                           propagate):
+    processes = started_at_once(db_url, session, children, AutomaticFlow, propagate)
     tasks = session.scalars(sa.select(Task).order_by(Task.id)).all()
     assert len(tasks) == WORKERS * EACH * len(ORDER)
     by_process: dict[int, list[Task]] = {}
@@ -54,17 +61,7 @@ def test_processes_started_at_once_each_get_their_own_rows(db_url, session, chil
 
 def test_nodes_failing_at_once_in_several_processes_leave_only_their_error(db_url, session,  # type: ignore[no-untyped-def]
                                                                            children):
-    reports = children.run(
-        start_automatic,
-        lambda n, barrier, results: (db_url, FailingRightFlow.path(), EACH, False, n, barrier, results),
-        WORKERS,
-    )
-    started = [process_id for report in reports for process_id in report["started"]]
-    assert len(started) == len(set(started)) == WORKERS * EACH
-
-    session.rollback()
-    processes = session.scalars(sa.select(Process).order_by(Process.id)).all()
-    assert [p.id for p in processes] == sorted(started)
+    processes = started_at_once(db_url, session, children, FailingRightFlow, False)
     for process in processes:
         tasks = session.scalars(sa.select(Task).where(Task.process_id == process.id).order_by(Task.id)).all()
         statuses = {t.node_name: t.status for t in tasks}
