@@ -5,7 +5,11 @@
 
 Two flows: the human path (StartFunction -> View -> End, driven as three transactions:
 start; assign; prepare + done) and the automatic path (StartFunction -> Split -> 2
-Handlers -> Join -> If -> Handler -> End, in the call that starts it). viewflow
+Handlers -> Join -> If -> Handler -> End, in the call that starts it). A third row,
+``caller``, runs the human path's lookups alone (the user and the task read back before
+each transition, as a request does) with no transition: each side's caller costs this
+much whatever its engine does, so webflow's caller rate over viewflow's human rate is the
+ceiling of the human ratio (printed after it). viewflow
 (AGPL) runs in a virtualenv of its own (``--venv``, created with pip when missing, never
 in the repository) behind our harness in ``bench/viewflow_harness`` (Django settings, the
 two flows written for viewflow's API, a driver reading commands on stdin). Each round
@@ -67,6 +71,8 @@ class WebflowSide:
         self.session.add(user)
         self.session.commit()
         self.user_id = user.id
+        with use_session(self.session), Context():
+            self.caller_process = HumanFlow.start.run()  # type: ignore[attr-defined]
 
     def human(self) -> None:
         session = self.session
@@ -83,6 +89,19 @@ class WebflowSide:
 
     def auto(self) -> None:
         AutoFlow.start.run()  # type: ignore[attr-defined]
+
+    def caller(self) -> None:
+        """The human path's lookups alone, in the transactions the path has them in, each
+        ended by a COMMIT where its transition would commit: the caller's own cost."""
+        session = self.session
+        session.get(User, self.user_id)
+        session.commit()
+        task_id = session.scalar(sa.select(Task.id).where(Task.process_id == self.caller_process.id,
+                                                          Task.node_name == "work"))
+        for _ in range(2):  # before assign, then before prepare + done
+            session.get(User, self.user_id)
+            session.get(Task, task_id)
+            session.commit()
 
     def run(self, path: str, n: int, propagate: bool) -> float:
         with use_session(self.session), Context(propagate_exception=propagate):
@@ -144,7 +163,7 @@ class ViewflowSide:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--flows", default="human,auto")
+    parser.add_argument("--flows", default="human,auto,caller")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--processes", type=int, default=200, help="processes per round and side")
     parser.add_argument("--venv", default=os.environ.get("VIEWFLOW_VENV", "/tmp/vf-venv"),
@@ -160,8 +179,11 @@ def main() -> None:
                 scratch_database(kind, "bench_viewflow", folder) as theirs_url:
             ours, theirs = WebflowSide(ours_url), ViewflowSide(python, theirs_url)
             try:
+                viewflow_human: list[float] = []  # its rounds under both policies' rows
                 for path in args.flows.split(","):
-                    for policy, propagate in (("code", True), ("web", False)):
+                    # The caller's lookups run no engine code: one row, no policy.
+                    for policy, propagate in ((("-", True),) if path == "caller"
+                                              else (("code", True), ("web", False))):
                         ours.run(path, 20, propagate)  # warm
                         mine: list[float] = []
                         other: list[float] = []
@@ -176,10 +198,19 @@ def main() -> None:
                         their_sql, their_trips = theirs.count(path)
                         rate, their_rate = statistics.median(mine), statistics.median(other)
                         trips = "" if our_trips is None else f"{our_trips} vs {their_trips}"
-                        label = f"policy {policy}"
+                        label = "-" if path == "caller" else f"policy {policy}"
                         print(f"{kind:<10} {path:<6} {label:<12} {rate:>11.1f} {their_rate:>10.1f} "
                               f"{rate / their_rate:>5.2f}x  {our_sql:>11} {their_sql:>12}  {trips:>11}",
                               flush=True)
+                        if path == "human":
+                            viewflow_human += other
+                        if path == "caller" and viewflow_human:
+                            # With transitions that cost nothing, a human process would take
+                            # the caller's time alone: the most any engine behind this caller
+                            # could show against viewflow's human path.
+                            ceiling = rate / statistics.median(viewflow_human)
+                            print(f"{kind:<10} ceiling of the human ratio (webflow's caller alone "
+                                  f"against viewflow's human path): {ceiling:.2f}x", flush=True)
             finally:
                 ours.close()
                 theirs.close()

@@ -1,12 +1,13 @@
 """Drive viewflow for bench_side_by_side.py: run with the viewflow virtualenv's python.
 
 Reads commands on stdin, one per line, and answers each with one JSON line:
-``run human|auto N`` runs N processes and answers the seconds; ``count human|auto`` runs
+``run human|auto|caller N`` runs N processes and answers the seconds; ``count PATH`` runs
 one process with every statement counted (the same rules as webflow.core.sqlcount:
 statements sent through the cursor, psycopg's implicit BEGIN and each COMMIT; round trips
 from libpq's trace on PostgreSQL). The human path is three transactions, each the way a
 viewflow page runs it (``transaction.atomic()`` and ``task.activation()``, which locks the
-process and re-reads the task): start; assign; start + execute the View task.
+process and re-reads the task): start; assign; start + execute the View task. ``caller``
+is the human path's lookups with no transition (the caller's own cost).
 """
 
 import json
@@ -76,53 +77,64 @@ class Counter:
             return sum(1 for line in trace if line.startswith(b"B") and b"\tReadyForQuery" in line)
 
 
-def human_path(user_id, counter=None, spent=None):
-    def begin():
-        if counter is not None:
-            counter.statements, counter.active = [], True
-            return counter.ready()
-        return 0
+def counted(path):
+    """The path with every statement it sends counted when a counter is given (the
+    caller's lookups included, as webflow's side counts them)."""
 
-    def end(name, trips_before):
-        if counter is not None:
+    def run(user_id, counter=None, spent=None):
+        if counter is None:
+            return path(user_id)
+        counter.statements, counter.active = [], True
+        mark = counter.ready()
+        try:
+            return path(user_id)
+        finally:
             counter.active = False
-            spent[name] = (counter.statements, counter.ready() - trips_before if counter.postgresql else None)
+            spent["path"] = (counter.statements, counter.ready() - mark if counter.postgresql else None)
 
+    return run
+
+
+@counted
+def human_path(user_id):
     user = User.objects.get(pk=user_id)  # the caller's lookups, as in a request
-    mark = begin()
     with transaction.atomic():
         process = HumanFlow.start.run()
-    end("start", mark)
     task = Task.objects.get(process=process, flow_task=HumanFlow.work)
     user = User.objects.get(pk=user_id)
-    mark = begin()
     with transaction.atomic(), task.activation() as activation:
         activation.assign(user)
-    end("assign", mark)
     task = Task.objects.get(pk=task.pk)
     user = User.objects.get(pk=user_id)
-    mark = begin()
     with transaction.atomic(), task.activation() as activation:
         activation.start(None)
         activation.process.data = {**activation.process.data, "note": "ok"}
         activation.process.save()
         activation.execute()
-    end("done", mark)
 
 
-def auto_path(user_id, counter=None, spent=None):
-    mark = 0
-    if counter is not None:
-        counter.statements, counter.active = [], True
-        mark = counter.ready()
+@counted
+def caller_path(user_id):
+    """The human path's lookups alone, on a process started once (CALLER_PROCESS): what
+    the caller costs with no transition at all (Django reads in autocommit)."""
+    process = CALLER_PROCESS[0]
+    User.objects.get(pk=user_id)
+    task = Task.objects.get(process=process, flow_task=HumanFlow.work)
+    User.objects.get(pk=user_id)
+    task = Task.objects.get(pk=task.pk)
+    User.objects.get(pk=user_id)
+
+
+@counted
+def auto_path(user_id):
     with transaction.atomic():
         AutoFlow.start.run()
-    if counter is not None:
-        counter.active = False
-        spent["run"] = (counter.statements, counter.ready() - mark if counter.postgresql else None)
 
 
-PATHS = {"human": human_path, "auto": auto_path}
+CALLER_PROCESS = []
+
+
+PATHS = {"human": human_path, "auto": auto_path, "caller": caller_path}
 
 
 def main():
@@ -130,6 +142,8 @@ def main():
     user_id = User.objects.create(username="worker").pk
     counter = Counter()
     counter.trace()
+    with transaction.atomic():
+        CALLER_PROCESS.append(HumanFlow.start.run())
     for path in PATHS.values():  # warm
         for _ in range(5):
             path(user_id)
