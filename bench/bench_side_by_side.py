@@ -45,7 +45,7 @@ from scratch import scratch_database  # noqa: E402
 
 from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
 from webflow.core.sqlcount import SQLCounter  # noqa: E402
-from webflow.models import Task, User  # noqa: E402
+from webflow.models import Process, Task, User  # noqa: E402
 
 VIEWFLOW = ["django-viewflow==2.4.0", "django<6", "psycopg[binary]"]
 
@@ -72,7 +72,9 @@ class WebflowSide:
         self.session.commit()
         self.user_id = user.id
         with use_session(self.session), Context():
-            self.caller_process = HumanFlow.start.run()  # type: ignore[attr-defined]
+            # Only its id is kept: a process held here would sit in the session's identity
+            # map through every other path's commits.
+            self.caller_process_id = HumanFlow.start.run().id  # type: ignore[attr-defined]
 
     def human(self) -> None:
         session = self.session
@@ -96,7 +98,10 @@ class WebflowSide:
         session = self.session
         session.get(User, self.user_id)
         session.commit()
-        task_id = session.scalar(sa.select(Task.id).where(Task.process_id == self.caller_process.id,
+        # The human path reads the process back here: its id, expired by the start's commit.
+        process = session.get(Process, self.caller_process_id)
+        assert process is not None
+        task_id = session.scalar(sa.select(Task.id).where(Task.process_id == process.id,
                                                           Task.node_name == "work"))
         for _ in range(2):  # before assign, then before prepare + done
             session.get(User, self.user_id)
