@@ -45,7 +45,7 @@ from scratch import scratch_database  # noqa: E402
 
 from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
 from webflow.core.sqlcount import SQLCounter  # noqa: E402
-from webflow.models import Process, Task, User  # noqa: E402
+from webflow.models import Task, User  # noqa: E402
 
 VIEWFLOW = ["django-viewflow==2.4.0", "django<6", "psycopg[binary]"]
 
@@ -98,10 +98,8 @@ class WebflowSide:
         session = self.session
         session.get(User, self.user_id)
         session.commit()
-        # The human path reads the process back here: its id, expired by the start's commit.
-        process = session.get(Process, self.caller_process_id)
-        assert process is not None
-        task_id = session.scalar(sa.select(Task.id).where(Task.process_id == process.id,
+        # The process's id outlives the start's commit (transaction.keep_ids): no read.
+        task_id = session.scalar(sa.select(Task.id).where(Task.process_id == self.caller_process_id,
                                                           Task.node_name == "work"))
         for _ in range(2):  # before assign, then before prepare + done
             session.get(User, self.user_id)

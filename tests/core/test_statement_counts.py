@@ -287,3 +287,58 @@ def test_one_transactions_audit_rows_keep_their_order(counted: tuple[Session, SQ
         {"pid": process_id}).all()
     assert [tuple(link) for link in links] == [
         ("start", "split"), ("split", "left"), ("split", "right"), ("left", "join")]
+
+
+def test_a_started_process_keeps_its_id_through_the_commit(counted: tuple[Session, SQLCounter],
+                                                           worker_id: int) -> None:
+    """The id of a process just started costs no statement; every other column is still
+    read afresh after the commit (another transaction may have changed it since)."""
+    session, counter = counted
+    with Context():
+        process = HumanPathFlow.start.run()  # type: ignore[attr-defined]
+    # Someone else moves the process on right after the commit.
+    other = Session(counter.engine)
+    stored_id = other.scalar(sa.select(sa.func.max(Process.id)))
+    other.execute(sa.update(Process).where(Process.id == stored_id).values(summary="changed elsewhere"))
+    other.commit()
+    other.close()
+
+    counter.start()
+    assert process.id == stored_id
+    counter.stop()
+    assert counter.statements == []
+    counter.start()
+    assert process.summary == "changed elsewhere"
+    counter.stop()
+    assert any(s.startswith("SELECT process.") for s in counter.statements), counter.statements
+    assert session.get(Process, stored_id) is process
+
+
+def test_a_start_that_fails_keeps_no_process(counted: tuple[Session, SQLCounter], worker_id: int) -> None:
+    """A start whose transaction rolls back leaves no row and no persistent process to hand
+    an id to; the session goes on as before."""
+    session, counter = counted
+
+    class Refused(Exception):
+        pass
+
+    def refuse(activation: object) -> None:
+        raise Refused()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FlowCheckWarning)
+
+        class FailingStartFlow(Flow):
+            """Fails at once"""
+
+            start = flow.StartFunction().Next(this.boom)
+            boom = flow.Handler(refuse).Next(this.end)
+            end = flow.End()
+
+    with Context(propagate_exception=True), pytest.raises(Refused):
+        FailingStartFlow.start.run()  # type: ignore[attr-defined]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Process)) == 0
+    assert [obj for obj in session.identity_map.values() if isinstance(obj, Process)] == []
+    with Context():
+        process = HumanPathFlow.start.run()  # type: ignore[attr-defined]
+    assert process.id == session.scalar(sa.select(Process.id))

@@ -73,6 +73,8 @@ class UnitOfWork:
         self.reserved: list[Any] = []
         # SQLite: the next process and task ids, once assign_ids has read the largest.
         self.next_ids: list[int] | None = None
+        # Processes this unit of work inserted: their ids outlive the commit (keep_ids).
+        self.created: list[Any] = []
 
     def write_links(self) -> None:
         """Store the pending task links (before anything reads task_link)."""
@@ -182,6 +184,13 @@ class UnitOfWork:
                 obj.id = new_id
         self.reserved += new
         return True
+
+    def created_keys(self) -> list[tuple[Any, int]]:
+        """The processes this unit of work inserted that are still in the session, with
+        their ids (read from the identity: no load), for keep_ids after the commit."""
+        states = (sa.inspect(obj) for obj in self.created)
+        return [(state.obj(), state.identity[0]) for state in states
+                if state.persistent and state.identity is not None]
 
     def _holds(self, process: Any) -> bool:
         """True when the unit of work holds every task of the process (it read them under
@@ -414,6 +423,19 @@ def _created_is_locked(session: Session, instance: Any) -> None:
         uow = _current.get()
         if uow is not None and uow.session is session:
             uow.locked.add(instance.id)
+            uow.created.append(instance)
+
+
+def keep_ids(created: list[tuple[Any, int]]) -> None:
+    """Give the processes a transaction inserted their ids back after its commit expired
+    them. What a caller does first with a process it just started is use its id (a
+    redirect, a message), and with the id expired that read the whole row back: a
+    statement for a number the session had. The other columns stay expired (read afresh
+    when used). The row exists, its transaction inserted it, so ``session.get`` handing
+    it back without asking the table first is right."""
+    for obj, key in created:
+        if sa.inspect(obj).expired:
+            set_committed_value(obj, "id", key)
 
 
 def current_unit_of_work() -> UnitOfWork | None:
@@ -536,7 +558,9 @@ def unit_of_work(session: Session, process_id: int | None = None,
     try:
         yield uow
         uow.write_events()
+        created = uow.created_keys()
         session.commit()
+        keep_ids(created)
     except BaseException:
         session.rollback()
         raise
