@@ -416,7 +416,8 @@ def _reserved_rows_before_statements(state: Any) -> None:
 def _created_is_locked(session: Session, instance: Any) -> None:
     """A process inserted by the running unit of work is its own: no other transaction
     sees the row before the commit, so nothing is to be locked (a join or a nested call
-    on it would otherwise send a SELECT ... FOR UPDATE for nothing)."""
+    on it would otherwise send a SELECT ... FOR UPDATE for nothing). It is noted as
+    created too: its id outlives the commit (keep_ids)."""
     from .models import Process
 
     if isinstance(instance, Process):
