@@ -98,7 +98,7 @@ class WebflowSide:
         session = self.session
         session.get(User, self.user_id)
         session.commit()
-        # The process's id outlives the start's commit (transaction.keep_ids): no read.
+        # The process's id outlives the start's commit (UnitOfWork.keep_created_ids): no read.
         task_id = session.scalar(sa.select(Task.id).where(Task.process_id == self.caller_process_id,
                                                           Task.node_name == "work"))
         for _ in range(2):  # before assign, then before prepare + done

@@ -41,6 +41,41 @@ with warnings.catch_warnings():
         work = flow.View().Permission(auto_create=True)
 
 
+class Refused(Exception):
+    pass
+
+
+def refuse(activation: object) -> None:
+    raise Refused("refused")
+
+
+#: The processes StartsThenFailsFlow's handler started, for the test to look at.
+STARTED_INSIDE: list[Process] = []
+
+
+def start_then_refuse(activation: object) -> None:
+    STARTED_INSIDE.append(HumanPathFlow.start.run())  # type: ignore[attr-defined]
+    refuse(activation)
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FlowCheckWarning)
+
+    class FailingStartFlow(Flow):
+        """Fails at once"""
+
+        start = flow.StartFunction().Next(this.boom)
+        boom = flow.Handler(refuse).Next(this.end)
+        end = flow.End()
+
+    class StartsThenFailsFlow(Flow):
+        """Starts another process, then fails"""
+
+        start = flow.StartFunction().Next(this.boom)
+        boom = flow.Handler(start_then_refuse).Next(this.end)
+        end = flow.End()
+
+
 # Upper bounds per transition: {database: (start, assign, done)}. On PostgreSQL a
 # transition is its lock-and-read, the read of the process's tasks when it changes them
 # (under the lock: what decides joins and the End, and the search document, built from
@@ -314,27 +349,10 @@ def test_a_started_process_keeps_its_id_through_the_commit(counted: tuple[Sessio
     assert session.get(Process, stored_id) is process
 
 
-def test_a_start_that_fails_keeps_no_process(counted: tuple[Session, SQLCounter], worker_id: int) -> None:
+def test_a_start_that_fails_keeps_no_process(counted: tuple[Session, SQLCounter]) -> None:
     """A start whose transaction rolls back leaves no row and no persistent process to hand
     an id to; the session goes on as before."""
-    session, counter = counted
-
-    class Refused(Exception):
-        pass
-
-    def refuse(activation: object) -> None:
-        raise Refused()
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FlowCheckWarning)
-
-        class FailingStartFlow(Flow):
-            """Fails at once"""
-
-            start = flow.StartFunction().Next(this.boom)
-            boom = flow.Handler(refuse).Next(this.end)
-            end = flow.End()
-
+    session, _ = counted
     with Context(propagate_exception=True), pytest.raises(Refused):
         FailingStartFlow.start.run()  # type: ignore[attr-defined]
     assert session.scalar(sa.select(sa.func.count()).select_from(Process)) == 0
@@ -342,3 +360,24 @@ def test_a_start_that_fails_keeps_no_process(counted: tuple[Session, SQLCounter]
     with Context():
         process = HumanPathFlow.start.run()  # type: ignore[attr-defined]
     assert process.id == session.scalar(sa.select(Process.id))
+
+
+def test_a_process_started_by_a_node_that_failed_keeps_no_id(counted: tuple[Session, SQLCounter]) -> None:
+    """Under the web policy a node that started a process and then failed is stored as
+    ERROR and its savepoint takes the process back: that process is not in the table, not
+    in the session, and is given nothing after the commit; the outer process keeps its id."""
+    session, counter = counted
+    STARTED_INSIDE.clear()
+    with Context(propagate_exception=False):
+        outer = StartsThenFailsFlow.start.run()  # type: ignore[attr-defined]
+    [inner] = STARTED_INSIDE
+    counter.start()
+    outer_id = outer.id
+    counter.stop()
+    assert counter.statements == []
+    assert not sa.inspect(inner).persistent and inner not in session
+    stored = session.scalars(sa.select(Process.id).order_by(Process.id)).all()
+    assert stored == [outer_id]
+    failed = session.scalars(sa.select(Task).where(Task.process_id == outer_id,
+                                                   Task.node_name == "boom")).one()
+    assert failed.status == STATUS.ERROR and "refused" in (failed.comments or "")

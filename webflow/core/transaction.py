@@ -73,7 +73,7 @@ class UnitOfWork:
         self.reserved: list[Any] = []
         # SQLite: the next process and task ids, once assign_ids has read the largest.
         self.next_ids: list[int] | None = None
-        # Processes this unit of work inserted: their ids outlive the commit (keep_ids).
+        # Processes this unit of work inserted: their ids outlive the commit (keep_created_ids).
         self.created: list[Any] = []
 
     def write_links(self) -> None:
@@ -185,12 +185,20 @@ class UnitOfWork:
         self.reserved += new
         return True
 
-    def created_keys(self) -> list[tuple[Any, int]]:
-        """The processes this unit of work inserted that are still in the session, with
-        their ids (read from the identity: no load), for keep_ids after the commit."""
-        states = (sa.inspect(obj) for obj in self.created)
-        return [(state.obj(), state.identity[0]) for state in states
-                if state.persistent and state.identity is not None]
+    def keep_created_ids(self) -> None:
+        """After the commit: give the processes this unit of work inserted their ids back
+        (the commit expired them with every other column). What a caller does first with
+        a process it just started is use its id (a redirect, a message), and with the id
+        expired that read the whole row back: a statement for a number the session had.
+        The other columns stay expired (read afresh when used). ``set_committed_value``
+        makes SQLAlchemy count the row as loaded, so ``session.get`` hands it back without
+        asking the table whether it still exists: right for a row this very transaction
+        inserted, which is why only these keep their id. A process a failed node had
+        started left the session with its savepoint (not persistent): it keeps nothing."""
+        for obj in self.created:
+            state = sa.inspect(obj)
+            if state.persistent and state.expired:
+                set_committed_value(obj, "id", state.identity[0])  # the key outlives expiry
 
     def _holds(self, process: Any) -> bool:
         """True when the unit of work holds every task of the process (it read them under
@@ -413,11 +421,11 @@ def _reserved_rows_before_statements(state: Any) -> None:
 
 
 @event.listens_for(Session, "pending_to_persistent")
-def _created_is_locked(session: Session, instance: Any) -> None:
+def _created_here(session: Session, instance: Any) -> None:
     """A process inserted by the running unit of work is its own: no other transaction
     sees the row before the commit, so nothing is to be locked (a join or a nested call
     on it would otherwise send a SELECT ... FOR UPDATE for nothing). It is noted as
-    created too: its id outlives the commit (keep_ids)."""
+    created too: its id outlives the commit (UnitOfWork.keep_created_ids)."""
     from .models import Process
 
     if isinstance(instance, Process):
@@ -425,18 +433,6 @@ def _created_is_locked(session: Session, instance: Any) -> None:
         if uow is not None and uow.session is session:
             uow.locked.add(instance.id)
             uow.created.append(instance)
-
-
-def keep_ids(created: list[tuple[Any, int]]) -> None:
-    """Give the processes a transaction inserted their ids back after its commit expired
-    them. What a caller does first with a process it just started is use its id (a
-    redirect, a message), and with the id expired that read the whole row back: a
-    statement for a number the session had. The other columns stay expired (read afresh
-    when used). The row exists, its transaction inserted it, so ``session.get`` handing
-    it back without asking the table first is right."""
-    for obj, key in created:
-        if sa.inspect(obj).expired:
-            set_committed_value(obj, "id", key)
 
 
 def current_unit_of_work() -> UnitOfWork | None:
@@ -559,14 +555,13 @@ def unit_of_work(session: Session, process_id: int | None = None,
     try:
         yield uow
         uow.write_events()
-        created = uow.created_keys()
         session.commit()
-        keep_ids(created)
     except BaseException:
         session.rollback()
         raise
     finally:
         _current.reset(token)
+    uow.keep_created_ids()  # after the try: the commit is done, whatever this does
     for callback in uow.after_commit:
         callback()
 
