@@ -309,3 +309,40 @@ def start_automatic(url: str, flow_path: str, count: int, propagate: bool, worke
         results.put(("error", traceback.format_exc()))
     finally:
         engine.dispose()
+
+
+def read_then_write(url: str, rounds: int, worker: int, barrier: Any, results: Any) -> None:
+    """Child process: even workers start automatic processes (the engine writing); odd
+    ones save a filter ``rounds`` times the way the web app's form does it, in one session
+    transaction: read the user and how many filters they have, then INSERT and commit.
+    Reports each failed commit's error, not raised: the test counts them."""
+    from webflow.models import SavedFilter, User
+
+    stats: dict[str, Any] = {"worker": worker, "errors": [], "saved": 0, "started": 0}
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, use_session(session):
+            user_id = session.scalar(sa.select(User.id).where(User.username == WORKER))
+            barrier.wait(BARRIER_TIMEOUT)
+            for n in range(rounds):
+                if worker % 2 == 0:
+                    AutomaticFlow.start.run(w=worker, n=n)  # type: ignore[attr-defined]
+                    stats["started"] += 1
+                    continue
+                user = session.get(User, user_id)
+                assert user is not None
+                kept = session.scalar(sa.select(sa.func.count()).select_from(SavedFilter)
+                                      .where(SavedFilter.user_id == user_id))
+                session.add(SavedFilter(user_id=user.id, list_name="inbox", name=f"w{worker} n{n}",
+                                        query=f"page={kept}"))
+                try:
+                    session.commit()
+                    stats["saved"] += 1
+                except sa.exc.OperationalError as exc:
+                    session.rollback()
+                    stats["errors"].append(str(exc.orig))
+        results.put(("ok", stats))
+    except Exception:
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()

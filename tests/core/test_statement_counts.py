@@ -82,14 +82,15 @@ with warnings.catch_warnings():
 # memory), an INSERT of the tasks it creates, and one last statement that carries the
 # UPDATEs of the rows it changed, the audit rows, links, dropped drafts and search
 # documents as CTEs (row_updates, transaction._last_statement); then COMMIT. SQLite has no
-# data-modifying CTE: each is its own statement, and it ends the caller's read and takes
-# BEGIN IMMEDIATE. Being away costs nothing here: it is read with the user.
+# data-modifying CTE: each is its own statement, and it takes BEGIN IMMEDIATE first (the
+# caller's reads ran in autocommit: there is no read transaction to end). Being away costs
+# nothing here: it is read with the user.
 #: Statements that reach psycopg's prepare threshold in a measured transaction.
 PREPARED_ONCE = 2
-HUMAN_PATH = {"postgresql": (4, 4, 5), "sqlite": (9, 8, 12)}
+HUMAN_PATH = {"postgresql": (4, 4, 5), "sqlite": (8, 7, 11)}
 #: The whole instance on PostgreSQL (issue 17 asks for 15 at most).
 HUMAN_INSTANCE = 13
-DONE_WITHOUT_SUCCESSORS = {"postgresql": 4, "sqlite": 10}
+DONE_WITHOUT_SUCCESSORS = {"postgresql": 4, "sqlite": 9}
 
 
 @pytest.fixture
@@ -162,6 +163,10 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
         # lock and read are one statement; the transition ends with its COMMIT
         assert spent["assign"][0][0].startswith("SELECT") and "FOR UPDATE" in spent["assign"][0][0]
         assert spent["assign"][0][-1] == "COMMIT"
+    else:
+        # the write lock first, nothing of the caller's reads to end; then the COMMIT
+        assert [statements[0] for statements, _ in spent.values()] == ["BEGIN IMMEDIATE"] * 3, listing
+        assert all(statements[-1] == "COMMIT" for statements, _ in spent.values()), listing
 
     # and the cheap path did all it must: every row, link and audit entry is there
     session.expire_all()

@@ -6,6 +6,12 @@ database's write lock, taken up front with ``BEGIN IMMEDIATE`` (a deferred BEGIN
 reads and then writes fails under contention). Either lock is released only by the
 commit or rollback that ends the unit of work. Calls nested inside a unit of work join
 it, so a cascade through many nodes is one transaction.
+
+SQLite reads outside a unit of work run in autocommit, each statement on the latest
+commit, as PostgreSQL's read committed has them: no BEGIN and COMMIT around a page's
+reads, and no read snapshot to end before a transition takes the write lock. The first
+statement that writes begins the transaction, with ``BEGIN IMMEDIATE``, so a caller's own
+read-then-write never holds a read lock it must upgrade.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ PING_AFTER_IDLE = 2.0  # seconds
 # commit or rollback that ends its transaction: "this transaction has written".
 WROTE = "webflow_wrote"
 
-_begin_immediate: ContextVar[bool] = ContextVar("webflow_begin_immediate", default=False)
+#: What SQLite may run outside a transaction (autocommit); anything else begins one first.
+_SQLITE_READS = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "RELEASE", "PRAGMA", "EXPLAIN")
 #: Turned off by the test that compares ids reserved from the sequences with ids a flush
 #: gives (the same rows either way).
 RESERVE_IDS = True
@@ -478,6 +485,8 @@ def _has_written(session: Session) -> bool:
 def _reads_committed(session: Session) -> bool:
     """True when each statement of the session's transaction sees the latest commits."""
     bind = session.get_bind()
+    if bind.dialect.name == "sqlite":
+        return True  # reads run in autocommit (configure_engine)
     level = bind.get_execution_options().get("isolation_level") or bind.dialect.default_isolation_level
     return level in (None, "READ COMMITTED")
 
@@ -499,10 +508,10 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
             # The caller's own changes are kept (committed), never dropped with a
             # transition that fails.
             session.commit()
-        elif session.get_bind().dialect.name == "sqlite" or not _reads_committed(session):
-            # A read snapshot is ended (SQLite; PostgreSQL above read committed), so that
-            # the lock is taken first (BEGIN IMMEDIATE) and the latest rows are read; what
-            # the caller read (users, say) is still good to use.
+        elif not _reads_committed(session):
+            # A read snapshot is ended (PostgreSQL above read committed), so that the lock
+            # is taken first and the latest rows are read; what the caller read (users,
+            # say) is still good to use.
             expire, session.expire_on_commit = session.expire_on_commit, False
             try:
                 session.commit()
@@ -510,15 +519,14 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
                 session.expire_on_commit = expire
             _expire_engine_rows(session)
         else:
-            # PostgreSQL, read committed: every statement sees the latest committed rows,
-            # so a transaction that only read goes on (no COMMIT and BEGIN round trips).
+            # Read committed (PostgreSQL; SQLite's reads in autocommit): every statement
+            # sees the latest committed rows, so a transaction that only read goes on (no
+            # COMMIT and BEGIN).
             _expire_engine_rows(session)
     uow = UnitOfWork(session)
-    flag = _begin_immediate.set(True)
-    try:
-        session.connection()  # starts the transaction: BEGIN IMMEDIATE on SQLite
-    finally:
-        _begin_immediate.reset(flag)
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":
+        _sqlite_begin_immediate(connection)  # the write lock, before any read
     if process_id is not None:
         uow.lock_and_read(process_id, task_id)
     return uow
@@ -568,10 +576,15 @@ def unit_of_work(session: Session, process_id: int | None = None,
 
 def configure_engine(engine: Engine) -> Engine:
     """Make an engine fit for the engine's locking (call once, before first use)."""
+    sqlite = engine.dialect.name == "sqlite"
+
     @event.listens_for(engine, "before_cursor_execute")
     def _note_write(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if not statement.startswith(("SELECT", "BEGIN")):
-            conn.info[WROTE] = True
+        if statement.startswith(("SELECT", "BEGIN")):
+            return
+        conn.info[WROTE] = True
+        if sqlite:
+            _sqlite_begin_to_write(conn, statement, args[1] if len(args) > 1 else None)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
@@ -601,7 +614,8 @@ def configure_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
-            # Let SQLAlchemy, not the driver, say when a transaction begins.
+            # The driver begins nothing: reads run in autocommit, and the engine begins
+            # the transaction before the first write (_sqlite_begin_to_write).
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -610,11 +624,27 @@ def configure_engine(engine: Engine) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _sqlite_begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if _begin_immediate.get() else "BEGIN")
-
     return engine
+
+
+def _sqlite_begin_to_write(conn: sa.Connection, statement: str, context: Any) -> None:
+    """Begin SQLite's transaction before its first write. Reads run in autocommit; a
+    write takes the write lock up front (a deferred BEGIN would have to upgrade a read
+    lock, which fails under contention). SAVEPOINT counts as a write: it would otherwise
+    begin a deferred transaction of its own."""
+    if statement.startswith(_SQLITE_READS):
+        return
+    if statement.startswith("WITH") and getattr(context, "compiled", None) is not None and not (
+            context.isinsert or context.isupdate or context.isdelete):
+        return  # a SELECT with CTEs (a text one is taken for a write: it may end in one)
+    _sqlite_begin_immediate(conn)
+
+
+def _sqlite_begin_immediate(conn: sa.Connection) -> None:
+    """Take SQLite's write lock (``BEGIN IMMEDIATE``) unless a transaction is open."""
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if not dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def engine_options(url: str) -> dict[str, Any]:
