@@ -87,10 +87,16 @@ with warnings.catch_warnings():
 # nothing here: it is read with the user.
 #: Statements that reach psycopg's prepare threshold in a measured transaction.
 PREPARED_ONCE = 2
-HUMAN_PATH = {"postgresql": (4, 4, 5), "sqlite": (8, 7, 11)}
-#: The whole instance on PostgreSQL (issue 17 asks for 15 at most).
-HUMAN_INSTANCE = 13
-DONE_WITHOUT_SUCCESSORS = {"postgresql": 4, "sqlite": 9}
+HUMAN_PATH = {"postgresql": (5, 5, 6), "sqlite": (8, 7, 11)}
+#: The three transitions on PostgreSQL. Issue 17 asks for 15 at most, counted without
+#: BEGIN (lock, read, update, audit, commit): 13 so. Each transition sends its BEGIN since
+#: the caller's reads run in autocommit; before, the caller's first read had it, and the
+#: whole path (HUMAN_WHOLE_PATH) sends as many statements as then.
+HUMAN_INSTANCE = 16
+#: Start, assign, prepare + done and the caller's lookups before each (the side-by-side
+#: benchmark's "SQL/process").
+HUMAN_WHOLE_PATH = {"postgresql": 22, "sqlite": 32}
+DONE_WITHOUT_SUCCESSORS = {"postgresql": 5, "sqlite": 9}
 
 
 @pytest.fixture
@@ -113,31 +119,42 @@ def worker_id(counted: tuple[Session, SQLCounter]) -> int:
     return user.id
 
 
-def run_path(session: Session, counter: SQLCounter, flow_class: type[Flow],
-             user_id: int) -> tuple[Process, dict[str, tuple[list[str], int | None]]]:
-    """Start, assign, prepare + done; the SQL of each transition."""
+def run_path(session: Session, counter: SQLCounter, flow_class: type[Flow], user_id: int,
+             whole: bool = False) -> tuple[Process, dict[str, tuple[list[str], int | None]]]:
+    """Start, assign, prepare + done; the SQL of each transition, or with ``whole`` the
+    SQL of the whole path, the caller's lookups included (as ``path``)."""
     spent: dict[str, tuple[list[str], int | None]] = {}
 
-    def measure(name: str) -> None:
-        counter.stop()
-        spent[name] = (counter.statements, counter.round_trips)
+    def begin() -> None:
+        if not whole:
+            counter.start()
 
+    def measure(name: str) -> None:
+        if not whole:
+            counter.stop()
+            spent[name] = (counter.statements, counter.round_trips)
+
+    if whole:
+        counter.start()
     session.get(User, user_id)  # the caller's lookups, as in a request
-    counter.start()
+    begin()
     process = flow_class.start.run()  # type: ignore[attr-defined]
     measure("start")
     process_id = process.id
     task_id = session.scalar(sa.select(Task.id).where(Task.process_id == process_id, Task.node_name == "work"))
     user, task = session.get(User, user_id), session.get(Task, task_id)
-    counter.start()
+    begin()
     task.activate().assign(user)
     measure("assign")
     user, task = session.get(User, user_id), session.get(Task, task_id)
-    counter.start()
+    begin()
     activation = task.activate()
     activation.prepare(data={"note": "ok"}, user=user)
     activation.done()
     measure("done")
+    if whole:
+        counter.stop()
+        spent["path"] = (counter.statements, counter.round_trips)
     return session.get(Process, process_id), spent
 
 
@@ -153,6 +170,9 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
     counts = tuple(len(spent[name][0]) for name in ("start", "assign", "done"))
     listing = {name: statements for name, (statements, _) in spent.items()}
     assert all(c <= b for c, b in zip(counts, HUMAN_PATH[kind], strict=True)), (counts, listing)
+    with Context(propagate_exception=propagate):
+        _, whole = run_path(session, counter, HumanPathFlow, worker_id, whole=True)
+    assert len(whole["path"][0]) <= HUMAN_WHOLE_PATH[kind], whole["path"][0]
     if kind == "postgresql":
         assert sum(counts) <= HUMAN_INSTANCE, listing
         for name, (statements, round_trips) in spent.items():
@@ -160,8 +180,10 @@ def test_the_human_path_costs_at_most_its_budget(counted: tuple[Session, SQLCoun
             # that once (PREPARED_ONCE); otherwise one statement is one round trip.
             assert round_trips is not None and round_trips <= len(statements) + PREPARED_ONCE, (
                 name, round_trips, statements)
-        # lock and read are one statement; the transition ends with its COMMIT
-        assert spent["assign"][0][0].startswith("SELECT") and "FOR UPDATE" in spent["assign"][0][0]
+        # the caller's reads ran in autocommit: the transition begins, locks and reads in
+        # one statement, and ends with its COMMIT
+        begin, lock = spent["assign"][0][:2]
+        assert begin == "BEGIN" and lock.startswith("SELECT") and "FOR UPDATE" in lock
         assert spent["assign"][0][-1] == "COMMIT"
     else:
         # the write lock first, nothing of the caller's reads to end; then the COMMIT

@@ -3,7 +3,8 @@
 Used by the benchmarks and the statement-count tests. What counts as a statement: every
 SQL text the driver sends, i.e. each ``before_cursor_execute`` (SQLite's ``BEGIN
 IMMEDIATE``, ``SAVEPOINT`` and ``RELEASE`` included), plus what the driver sends by itself:
-psycopg's ``BEGIN`` before the first statement of a transaction, and each ``COMMIT`` or
+psycopg's ``BEGIN`` before the first statement of a transaction (outside autocommit; in
+autocommit webflow sends its BEGIN as a statement), and each ``COMMIT`` or
 ``ROLLBACK`` of a transaction that had begun. Round trips (PostgreSQL only) are read from
 libpq's protocol trace: one per ``ReadyForQuery`` the server answers, so pool pings and
 anything else a driver does on its own are in that figure even when no listener sees them.
@@ -82,7 +83,9 @@ class SQLCounter:
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if not self.active:
             return
-        if self.postgresql and not _psycopg_in_transaction(conn.connection.dbapi_connection):
+        dbapi_connection = conn.connection.dbapi_connection
+        if (self.postgresql and not dbapi_connection.autocommit
+                and not _psycopg_in_transaction(dbapi_connection)):
             self.statements.append("BEGIN")  # psycopg sends it first, as a round trip of its own
         self.statements.append(" ".join(statement.split()))
 

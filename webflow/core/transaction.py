@@ -7,11 +7,13 @@ reads and then writes fails under contention). Either lock is released only by t
 commit or rollback that ends the unit of work. Calls nested inside a unit of work join
 it, so a cascade through many nodes is one transaction.
 
-SQLite reads outside a unit of work run in autocommit, each statement on the latest
-commit, as PostgreSQL's read committed has them: no BEGIN and COMMIT around a page's
-reads, and no read snapshot to end before a transition takes the write lock. The first
-statement that writes begins the transaction, with ``BEGIN IMMEDIATE``, so a caller's own
-read-then-write never holds a read lock it must upgrade.
+Reads outside a unit of work run in autocommit on both databases, each statement on the
+latest commit: no BEGIN before a page's reads and no COMMIT or ROLLBACK after them, and
+no read transaction to end before a transition takes its lock. The first statement that
+writes (or locks rows: ``FOR UPDATE``) begins the transaction, and everything after it up
+to the commit is one transaction, as before. On SQLite that BEGIN is ``BEGIN IMMEDIATE``,
+so a caller's own read-then-write never holds a read lock it must upgrade. A PostgreSQL
+engine given an isolation level of its own keeps the driver's transactions.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import enum
 import functools
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,8 +48,10 @@ PING_AFTER_IDLE = 2.0  # seconds
 # commit or rollback that ends its transaction: "this transaction has written".
 WROTE = "webflow_wrote"
 
-#: What SQLite may run outside a transaction (autocommit); anything else begins one first.
-_SQLITE_READS = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "RELEASE", "PRAGMA", "EXPLAIN")
+#: Statements that may run outside a transaction (autocommit); anything else begins one
+#: first, and so does a SELECT that locks rows (_LOCKING_READ).
+_READS = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "RELEASE", "PRAGMA", "EXPLAIN", "SHOW")
+_LOCKING_READ = re.compile(r" FOR (?:UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b")
 #: Turned off by the test that compares ids reserved from the sequences with ids a flush
 #: gives (the same rows either way).
 RESERVE_IDS = True
@@ -486,7 +491,7 @@ def _reads_committed(session: Session) -> bool:
     """True when each statement of the session's transaction sees the latest commits."""
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":
-        return True  # reads run in autocommit (configure_engine)
+        return True  # reads run in autocommit (_before_statement begins before writes)
     level = bind.get_execution_options().get("isolation_level") or bind.dialect.default_isolation_level
     return level in (None, "READ COMMITTED")
 
@@ -519,14 +524,11 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
                 session.expire_on_commit = expire
             _expire_engine_rows(session)
         else:
-            # Read committed (PostgreSQL; SQLite's reads in autocommit): every statement
-            # sees the latest committed rows, so a transaction that only read goes on (no
-            # COMMIT and BEGIN).
+            # Read committed, or reads in autocommit: every statement sees the latest
+            # committed rows, so a transaction that only read goes on (no COMMIT and BEGIN).
             _expire_engine_rows(session)
     uow = UnitOfWork(session)
-    connection = session.connection()
-    if connection.dialect.name == "sqlite":
-        _sqlite_begin_immediate(connection)  # the write lock, before any read
+    _begin_now(session.connection())  # SQLite: the write lock, before any read
     if process_id is not None:
         uow.lock_and_read(process_id, task_id)
     return uow
@@ -576,15 +578,13 @@ def unit_of_work(session: Session, process_id: int | None = None,
 
 def configure_engine(engine: Engine) -> Engine:
     """Make an engine fit for the engine's locking (call once, before first use)."""
-    sqlite = engine.dialect.name == "sqlite"
-
     @event.listens_for(engine, "before_cursor_execute")
-    def _note_write(conn: sa.Connection, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.startswith(("SELECT", "BEGIN")):
-            return
-        conn.info[WROTE] = True
-        if sqlite:
-            _sqlite_begin_to_write(conn, statement, args[1] if len(args) > 1 else None)
+    def _before_statement(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
+                          context: Any, executemany: bool) -> None:
+        if not statement.startswith(("SELECT", "BEGIN")):
+            conn.info[WROTE] = True
+        if _needs_transaction(statement, context):
+            _begin_now(conn)
 
     @event.listens_for(engine, "commit")
     @event.listens_for(engine, "rollback")
@@ -592,6 +592,13 @@ def configure_engine(engine: Engine) -> Engine:
         conn.info.pop(WROTE, None)
 
     if engine.dialect.name == "postgresql":
+        @event.listens_for(engine, "connect")
+        def _reads_in_autocommit(dbapi_connection: Any, record: Any) -> None:
+            # Unless the engine chose an isolation level (SQLAlchemy has set it by now),
+            # reads run in autocommit and _before_statement begins before the first write.
+            if not dbapi_connection.autocommit and dbapi_connection.isolation_level is None:
+                dbapi_connection.autocommit = True
+
         @event.listens_for(engine, "checkin")
         def _idle_from(dbapi_connection: Any, record: Any) -> None:
             record.info["webflow_idle_since"] = time.monotonic()
@@ -614,8 +621,8 @@ def configure_engine(engine: Engine) -> Engine:
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, record: Any) -> None:
-            # The driver begins nothing: reads run in autocommit, and the engine begins
-            # the transaction before the first write (_sqlite_begin_to_write).
+            # The driver begins nothing: reads run in autocommit, and _before_statement
+            # begins the transaction before the first write.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
@@ -627,24 +634,30 @@ def configure_engine(engine: Engine) -> Engine:
     return engine
 
 
-def _sqlite_begin_to_write(conn: sa.Connection, statement: str, context: Any) -> None:
-    """Begin SQLite's transaction before its first write. Reads run in autocommit; a
-    write takes the write lock up front (a deferred BEGIN would have to upgrade a read
-    lock, which fails under contention). SAVEPOINT counts as a write: it would otherwise
-    begin a deferred transaction of its own."""
-    if statement.startswith(_SQLITE_READS):
-        return
+def _needs_transaction(statement: str, context: Any) -> bool:
+    """Whether a statement must run inside a transaction: anything that writes, a
+    SAVEPOINT (on SQLite it would otherwise begin a deferred transaction of its own), and a
+    SELECT that locks rows (in autocommit the lock would end with the statement)."""
+    if statement.startswith("SELECT"):
+        return _LOCKING_READ.search(statement) is not None
+    if statement.startswith(_READS):
+        return False
     if statement.startswith("WITH") and getattr(context, "compiled", None) is not None and not (
             context.isinsert or context.isupdate or context.isdelete):
-        return  # a SELECT with CTEs (a text one is taken for a write: it may end in one)
-    _sqlite_begin_immediate(conn)
+        return False  # a SELECT with CTEs (a text one is taken for a write: it may end in one)
+    return True
 
 
-def _sqlite_begin_immediate(conn: sa.Connection) -> None:
-    """Take SQLite's write lock (``BEGIN IMMEDIATE``) unless a transaction is open."""
+def _begin_now(conn: sa.Connection) -> None:
+    """Begin the connection's transaction unless one is open (or the driver begins its
+    own): ``BEGIN IMMEDIATE`` on SQLite, which takes the write lock up front (a deferred
+    BEGIN would have to upgrade a read lock, which fails under contention)."""
     dbapi_connection: Any = conn.connection.dbapi_connection
-    if not dbapi_connection.in_transaction:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if conn.dialect.name == "sqlite":
+        if not dbapi_connection.in_transaction:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dbapi_connection.autocommit and dbapi_connection.info.transaction_status == 0:  # IDLE
+        conn.exec_driver_sql("BEGIN")
 
 
 def engine_options(url: str) -> dict[str, Any]:

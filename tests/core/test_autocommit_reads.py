@@ -1,0 +1,113 @@
+"""Reads outside a unit of work run in autocommit; the first write (or row lock) begins.
+
+Each read sees the latest commit and holds no transaction open between statements: on
+SQLite a session that has only read blocks no WAL checkpoint, on PostgreSQL its backend is
+idle, not "idle in transaction", and neither sent a BEGIN or will send a ROLLBACK. The
+first write of a session transaction begins it (SQLite: ``BEGIN IMMEDIATE``, the write
+lock), and everything up to the commit is one transaction: a failed write takes back the
+ones before it. A SELECT that locks rows begins it too, so its locks last until the
+commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from webflow.core import create_engine
+from webflow.core.sqlcount import SQLCounter
+from webflow.models import Base, SavedFilter, User
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(db_url)
+    Base.metadata.create_all(engine)
+    with Session(engine) as session:
+        session.add(User(username="ann"))
+        session.commit()
+    yield engine
+    engine.dispose()
+
+
+def _holds_no_transaction(engine: sa.Engine, reader: Session) -> None:
+    if engine.dialect.name == "sqlite":
+        # nothing held open: a checkpoint can reset the whole log (busy = 0)
+        with engine.connect() as other:
+            busy, _, _ = other.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        assert busy == 0
+    else:
+        pid = reader.scalar(sa.text("SELECT pg_backend_pid()"))
+        with engine.connect() as other:
+            state = other.scalar(sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
+        assert state == "idle"
+
+
+def test_reads_see_each_commit_and_hold_no_transaction(engine: sa.Engine) -> None:
+    counter = SQLCounter(engine)
+    try:
+        with Session(engine) as reader, Session(engine) as writer:
+            counter.start()
+            ann = reader.scalar(sa.select(User).where(User.username == "ann"))
+            sent = counter.stop().statements
+            assert ann is not None
+            writer.add(User(username="bob"))
+            writer.commit()
+            counter.start()
+            # the same session transaction, a later statement: it sees bob
+            assert reader.scalars(sa.select(User.username).order_by(User.username)).all() == ["ann", "bob"]
+            _holds_no_transaction(engine, reader)
+            reader.rollback()
+            sent += counter.stop().statements
+        assert not any(s.startswith(("BEGIN", "COMMIT", "ROLLBACK")) for s in sent), sent
+    finally:
+        counter.close()
+
+
+def test_the_first_write_begins_and_the_rest_is_one_transaction(engine: sa.Engine) -> None:
+    counter = SQLCounter(engine)
+    try:
+        with Session(engine) as session:
+            ann = session.scalar(sa.select(User).where(User.username == "ann"))
+            assert ann is not None
+            counter.start()
+            session.add(SavedFilter(user_id=ann.id, list_name="inbox", name="mine", query="q=x"))
+            session.flush()
+            ann.timezone = "Europe/Paris"
+            session.flush()
+            with pytest.raises(sa.exc.IntegrityError):  # the same name: refused
+                session.execute(sa.insert(SavedFilter).values(user_id=ann.id, list_name="inbox", name="mine",
+                                                              query="again"))
+            session.rollback()
+            counter.stop()
+        statements = counter.statements
+    finally:
+        counter.close()
+    assert statements[0] == ("BEGIN IMMEDIATE" if engine.dialect.name == "sqlite" else "BEGIN"), statements
+    assert sum(s.startswith("BEGIN") for s in statements) == 1
+    with Session(engine) as session:  # the failed statement took the earlier writes back
+        assert session.scalars(sa.select(SavedFilter)).all() == []
+        assert session.scalar(sa.select(User.timezone).where(User.username == "ann")) is None
+
+
+def test_a_select_with_ctes_reads_in_autocommit_too(engine: sa.Engine) -> None:
+    users = sa.select(User.id).cte("users")
+    with Session(engine) as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(users)) == 1
+        _holds_no_transaction(engine, session)
+
+
+def test_a_locking_read_holds_its_lock_until_the_commit(engine: sa.Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite has no row locks (BEGIN IMMEDIATE locks the database)")
+    locking = sa.select(User.id).where(User.username == "ann").with_for_update(nowait=True)
+    with Session(engine) as holder, Session(engine) as other:
+        assert holder.scalar(locking) is not None
+        with pytest.raises(sa.exc.OperationalError, match="could not obtain lock"):
+            other.scalar(locking)  # still held after the statement: it began a transaction
+        other.rollback()
+        holder.commit()
+        assert other.scalar(locking) is not None  # released by the commit
+        other.rollback()
