@@ -111,3 +111,28 @@ def test_a_locking_read_holds_its_lock_until_the_commit(engine: sa.Engine) -> No
         holder.commit()
         assert other.scalar(locking) is not None  # released by the commit
         other.rollback()
+
+
+@pytest.mark.parametrize(("statement", "needs"), [
+    ("SELECT task.id FROM task WHERE task.id = ?", False),
+    ("  select 1", False),
+    ("SELECT process.id FROM process WHERE process.id = %(id)s FOR UPDATE", True),
+    ("SELECT task.id FROM task ORDER BY task.due LIMIT 5 FOR UPDATE OF task SKIP LOCKED", True),
+    ("select id from process\nfor no key update", True),
+    ("SELECT id FROM process FOR SHARE", True),
+    ("INSERT INTO task (status) VALUES (?)", True),
+    ("update task set status = 'DONE'", True),
+    ("DELETE FROM task_draft WHERE task_id IN (?)", True),
+    ("SAVEPOINT sa_savepoint_1", True),
+    ("RELEASE SAVEPOINT sa_savepoint_1", False),
+    ("PRAGMA wal_checkpoint(TRUNCATE)", False),
+    ("EXPLAIN QUERY PLAN SELECT 1", False),
+    ("SHOW transaction_isolation", False),
+    ("with gone as (delete from task returning id) select count(*) from gone", True),  # text: a write
+    ("CREATE TABLE t (id INTEGER)", True),
+    ("SELECTED_ROWS", True),  # not the word SELECT: taken for a write
+])
+def test_what_begins_a_transaction(statement: str, needs: bool) -> None:
+    from webflow.core.transaction import _needs_transaction
+
+    assert _needs_transaction(statement, None) is needs

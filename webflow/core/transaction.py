@@ -48,10 +48,12 @@ PING_AFTER_IDLE = 2.0  # seconds
 # commit or rollback that ends its transaction: "this transaction has written".
 WROTE = "webflow_wrote"
 
-#: Statements that may run outside a transaction (autocommit); anything else begins one
-#: first, and so does a SELECT that locks rows (_LOCKING_READ).
-_READS = ("SELECT", "BEGIN", "COMMIT", "ROLLBACK", "RELEASE", "PRAGMA", "EXPLAIN", "SHOW")
-_LOCKING_READ = re.compile(r" FOR (?:UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b")
+#: Statements that may run outside a transaction (autocommit): a SELECT unless it locks
+#: rows (_LOCKING_READ), a WITH that SQLAlchemy compiled as a SELECT, and these; anything
+#: else begins one first. Any case, leading blanks allowed (text SQL is written by hand).
+_AUTOCOMMIT_SAFE = re.compile(
+    r"\s*(?:(?P<select>SELECT)|(?P<with>WITH)|BEGIN|COMMIT|ROLLBACK|RELEASE|PRAGMA|EXPLAIN|SHOW)\b", re.I)
+_LOCKING_READ = re.compile(r"\sFOR\s+(?:UPDATE|NO\s+KEY\s+UPDATE|SHARE|KEY\s+SHARE)\b", re.I)
 #: Turned off by the test that compares ids reserved from the sequences with ids a flush
 #: gives (the same rows either way).
 RESERVE_IDS = True
@@ -638,14 +640,16 @@ def _needs_transaction(statement: str, context: Any) -> bool:
     """Whether a statement must run inside a transaction: anything that writes, a
     SAVEPOINT (on SQLite it would otherwise begin a deferred transaction of its own), and a
     SELECT that locks rows (in autocommit the lock would end with the statement)."""
-    if statement.startswith("SELECT"):
+    head = _AUTOCOMMIT_SAFE.match(statement)
+    if head is None:
+        return True
+    if head["select"]:
         return _LOCKING_READ.search(statement) is not None
-    if statement.startswith(_READS):
-        return False
-    if statement.startswith("WITH") and getattr(context, "compiled", None) is not None and not (
-            context.isinsert or context.isupdate or context.isdelete):
-        return False  # a SELECT with CTEs (a text one is taken for a write: it may end in one)
-    return True
+    if head["with"]:
+        # a SELECT with CTEs, as compiled; a text one is taken for a write (it may end in one)
+        return getattr(context, "compiled", None) is None or bool(
+            context.isinsert or context.isupdate or context.isdelete)
+    return False
 
 
 def _begin_now(conn: sa.Connection) -> None:
