@@ -120,6 +120,9 @@ def test_a_locking_read_holds_its_lock_until_the_commit(engine: sa.Engine) -> No
     ("SELECT task.id FROM task ORDER BY task.due LIMIT 5 FOR UPDATE OF task SKIP LOCKED", True),
     ("select id from process\nfor no key update", True),
     ("SELECT id FROM process FOR SHARE", True),
+    ("SELECT pg_advisory_xact_lock(42)", True),
+    ("select pg_try_advisory_xact_lock(42)", True),
+    ("SELECT pg_advisory_lock(42)", False),  # a session's lock outlives transactions anyway
     ("INSERT INTO task (status) VALUES (?)", True),
     ("update task set status = 'DONE'", True),
     ("DELETE FROM task_draft WHERE task_id IN (?)", True),

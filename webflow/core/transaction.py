@@ -53,7 +53,8 @@ WROTE = "webflow_wrote"
 #: else begins one first. Any case, leading blanks allowed (text SQL is written by hand).
 _AUTOCOMMIT_SAFE = re.compile(
     r"\s*(?:(?P<select>SELECT)|(?P<with>WITH)|BEGIN|COMMIT|ROLLBACK|RELEASE|PRAGMA|EXPLAIN|SHOW)\b", re.I)
-_LOCKING_READ = re.compile(r"\sFOR\s+(?:UPDATE|NO\s+KEY\s+UPDATE|SHARE|KEY\s+SHARE)\b", re.I)
+_LOCKING_READ = re.compile(
+    r"\sFOR\s+(?:UPDATE|NO\s+KEY\s+UPDATE|SHARE|KEY\s+SHARE)\b|\bpg_(?:try_)?advisory_xact_lock", re.I)
 #: Turned off by the test that compares ids reserved from the sequences with ids a flush
 #: gives (the same rows either way).
 RESERVE_IDS = True
@@ -639,7 +640,8 @@ def configure_engine(engine: Engine) -> Engine:
 def _needs_transaction(statement: str, context: Any) -> bool:
     """Whether a statement must run inside a transaction: anything that writes, a
     SAVEPOINT (on SQLite it would otherwise begin a deferred transaction of its own), and a
-    SELECT that locks rows (in autocommit the lock would end with the statement)."""
+    SELECT that locks rows or takes a transaction's advisory lock (in autocommit the lock
+    would end with the statement)."""
     head = _AUTOCOMMIT_SAFE.match(statement)
     if head is None:
         return True
