@@ -99,18 +99,26 @@ def test_a_select_with_ctes_reads_in_autocommit_too(engine: sa.Engine) -> None:
         _holds_no_transaction(engine, session)
 
 
-def test_a_locking_read_holds_its_lock_until_the_commit(engine: sa.Engine) -> None:
-    if engine.dialect.name == "sqlite":
-        pytest.skip("SQLite has no row locks (BEGIN IMMEDIATE locks the database)")
-    locking = sa.select(User.id).where(User.username == "ann").with_for_update(nowait=True)
-    with Session(engine) as holder, Session(engine) as other:
-        assert holder.scalar(locking) is not None
-        with pytest.raises(sa.exc.OperationalError, match="could not obtain lock"):
-            other.scalar(locking)  # still held after the statement: it began a transaction
-        other.rollback()
-        holder.commit()
-        assert other.scalar(locking) is not None  # released by the commit
-        other.rollback()
+def test_a_locking_read_holds_its_lock_until_the_commit(pg_url: str) -> None:
+    """PostgreSQL only: SQLite has no row locks (BEGIN IMMEDIATE locks the database)."""
+    engine = create_engine(pg_url)
+    try:
+        Base.metadata.drop_all(engine)
+        Base.metadata.create_all(engine)
+        with Session(engine) as session:
+            session.add(User(username="ann"))
+            session.commit()
+        locking = sa.select(User.id).where(User.username == "ann").with_for_update(nowait=True)
+        with Session(engine) as holder, Session(engine) as other:
+            assert holder.scalar(locking) is not None
+            with pytest.raises(sa.exc.OperationalError, match="could not obtain lock"):
+                other.scalar(locking)  # still held after the statement: it began a transaction
+            other.rollback()
+            holder.commit()
+            assert other.scalar(locking) is not None  # released by the commit
+            other.rollback()
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize(("statement", "needs"), [
