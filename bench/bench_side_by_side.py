@@ -93,8 +93,8 @@ class WebflowSide:
         AutoFlow.start.run()  # type: ignore[attr-defined]
 
     def caller(self) -> None:
-        """The human path's lookups alone, in the transactions the path has them in, each
-        ended by a COMMIT where its transition would commit: the caller's own cost."""
+        """The human path's lookups alone, the session committed where its transition would
+        commit (which sends nothing: the reads ran in autocommit): the caller's own cost."""
         session = self.session
         session.get(User, self.user_id)
         session.commit()

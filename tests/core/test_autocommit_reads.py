@@ -11,23 +11,32 @@ commit."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webflow.core import create_engine
+from webflow import STATUS, Flow, TransitionNotAllowed, flow, this
+from webflow.core import create_engine, use_session
 from webflow.core.sqlcount import SQLCounter
-from webflow.models import Base, SavedFilter, User
+from webflow.models import Base, SavedFilter, Task, TaskEvent, User
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(db_url)
+def _engine_with_ann(url: str, **options: Any) -> sa.Engine:
+    """An engine on a fresh schema holding one user, ann."""
+    engine = create_engine(url, **options)
+    Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     with Session(engine) as session:
         session.add(User(username="ann"))
         session.commit()
+    return engine
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[sa.Engine]:
+    engine = _engine_with_ann(db_url)
     yield engine
     engine.dispose()
 
@@ -39,10 +48,14 @@ def _holds_no_transaction(engine: sa.Engine, reader: Session) -> None:
             busy, _, _ = other.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
         assert busy == 0
     else:
-        pid = reader.scalar(sa.text("SELECT pg_backend_pid()"))
-        with engine.connect() as other:
-            state = other.scalar(sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
-        assert state == "idle"
+        assert _backend_state(engine, reader) == "idle"
+
+
+def _backend_state(engine: sa.Engine, session: Session) -> str | None:
+    """PostgreSQL's ``pg_stat_activity.state`` of the session's connection, seen from another."""
+    pid = session.scalar(sa.text("SELECT pg_backend_pid()"))
+    with engine.connect() as other:
+        return other.scalar(sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid})
 
 
 def test_reads_see_each_commit_and_hold_no_transaction(engine: sa.Engine) -> None:
@@ -101,13 +114,8 @@ def test_a_select_with_ctes_reads_in_autocommit_too(engine: sa.Engine) -> None:
 
 def test_a_locking_read_holds_its_lock_until_the_commit(pg_url: str) -> None:
     """PostgreSQL only: SQLite has no row locks (BEGIN IMMEDIATE locks the database)."""
-    engine = create_engine(pg_url)
+    engine = _engine_with_ann(pg_url)
     try:
-        Base.metadata.drop_all(engine)
-        Base.metadata.create_all(engine)
-        with Session(engine) as session:
-            session.add(User(username="ann"))
-            session.commit()
         locking = sa.select(User.id).where(User.username == "ann").with_for_update(nowait=True)
         with Session(engine) as holder, Session(engine) as other:
             assert holder.scalar(locking) is not None
@@ -121,29 +129,64 @@ def test_a_locking_read_holds_its_lock_until_the_commit(pg_url: str) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize(("statement", "needs"), [
-    ("SELECT task.id FROM task WHERE task.id = ?", False),
-    ("  select 1", False),
-    ("SELECT process.id FROM process WHERE process.id = %(id)s FOR UPDATE", True),
-    ("SELECT task.id FROM task ORDER BY task.due LIMIT 5 FOR UPDATE OF task SKIP LOCKED", True),
-    ("select id from process\nfor no key update", True),
-    ("SELECT id FROM process FOR SHARE", True),
-    ("SELECT pg_advisory_xact_lock(42)", True),
-    ("select pg_try_advisory_xact_lock(42)", True),
-    ("SELECT pg_advisory_lock(42)", False),  # a session's lock outlives transactions anyway
-    ("INSERT INTO task (status) VALUES (?)", True),
-    ("update task set status = 'DONE'", True),
-    ("DELETE FROM task_draft WHERE task_id IN (?)", True),
-    ("SAVEPOINT sa_savepoint_1", True),
-    ("RELEASE SAVEPOINT sa_savepoint_1", False),
-    ("PRAGMA wal_checkpoint(TRUNCATE)", False),
-    ("EXPLAIN QUERY PLAN SELECT 1", False),
-    ("SHOW transaction_isolation", False),
-    ("with gone as (delete from task returning id) select count(*) from gone", True),  # text: a write
-    ("CREATE TABLE t (id INTEGER)", True),
-    ("SELECTED_ROWS", True),  # not the word SELECT: taken for a write
+@pytest.mark.parametrize(("statement", "kind"), [
+    ("SELECT task.id FROM task WHERE task.id = ?", "read"),
+    ("  select 1", "read"),
+    ("SELECT process.id FROM process WHERE process.id = %(id)s FOR UPDATE", "locking read"),
+    ("SELECT task.id FROM task ORDER BY task.due LIMIT 5 FOR UPDATE OF task SKIP LOCKED", "locking read"),
+    ("select id from process\nfor no key update", "locking read"),
+    ("SELECT id FROM process FOR SHARE", "locking read"),
+    ("SELECT pg_advisory_xact_lock(42)", "locking read"),
+    ("select pg_try_advisory_xact_lock(42)", "locking read"),
+    ("SELECT pg_advisory_lock(42)", "read"),  # a session's lock outlives transactions anyway
+    ("INSERT INTO task (status) VALUES (?)", "write"),
+    ("update task set status = 'DONE'", "write"),
+    ("DELETE FROM task_draft WHERE task_id IN (?)", "write"),
+    ("SAVEPOINT sa_savepoint_1", "write"),
+    ("RELEASE SAVEPOINT sa_savepoint_1", "read"),
+    ("PRAGMA wal_checkpoint(TRUNCATE)", "read"),
+    ("EXPLAIN QUERY PLAN SELECT 1", "read"),
+    ("SHOW transaction_isolation", "read"),
+    ("with gone as (delete from task returning id) select count(*) from gone", "write"),  # text: a write
+    ("CREATE TABLE t (id INTEGER)", "write"),
+    ("SELECTED_ROWS", "write"),  # not the word SELECT: taken for a write
 ])
-def test_what_begins_a_transaction(statement: str, needs: bool) -> None:
-    from webflow.core.transaction import _needs_transaction
+def test_what_begins_a_transaction(statement: str, kind: str) -> None:
+    from webflow.core.transaction import _statement_kind
 
-    assert _needs_transaction(statement, None) is needs
+    assert _statement_kind(statement, None).value == kind
+
+
+class SnapshotFlow(Flow):
+    """Snapshot"""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_an_engine_with_its_own_isolation_level_keeps_the_drivers_transactions(pg_url: str) -> None:
+    """REPEATABLE READ: the reads begin a snapshot (psycopg's own BEGIN), which a transition
+    ends before it locks, so it decides on rows committed by others in between."""
+    engine = _engine_with_ann(pg_url, isolation_level="REPEATABLE READ")
+    try:
+        with Session(engine) as session, use_session(session):
+            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
+            session.execute(sa.update(User).values(permissions=["snapshot.can_work"]))
+            process = SnapshotFlow.start.run()  # type: ignore[attr-defined]
+            session.commit()
+            task = session.scalar(sa.select(Task).where(Task.process_id == process.id,
+                                                        Task.node_name == "work"))
+            assert task is not None and task.status == STATUS.NEW
+            assert _backend_state(engine, session) == "idle in transaction"  # the snapshot the reads began
+            with Session(engine) as other, use_session(other):
+                other_task = other.get(Task, task.id)
+                assert other_task is not None
+                other_task.activate().assign(other.get(User, ann_id))
+            with pytest.raises(TransitionNotAllowed):
+                task.activate().assign(session.get(User, ann_id))  # assigned meanwhile: refused
+            session.expire_all()
+            events = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == task.id)).all()
+            assert events == ["assign"]
+    finally:
+        engine.dispose()

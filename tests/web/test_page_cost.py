@@ -144,7 +144,7 @@ def test_the_requests_of_a_completion_stay_within_their_budgets(app: Flask) -> N
     page, following = task_url(first), task_url(second)  # read before counting
     person = AuthActions(app).enter_as("ann")
     person.get("/inbox/")  # warm
-    costs, sent = {}, {}
+    sent: dict[str, list[str]] = {}
     counter = SQLCounter(db.engine)
     try:
         counter.start()

@@ -44,13 +44,12 @@ LOCK_BACKOFF = 0.05  # seconds, doubled per attempt, with jitter
 # ping is no round trip on the hot path. Within this window a dropped connection fails
 # its first statement instead, and the pool replaces every connection older than it.
 PING_AFTER_IDLE = 2.0  # seconds
-# Set on a DBAPI connection's info by any statement other than a SELECT, cleared by the
-# commit or rollback that ends its transaction: "this transaction has written".
+# Set on a DBAPI connection's info by any statement that writes (_statement_kind), cleared
+# by the commit or rollback that ends its transaction: "this transaction has written".
 WROTE = "webflow_wrote"
 
-#: Statements that may run outside a transaction (autocommit): a SELECT unless it locks
-#: rows (_LOCKING_READ), a WITH that SQLAlchemy compiled as a SELECT, and these; anything
-#: else begins one first. Any case, leading blanks allowed (text SQL is written by hand).
+#: The first words of statements that may be reads (_statement_kind), in any case and
+#: after leading blanks (text SQL is written by hand).
 _AUTOCOMMIT_SAFE = re.compile(
     r"\s*(?:(?P<select>SELECT)|(?P<with>WITH)|BEGIN|COMMIT|ROLLBACK|RELEASE|PRAGMA|EXPLAIN|SHOW)\b", re.I)
 _LOCKING_READ = re.compile(
@@ -584,9 +583,10 @@ def configure_engine(engine: Engine) -> Engine:
     @event.listens_for(engine, "before_cursor_execute")
     def _before_statement(conn: sa.Connection, cursor: Any, statement: str, parameters: Any,
                           context: Any, executemany: bool) -> None:
-        if not statement.startswith(("SELECT", "BEGIN")):
+        kind = _statement_kind(statement, context)
+        if kind is _Kind.WRITE:
             conn.info[WROTE] = True
-        if _needs_transaction(statement, context):
+        if kind is not _Kind.READ:
             _begin_now(conn)
 
     @event.listens_for(engine, "commit")
@@ -637,21 +637,29 @@ def configure_engine(engine: Engine) -> Engine:
     return engine
 
 
-def _needs_transaction(statement: str, context: Any) -> bool:
-    """Whether a statement must run inside a transaction: anything that writes, a
-    SAVEPOINT (on SQLite it would otherwise begin a deferred transaction of its own), and a
-    SELECT that locks rows or takes a transaction's advisory lock (in autocommit the lock
-    would end with the statement)."""
+class _Kind(enum.Enum):
+    """What a statement is, for the transaction it needs (_statement_kind)."""
+
+    READ = "read"  # runs in autocommit outside a transaction
+    LOCKING_READ = "locking read"  # begins one, so that its lock lasts until the commit
+    WRITE = "write"  # begins one, and marks it as having written (WROTE)
+
+
+def _statement_kind(statement: str, context: Any) -> _Kind:
+    """A SELECT is a read unless it locks rows or takes a transaction's advisory lock (in
+    autocommit the lock would end with the statement); so is a WITH that SQLAlchemy
+    compiled as a SELECT (a text one is taken for a write: it may end in one), and so are
+    BEGIN, COMMIT, ROLLBACK, RELEASE, PRAGMA, EXPLAIN and SHOW. Anything else writes, a
+    SAVEPOINT included (on SQLite it would otherwise begin a deferred transaction)."""
     head = _AUTOCOMMIT_SAFE.match(statement)
     if head is None:
-        return True
+        return _Kind.WRITE
     if head["select"]:
-        return _LOCKING_READ.search(statement) is not None
-    if head["with"]:
-        # a SELECT with CTEs, as compiled; a text one is taken for a write (it may end in one)
-        return getattr(context, "compiled", None) is None or bool(
-            context.isinsert or context.isupdate or context.isdelete)
-    return False
+        return _Kind.LOCKING_READ if _LOCKING_READ.search(statement) else _Kind.READ
+    if head["with"] and (getattr(context, "compiled", None) is None
+                         or context.isinsert or context.isupdate or context.isdelete):
+        return _Kind.WRITE
+    return _Kind.READ
 
 
 def _begin_now(conn: sa.Connection) -> None:
