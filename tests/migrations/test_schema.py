@@ -140,3 +140,45 @@ def test_migrated_search_index_finds_a_process(app: Flask) -> None:
     process = HelloWorldFlow.start.run(data={"text": "quarterly invoice"}, user=user)
     found = db.session.execute(matching_processes(db.engine.dialect.name, SearchTerms.parse("invoice")))
     assert [row.process_id for row in found] == [process.id]
+
+
+def test_sqlite_timestamps_stored_with_an_offset_get_the_common_text(app: Flask) -> None:
+    """0011: the engine's own UPDATEs used to store SQLite timestamps as "...+00:00" text,
+    which SQL compares wrongly against the rest. The migration rewrites them to the text
+    every other write stores; the times they mean do not change (PostgreSQL: nothing to do)."""
+    from webflow.demo.helloworld import HelloWorldFlow
+    from webflow.models import Process, Task, User
+
+    upgrade(revision="0010_search")
+    user = User(username="ann", is_superuser=True)
+    db.session.add(user)
+    db.session.commit()
+    process = HelloWorldFlow.start.run(data={"text": "hi"}, user=user)
+    task = process.get_task(HelloWorldFlow.approve)
+    task.activate().assign(user)
+    sqlite = db.engine.dialect.name == "sqlite"
+    with db.engine.begin() as conn:
+        if sqlite:  # what the old UPDATEs stored, with and without microseconds
+            conn.exec_driver_sql("UPDATE task SET assigned = '2026-12-04 19:09:11.176213+00:00', "
+                                 "due = '2026-12-06 08:00:00+00:00' WHERE id = ?", (task.id,))
+            conn.exec_driver_sql("UPDATE process SET finished = '2026-12-04 19:09:12.000001+00:00' "
+                                 "WHERE id = ?", (process.id,))
+    db.session.expire_all()
+    task_row, process_row = db.session.get(Task, task.id), db.session.get(Process, process.id)
+    before = (task_row.assigned, task_row.due, task_row.created, process_row.finished, process_row.created)
+
+    upgrade()
+    db.session.expire_all()
+    task_row, process_row = db.session.get(Task, task.id), db.session.get(Process, process.id)
+    assert (task_row.assigned, task_row.due, task_row.created, process_row.finished, process_row.created) == before
+    if sqlite:
+        with db.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT assigned, due FROM task WHERE id = ?", (task.id,)).one()
+            finished = conn.exec_driver_sql("SELECT finished FROM process WHERE id = ?", (process.id,)).scalar()
+            assert tuple(stored) == ("2026-12-04 19:09:11.176213", "2026-12-06 08:00:00.000000")
+            assert finished == "2026-12-04 19:09:12.000001"
+            # and SQL finds the rescheduled time due at that very time, as the timer query asks
+            due = conn.exec_driver_sql("SELECT count(*) FROM task WHERE id = ? AND due <= ?",
+                                       (task.id, "2026-12-06 08:00:00.000000")).scalar()
+            assert due == 1
+    downgrade(revision="0010_search")  # nothing to undo, and no error

@@ -185,7 +185,11 @@ def _processor(dialect: Any, column: Any) -> Callable[[Any], Any] | None:
         # The driver's JSON wrapper does not go into an array: the text, cast by the
         # statement (JSON's None is the JSON null, as the ORM writes it).
         return json.dumps
-    return column.type.bind_processor(dialect)  # type: ignore[no-any-return]
+    # The type as this dialect spells it: a TypeDecorator's own bind_processor wraps its
+    # generic impl (sa.DateTime has none), not the dialect's (SQLite's DATETIME formats
+    # the text every other write stores; without it sqlite3 stored "...+00:00", which
+    # compares wrongly against the other rows' text).
+    return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
 def _bind(dialect: Any, column: Any, value: Any) -> Any:
