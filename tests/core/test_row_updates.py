@@ -110,7 +110,8 @@ def stored_time_formats(session: Session) -> set[str]:
     shapes = set()
     for table, columns in TIMESTAMPS.items():
         for column in columns:
-            values = session.connection().exec_driver_sql(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL")
+            query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+            values = session.connection().exec_driver_sql(query)
             shapes |= {re.sub(r"\d", "9", str(value)) for (value,) in values}
     return shapes
 

@@ -142,12 +142,21 @@ def test_migrated_search_index_finds_a_process(app: Flask) -> None:
     assert [row.process_id for row in found] == [process.id]
 
 
+def stored_times(task_id: int, process_id: int) -> tuple[object, ...]:
+    """The times a task and its process hold, as the ORM reads them."""
+    from webflow.models import Process, Task
+
+    task, process = db.session.get(Task, task_id), db.session.get(Process, process_id)
+    assert task is not None and process is not None
+    return task.assigned, task.due, task.created, process.finished, process.created
+
+
 def test_sqlite_timestamps_stored_with_an_offset_get_the_common_text(app: Flask) -> None:
     """0011: the engine's own UPDATEs used to store SQLite timestamps as "...+00:00" text,
     which SQL compares wrongly against the rest. The migration rewrites them to the text
     every other write stores; the times they mean do not change (PostgreSQL: nothing to do)."""
     from webflow.demo.helloworld import HelloWorldFlow
-    from webflow.models import Process, Task, User
+    from webflow.models import User
 
     upgrade(revision="0010_search")
     user = User(username="ann", is_superuser=True)
@@ -164,13 +173,11 @@ def test_sqlite_timestamps_stored_with_an_offset_get_the_common_text(app: Flask)
             conn.exec_driver_sql("UPDATE process SET finished = '2026-12-04 19:09:12.000001+00:00' "
                                  "WHERE id = ?", (process.id,))
     db.session.expire_all()
-    task_row, process_row = db.session.get(Task, task.id), db.session.get(Process, process.id)
-    before = (task_row.assigned, task_row.due, task_row.created, process_row.finished, process_row.created)
+    before = stored_times(task.id, process.id)
 
     upgrade()
     db.session.expire_all()
-    task_row, process_row = db.session.get(Task, task.id), db.session.get(Process, process.id)
-    assert (task_row.assigned, task_row.due, task_row.created, process_row.finished, process_row.created) == before
+    assert stored_times(task.id, process.id) == before
     if sqlite:
         with db.engine.connect() as conn:
             stored = conn.exec_driver_sql("SELECT assigned, due FROM task WHERE id = ?", (task.id,)).one()
