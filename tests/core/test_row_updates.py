@@ -195,3 +195,17 @@ def test_a_change_the_orm_must_order_is_left_to_the_flush(rebuilt: Session) -> N
     assert task.status == STATUS.ASSIGNED and task.owner.username == "newcomer"
     document = rebuilt.get(SearchDocument, process.id)
     assert document is not None and "newcomer" in document.body.split()
+
+
+def test_documents_built_from_memory_equal_the_ones_read_back(rebuilt: Session) -> None:
+    """Every transition that held the process's tasks built its search document from
+    memory (on SQLite since the lock-and-read holds them too); each stored document is the
+    one ``build_documents`` (what the index command writes) reads from the tables."""
+    from webflow.core.search import build_documents
+
+    scenario(rebuilt)
+    rebuilt.expire_all()
+    stored = {d.process_id: d.body for d in rebuilt.scalars(sa.select(SearchDocument))}
+    ids = list(rebuilt.scalars(sa.select(Process.id)))
+    assert len(stored) == len(ids) == 3
+    assert {d["process_id"]: d["body"] for d in build_documents(rebuilt, ids)} == stored
