@@ -4,6 +4,7 @@ the last statement): the automatic path of the side-by-side benchmark
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from webflow import Flow, flow, this
 from webflow.core import Base, create_engine, use_session
+from webflow.core.models import UTCDateTime
 
 
 @contextmanager
@@ -26,6 +28,19 @@ def rebuilt_session(url: str) -> Iterator[Session]:
             yield session
     finally:
         engine.dispose()
+
+
+def stored_time_formats(session: Session) -> set[str]:
+    """How the tables store every timestamp, digits left out: SQLite keeps text, which SQL
+    compares as text, so every write must store the same shape ("9999-99-99 99:99:99.999999")."""
+    shapes = set()
+    for table in Base.metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, UTCDateTime):
+                query = f'SELECT "{column.name}" FROM "{table.name}" WHERE "{column.name}" IS NOT NULL'
+                values = session.connection().exec_driver_sql(query)
+                shapes |= {re.sub(r"\d", "9", str(value)) for (value,) in values}
+    return shapes
 
 
 def touch(activation: Any) -> None:

@@ -5,11 +5,11 @@ nothing half written when they fail. Both databases."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from late_writes import stored_time_formats  # tests/core, on the path under pytest
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -98,22 +98,6 @@ def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
                      for d in session.scalars(sa.select(SearchDocument).order_by(SearchDocument.process_id))],
         "time formats": stored_time_formats(session),
     }
-
-
-#: The timestamps the engine's own UPDATEs may write.
-TIMESTAMPS = {"process": ("created", "finished"), "task": ("created", "assigned", "started", "finished", "due")}
-
-
-def stored_time_formats(session: Session) -> set[str]:
-    """How the table stores each timestamp, digits left out: SQLite keeps text, which SQL
-    compares as text, so every write must store the same shape ("9999-99-99 99:99:99.999999")."""
-    shapes = set()
-    for table, columns in TIMESTAMPS.items():
-        for column in columns:
-            query = f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-            values = session.connection().exec_driver_sql(query)
-            shapes |= {re.sub(r"\d", "9", str(value)) for (value,) in values}
-    return shapes
 
 
 def test_rows_written_with_the_last_statement_equal_the_flushed_ones(rebuilt: Session,
