@@ -250,8 +250,8 @@ class UnitOfWork:
         if self._dialect() == "sqlite":
             self._read_process_and_tasks(process_id, task_id)
             return
-        rows = self.session.execute(_lock_and_read_query(),
-                                    {"process_id": process_id, "task_id": task_id}).all()
+        query = _lock_and_read_query(self._dialect())
+        rows = self.session.execute(query, {"process_id": process_id, "task_id": task_id}).all()
         if not rows:  # the task is gone: the process is locked all the same
             self.lock(process_id)
             return
@@ -294,20 +294,22 @@ class UnitOfWork:
 
 
 @functools.cache
-def _lock_and_read_query() -> Any:
-    """PostgreSQL's lock-and-read of a process and one of its tasks (built once)."""
+def _lock_and_read_query(dialect: str) -> Any:
+    """The lock-and-read of a process and one of its tasks (built once per dialect)."""
     from .models import Process, Task
 
     process_id: Any = sa.bindparam("process_id")
     task_id: Any = sa.bindparam("task_id")
+    query = (sa.select(Process, Task).join(Task, Task.process_id == process_id)
+             .where(Task.id == task_id).order_by(Process.id)
+             .execution_options(populate_existing=True))
+    if dialect == "sqlite":
+        return query.where(Process.id == process_id)  # BEGIN IMMEDIATE holds the lock
     # The process and the top process of its tree (subprocesses), in id order: the top
     # one is older, so every transaction in a tree takes it first (then, in the same
     # row, the task: FROM order).
     root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
-    return (sa.select(Process, Task).join(Task, Task.process_id == process_id)
-            .where(Task.id == task_id, sa.or_(Process.id == process_id, Process.id == root))
-            .order_by(Process.id).with_for_update()
-            .execution_options(populate_existing=True))
+    return query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
 
 
 @functools.cache
