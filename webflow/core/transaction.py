@@ -239,16 +239,9 @@ class UnitOfWork:
         transaction, PostgreSQL hands back the latest version of every row it locked,
         whereas a row it only read would be the one of the statement's start. The other
         tasks of the process are read later, by a statement of their own (queries.
-        process_tasks), which sees everything committed before the lock was ours.
-
-        SQLite took the database's write lock before this statement (BEGIN IMMEDIATE):
-        what it reads is current, so the same statement reads every task of the process
-        too, and the unit of work holds them (what process_tasks would read next)."""
+        process_tasks), which sees everything committed before the lock was ours."""
         if task_id is None:
             self.lock(process_id)
-            return
-        if self._dialect() == "sqlite":
-            self._read_process_and_tasks(process_id, task_id)
             return
         query = _lock_and_read_query(self._dialect())
         rows = self.session.execute(query, {"process_id": process_id, "task_id": task_id}).all()
@@ -263,23 +256,6 @@ class UnitOfWork:
                 # read again by the transition's first ``task.process``.
                 set_committed_value(row_task, "process", row_process)
         self.locked.add(process_id)
-
-    def _read_process_and_tasks(self, process_id: int, task_id: int) -> None:
-        """SQLite: the process, with every one of its tasks, in one statement. The
-        process's columns come only on the row of the task about to change (the other
-        rows carry NULLs there: its data is decoded once, not once per task)."""
-        rows = self.session.execute(_process_and_tasks_query(),
-                                    {"process_id": process_id, "task_id": task_id}).all()
-        self.locked.add(process_id)
-        process = next((row_process for row_process, _ in rows if row_process is not None), None)
-        if process is None:  # the task is gone, or is another process's: nothing is held
-            return
-        tasks = [row_task for _, row_task in rows]
-        for task in tasks:
-            # populate_existing reset task.process; point it at the row just read, so the
-            # process stays held (the identity map holds rows weakly) and is not read again.
-            set_committed_value(task, "process", process)
-        self.cache[("tasks", process)] = tasks  # as queries.process_tasks holds them
 
     def lock(self, process_id: int) -> None:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
@@ -310,19 +286,6 @@ def _lock_and_read_query(dialect: str) -> Any:
     # row, the task: FROM order).
     root = sa.select(Process.root_process_id).where(Process.id == process_id).scalar_subquery()
     return query.where(sa.or_(Process.id == process_id, Process.id == root)).with_for_update()
-
-
-@functools.cache
-def _process_and_tasks_query() -> Any:
-    """SQLite's lock-and-read (_read_process_and_tasks), built once."""
-    from .models import Process, Task
-
-    process_id: Any = sa.bindparam("process_id")
-    task_id: Any = sa.bindparam("task_id")
-    return (sa.select(Process, Task).select_from(Task)
-            .outerjoin(Process, sa.and_(Process.id == Task.process_id, Task.id == task_id))
-            .where(Task.process_id == process_id).order_by(Task.id)
-            .execution_options(populate_existing=True))
 
 
 @functools.cache
