@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from webflow import STATUS, Flow, TransitionNotAllowed, flow, this
 from webflow.core import create_engine, use_session
 from webflow.core.sqlcount import SQLCounter
-from webflow.models import Base, SavedFilter, Task, TaskEvent, User
+from webflow.models import Base, Process, SavedFilter, Task, TaskEvent, User
 
 
 def _engine_with_ann(url: str, **options: Any) -> sa.Engine:
@@ -188,5 +188,78 @@ def test_an_engine_with_its_own_isolation_level_keeps_the_drivers_transactions(p
             session.expire_all()
             events = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == task.id)).all()
             assert events == ["assign"]
+    finally:
+        engine.dispose()
+
+
+def test_a_copy_a_session_kept_across_its_commit_is_read_again_under_the_lock(db_url: str) -> None:
+    """A session that does not expire its rows on commit still holds the task it read
+    before; a transition decides on the row as it is under the lock, not on that copy."""
+    engine = _engine_with_ann(db_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session, use_session(session):
+            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
+            session.execute(sa.update(User).values(permissions=["snapshot.can_work"]))
+            process = SnapshotFlow.start.run()  # type: ignore[attr-defined]
+            task = session.scalar(sa.select(Task).where(Task.process_id == process.id,
+                                                        Task.node_name == "work"))
+            assert task is not None
+            session.commit()  # the session's transaction ends; its copy of the task stays loaded
+            with Session(engine) as other, use_session(other):
+                other_task = other.get(Task, task.id)
+                assert other_task is not None
+                other_task.activate().assign(other.get(User, ann_id))
+            activation, ann = task.activate(), session.get(User, ann_id)
+            session.commit()  # what that read (the process, say) stays loaded too
+            assert task.status == STATUS.NEW and not session.in_transaction()  # the kept copy
+            with pytest.raises(TransitionNotAllowed):
+                activation.assign(ann)  # assigned meanwhile: refused
+            session.expire_all()
+            events = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == task.id)).all()
+            assert events == ["assign"]
+    finally:
+        engine.dispose()
+
+
+class KeptCopyFlow(Flow):
+    """Kept copy"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.left).Next(this.right)
+    left = flow.View().Permission(auto_create=True).Next(this.join)
+    right = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def _complete(task: Task, user: User) -> None:
+    activation = task.activate()
+    activation.assign(user)
+    activation.prepare(data={}, user=user)
+    activation.done()
+
+
+def test_a_join_decides_on_the_siblings_as_they_are_not_on_a_kept_copy(db_url: str) -> None:
+    """The session kept both branches across its commit; the right one is completed
+    elsewhere. Completing the left one must see that (under the lock), so the join fires
+    and the process ends, instead of waiting for a sibling that is already done."""
+    engine = _engine_with_ann(db_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session, use_session(session):
+            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
+            session.execute(sa.update(User).values(permissions=["kept_copy.can_left", "kept_copy.can_right"]))
+            process = KeptCopyFlow.start.run()  # type: ignore[attr-defined]
+            found = session.scalars(sa.select(Task).where(Task.process_id == process.id))
+            tasks = {task.node_name: task for task in found}
+            ann = session.get(User, ann_id)
+            session.commit()
+            with Session(engine) as other, use_session(other):
+                right = other.get(Task, tasks["right"].id)
+                assert right is not None
+                _complete(right, other.get(User, ann_id))  # type: ignore[arg-type]
+            assert tasks["right"].status == STATUS.NEW  # the copy the session kept
+            _complete(tasks["left"], ann)  # type: ignore[arg-type]
+            session.expire_all()
+            assert session.get(Process, process.id).status == STATUS.DONE  # type: ignore[union-attr]
     finally:
         engine.dispose()

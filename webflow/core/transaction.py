@@ -529,6 +529,11 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
             # Read committed, or reads in autocommit: every statement sees the latest
             # committed rows, so a transaction that only read goes on (no COMMIT and BEGIN).
             _expire_engine_rows(session)
+    if not session.expire_on_commit:
+        # A session that keeps its rows across commits holds copies read in an earlier
+        # transaction (a sibling branch, say): the engine reads every one afresh under the
+        # lock. (Otherwise the commit or rollback that ended that transaction expired them.)
+        _expire_engine_rows(session)
     uow = UnitOfWork(session)
     _begin_now(session.connection())  # SQLite: the write lock, before any read
     if process_id is not None:
