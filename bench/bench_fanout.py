@@ -1,0 +1,98 @@
+"""What one branch of a large fan-out costs: a process fanned out over N items
+(``Split().Each`` of a View, then a Join), and a person's assign + done of one branch, the
+caller loading its user and task before each transition as a request does.
+
+    python bench/bench_fanout.py                                  # SQLite and PostgreSQL
+    python bench/bench_fanout.py --db sqlite --items 10,100,1000 --branches 20
+    python bench/bench_fanout.py --db sqlite --items 200 --calls  # Python calls, not time
+
+Every transition reads every task of its process (the search document names each task and
+its owner; joins and the End count the unfinished ones), so a branch costs more the more
+items there are, and finishing every branch is quadratic in the items. ``--calls`` counts
+cProfile's Python calls over the same work instead of timing it: a figure that does not
+move with the machine's load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import sys
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from scratch import scratch_database  # noqa: E402
+
+from webflow import Flow, flow, this  # noqa: E402
+from webflow.core import Base, Context, create_engine, use_session  # noqa: E402
+from webflow.models import Task, User  # noqa: E402
+
+
+class FanOutFlow(Flow):
+    """Fan-out"""
+
+    start = flow.StartFunction().Next(this.ask)
+    ask = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Permission(auto_create=True).Next(this.collect)
+    collect = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def run(kind: str, items: int, branches: int, calls: bool) -> str:
+    with scratch_database(kind, "webflow_fanout") as url:
+        engine = create_engine(url)
+        Base.metadata.create_all(engine)
+        try:
+            with Session(engine) as session, use_session(session), Context(propagate_exception=False):
+                user = User(username="reviewer", permissions=["fan_out_flow.can_review"])
+                session.add(user)
+                session.commit()
+                user_id = user.id
+                began = time.perf_counter()
+                process_id = FanOutFlow.start.run(items=list(range(items))).id  # type: ignore[attr-defined]
+                start_ms = (time.perf_counter() - began) * 1000
+                task_ids = list(session.scalars(
+                    sa.select(Task.id).where(Task.process_id == process_id, Task.node_name == "review")
+                    .order_by(Task.id).limit(branches)))
+                profile = cProfile.Profile()
+                began = time.perf_counter()
+                if calls:
+                    profile.enable()
+                for task_id in task_ids:
+                    person, task = session.get(User, user_id), session.get(Task, task_id)
+                    task.activate().assign(person)  # type: ignore[union-attr]
+                    person, task = session.get(User, user_id), session.get(Task, task_id)
+                    activation = task.activate()  # type: ignore[union-attr]
+                    activation.prepare(data={"ok": True}, user=person)
+                    activation.done()
+                profile.disable()
+                per_branch = (time.perf_counter() - began) * 1000 / len(task_ids)
+        finally:
+            engine.dispose()
+    if calls:
+        per_branch_calls = pstats.Stats(profile).total_calls / len(task_ids)  # type: ignore[attr-defined]
+        return f"{kind:<10} {items:>6} items: {per_branch_calls:>10,.0f} Python calls per branch (assign, done)"
+    return (f"{kind:<10} {items:>6} items: start {start_ms:8.1f} ms, "
+            f"assign + done of one branch {per_branch:7.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--items", default="10,100,1000", help="fan-out sizes, comma-separated")
+    parser.add_argument("--branches", type=int, default=20, help="branches completed per size")
+    parser.add_argument("--calls", action="store_true", help="count Python calls instead of timing")
+    args = parser.parse_args()
+    for kind in args.db.split(","):
+        for items in (int(n) for n in args.items.split(",")):
+            print(run(kind, items, min(args.branches, items), args.calls), flush=True)
+
+
+if __name__ == "__main__":
+    main()
