@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from test_liveness_properties import act_on  # tests/core, on the path under pytest
 
 from webflow import STATUS, Flow, TransitionNotAllowed, flow, this
 from webflow.core import create_engine, use_session
@@ -32,6 +33,14 @@ def _engine_with_ann(url: str, **options: Any) -> sa.Engine:
         session.add(User(username="ann"))
         session.commit()
     return engine
+
+
+def _ann_may(session: Session, *permissions: str) -> int:
+    """Give ann these permissions (not committed) and return her id."""
+    session.execute(sa.update(User).values(permissions=list(permissions)))
+    ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
+    assert ann_id is not None
+    return ann_id
 
 
 @pytest.fixture
@@ -171,8 +180,7 @@ def test_an_engine_with_its_own_isolation_level_keeps_the_drivers_transactions(p
     engine = _engine_with_ann(pg_url, isolation_level="REPEATABLE READ")
     try:
         with Session(engine) as session, use_session(session):
-            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
-            session.execute(sa.update(User).values(permissions=["snapshot.can_work"]))
+            ann_id = _ann_may(session, "snapshot.can_work")
             process = SnapshotFlow.start.run()  # type: ignore[attr-defined]
             session.commit()
             task = session.scalar(sa.select(Task).where(Task.process_id == process.id,
@@ -198,8 +206,7 @@ def test_a_copy_a_session_kept_across_its_commit_is_read_again_under_the_lock(db
     engine = _engine_with_ann(db_url)
     try:
         with Session(engine, expire_on_commit=False) as session, use_session(session):
-            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
-            session.execute(sa.update(User).values(permissions=["snapshot.can_work"]))
+            ann_id = _ann_may(session, "snapshot.can_work")
             process = SnapshotFlow.start.run()  # type: ignore[attr-defined]
             task = session.scalar(sa.select(Task).where(Task.process_id == process.id,
                                                         Task.node_name == "work"))
@@ -232,13 +239,6 @@ class KeptCopyFlow(Flow):
     end = flow.End()
 
 
-def _complete(task: Task, user: User) -> None:
-    activation = task.activate()
-    activation.assign(user)
-    activation.prepare(data={}, user=user)
-    activation.done()
-
-
 def test_a_join_decides_on_the_siblings_as_they_are_not_on_a_kept_copy(db_url: str) -> None:
     """The session kept both branches across its commit; the right one is completed
     elsewhere. Completing the left one must see that (under the lock), so the join fires
@@ -246,8 +246,7 @@ def test_a_join_decides_on_the_siblings_as_they_are_not_on_a_kept_copy(db_url: s
     engine = _engine_with_ann(db_url)
     try:
         with Session(engine, expire_on_commit=False) as session, use_session(session):
-            ann_id = session.scalar(sa.select(User.id).where(User.username == "ann"))
-            session.execute(sa.update(User).values(permissions=["kept_copy.can_left", "kept_copy.can_right"]))
+            ann_id = _ann_may(session, "kept_copy.can_left", "kept_copy.can_right")
             process = KeptCopyFlow.start.run()  # type: ignore[attr-defined]
             found = session.scalars(sa.select(Task).where(Task.process_id == process.id))
             tasks = {task.node_name: task for task in found}
@@ -256,9 +255,9 @@ def test_a_join_decides_on_the_siblings_as_they_are_not_on_a_kept_copy(db_url: s
             with Session(engine) as other, use_session(other):
                 right = other.get(Task, tasks["right"].id)
                 assert right is not None
-                _complete(right, other.get(User, ann_id))  # type: ignore[arg-type]
+                act_on(right, "complete", other.get(User, ann_id))  # type: ignore[arg-type]
             assert tasks["right"].status == STATUS.NEW  # the copy the session kept
-            _complete(tasks["left"], ann)  # type: ignore[arg-type]
+            act_on(tasks["left"], "complete", ann)  # type: ignore[arg-type]
             session.expire_all()
             assert session.get(Process, process.id).status == STATUS.DONE  # type: ignore[union-attr]
     finally:

@@ -183,8 +183,8 @@ def test_a_change_the_orm_must_order_is_left_to_the_flush(rebuilt: Session) -> N
 
 def test_documents_built_from_memory_equal_the_ones_read_back(rebuilt: Session) -> None:
     """Every transition that held the process's tasks built its search document from
-    memory (on SQLite since the lock-and-read holds them too); each stored document is the
-    one ``build_documents`` (what the index command writes) reads from the tables."""
+    memory; each stored document is the one ``build_documents`` (what the index command
+    writes) reads from the tables."""
     from webflow.core.search import build_documents
 
     scenario(rebuilt)

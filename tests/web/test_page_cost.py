@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -33,17 +32,15 @@ class WideFlow(Flow):
 
 
 @contextmanager
-def counted() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    sa.event.listen(db.engine, "before_cursor_execute", count)
+def counting() -> Iterator[SQLCounter]:
+    """The project's statement counter on the app's engine (webflow.core.sqlcount: every
+    statement sent, BEGIN, COMMIT and ROLLBACK included); ``start()`` and ``stop()`` it
+    around each request."""
+    counter = SQLCounter(db.engine)
     try:
-        yield statements
+        yield counter
     finally:
-        sa.event.remove(db.engine, "before_cursor_execute", count)
+        counter.close()
 
 
 @pytest.fixture
@@ -93,13 +90,14 @@ def page_costs(app: Flask, rows: int) -> dict[str, int]:
     process = build(rows)
     ann = AuthActions(app).enter_as("ann")
     costs = {}
-    for name, url in PAGES.items():
-        path = url(process)
-        ann.get(path)  # warm: the first request loads what every later one has cached
-        with counted() as statements:
+    with counting() as counter:
+        for name, url in PAGES.items():
+            path = url(process)
+            ann.get(path)  # warm: the first request loads what every later one has cached
+            counter.start()
             response = ann.get(path)
-        assert response.status_code == 200, (name, response.status_code)
-        costs[name] = len(statements)
+            costs[name] = len(counter.stop().statements)
+            assert response.status_code == 200, (name, response.status_code)
     return costs
 
 
@@ -145,8 +143,7 @@ def test_the_requests_of_a_completion_stay_within_their_budgets(app: Flask) -> N
     person = AuthActions(app).enter_as("ann")
     person.get("/inbox/")  # warm
     sent: dict[str, list[str]] = {}
-    counter = SQLCounter(db.engine)
-    try:
+    with counting() as counter:
         counter.start()
         assert person.get(page).status_code == 200
         sent["task page"] = counter.stop().statements
@@ -157,8 +154,6 @@ def test_the_requests_of_a_completion_stay_within_their_budgets(app: Flask) -> N
         counter.start()
         assert person.get("/inbox/").status_code == 200
         sent["inbox"] = counter.stop().statements
-    finally:
-        counter.close()
     costs = {name: len(statements) for name, statements in sent.items()}
     budgets = COMPLETION_BUDGETS[db.engine.dialect.name]
     assert all(costs[name] <= budgets[name] for name in budgets), (costs, budgets, sent)

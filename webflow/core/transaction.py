@@ -524,16 +524,13 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
                 session.commit()
             finally:
                 session.expire_on_commit = expire
-            _expire_engine_rows(session)
-        else:
-            # Read committed, or reads in autocommit: every statement sees the latest
-            # committed rows, so a transaction that only read goes on (no COMMIT and BEGIN).
-            _expire_engine_rows(session)
-    if not session.expire_on_commit:
-        # A session that keeps its rows across commits holds copies read in an earlier
-        # transaction (a sibling branch, say): the engine reads every one afresh under the
-        # lock. (Otherwise the commit or rollback that ended that transaction expired them.)
-        _expire_engine_rows(session)
+        # Otherwise (read committed, or reads in autocommit) every statement sees the
+        # latest committed rows, so a transaction that only read goes on (no COMMIT and
+        # BEGIN).
+    # The engine decides on rows read under the lock: the processes and tasks the session
+    # holds, read before it in this transaction or (a session that does not expire on
+    # commit) in an earlier one, are read afresh. Users and groups stay.
+    _expire_engine_rows(session)
     uow = UnitOfWork(session)
     _begin_now(session.connection())  # SQLite: the write lock, before any read
     if process_id is not None:
