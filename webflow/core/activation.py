@@ -98,15 +98,16 @@ def region_join_not_fired(activation: Activation) -> bool:
     if task.id is None or "/" not in task.token:
         return True
     from . import token as tokens
-    from .queries import process_tasks
+    from .queries import as_tasks, process_tasks
 
     levels = {}  # join token -> the prefix of that split's branches
     current = task.token
     while tokens.is_branch(current):
         levels[tokens.base(current)] = tokens.split_prefix(current)
         current = tokens.base(current)
-    fired = [t for t in process_tasks(activation.session, activation.process)
-             if t.flow_task_type == "JOIN" and t.status == STATUS.DONE and t.token in levels]
+    fired = as_tasks(activation.session, [t for t in process_tasks(activation.session, activation.process)
+                                          if t.flow_task_type == "JOIN" and t.status == STATUS.DONE
+                                          and t.token in levels])
     if not fired:
         return True
     uow = current_unit_of_work()

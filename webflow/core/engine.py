@@ -15,7 +15,7 @@ from .activation import is_saved, record_event
 from .context import get_session
 from .exceptions import TransitionNotAllowed
 from .models import Process, Task, TaskEvent, User, utcnow
-from .queries import process_tasks, unfinished_tasks
+from .queries import as_tasks, process_tasks, unfinished_tasks
 from .status import FINISHED, STATUS
 from .transaction import current_unit_of_work, unit_of_work
 
@@ -80,16 +80,16 @@ def settle(activation: Activation) -> None:
         return
     end = next((t for t in tasks if t.flow_task_type == "END" and t.status == STATUS.DONE), None)
     if end is not None:
-        finish_process(process, activation.flow_class, end)
+        finish_process(process, activation.flow_class, as_tasks(session, [end])[0])
     elif process.stalled is None:
         process.stalled = utcnow()
 
 
 def _fire_released_joins(session: Session, process: Process, finished: Task) -> None:
     """Complete the waiting joins of the regions the finished task was part of."""
-    waiting = [t for t in process_tasks(session, process)
-               if t.flow_task_type == "JOIN" and t.status == STATUS.STARTED
-               and finished.token.startswith(t.token + "/")]
+    waiting = as_tasks(session, [t for t in process_tasks(session, process)
+                                 if t.flow_task_type == "JOIN" and t.status == STATUS.STARTED
+                                 and finished.token.startswith(t.token + "/")])
     if not waiting:
         return
     uow = current_unit_of_work()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,12 +34,60 @@ def get_task(process: Process, flow_task: Node, status: STATUS | list[STATUS] | 
     return tasks[0]
 
 
+@dataclass(slots=True)
+class TaskRow:
+    """A task of a process as the engine's read under the lock found it: the columns the
+    engine asks about a process's other tasks (which are unfinished, which join waits, what
+    the search document names), as a plain row rather than an ORM object. A fan-out of a
+    thousand branches then costs each transition a thousand small rows, not a thousand
+    objects to build, track and expire at the commit. ``as_tasks`` turns the rows the
+    engine acts on into the session's tasks."""
+
+    id: int
+    node_name: str
+    flow_task_type: str
+    token: str
+    status: STATUS
+    owner_id: int | None
+
+
 # Built once: the engine asks for it in most transactions.
-_PROCESS_TASKS = sa.select(Task).where(Task.process_id == sa.bindparam("process_id"))
+_TASK_ROWS = sa.select(Task.id, Task.node_name, Task.flow_task_type, Task.token, Task.status,
+                       Task.owner_id).where(Task.process_id == sa.bindparam("process_id"))
 
 
-def process_tasks(session: Session, process: Process) -> list[Task]:
-    """Every task of the process, held by the unit of work once read.
+@dataclass(slots=True)
+class HeldTasks:
+    """Every task of a process, as a unit of work holds them: the rows read under the lock
+    and the tasks it created since."""
+
+    rows: list[TaskRow]
+    created: list[Task]
+    # The session's objects of rows, once seen loaded: it holds them weakly, and an object
+    # changed after the read and then let go (flushed, or taken by row_updates) would leave
+    # its stale row to answer.
+    objects: dict[int, Task] = field(default_factory=dict)
+
+    def current(self, session: Session) -> list[Task | TaskRow]:
+        """The tasks as they stand now: a task the session holds (loaded) is that object,
+        which carries the transaction's changes; the rest are their rows. An object the
+        session holds expired has no change of its own: its row is what it would load."""
+        if not self.rows:
+            return list(self.created)  # a process this unit of work created: all objects
+        identity, objects = session.identity_map, self.objects
+        tasks: list[Task | TaskRow] = []
+        for row in self.rows:
+            held = objects.get(row.id) or identity.get((Task, (row.id,), None))
+            if held is not None and "status" in held.__dict__:
+                objects[row.id] = held
+                tasks.append(held)
+            else:
+                tasks.append(row)
+        return tasks + self.created
+
+
+def process_tasks(session: Session, process: Process) -> list[Task | TaskRow]:
+    """Every task of the process: the session's object where it holds one, else a row.
 
     Under the process lock nobody else adds or changes the process's tasks, so one read
     per transaction is exact: later questions (each join arrival, the End) are answered
@@ -49,31 +99,53 @@ def process_tasks(session: Session, process: Process) -> list[Task]:
         # per session until the next commit expires it.
         return list(process.tasks) if process.id is not None else []
     key = ("tasks", process)
-    if key in uow.cache:
-        return uow.cache[key]  # type: ignore[no-any-return]
-    tasks: list[Task] = []
-    if sa.inspect(process).has_identity:  # in the table (a new one may have its id already)
-        with session.no_autoflush:  # pending tasks (not in the table yet) are added below
-            tasks = list(session.scalars(_PROCESS_TASKS, {"process_id": process.id}))
-    tasks += [task for task in session.new if isinstance(task, Task) and task.process is process]
-    uow.cache[key] = tasks
-    return tasks
+    held = uow.cache.get(key)
+    if held is None:
+        rows: list[TaskRow] = []
+        if sa.inspect(process).has_identity:  # in the table (a new one may have its id already)
+            with session.no_autoflush:  # pending tasks (not in the table yet) are added below
+                rows = [TaskRow(*row) for row in session.execute(_TASK_ROWS, {"process_id": process.id})]
+        created = [task for task in session.new if isinstance(task, Task) and task.process is process]
+        held = uow.cache[key] = HeldTasks(rows, created)
+    return held.current(session)
+
+
+def as_tasks(session: Session, some: Iterable[Task | TaskRow]) -> list[Task]:
+    """The session's objects of these tasks, in their order (one SELECT for the rows among
+    them: what the engine is about to change)."""
+    tasks: list[Any] = list(some)
+    ids = [task.id for task in tasks if isinstance(task, TaskRow)]
+    if not ids:
+        return tasks  # objects only
+    loaded: dict[int, Task] = {}
+    # No flush first: a row stands for a task the transaction has not changed (a changed one
+    # is an object), so what is pending cannot alter what these read.
+    with session.no_autoflush:
+        for start in range(0, len(ids), _LOAD_BATCH):
+            chunk = ids[start:start + _LOAD_BATCH]
+            found = session.scalars(sa.select(Task).where(Task.id.in_(chunk)))
+            loaded.update((task.id, task) for task in found)
+    return [loaded[task.id] if isinstance(task, TaskRow) else task for task in tasks]
+
+
+#: Ids per SELECT of ``as_tasks`` (well under either database's limit on parameters).
+_LOAD_BATCH = 500
 
 
 def hold_tasks(process: Process, tasks: list[Task]) -> None:
     """Hold the process's tasks for the unit of work (a process it creates)."""
     uow = current_unit_of_work()
     if uow is not None:
-        uow.cache.setdefault(("tasks", process), list(tasks))
+        uow.cache.setdefault(("tasks", process), HeldTasks([], list(tasks)))
 
 
 def remember_task(task: Task) -> None:
     """Add a task the engine just created to its process's list, if one is held."""
     uow = current_unit_of_work()
     if uow is not None:
-        tasks = uow.cache.get(("tasks", task.process))
-        if tasks is not None:
-            tasks.append(task)
+        held = uow.cache.get(("tasks", task.process))
+        if held is not None:
+            held.created.append(task)
 
 
 def count_unfinished(session: Session, process: Process, *, token_prefix: str | None = None,

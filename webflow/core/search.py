@@ -322,25 +322,48 @@ def _document(process_id: int, texts: list[str]) -> dict[str, Any]:
     return {"process_id": process_id, "body": " ".join(words(" ".join(texts)))[:MAX_BODY]}
 
 
-def _document_in_memory(process: Process, tasks: list[Task]) -> dict[str, Any]:
+def _document_in_memory(process: Process, tasks: list[Any]) -> dict[str, Any]:
     """The document of a process whose every task the unit of work holds (it read them
-    under the lock, or created the process): the same words as build_documents, without
-    reading them back. The starter and owners are users the session holds already (a
-    many-to-one is answered from the identity map)."""
-    _load_people(process, tasks)
+    under the lock, or created the process; objects and rows, see queries.TaskRow): the
+    same words as build_documents, without reading them back. The starter and owners are
+    users the session holds already (read by _load_people when it did not)."""
+    session = sa.orm.object_session(process)
+    _load_people(session, process, tasks)
     flow_path = process.flow_class_path
     texts = _process_words(flow_path, process.id, process.data,
                            getattr(process.created_by, "username", None))
+    titles = _titles(flow_path)[1]
+    # A large fan-out's document is cut at MAX_BODY: the tasks past the cut are not read.
+    # The words are counted only once the texts could reach it (the words are seldom
+    # longer than their text), and again once the rest could.
+    length, count_at = sum(map(len, texts)), MAX_BODY
     for task in sorted(tasks, key=lambda t: t.id):
-        texts += _task_words(flow_path, task.id, task.node_name,
-                             getattr(task.owner, "username", None))
+        if length >= count_at:
+            size = len(" ".join(words(" ".join(texts))))
+            if size >= MAX_BODY:
+                break
+            count_at = length + MAX_BODY - size
+        # _task_words' text, with the flow's titles looked up once per document
+        text = f"{titles.get(task.node_name, task.node_name)} {task.id} {_owner_name(session, task) or ''}"
+        texts.append(text)
+        length += len(text) + 1
     return _document(process.id, texts)
 
 
-def _load_people(process: Process, tasks: list[Task]) -> None:
+def _owner_name(session: Session | None, task: Any) -> str | None:
+    """The username of the task's owner: an object's relationship (set in Python, its key
+    may not be there yet), a row's key looked up among the users the session holds."""
+    if isinstance(task, Task):
+        return getattr(task.owner, "username", None)
+    if task.owner_id is None or session is None:
+        return None
+    owner = session.identity_map.get(identity_key(User, task.owner_id))
+    return getattr(owner, "username", None)
+
+
+def _load_people(session: Session | None, process: Process, tasks: list[Any]) -> None:
     """Read the starter and owners the session does not hold, in one statement (each
     many-to-one would otherwise be read on its own)."""
-    session = sa.orm.object_session(process)
     if session is None:
         return
     wanted = {process.created_by_id, *(task.owner_id for task in tasks)} - {None}
@@ -447,7 +470,7 @@ def take_documents(session: Session) -> list[dict[str, Any]]:
         process = session.identity_map.get(identity_key(Process, process_id))
         tasks = held.get(("tasks", process)) if process is not None else None
         if process is not None and tasks is not None and sa.inspect(process).persistent:
-            documents.append(_document_in_memory(process, tasks))
+            documents.append(_document_in_memory(process, tasks.current(session)))
         else:
             unread.append(process_id)
     documents += build_documents(session, unread)

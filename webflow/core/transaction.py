@@ -131,9 +131,12 @@ class UnitOfWork:
             updates = row_updates.take(self.session, self._holds)
         self.session.flush()
         links = self._take_links()
+        # Taken, but the tasks they name stay referenced until the documents are built: the
+        # session holds objects weakly, and a document built from memory must see them
+        # (queries.HeldTasks) rather than the rows read before they changed.
+        logged, self.events = self.events, []
         events = [dict(values, process_id=process.id, task_id=task.id if task is not None else None)
-                  for process, task, values in self.events]
-        self.events.clear()
+                  for process, task, values in logged]
         drafts, self.drafts_gone = sorted(self.drafts_gone), set()
         documents = search.take_documents(self.session)
         connection = self.session.connection()

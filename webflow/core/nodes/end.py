@@ -25,10 +25,11 @@ class EndActivation(Activation):
         self.set_status(STATUS.DONE)
         if self.flow_task.terminate:
             from ..engine import cancel_tasks
-            from ..queries import process_tasks
+            from ..queries import as_tasks, process_tasks
 
-            cancel_tasks(self.process, [t for t in process_tasks(self.session, self.process)
-                                        if t.status not in FINISHED and t is not self.task])
+            cancel_tasks(self.process, as_tasks(self.session, [
+                t for t in process_tasks(self.session, self.process)
+                if t.status not in FINISHED and t is not self.task]))
         self.send(signals.task_finished)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,

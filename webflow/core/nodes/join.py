@@ -15,7 +15,7 @@ from ..flow import Node
 from ..fsm import transition
 from ..models import Task, as_utc, task_link, utcnow
 from ..permissions import managing
-from ..queries import count_unfinished, process_tasks
+from ..queries import as_tasks, count_unfinished, process_tasks
 from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work
 
@@ -62,9 +62,9 @@ class JoinActivation(Activation):
     @staticmethod
     def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
         """The join tasks waiting at the node for the token (from the process's task list)."""
-        return [task for task in process_tasks(session, process)
-                if task.node_name == flow_task.name and task.token == join_token
-                and task.status == STATUS.STARTED]
+        return as_tasks(session, [task for task in process_tasks(session, process)
+                                  if task.node_name == flow_task.name and task.token == join_token
+                                  and task.status == STATUS.STARTED])
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
@@ -131,7 +131,8 @@ class JoinActivation(Activation):
         prefix = self.split_prefix()
         if prefix is None:
             return []
-        return [t for t in process_tasks(self.session, self.process) if t.token.startswith(prefix)]
+        return as_tasks(self.session, [t for t in process_tasks(self.session, self.process)
+                                       if t.token.startswith(prefix)])
 
     @property
     def arrived(self) -> list[Task]:

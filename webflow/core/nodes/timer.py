@@ -20,7 +20,7 @@ from ..flow import Node
 from ..fsm import transition
 from ..models import TIMER_TYPES, Task, utcnow
 from ..permissions import managing
-from ..queries import process_tasks
+from ..queries import as_tasks, process_tasks
 from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work
 
@@ -310,9 +310,12 @@ class TimeoutOwner(Node):
         if not names:
             return
         task, firing = activation.task, getattr(activation, "firing_timer", None)
-        for other in process_tasks(activation.session, activation.process):
-            if (other.node_name in names and other.token == task.token and other is not firing
-                    and other.status not in FINISHED):
+        timers = as_tasks(activation.session, [
+            other for other in process_tasks(activation.session, activation.process)
+            if other.node_name in names and other.token == task.token and other is not firing
+            and other.status not in FINISHED])
+        for other in timers:
+            if other.status not in FINISHED:  # canceled meanwhile (a timer's own cancel)
                 other.activate().cancel()
 
 
