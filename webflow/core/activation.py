@@ -48,18 +48,23 @@ def is_saved(row: Any) -> bool:
 def link_tasks(previous: Task, task: Task) -> None:
     """Record that ``previous`` led to ``task``; the row is written before the commit."""
     from sqlalchemy.orm.attributes import set_committed_value
+    from sqlalchemy.orm.collections import collection_adapter
 
     uow = current_unit_of_work()
     if uow is None:
         raise FlowRuntimeError("tasks are linked inside a unit of work only")
     uow.links.append((previous, task))
-    # Keep the read-only collections true in memory for the rest of the transaction.
+    # Keep the read-only collections true in memory for the rest of the transaction: added
+    # to in place (a split's ``leading`` gets one task per item of a fan-out; a new list
+    # each time made a fan-out's start quadratic in its items).
     for obj, name, other in ((task, "previous", previous), (previous, "leading", task)):
         state = sa.inspect(obj)
-        if name in state.dict or state.pending or state.transient:
-            current = list(state.dict.get(name, ()))
-            if other not in current:
-                set_committed_value(obj, name, [*current, other])
+        held = state.dict.get(name)
+        if held is not None:
+            if other not in held:
+                collection_adapter(held).append_without_event(other)
+        elif state.pending or state.transient:
+            set_committed_value(obj, name, [other])
 
 
 def alive_leading_tasks(activation: Activation) -> int:
