@@ -67,23 +67,26 @@ class HeldTasks:
     # changed after the read and then let go (flushed, or taken by row_updates) would leave
     # its stale row to answer.
     objects: dict[int, Task] = field(default_factory=dict)
+    ids: set[int] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.ids = {row.id for row in self.rows}
 
     def current(self, session: Session) -> list[Task | TaskRow]:
         """The tasks as they stand now: a task the session holds (loaded) is that object,
         which carries the transaction's changes; the rest are their rows. An object the
-        session holds expired has no change of its own: its row is what it would load."""
+        session holds expired has no change of its own: its row is what it would load.
+        The session's objects are looked through, not the rows: a transition holds a few
+        tasks of a process that may have thousands."""
         if not self.rows:
             return list(self.created)  # a process this unit of work created: all objects
-        identity, objects = session.identity_map, self.objects
-        tasks: list[Task | TaskRow] = []
-        for row in self.rows:
-            held = objects.get(row.id) or identity.get((Task, (row.id,), None))
-            if held is not None and "status" in held.__dict__:
-                objects[row.id] = held
-                tasks.append(held)
-            else:
-                tasks.append(row)
-        return tasks + self.created
+        objects, ids = self.objects, self.ids
+        for held in session.identity_map.values():
+            if isinstance(held, Task) and "status" in held.__dict__ and held.__dict__.get("id") in ids:
+                objects[held.id] = held
+        if not objects:
+            return [*self.rows, *self.created]
+        return [objects.get(row.id, row) for row in self.rows] + self.created
 
 
 def process_tasks(session: Session, process: Process) -> list[Task | TaskRow]:
