@@ -6,11 +6,11 @@ caller loading its user and task before each transition as a request does.
     python bench/bench_fanout.py --db sqlite --items 10,100,1000 --branches 20
     python bench/bench_fanout.py --db sqlite --items 200 --calls  # Python calls, not time
 
-Every transition reads every task of its process (the search document names each task and
-its owner; joins and the End count the unfinished ones), so a branch costs more the more
-items there are, and finishing every branch is quadratic in the items. ``--calls`` counts
-cProfile's Python calls over the same work instead of timing it: a figure that does not
-move with the machine's load.
+Every transition still reads every task of its process (the search document names each
+task and its owner; joins and the End count the unfinished ones), but as plain rows
+(``queries.TaskRow``), not ORM objects: a branch costs a little more the more items there
+are (bench/PROFILE.md, "Eighth pass"). ``--calls`` counts cProfile's Python calls over the
+same work instead of timing it: a figure that does not move with the machine's load.
 """
 
 from __future__ import annotations
