@@ -79,27 +79,32 @@ def make_flow(shape: Any) -> tuple[type[Flow], dict[str, bool]]:
 
 
 def moves(session: Session, process: Process, undo: bool = True) -> list[tuple[Task, str]]:
-    """What a person (or a manager repairing) may do now to the process's tasks."""
+    """What a person (or a manager repairing) may do now to the process's tasks; without
+    ``undo`` (finishing the work off) only what moves a task on."""
     session.expire_all()
     found = []
+    wanted = {"complete", "cancel", "perform"} | ({"undo", "assign", "unassign"} if undo else set())
     for task in process.tasks:
         if task.status == STATUS.DONE and not undo:
             continue
         if task.status == STATUS.CANCELED:
             continue
         available = {t.name for t in task.activate().get_available_transitions()}
-        if task.flow_task_type == "HUMAN" and task.status == STATUS.NEW:
+        if task.flow_task_type == "HUMAN" and task.status in (STATUS.NEW, STATUS.ASSIGNED):
             available.add("complete")
-        found += [(task, name) for name in sorted(available & {"complete", "cancel", "perform", "undo"})]
+        found += [(task, name) for name in sorted(available & wanted)]
     return found
 
 
 def act_on(task: Task, action: str, user: User) -> None:
     activation = task.activate()
     if action == "complete":
-        activation.assign(user)
+        if task.status == STATUS.NEW:
+            activation.assign(user)
         activation.prepare(data={}, user=user)
         activation.done()
+    elif action == "assign":
+        activation.assign(user)
     else:
         getattr(activation, action)()
 

@@ -1,6 +1,7 @@
 """Property: the engine's late writes (ids before the INSERT, UPDATEs riding on the last
-statement, rows left unsaved across the web policy's savepoints) store exactly the rows the
-flush-per-node way stored, whatever the shape of the flow (splits, joins, ifs, branches
+statement, rows left unsaved across the web policy's savepoints, search documents built
+from memory) store exactly the rows the flush-per-node way stored (and the documents the
+index command would write), whatever the shape of the flow (splits, joins, ifs, branches
 that end early or stop) and whatever people do to its tasks (complete, cancel, undo, in any
 order), under both error policies, on SQLite and PostgreSQL."""
 
@@ -16,7 +17,7 @@ from late_writes import rebuilt_session, stored_time_formats
 from test_liveness_properties import EXAMPLES, act_on, blocks, make_flow, moves
 
 from webflow import Context, Flow
-from webflow.core import guard, row_updates, transaction
+from webflow.core import guard, row_updates, search, transaction
 from webflow.core.models import task_link
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
 
@@ -35,6 +36,11 @@ def play(url: str, flow_class: type[Flow], decisions: dict[str, bool], picks: li
                 break
             act_on(*possible[pick % len(possible)], root)
         session.expire_all()
+        # Each transition built its document from what it held (objects and rows, see
+        # queries.TaskRow); the index command reads the tables: the same words.
+        documents = {d.process_id: d.body for d in session.scalars(sa.select(SearchDocument))}
+        rebuilt = search.build_documents(session, session.scalars(sa.select(Process.id)))
+        assert documents == {d["process_id"]: d["body"] for d in rebuilt}
         return [
             [(p.id, p.status, p.data, p.stalled is None, p.finished is None)
              for p in session.scalars(sa.select(Process).order_by(Process.id))],
