@@ -76,14 +76,21 @@ class HeldTasks:
         """The tasks as they stand now: a task the session holds (loaded) is that object,
         which carries the transaction's changes; the rest are their rows. An object the
         session holds expired has no change of its own: its row is what it would load.
-        The session's objects are looked through, not the rows: a transition holds a few
-        tasks of a process that may have thousands."""
+        Whichever is smaller is looked through, the session's objects or the rows: a
+        request holds a few tasks of a process that may have thousands, and a script may
+        hold thousands of objects while it works on a small process."""
         if not self.rows:
             return list(self.created)  # a process this unit of work created: all objects
-        objects, ids = self.objects, self.ids
-        for held in session.identity_map.values():
-            if isinstance(held, Task) and "status" in held.__dict__ and held.__dict__.get("id") in ids:
-                objects[held.id] = held
+        objects, ids, identity = self.objects, self.ids, session.identity_map
+        if len(identity) < len(ids):
+            for obj in identity.values():
+                if isinstance(obj, Task) and "status" in obj.__dict__ and obj.__dict__.get("id") in ids:
+                    objects[obj.id] = obj
+        else:
+            for task_id in ids:
+                held = identity.get((Task, (task_id,), None))
+                if held is not None and "status" in held.__dict__:
+                    objects[task_id] = held
         if not objects:
             return [*self.rows, *self.created]
         return [objects.get(row.id, row) for row in self.rows] + self.created
