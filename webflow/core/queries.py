@@ -158,12 +158,10 @@ def remember_task(task: Task) -> None:
             held.created.append(task)
 
 
-def count_unfinished(session: Session, process: Process, *, token_prefix: str | None = None,
-                     exclude: Task | None = None) -> int:
+def count_unfinished(session: Session, process: Process, *, token_prefix: str | None = None) -> int:
     """How many tasks of the process (optionally under a token prefix) are unfinished."""
     return sum(1 for task in process_tasks(session, process)
-               if task is not exclude and task.status not in FINISHED
-               and (token_prefix is None or task.token.startswith(token_prefix)))
+               if task.status not in FINISHED and (token_prefix is None or task.token.startswith(token_prefix)))
 
 
 def unfinished_tasks(process: Process) -> list[Task]:
