@@ -6,6 +6,7 @@ Template globals are registered here, once, for every blueprint's templates.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -165,6 +166,47 @@ def task_url(task: Task) -> str:
                        process_id=task.process_id, node=task.node_name, task_id=task.id)
     except BuildError:
         return f"#task-{task.id}"  # the task page is not there: its row on this page
+
+
+@dataclass
+class ResultPage:
+    """A page of rows (search results, a process's tasks), shaped like Flask-SQLAlchemy's
+    pagination for the pager macro."""
+
+    items: list[Any]
+    page: int
+    per_page: int
+    total: int
+    capped: bool
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def prev_num(self) -> int:
+        return self.page - 1
+
+    @property
+    def next_num(self) -> int:
+        return self.page + 1
+
+
+def row_task_url(flow_class: Any, process: Process, row: Any) -> str:
+    """The task page's URL from a row of the process's task (``id`` and ``node_name``)."""
+    try:
+        return url_for(TASK_ENDPOINT, flow_label=flow_class.flow_label, process_id=process.id,
+                       node=row.node_name, task_id=row.id)
+    except BuildError:
+        return f"#task-{row.id}"
 
 
 #: Kept page URLs (page_url) per app, at most this many (site roots come from the request).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, current_app, request
@@ -13,8 +12,7 @@ from markupsafe import Markup, escape
 from ..core.search import PREFIX_FROM, SearchTerms, search_tasks
 from ..core.visibility import visible_tasks
 from ..extensions import db
-from ..models import Task
-from .lookups import all_flows, page_number
+from .lookups import ResultPage, all_flows, page_number
 from .web import render_page
 
 bp = Blueprint("search", __name__)
@@ -24,37 +22,6 @@ SEARCHED_KINDS = ("START", "HUMAN")
 #: The most results a search counts and pages through: past it, more words narrow it.
 RESULT_CAP = 1000
 MAX_QUERY = 200
-
-
-@dataclass
-class ResultPage:
-    """A page of results, shaped like Flask-SQLAlchemy's pagination for the pager macro."""
-
-    items: list[Task]
-    page: int
-    per_page: int
-    total: int
-    capped: bool
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.per_page))
-
-    @property
-    def has_prev(self) -> bool:
-        return self.page > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.page < self.pages
-
-    @property
-    def prev_num(self) -> int:
-        return self.page - 1
-
-    @property
-    def next_num(self) -> int:
-        return self.page + 1
 
 
 @bp.app_template_filter("highlight")

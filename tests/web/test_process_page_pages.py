@@ -1,0 +1,116 @@
+"""The process page of a large fan-out shows its tasks a page at a time (100 rows), oldest
+first, with the graph and the links still drawn from every task; a link to a task on
+another page opens that task; a bad page number is page 1 and one past the end is the
+last page, never an error."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from web_support import PASSWORD, AuthActions
+
+from webflow import Flow, db, flow, this
+from webflow.blueprints.flows import PROCESS_TASKS_PER_PAGE
+from webflow.models import Process
+
+
+class ManyReviewsFlow(Flow):
+    """Many reviews"""
+
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Permission(auto_create=True).Next(this.collect)
+    collect = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+ITEMS = 230  # with the start and the split: 232 tasks, three pages
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    people = {"boss": ["many_reviews.manage", "many_reviews.can_review"], "rita": ["many_reviews.can_review"]}
+    with in_app_context(make_test_app(db_url, [ManyReviewsFlow], people, PASSWORD)) as app:
+        yield app
+
+
+@pytest.fixture
+def process(app: Flask) -> Process:
+    started = ManyReviewsFlow.start.run(items=list(range(ITEMS)))  # type: ignore[attr-defined]
+    db.session.commit()
+    return started  # type: ignore[no-any-return]
+
+
+def rows(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<tr id="task-(\d+)"', html)]
+
+
+def page(person: AuthActions, process: Process, query: str = "") -> str:
+    response = person.get(f"/flows/many_reviews/{process.id}/{query}")
+    assert response.status_code == 200, query
+    return response.get_data(as_text=True)
+
+
+def test_the_tasks_come_a_page_at_a_time(app, process):
+    boss = AuthActions(app).enter_as("boss")
+    ids = sorted(t.id for t in process.tasks)
+    assert len(ids) == ITEMS + 2
+    seen = []
+    for number in (1, 2, 3):
+        html = page(boss, process, f"?page={number}")
+        assert f"Page {number} of 3" in html
+        first = (number - 1) * PROCESS_TASKS_PER_PAGE
+        shown = ids[first:first + PROCESS_TASKS_PER_PAGE]
+        assert rows(html) == shown
+        assert f"Tasks {first + 1}-{first + len(shown)} of {len(ids)}, oldest first." in html
+        assert "<svg" in html  # the graph, drawn from every task
+        seen += rows(html)
+    assert seen == ids
+    assert ('rel="next"' in page(boss, process)) and ('rel="next"' not in page(boss, process, "?page=3"))
+
+
+@pytest.mark.parametrize("query", ["?page=abc", "?page=-1", "?page=0", "?page=", "?page=1.5",
+                                   "?page=99999999999999999999999", "?page=%F0%9F%98%80"])
+def test_a_bad_page_number_is_the_first_page(app, process, query):
+    boss = AuthActions(app).enter_as("boss")
+    assert rows(page(boss, process, query)) == rows(page(boss, process))
+
+
+def test_a_nul_byte_is_refused_as_everywhere(app, process):
+    boss = AuthActions(app).enter_as("boss")
+    assert boss.get(f"/flows/many_reviews/{process.id}/?page=%00").status_code == 400
+
+
+def test_a_page_past_the_end_is_the_last_page(app, process):
+    boss = AuthActions(app).enter_as("boss")
+    assert rows(page(boss, process, "?page=4")) == rows(page(boss, process, "?page=3"))
+    assert rows(page(boss, process, "?page=1000000")) == rows(page(boss, process, "?page=3"))
+
+
+def test_links_to_tasks_on_other_pages_open_them(app, process):
+    boss = AuthActions(app).enter_as("boss")
+    split = next(t for t in process.tasks if t.node_name == "fan")
+    first = page(boss, process)
+    # The split led to every review: a dozen are named, the rest counted.
+    assert f"and {ITEMS - 12} more" in first
+    assert f'href="#task-{split.id + 1}"' in first  # a review on this page
+    later = page(boss, process, "?page=2")
+    assert f'href="#task-{split.id}"' not in later
+    assert f'href="/flows/many_reviews/{process.id}/fan/{split.id}/"' in later
+
+
+def test_a_small_process_has_no_pager(app):
+    boss = AuthActions(app).enter_as("boss")
+    small = ManyReviewsFlow.start.run(items=[1, 2])  # type: ignore[attr-defined]
+    db.session.commit()
+    html = page(boss, small)
+    assert len(rows(html)) == 4 and "Page 1 of" not in html and "oldest first" not in html
+
+
+def test_someone_who_may_not_see_the_process_still_gets_403(app, process):
+    rita = AuthActions(app).enter_as("rita")
+    assert rita.get(f"/flows/many_reviews/{process.id}/?page=2").status_code == 403
