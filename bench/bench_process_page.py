@@ -1,0 +1,88 @@
+"""The process page of a large fan-out: its size and time as a manager sees it.
+
+    python bench/bench_process_page.py                          # SQLite, 100, 1,000 and 5,000 items
+    python bench/bench_process_page.py --db postgresql --items 1000 --requests 5
+
+A process fanned out over N items (``Split().Each`` of a View, then a Join), and its page
+(``/flows/<label>/<id>/``, the first page of tasks and ``?page=2``) requested through
+Flask's test client by a manager, each request in a fresh app context as on a server.
+Prints the body's size and the median and slowest of ``--requests`` requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextvars
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
+
+from scratch import scratch_database  # noqa: E402
+
+from webflow import Flow, create_app, db, flow, this  # noqa: E402
+from webflow.models import User  # noqa: E402
+
+
+class WideReviewFlow(Flow):
+    """Wide review"""
+
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Permission(auto_create=True).Next(this.collect)
+    collect = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def measure(kind: str, items: int, requests: int) -> list[str]:
+    lines = []
+    with scratch_database(kind, "webflow_page") as url:
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [WideReviewFlow],
+                          "WEBFLOW_INLINE_JOBS": "inline", "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
+                          "WEBFLOW_TIMER_THREAD": "0"})  # no thread outliving the scratch database
+        with app.app_context():
+            db.create_all()
+            boss = User(username="boss", permissions=["wide_review.manage", "wide_review.can_review"])
+            db.session.add(boss)
+            db.session.commit()
+            boss_id = boss.get_id()
+            process_id = WideReviewFlow.start.run(items=list(range(items))).id  # type: ignore[attr-defined]
+            db.session.commit()
+            db.session.remove()
+            client = app.test_client()
+            with client.session_transaction() as session:
+                session["_user_id"] = boss_id
+                session["_fresh"] = True
+            for query in ("", "?page=2"):
+                path = f"/flows/wide_review/{process_id}/{query}"
+                times, size = [], 0
+                for _ in range(requests):
+                    began = time.perf_counter()
+                    response: Any = contextvars.Context().run(client.get, path)
+                    times.append((time.perf_counter() - began) * 1000)
+                    assert response.status_code == 200, response.status_code
+                    size = len(response.get_data())
+                lines.append(f"{kind:<10} {items:>6} items {query or '(page 1)':<9} {size / 1024:8.0f} KB "
+                             f"median {statistics.median(times):7.0f} ms, slowest {max(times):7.0f} ms")
+            db.session.remove()
+            db.engine.dispose()
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", default="sqlite")
+    parser.add_argument("--items", default="100,1000,5000", help="fan-out sizes, comma-separated")
+    parser.add_argument("--requests", type=int, default=5, help="requests per page")
+    args = parser.parse_args()
+    for kind in args.db.split(","):
+        for items in (int(n) for n in args.items.split(",")):
+            for line in measure(kind, items, args.requests):
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
