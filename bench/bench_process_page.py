@@ -21,35 +21,26 @@ from typing import Any
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
+from bench_fanout import FanOutFlow  # noqa: E402  # the same fan-out, a View per item
 from scratch import scratch_database  # noqa: E402
 
-from webflow import Flow, create_app, db, flow, this  # noqa: E402
+from webflow import create_app, db  # noqa: E402
 from webflow.models import User  # noqa: E402
-
-
-class WideReviewFlow(Flow):
-    """Wide review"""
-
-    start = flow.StartFunction().Next(this.fan)
-    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
-    review = flow.View().Permission(auto_create=True).Next(this.collect)
-    collect = flow.Join().Next(this.end)
-    end = flow.End()
 
 
 def measure(kind: str, items: int, requests: int) -> list[str]:
     lines = []
     with scratch_database(kind, "webflow_page") as url:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [WideReviewFlow],
+        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [FanOutFlow],
                           "WEBFLOW_INLINE_JOBS": "inline", "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
                           "WEBFLOW_TIMER_THREAD": "0"})  # no thread outliving the scratch database
         with app.app_context():
             db.create_all()
-            boss = User(username="boss", permissions=["wide_review.manage", "wide_review.can_review"])
+            boss = User(username="boss", permissions=[FanOutFlow.manage_permission()])
             db.session.add(boss)
             db.session.commit()
             boss_id = boss.get_id()
-            process_id = WideReviewFlow.start.run(items=list(range(items))).id  # type: ignore[attr-defined]
+            process_id = FanOutFlow.start.run(items=list(range(items))).id  # type: ignore[attr-defined]
             db.session.commit()
             db.session.remove()
             client = app.test_client()
@@ -57,7 +48,7 @@ def measure(kind: str, items: int, requests: int) -> list[str]:
                 session["_user_id"] = boss_id
                 session["_fresh"] = True
             for query in ("", "?page=2"):
-                path = f"/flows/wide_review/{process_id}/{query}"
+                path = f"/flows/{FanOutFlow.flow_label}/{process_id}/{query}"
                 times, size = [], 0
                 for _ in range(requests):
                     began = time.perf_counter()
