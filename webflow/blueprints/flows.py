@@ -203,7 +203,7 @@ def process_detail(flow_label: str, process_id: int) -> Any:
 
 
 #: Task rows per page of the process page: a fan-out over thousands of items would
-#: otherwise be one page of megabytes (5,000 tasks: 5 MB, 2.4-3 s).
+#: otherwise be one page of megabytes (5,000 tasks: 4-5 MB, 2-3 s).
 PROCESS_TASKS_PER_PAGE = 100
 
 
