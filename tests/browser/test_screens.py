@@ -242,3 +242,27 @@ def test_the_favicon_is_served_and_linked(site: tuple[str, dict[str, Screen]], p
     page.goto(f"{base}/login")
     for href in page.locator("link[rel=icon]").evaluate_all("links => links.map(l => l.href)"):
         assert page.request.get(href).status == 200
+
+
+def test_a_paged_process_page_fits_a_phone_and_its_pager_works(site: tuple[str, dict[str, Screen]], pages: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process page of a large fan-out comes a page of tasks at a time; shown here with
+    two tasks a page (the server runs in this process), at 390 px, as a manager."""
+    from webflow.blueprints import flows
+
+    monkeypatch.setattr(flows, "PROCESS_TASKS_PER_PAGE", 2)
+    base, screens = site
+    page = pages("admin")
+    page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
+    page.goto(base + screens["process"].path)
+    first = page.locator(".wf-tasks tbody tr").all_inner_texts()
+    assert len(first) == 2
+    problems = [why for why in (overflow(page), out_of_reach(page, ".wf-pager a[rel=next]")) if why]
+    problems += [f"axe: {v}" for v in axe_violations(page)]
+    assert not problems, "\n".join(problems)
+    page.locator(".wf-pager a[rel=next]").click()
+    page.wait_for_url("**page=2**")
+    assert page.locator(".wf-tasks tbody tr").count() >= 1
+    assert page.locator(".wf-tasks tbody tr").all_inner_texts() != first
+    assert overflow(page) is None
+    assert page.get_by_text("Page 2 of").is_visible()

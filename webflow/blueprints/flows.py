@@ -215,20 +215,20 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
     every = db.session.execute(
         sa.select(Task.id, Task.node_name, Task.status, Task.flow_task_type)
         .where(Task.process_id == process.id).order_by(Task.id)).all()
-    total = len(every)
-    pages = max(1, -(-total // PROCESS_TASKS_PER_PAGE))
-    page = min(page_number(), pages)
-    shown = every[(page - 1) * PROCESS_TASKS_PER_PAGE:page * PROCESS_TASKS_PER_PAGE]
-    tasks: list[Task] = []
+    paging = ResultPage([], page_number(), PROCESS_TASKS_PER_PAGE, len(every), False)
+    paging.page = min(paging.page, paging.pages)  # past the end: the last page
+    first = (paging.page - 1) * PROCESS_TASKS_PER_PAGE
+    shown = every[first:first + PROCESS_TASKS_PER_PAGE]
     if shown:
         # Owners and links in three queries, not three per task.
-        tasks = list(db.session.scalars(
+        paging.items = list(db.session.scalars(
             sa.select(Task).where(Task.process_id == process.id, Task.id.between(shown[0].id, shown[-1].id))
             .order_by(Task.id)
             .options(selectinload(Task.owner), selectinload(Task.previous), selectinload(Task.leading))))
+    tasks: list[Task] = paging.items
     manager = flow_class.can_manage(user)
     latest = {row.node_name: row for row in every}
-    links = {name: row_task_url(flow_class, process, row) for name, row in latest.items()}
+    links = {name: row_task_url(flow_class, process.id, row) for name, row in latest.items()}
     # The trail names each event's task and links to it: tasks on other pages come with
     # their events, in one query, with only what the name and link need.
     events = db.session.scalars(
@@ -240,7 +240,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "flow_class": flow_class,
         "process": process,
         "tasks": tasks,
-        "tasks_page": ResultPage(tasks, page, PROCESS_TASKS_PER_PAGE, total, False),
+        "tasks_page": paging,
         "on_page": {task.id for task in tasks},
         "events": events,
         "comments": comments_of(db.session(), process),

@@ -161,11 +161,7 @@ def list_args(**values: Any) -> dict[str, Any]:
 
 def task_url(task: Task) -> str:
     """The task page's URL."""
-    try:
-        return url_for(TASK_ENDPOINT, flow_label=task.flow_class.flow_label,
-                       process_id=task.process_id, node=task.node_name, task_id=task.id)
-    except BuildError:
-        return f"#task-{task.id}"  # the task page is not there: its row on this page
+    return row_task_url(task.flow_class, task.process_id, task)
 
 
 @dataclass
@@ -200,13 +196,14 @@ class ResultPage:
         return self.page + 1
 
 
-def row_task_url(flow_class: Any, process: Process, row: Any) -> str:
-    """The task page's URL from a row of the process's task (``id`` and ``node_name``)."""
+def row_task_url(flow_class: Any, process_id: int, row: Any) -> str:
+    """The task page's URL from the task's flow, its process and anything with the task's
+    ``id`` and ``node_name`` (the task, or a plain row of it)."""
     try:
-        return url_for(TASK_ENDPOINT, flow_label=flow_class.flow_label, process_id=process.id,
+        return url_for(TASK_ENDPOINT, flow_label=flow_class.flow_label, process_id=process_id,
                        node=row.node_name, task_id=row.id)
     except BuildError:
-        return f"#task-{row.id}"
+        return f"#task-{row.id}"  # the task page is not there: its row on this page
 
 
 #: Kept page URLs (page_url) per app, at most this many (site roots come from the request).

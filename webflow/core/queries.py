@@ -67,7 +67,7 @@ class HeldTasks:
     # changed after the read and then let go (flushed, or taken by row_updates) would leave
     # its stale row to answer.
     objects: dict[int, Task] = field(default_factory=dict)
-    ids: set[int] = field(default_factory=set)
+    ids: set[int] = field(init=False)  # the rows' ids, for the look through the session
 
     def __post_init__(self) -> None:
         self.ids = {row.id for row in self.rows}

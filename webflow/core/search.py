@@ -306,7 +306,7 @@ def build_documents(session: Session, process_ids: Iterable[int]) -> list[dict[s
         if process_id not in parts:
             parts[process_id] = _process_words(flow_path, process_id, data, starter_name)
         if task_id is not None:
-            parts[process_id] += _task_words(flow_path, task_id, node_name, owner_name)
+            parts[process_id].append(_task_words(_titles(flow_path)[1], task_id, node_name, owner_name))
     return [_document(pid, texts) for pid, texts in parts.items()]
 
 
@@ -314,8 +314,9 @@ def _process_words(flow_path: str, process_id: int, data: Any, starter: str | No
     return [_titles(flow_path)[0], str(process_id), starter or "", *_values(data or {})]
 
 
-def _task_words(flow_path: str, task_id: int, node_name: str, owner: str | None) -> list[str]:
-    return [_titles(flow_path)[1].get(node_name, node_name), str(task_id), owner or ""]
+def _task_words(titles: dict[str, str], task_id: int, node_name: str, owner: str | None) -> str:
+    """A task's text in its process's document (``titles``: the flow's node titles)."""
+    return f"{titles.get(node_name, node_name)} {task_id} {owner or ''}"
 
 
 def _document(process_id: int, texts: list[str]) -> dict[str, Any]:
@@ -343,8 +344,7 @@ def _document_in_memory(process: Process, tasks: list[Any]) -> dict[str, Any]:
             if size >= MAX_BODY:
                 break
             count_at = length + MAX_BODY - size
-        # _task_words' text, with the flow's titles looked up once per document
-        text = f"{titles.get(task.node_name, task.node_name)} {task.id} {_owner_name(session, task) or ''}"
+        text = _task_words(titles, task.id, task.node_name, _owner_name(session, task))
         texts.append(text)
         length += len(text) + 1
     return _document(process.id, texts)
