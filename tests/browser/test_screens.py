@@ -226,6 +226,10 @@ def test_focus_is_kept_or_moved_sensibly_after_a_swap(site: tuple[str, dict[str,
 
     page.goto(f"{base}/queue/")                                  # the task page's own buttons
     page.locator("a.wf-task-link").first.click()
+    # The click returns once the task page starts loading; its deferred scripts (htmx) may not
+    # have run yet, and a button pressed before them posts the plain form (a whole new page,
+    # focus on the body): the no-script fallback, not the swap this test is about.
+    page.wait_for_load_state("load")
     page.locator("#task-status button", has_text="Assign").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#task-status .wf-status-assigned")
