@@ -46,6 +46,7 @@ def test_start_take_approve_and_see_it_finished(browser: Any, base_url: str) -> 
     bob.click("a[href='/queue/']")
     assert bob.inner_text("#nav-queue-count") == "1"
     bob.click("a.wf-task-link")
+    bob.wait_for_load_state("load")                  # htmx (deferred) has run: Assign swaps in place
     bob.wait_for_selector("#task-status .wf-status-new")
     bob.evaluate("window.stayedOnPage = true")       # gone if the page reloads
     bob.click("#task-status button:has-text('Assign to me')")
