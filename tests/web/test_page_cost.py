@@ -112,6 +112,45 @@ def test_pages_cost_the_same_at_10_and_100_rows(app: Flask) -> None:
         Task.status == STATUS.NEW, Task.node_name == "review")) >= 100
 
 
+def process_page_costs(app: Flask, monkeypatch: pytest.MonkeyPatch, rows: int) -> list[int]:
+    """The statements of each page of a fan-out's process page, ten tasks a page, where
+    most done branches and the split lie on other pages than the one shown."""
+    from webflow.blueprints import flows
+
+    monkeypatch.setattr(flows, "PROCESS_TASKS_PER_PAGE", 10)
+    ann = db.session.scalar(sa.select(User).where(User.username == "ann"))
+    with Context(user=ann):
+        process = WideFlow.start.run(n=rows)
+        for task in [t for t in process.tasks if t.node_name == "review"][::2]:  # half done
+            activation = task.activate()
+            activation.assign(ann)
+            activation.prepare(data={"ok": True}, user=ann)
+            activation.done()
+    db.session.commit()
+    person = AuthActions(app).enter_as("ann")
+    path = f"/flows/wide/{process.id}/"
+    person.get(path)  # warm
+    costs = []
+    with counting() as counter:
+        for page in (1, 2, 3):
+            counter.start()
+            response = person.get(f"{path}?page={page}")
+            costs.append(len(counter.stop().statements))
+            assert response.status_code == 200 and f"Page {page} of" in response.get_data(as_text=True)
+    return costs
+
+
+def test_every_page_of_a_large_process_costs_the_same_at_30_and_120_tasks(
+        app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tasks on other pages are named by the audit trail and asked about by undo's and the
+    cancel button's rules: they must cost no statement each (the split's leading tasks,
+    loaded whole, once hid a query per done branch of the trail)."""
+    small = process_page_costs(app, monkeypatch, 30)
+    db.session.execute(sa.delete(Process))
+    db.session.commit()
+    assert process_page_costs(app, monkeypatch, 120) == small
+
+
 #: The three requests of a completion (issue 17, "Performance where people work"): the
 #: statements each sends, everything counted (webflow.core.sqlcount: BEGIN, COMMIT and
 #: ROLLBACK included). The task page 7 (the user with its groups, the task with its

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,9 @@ from sqlalchemy.orm import selectinload
 from ..core.comments import comments_of
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
+from ..core.models import task_link
 from ..core.nodes.start import StartActivation
+from ..core.queries import with_alive_leading
 from ..core.status import STATUS
 from ..core.visibility import can_see_process, sees_flow
 from ..extensions import db
@@ -207,6 +210,51 @@ def process_detail(flow_label: str, process_id: int) -> Any:
 PROCESS_TASKS_PER_PAGE = 100
 
 
+#: Tasks a row's Previous or Leading cell names; the rest are counted. A split's leading
+#: tasks are one per item of a fan-out.
+LINKS_NAMED = 12
+
+
+@dataclass(slots=True)
+class LinkCell:
+    """A Previous or Leading cell of the process page: the first linked tasks (the text
+    and target of each link) and how many there are."""
+
+    named: list[tuple[str, str]]
+    total: int
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.named)
+
+
+def linked_cells(flow_class: type[Flow], task_ids: list[int]) -> dict[int, tuple[LinkCell, LinkCell]]:
+    """The Previous and Leading cells of these tasks: two queries that name at most
+    ``LINKS_NAMED`` linked tasks per cell and count the rest in the database (loading a
+    split's thousands of leading tasks to name a dozen took most of the page's time)."""
+    empty = LinkCell([], 0)
+    cells: dict[int, tuple[LinkCell, LinkCell]] = {task_id: (empty, empty) for task_id in task_ids}
+    on_page = set(task_ids)
+    for side, (here, there) in enumerate(((task_link.c.task_id, task_link.c.previous_id),
+                                          (task_link.c.previous_id, task_link.c.task_id))):
+        numbered = (
+            sa.select(here.label("here"), Task.id, Task.node_name, Task.process_id,
+                      sa.func.row_number().over(partition_by=here, order_by=Task.id).label("n"),
+                      sa.func.count().over(partition_by=here).label("total"))
+            .join(Task, Task.id == there).where(here.in_(task_ids)).subquery())
+        found: dict[int, LinkCell] = {}
+        for row in db.session.execute(sa.select(numbered).where(numbered.c.n <= LINKS_NAMED)
+                                      .order_by(numbered.c.here, numbered.c.n)):
+            cell = found.setdefault(row.here, LinkCell([], row.total))
+            # A task of this page is a jump down the page; another is opened.
+            href = f"#task-{row.id}" if row.id in on_page else row_task_url(flow_class, row.process_id, row)
+            cell.named.append((f"{row.node_name} #{row.id}", href))
+        for task_id, cell in found.items():
+            pair = cells[task_id]
+            cells[task_id] = (cell, pair[1]) if side == 0 else (pair[0], cell)
+    return cells
+
+
 def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
     """Everything the process page shows: data, tasks (a page of them), graph, audit
     trail, repair buttons."""
@@ -224,7 +272,9 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         paging.items = list(db.session.scalars(
             sa.select(Task).where(Task.process_id == process.id, Task.id.between(shown[0].id, shown[-1].id))
             .order_by(Task.id)
-            .options(selectinload(Task.owner), selectinload(Task.previous), selectinload(Task.leading))))
+            # Undo's rule asks whether a done task's leading tasks are all canceled: counted
+            # for every row in the same query (the cells below name a few of them).
+            .options(selectinload(Task.owner), with_alive_leading())))
     tasks: list[Task] = paging.items
     manager = flow_class.can_manage(user)
     latest = {row.node_name: row for row in every}
@@ -234,7 +284,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
     events = db.session.scalars(
         sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
         .order_by(TaskEvent.created, TaskEvent.id)
-        .options(selectinload(TaskEvent.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path))
+        .options(selectinload(TaskEvent.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path,
+                                                          Task.flow_task_type))
     ).all()
     return {
         "flow_class": flow_class,
@@ -242,6 +293,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "tasks": tasks,
         "tasks_page": paging,
         "on_page": {task.id for task in tasks},
+        "linked": linked_cells(flow_class, [task.id for task in tasks]) if manager else {},
         "events": events,
         "comments": comments_of(db.session(), process),
         "is_manager": manager,

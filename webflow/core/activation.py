@@ -70,14 +70,19 @@ def link_tasks(previous: Task, task: Task) -> None:
 def alive_leading_tasks(activation: Activation) -> int:
     """How many of the tasks this task led to are not CANCELED.
 
-    Outside a unit of work (a page asking which buttons to show) a ``leading`` list the
-    page loaded already answers it; inside one, the links written so far are counted."""
+    Outside a unit of work (a page asking which buttons to show) the count the page's
+    query made (``queries.with_alive_leading``) or a ``leading`` list it loaded answers it;
+    inside one, the links written so far are counted."""
     task = activation.task
     if task.id is None:
         return 0
     uow = current_unit_of_work()
-    if uow is None and "leading" in sa.inspect(task).dict:
-        return sum(1 for t in task.leading if t.status != STATUS.CANCELED)
+    if uow is None:
+        loaded = sa.inspect(task).dict
+        if loaded.get("alive_leading") is not None:
+            return int(loaded["alive_leading"])
+        if "leading" in loaded:
+            return sum(1 for t in task.leading if t.status != STATUS.CANCELED)
     from .models import task_link
 
     if uow is not None:

@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, with_expression
+from sqlalchemy.orm.interfaces import ORMOption
 
 from .context import get_session
 from .exceptions import FlowRuntimeError
-from .models import Process, Task
+from .models import Process, Task, task_link
 from .status import FINISHED, STATUS
 from .transaction import current_unit_of_work
 
@@ -127,15 +128,21 @@ def as_tasks(session: Session, some: Iterable[Task | TaskRow]) -> list[Task]:
     ids = [task.id for task in tasks if isinstance(task, TaskRow)]
     if not ids:
         return tasks  # objects only
-    loaded: dict[int, Task] = {}
     # No flush first: a row stands for a task the transaction has not changed (a changed one
     # is an object), so what is pending cannot alter what these read.
     with session.no_autoflush:
-        for start in range(0, len(ids), _LOAD_BATCH):
-            chunk = ids[start:start + _LOAD_BATCH]
-            found = session.scalars(sa.select(Task).where(Task.id.in_(chunk)))
-            loaded.update((task.id, task) for task in found)
+        loaded = tasks_by_id(session, ids)
     return [loaded[task.id] if isinstance(task, TaskRow) else task for task in tasks]
+
+
+def tasks_by_id(session: Session, ids: Iterable[int]) -> dict[int, Task]:
+    """The session's objects of these tasks by id, a SELECT per ``_LOAD_BATCH`` of them."""
+    ids = list(ids)
+    loaded: dict[int, Task] = {}
+    for start in range(0, len(ids), _LOAD_BATCH):
+        chunk = ids[start:start + _LOAD_BATCH]
+        loaded.update((task.id, task) for task in session.scalars(sa.select(Task).where(Task.id.in_(chunk))))
+    return loaded
 
 
 #: Ids per SELECT of ``as_tasks`` (well under either database's limit on parameters).
@@ -162,6 +169,16 @@ def count_unfinished(session: Session, process: Process, *, token_prefix: str | 
     """How many tasks of the process (optionally under a token prefix) are unfinished."""
     return sum(1 for task in process_tasks(session, process)
                if task.status not in FINISHED and (token_prefix is None or task.token.startswith(token_prefix)))
+
+
+def with_alive_leading() -> ORMOption:
+    """A loader option: each task loaded comes with ``alive_leading``, the count of the
+    tasks it led to that are not canceled (what undo's rule asks of a done task)."""
+    led = aliased(Task)
+    return with_expression(Task.alive_leading, (
+        sa.select(sa.func.count()).select_from(task_link.join(led, led.id == task_link.c.task_id))
+        .where(task_link.c.previous_id == Task.id, led.status != STATUS.CANCELED)
+        .scalar_subquery()))
 
 
 def unfinished_tasks(process: Process) -> list[Task]:
