@@ -250,23 +250,35 @@ def test_the_favicon_is_served_and_linked(site: tuple[str, dict[str, Screen]], p
 
 def test_a_paged_process_page_fits_a_phone_and_its_pager_works(site: tuple[str, dict[str, Screen]], pages: Any,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The process page of a large fan-out comes a page of tasks at a time; shown here with
-    two tasks a page (the server runs in this process), at 390 px, as a manager."""
+    """The process page of a large fan-out comes a page of tasks at a time, and its audit
+    trail a page of rows at a time; shown here with two tasks and three audit rows a page
+    (the server runs in this process), at 390 px, as a manager."""
     from webflow.blueprints import flows
 
     monkeypatch.setattr(flows, "PROCESS_TASKS_PER_PAGE", 2)
+    monkeypatch.setattr(flows, "PROCESS_EVENTS_PER_PAGE", 3)
     base, screens = site
     page = pages("admin")
     page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
     page.goto(base + screens["process"].path)
+    tasks_next = 'nav[aria-label="Pages of tasks"] a[rel=next]'
+    trail_prev = 'nav[aria-label="Pages of the audit trail"] a[rel=prev]'
     first = page.locator(".wf-tasks tbody tr").all_inner_texts()
     assert len(first) == 2
-    problems = [why for why in (overflow(page), out_of_reach(page, ".wf-pager a[rel=next]")) if why]
+    newest = page.locator(".wf-audit li").all_inner_texts()
+    assert 1 <= len(newest) <= 3  # the trail opens on its last page
+    problems = [why for why in (overflow(page), out_of_reach(page, tasks_next), out_of_reach(page, trail_prev))
+                if why]
     problems += [f"axe: {v}" for v in axe_violations(page)]
     assert not problems, "\n".join(problems)
-    page.locator(".wf-pager a[rel=next]").click()
+    page.locator(tasks_next).click()
     page.wait_for_url("**page=2**")
     assert page.locator(".wf-tasks tbody tr").count() >= 1
     assert page.locator(".wf-tasks tbody tr").all_inner_texts() != first
     assert overflow(page) is None
-    assert page.get_by_text("Page 2 of").is_visible()
+    assert page.get_by_text("Page 2 of").first.is_visible()
+    page.locator(trail_prev).click()  # earlier audit rows, the tasks' page kept
+    page.wait_for_url("**trail=**")
+    assert "page=2" in page.url and page.url.endswith("#history")
+    assert page.locator(".wf-audit li").all_inner_texts() != newest
+    assert overflow(page) is None

@@ -1,7 +1,8 @@
 """The process page of a large fan-out shows its tasks a page at a time (100 rows), oldest
 first, with the graph and the links still drawn from every task; a link to a task on
 another page opens that task; a bad page number is page 1 and one past the end is the
-last page, never an error."""
+last page, never an error. Its audit trail is paged on its own (``?trail=``, 200 rows),
+the newest page first."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import re
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from app_support import in_app_context, make_test_app
 from flask import Flask
 from web_support import PASSWORD, AuthActions
 
 from webflow import Flow, db, flow, this
+from webflow.blueprints import flows
 from webflow.blueprints.flows import PROCESS_TASKS_PER_PAGE
-from webflow.models import Process
+from webflow.models import Process, TaskEvent, User
 
 
 class ManyReviewsFlow(Flow):
@@ -114,3 +117,66 @@ def test_a_small_process_has_no_pager(app):
 def test_someone_who_may_not_see_the_process_still_gets_403(app, process):
     rita = AuthActions(app).enter_as("rita")
     assert rita.get(f"/flows/many_reviews/{process.id}/?page=2").status_code == 403
+
+
+# -- the audit trail ---------------------------------------------------------------------
+
+
+def entries(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<li class="wf-event" id="event-(\d+)"', html)]
+
+
+@pytest.fixture
+def busy(app: Flask, process: Process, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Five audit rows a page; reviews taken and given back until the trail has three
+    pages. The audit rows' ids, oldest first."""
+    monkeypatch.setattr(flows, "PROCESS_EVENTS_PER_PAGE", 5)
+    boss = db.session.scalar(sa.select(User).where(User.username == "boss"))
+    for task in [t for t in process.tasks if t.node_name == "review"][:5]:
+        task.activate().assign(boss)
+        task.activate().unassign()
+    db.session.commit()
+    ids = list(db.session.scalars(sa.select(TaskEvent.id).where(TaskEvent.process_id == process.id)
+                                  .order_by(TaskEvent.created, TaskEvent.id)))
+    assert 10 < len(ids) <= 15, len(ids)  # three pages
+    return ids
+
+
+def test_the_audit_trail_comes_a_page_at_a_time_the_newest_first(app, process, busy):
+    boss = AuthActions(app).enter_as("boss")
+    newest = page(boss, process)
+    assert entries(newest) == busy[10:]  # no page asked for: the last, what happened last
+    assert f"Entries 11-{len(busy)} of {len(busy)}, oldest first." in newest
+    seen = []
+    for number in (1, 2, 3):
+        html = page(boss, process, f"?trail={number}")
+        assert entries(html) == busy[(number - 1) * 5:number * 5]
+        seen += entries(html)
+        if number < 3:
+            assert "the newest are on the last page" in html
+    assert seen == busy
+    # The tasks are paged on their own: both pagers, each keeping the other's page.
+    html = page(boss, process, "?page=2&trail=1")
+    assert entries(html) == busy[:5] and "Page 2 of 3" in html
+    assert f'href="/flows/many_reviews/{process.id}/?page=3&amp;trail=1"' in html
+    assert f'href="/flows/many_reviews/{process.id}/?page=2&amp;trail=2#history"' in html
+    assert 'aria-label="Pages of the audit trail"' in html and 'aria-label="Pages of tasks"' in html
+
+
+@pytest.mark.parametrize("query", ["?trail=abc", "?trail=-1", "?trail=0", "?trail=", "?trail=1.5",
+                                   "?trail=99999999999999999999999", "?trail=%F0%9F%98%80", "?trail=4",
+                                   "?trail=1000000"])
+def test_a_bad_or_past_the_end_trail_page_is_the_newest(app, process, busy, query):
+    boss = AuthActions(app).enter_as("boss")
+    assert entries(page(boss, process, query)) == busy[10:]
+
+
+def test_a_nul_byte_in_the_trail_page_is_refused(app, process, busy):
+    boss = AuthActions(app).enter_as("boss")
+    assert boss.get(f"/flows/many_reviews/{process.id}/?trail=%00").status_code == 400
+
+
+def test_a_short_trail_has_no_pager(app, process):
+    boss = AuthActions(app).enter_as("boss")
+    html = page(boss, process)
+    assert entries(html) and "Pages of the audit trail" not in html and "Entries " not in html

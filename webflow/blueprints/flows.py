@@ -34,6 +34,7 @@ from .lookups import (
     child_processes,
     flow_or_404,
     page_number,
+    parse_id,
     process_or_404,
     process_url,
     row_task_url,
@@ -255,6 +256,29 @@ def linked_cells(flow_class: type[Flow], task_ids: list[int]) -> dict[int, tuple
     return cells
 
 
+#: Audit rows per page of the process page's trail: a fan-out over thousands of items
+#: leaves two or three rows per branch.
+PROCESS_EVENTS_PER_PAGE = 200
+
+
+def audit_trail_page(process: Process) -> ResultPage:
+    """A page of the process's audit trail (``?trail=``), oldest first; without a page
+    asked for, the last one: what happened most recently."""
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(TaskEvent)
+                              .where(TaskEvent.process_id == process.id)) or 0
+    trail = ResultPage([], 1, PROCESS_EVENTS_PER_PAGE, total, False)
+    trail.page = min(parse_id(request.args.get("trail")) or trail.pages, trail.pages)
+    # Each row names its task and links to it: the tasks come with their rows in one
+    # query, with only what the name, the link and the wording need.
+    trail.items = list(db.session.scalars(
+        sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
+        .order_by(TaskEvent.created, TaskEvent.id)
+        .offset((trail.page - 1) * PROCESS_EVENTS_PER_PAGE).limit(PROCESS_EVENTS_PER_PAGE)
+        .options(selectinload(TaskEvent.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path,
+                                                          Task.flow_task_type))))
+    return trail
+
+
 def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
     """Everything the process page shows: data, tasks (a page of them), graph, audit
     trail, repair buttons."""
@@ -279,14 +303,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
     manager = flow_class.can_manage(user)
     latest = {row.node_name: row for row in every}
     links = {name: row_task_url(flow_class, process.id, row) for name, row in latest.items()}
-    # The trail names each event's task and links to it: tasks on other pages come with
-    # their events, in one query, with only what the name and link need.
-    events = db.session.scalars(
-        sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
-        .order_by(TaskEvent.created, TaskEvent.id)
-        .options(selectinload(TaskEvent.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path,
-                                                          Task.flow_task_type))
-    ).all()
+    trail = audit_trail_page(process)
     return {
         "flow_class": flow_class,
         "process": process,
@@ -294,7 +311,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "tasks_page": paging,
         "on_page": {task.id for task in tasks},
         "linked": linked_cells(flow_class, [task.id for task in tasks]) if manager else {},
-        "events": events,
+        "events": trail.items,
+        "trail": trail,
         "comments": comments_of(db.session(), process),
         "is_manager": manager,
         "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},

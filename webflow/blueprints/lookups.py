@@ -27,7 +27,8 @@ TRANSITION_ENDPOINT = "flows.task_transition"
 #: The largest id any of our databases stores (PostgreSQL's integer; SQLite's is larger).
 MAX_ID = 2**31 - 1
 #: The query keys the list pages read; only these are carried into pager and sort links.
-LIST_KEYS = ("flow", "status", "q", "sort", "page", "started_from", "started_to", "has_error", "when")
+LIST_KEYS = ("flow", "status", "q", "sort", "page", "started_from", "started_to", "has_error", "when",
+             "trail")  # trail: the process page's audit trail, paged beside its tasks
 _ID = re.compile(r"[0-9]{1,10}")
 
 
