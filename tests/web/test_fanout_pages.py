@@ -4,6 +4,7 @@ happened, and what the engine refuses is a 409 that changes nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -108,3 +109,46 @@ def test_undo_a_partial_join_from_the_admin_page(app: Flask) -> None:
     assert f"/admin/confirm/buy/{process.id}/pick/{pick.id}/undo/" in page
     assert boss.post(task_url(pick, "undo/")).status_code == 303
     assert task_of(process, "pick").status == STATUS.NEW
+
+
+class SupplyEachFlow(Flow):
+    """Supply each
+
+    A supply process per item."""
+
+    start = flow.StartFunction().Next(this.supplies)
+    supplies = flow.Split().Each(this.supply, items=lambda act: act.process.data["items"])
+    supply = flow.Subprocess(SupplyFlow.start).Next(this.done)
+    done = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+@pytest.fixture
+def each_app(db_url: str) -> Iterator[Flask]:
+    perms = ["supply_each.manage", "supply.manage", "supply.can_deliver"]
+    with in_app_context(make_test_app(db_url, [SupplyEachFlow, SupplyFlow], {"boss": perms}, PASSWORD)) as app:
+        yield app
+
+
+def test_a_fan_out_of_subprocesses_names_the_first_and_counts_them(each_app: Flask,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page names the first children, oldest first, and says how many there are (a
+    Subprocess over thousands of items starts thousands); each is on its task's page."""
+    from webflow.blueprints import flows
+
+    monkeypatch.setattr(flows, "CHILDREN_NAMED", 3)
+    boss = AuthActions(each_app).enter_as("boss")
+    process = SupplyEachFlow.start.run(items=list(range(5)))  # type: ignore[attr-defined]
+    small = SupplyEachFlow.start.run(items=[1, 2])  # type: ignore[attr-defined]
+    db.session.commit()
+    children = list(db.session.scalars(sa.select(Process.id).where(Process.parent_task_id.in_(
+        [t.id for t in process.tasks if t.node_name == "supply"])).order_by(Process.id)))
+    assert len(children) == 5
+    html = boss.get(f"/flows/supply_each/{process.id}/").get_data(as_text=True)
+    named = [int(n) for n in re.findall(r'href="/flows/supply/(\d+)/"', html.split("Subprocesses")[1])]
+    assert named[:3] == children[:3] and children[3] not in named
+    assert "The first 3 of 5; each is linked from the page of the task that started it." in html
+    supply = next(t for t in process.tasks if t.node_name == "supply" and t.data["index"] == 4)
+    assert f'href="/flows/supply/{children[4]}/"' in boss.get(task_url(supply)).get_data(as_text=True)
+    html = boss.get(f"/flows/supply_each/{small.id}/").get_data(as_text=True)
+    assert "Subprocesses" in html and "The first" not in html

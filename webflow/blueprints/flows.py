@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +32,6 @@ from .actions import task_actions
 from .lookups import (
     ResultPage,
     all_flows,
-    child_processes,
     flow_or_404,
     page_number,
     parse_id,
@@ -256,6 +256,27 @@ def linked_cells(flow_class: type[Flow], task_ids: list[int]) -> dict[int, tuple
     return cells
 
 
+#: Subprocesses the process page names; a Subprocess fanned out over a list starts one
+#: per item, and each is linked from the page of the task that started it.
+CHILDREN_NAMED = 100
+
+
+def children_of(process: Process, every: Sequence[Any]) -> dict[str, Any]:
+    """The processes the process's Subprocess tasks started: the first ``CHILDREN_NAMED``,
+    oldest first, and how many there are (``every``: the process's task rows)."""
+    if not any(row.flow_task_type == "SUBPROCESS" for row in every):
+        return {"children": [], "children_total": 0}
+    # A subquery, not the tasks' ids: thousands of them would be thousands of parameters.
+    started = Process.parent_task_id.in_(sa.select(Task.id).where(
+        Task.process_id == process.id, Task.flow_task_type == "SUBPROCESS").scalar_subquery())
+    children = list(db.session.scalars(sa.select(Process).where(started).order_by(Process.id)
+                                       .limit(CHILDREN_NAMED)))
+    total = len(children)
+    if total == CHILDREN_NAMED:
+        total = db.session.scalar(sa.select(sa.func.count()).select_from(Process).where(started)) or 0
+    return {"children": children, "children_total": total}
+
+
 #: Audit rows per page of the process page's trail: a fan-out over thousands of items
 #: leaves two or three rows per branch.
 PROCESS_EVENTS_PER_PAGE = 200
@@ -317,7 +338,7 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "is_manager": manager,
         "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,
-        "children": child_processes(every),  # type: ignore[arg-type]  # rows: id and type
+        **children_of(process, every),
         "parent_task": process.parent_task,
         "stalled": process.status == STATUS.NEW and process.stalled is not None,
         "stall": stall_reason(db.session(), process) if process.stalled is not None else None,
