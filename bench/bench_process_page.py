@@ -69,8 +69,9 @@ def measure(kind: str, items: int, requests: int, finished: int = 0) -> list[str
                     times.append((time.perf_counter() - began) * 1000)
                     assert response.status_code == 200, response.status_code
                     size = len(response.get_data())
-                lines.append(f"{kind:<10} {items:>6} items {finished:>6} done {query or '(page 1)':<9} {size / 1024:8.0f} KB "
-                             f"median {statistics.median(times):7.0f} ms, slowest {max(times):7.0f} ms")
+                lines.append(f"{kind:<10} {items:>6} items {finished:>6} done {query or '(page 1)':<9} "
+                             f"{size / 1024:8.0f} KB median {statistics.median(times):7.0f} ms, "
+                             f"slowest {max(times):7.0f} ms")
             db.session.remove()
             db.engine.dispose()
     return lines

@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, this
 from webflow.core import search
+from webflow.core import token as tokens_
 from webflow.models import Process, SearchDocument, Task, User
 
 
@@ -122,6 +125,23 @@ def test_a_branch_loads_as_many_task_objects_over_200_items_as_over_5(session, p
     assert loaded[200] == loaded[5]
 
 
+def test_a_late_arrival_at_the_join_loads_no_more_task_objects_than_an_early_one(session, people, loads):
+    """Each arrival asks the join what reached it before: as rows, not objects (loading
+    every arrived task at each arrival made finishing a fan-out quadratic)."""
+    process = WideFlow.start.run(items=list(range(40)))  # type: ignore[attr-defined]
+    ids = [task.id for task in reviews(session, process)]
+    loaded = {}
+    with Context(propagate_exception=False):
+        for n, task_id in enumerate(ids[:-1]):  # the last one would fire the join
+            session.expire_all()
+            loads.clear()
+            complete(session, task_id, people[n % 3], {"ok": True})
+            loaded[n] = len(loads)
+    session.expire_all()
+    assert process.status == STATUS.NEW
+    assert loaded[len(ids) - 2] == loaded[1], (loaded[1], loaded[len(ids) - 2])  # 37 arrived before it, or 1
+
+
 def test_the_last_branch_still_ends_a_wide_fan_out(session, people):
     process = WideFlow.start.run(items=list(range(30)))  # type: ignore[attr-defined]
     ids = [task.id for task in reviews(session, process)]
@@ -217,3 +237,18 @@ def test_rows_never_answer_for_a_task_changed_and_let_go(session, people, eager_
     assert [t.status for t in reviews(session, process)] == [STATUS.CANCELED] * 3 + [STATUS.DONE] + \
         [STATUS.CANCELED] * 2
     assert len(crowd) == (42 if crowded else 0)
+
+
+TOKENS = st.lists(st.tuples(st.integers(1, 120), st.integers(1, 12)), max_size=3).map(
+    lambda parts: "/".join(["start", *(f"{split}_{n}" for split, n in parts)]))
+
+
+@given(on=TOKENS, data=st.data())
+def test_split_prefixes_is_split_prefix_of_each_branch_on_the_token(on: str, data: Any) -> None:
+    """The join's fast reading of its arrivals' tokens says what ``split_prefix`` says of
+    each branch of a split on the join's token, and ignores every other token."""
+    near = st.tuples(st.integers(1, 120), st.integers(1, 12)).map(lambda p: f"{on}/{p[0]}_{p[1]}")
+    deeper = near.map(lambda token: f"{token}/7_1")
+    tokens = data.draw(st.lists(st.one_of(TOKENS, near, deeper), max_size=8))
+    expected = {tokens_.split_prefix(t) for t in tokens if tokens_.is_branch(t) and tokens_.base(t) == on}
+    assert tokens_.split_prefixes(tokens, on) == expected

@@ -125,14 +125,14 @@ def as_tasks(session: Session, some: Iterable[Task | TaskRow]) -> list[Task]:
     """The session's objects of these tasks, in their order (one SELECT for the rows among
     them: what the engine is about to change)."""
     tasks: list[Any] = list(some)
-    ids = [task.id for task in tasks if isinstance(task, TaskRow)]
+    ids = [task.id for task in tasks if not isinstance(task, Task)]
     if not ids:
         return tasks  # objects only
     # No flush first: a row stands for a task the transaction has not changed (a changed one
     # is an object), so what is pending cannot alter what these read.
     with session.no_autoflush:
         loaded = tasks_by_id(session, ids)
-    return [loaded[task.id] if isinstance(task, TaskRow) else task for task in tasks]
+    return [task if isinstance(task, Task) else loaded[task.id] for task in tasks]
 
 
 def tasks_by_id(session: Session, ids: Iterable[int]) -> dict[int, Task]:

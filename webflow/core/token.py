@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 START = "start"
 
 
@@ -24,3 +26,13 @@ def split_prefix(token: str) -> str:
     head, _, last = token.rpartition("/")
     split_id = last.split("_", 1)[0]
     return f"{head}/{split_id}_"
+
+
+def split_prefixes(tokens: Iterable[str], on: str) -> set[str]:
+    """The ``split_prefix`` of each token that is a branch of a split on token ``on``: what
+    a join on ``on`` asks of every task that reached it (thousands at the end of a large
+    fan-out, so string slices here rather than a call per token)."""
+    head = on + "/"
+    size = len(head)
+    return {(token[:cut + 1] if (cut := token.find("_", size)) >= 0 else token + "_")
+            for token in tokens if token.startswith(head) and "/" not in token[size:]}

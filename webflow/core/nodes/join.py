@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from .. import signals
 from .. import token as tokens
-from ..activation import Activation, link_tasks, next_tasks_missing, region_join_not_fired
+from ..activation import Activation, is_saved, link_tasks, next_tasks_missing, region_join_not_fired
 from ..context import get_session
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
@@ -18,6 +18,11 @@ from ..permissions import managing
 from ..queries import as_tasks, count_unfinished, process_tasks
 from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work
+
+# The tasks linked before a join, as plain rows (JoinActivation._previous).
+_PREVIOUS_ROWS = (sa.select(Task.id, Task.token, Task.status)
+                  .join(task_link, task_link.c.previous_id == Task.id)
+                  .where(task_link.c.task_id == sa.bindparam("join_id")))
 
 
 class JoinActivation(Activation):
@@ -96,18 +101,38 @@ class JoinActivation(Activation):
         if not self._absorbed and self.get_status() == STATUS.STARTED and self.is_done():
             self.done()
 
+    def _previous(self) -> list[Any]:
+        """The tasks linked before this join: what the transaction holds (its own list, or
+        the session's loaded objects) and plain rows of id, token and status for
+        the rest. A join at the end of a fan-out over thousands of items has thousands;
+        loading them as objects at every arrival made finishing a fan-out quadratic."""
+        loaded = sa.inspect(self.task).dict.get("previous")
+        if loaded is not None:
+            previous = list(loaded)  # link_tasks keeps a loaded list true in memory
+        else:
+            previous = []
+            if is_saved(self.task):
+                with self.session.no_autoflush:
+                    rows = self.session.execute(_PREVIOUS_ROWS, {"join_id": self.task.id}).all()
+                identity = self.session.identity_map
+                for row in rows:
+                    held = identity.get((Task, (row.id,), None))
+                    # A loaded object carries the transaction's changes (a branch canceled).
+                    previous.append(held if held is not None and "status" in held.__dict__ else row)
+            uow = current_unit_of_work()
+            pending = [p for p, joined in uow.links if joined is self.task] if uow is not None else []
+            known = {p.id for p in previous}
+            for task in [*pending, self._arrival]:  # link rows not written yet
+                if task is not None and (task.id is None or task.id not in known):
+                    previous.append(task)
+                    known.add(task.id)
+        return previous
+
     def split_prefix(self) -> str | None:
         """The token prefix of the branches this join waits for."""
-        with self.session.no_autoflush:
-            previous = list(self.task.previous)
-        if self._arrival is not None and self._arrival not in previous:
-            previous.append(self._arrival)  # its link row is still pending
-        prefixes = {
-            tokens.split_prefix(prev.token)
-            for prev in previous
-            if prev.status != STATUS.CANCELED and tokens.is_branch(prev.token)
-            and tokens.base(prev.token) == self.task.token
-        }
+        canceled = STATUS.CANCELED
+        prefixes = tokens.split_prefixes((prev.token for prev in self._previous() if prev.status != canceled),
+                                         self.task.token)
         if len(prefixes) > 1:
             raise FlowRuntimeError(
                 f"join {self.describe()} has branches of different splits: {sorted(prefixes)}"
@@ -141,11 +166,8 @@ class JoinActivation(Activation):
         prefix = self.split_prefix()
         if prefix is None:
             return []
-        with self.session.no_autoflush:
-            previous = list(self.task.previous)
-        if self._arrival is not None and self._arrival not in previous:
-            previous.append(self._arrival)
-        done = [t for t in previous if t.status == STATUS.DONE and t.token.startswith(prefix)]
+        done = as_tasks(self.session, [t for t in self._previous()
+                                       if t.status == STATUS.DONE and t.token.startswith(prefix)])
         return sorted(done, key=lambda t: (t.finished is None, as_utc(t.finished), t.id or 0))
 
     @property
