@@ -90,13 +90,8 @@ def _fire_released_joins(session: Session, process: Process, finished: Task) -> 
     waiting = as_tasks(session, [t for t in process_tasks(session, process)
                                  if t.flow_task_type == "JOIN" and t.status == STATUS.STARTED
                                  and finished.token.startswith(t.token + "/")])
-    if not waiting:
-        return
-    uow = current_unit_of_work()
-    if uow is not None and any("previous" not in sa.inspect(t).dict for t in waiting):
-        # The joins read their arrivals (``previous``) from task_link, unless the
-        # transaction holds the list already (it created the join: link_tasks keeps it).
-        uow.write_links()
+    # A join reads what reached it from task_link and adds the links not written yet
+    # (JoinActivation._previous): nothing to write first.
     for join_task in sorted(waiting, key=lambda t: -len(t.token)):  # inner joins first
         join = join_task.activate()
         if join.get_status() == STATUS.STARTED and join.is_done():

@@ -95,6 +95,9 @@ class UnitOfWork:
         rows = self._take_links()
         if rows:
             self.session.connection().execute(_links_insert(self._dialect()), rows)
+            # What was read from task_link is read again: these links were pending then.
+            for key in [key for key in self.cache if isinstance(key, tuple) and key[0] == "links"]:
+                del self.cache[key]
 
     def _take_links(self) -> list[dict[str, int]]:
         """The pending links as rows (flushed first: the tasks need their ids), taken."""

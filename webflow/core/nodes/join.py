@@ -111,15 +111,23 @@ class JoinActivation(Activation):
             previous = list(loaded)  # link_tasks keeps a loaded list true in memory
         else:
             previous = []
+            uow = current_unit_of_work()
             if is_saved(self.task):
-                with self.session.no_autoflush:
-                    rows = self.session.execute(_PREVIOUS_ROWS, {"join_id": self.task.id}).all()
+                # Read once per transaction: the arrival and settle both ask. The rows are
+                # forgotten when links are written (UnitOfWork.write_links), pending ones
+                # are added below.
+                key = ("links", "previous", self.task.id)
+                rows = uow.cache.get(key) if uow is not None else None
+                if rows is None:
+                    with self.session.no_autoflush:
+                        rows = self.session.execute(_PREVIOUS_ROWS, {"join_id": self.task.id}).all()
+                    if uow is not None:
+                        uow.cache[key] = rows
                 identity = self.session.identity_map
                 for row in rows:
                     held = identity.get((Task, (row.id,), None))
                     # A loaded object carries the transaction's changes (a branch canceled).
                     previous.append(held if held is not None and "status" in held.__dict__ else row)
-            uow = current_unit_of_work()
             pending = [p for p, joined in uow.links if joined is self.task] if uow is not None else []
             known = {p.id for p in previous}
             for task in [*pending, self._arrival]:  # link rows not written yet
