@@ -13,6 +13,7 @@ from flask import Flask
 from web_support import PASSWORD, AuthActions, task_url
 
 from webflow import STATUS, Context, Flow, db, flow, this
+from webflow.core.comments import post_comment
 from webflow.core.sqlcount import SQLCounter
 from webflow.models import Process, Task, User
 
@@ -52,7 +53,8 @@ def app(db_url: str) -> Iterator[Flask]:
 
 
 def build(rows: int) -> Process:
-    """``rows`` of everything: processes, queued, assigned and finished tasks, events."""
+    """``rows`` of everything: processes, queued, assigned and finished tasks, events,
+    comments."""
     ann = db.session.scalar(sa.select(User).where(User.username == "ann"))
     with Context(user=ann):
         for _ in range(rows - 1):
@@ -70,6 +72,8 @@ def build(rows: int) -> Process:
         for _ in range(rows // 2):  # a task with a long history
             busy.unassign()
             busy.assign(ann)
+    for task in reviews[rows:2 * rows]:  # a comment on each done review: the process page shows them
+        post_comment(db.session(), process, ann, f"checked {task.id}", task)
     db.session.commit()
     return process
 

@@ -180,3 +180,58 @@ def test_a_short_trail_has_no_pager(app, process):
     boss = AuthActions(app).enter_as("boss")
     html = page(boss, process)
     assert entries(html) and "Pages of the audit trail" not in html and "Entries " not in html
+
+
+# -- the comments -------------------------------------------------------------------------
+
+
+def comment_ids(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<li class="wf-comment" id="comment-(\d+)"', html)]
+
+
+@pytest.fixture
+def discussed(app: Flask, process: Process, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Three comments a page; seven of them, on reviews and on the process. Their ids,
+    oldest first."""
+    from webflow.core.comments import post_comment
+
+    monkeypatch.setattr(flows, "PROCESS_COMMENTS_PER_PAGE", 3)
+    boss = db.session.scalar(sa.select(User).where(User.username == "boss"))
+    reviews = [t for t in process.tasks if t.node_name == "review"]
+    ids = [post_comment(db.session(), process, boss, f"note {n}", reviews[n] if n % 3 else None).id
+           for n in range(7)]
+    db.session.commit()
+    return ids
+
+
+def test_the_comments_come_a_page_at_a_time_the_newest_first(app, process, discussed):
+    boss = AuthActions(app).enter_as("boss")
+    newest = page(boss, process)
+    assert comment_ids(newest) == discussed[6:]
+    assert "Comments 7-7 of 7, oldest first." in newest
+    seen = []
+    for number in (1, 2, 3):
+        html = page(boss, process, f"?comments={number}")
+        assert comment_ids(html) == discussed[(number - 1) * 3:number * 3]
+        seen += comment_ids(html)
+    assert seen == discussed
+    html = page(boss, process, "?page=2&comments=1")
+    assert "Page 2 of 3" in html and comment_ids(html) == discussed[:3]
+    assert f'href="/flows/many_reviews/{process.id}/?page=2&amp;comments=2#comments"' in html
+    assert 'aria-label="Pages of comments"' in html
+
+
+@pytest.mark.parametrize("query", ["?comments=abc", "?comments=0", "?comments=-1", "?comments=4",
+                                   "?comments=99999999999999999999999", "?comments=%F0%9F%98%80"])
+def test_a_bad_or_past_the_end_comments_page_is_the_newest(app, process, discussed, query):
+    boss = AuthActions(app).enter_as("boss")
+    assert comment_ids(page(boss, process, query)) == discussed[6:]
+    assert boss.get(f"/flows/many_reviews/{process.id}/?comments=%00").status_code == 400
+
+
+def test_a_comment_posted_from_the_page_shows_on_the_newest_page(app, process, discussed):
+    boss = AuthActions(app).enter_as("boss")
+    response = boss.post(f"/flows/many_reviews/{process.id}/comments/", {"text": "the eighth"}, hx=True)
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "the eighth" in html and "Comments 7-8 of 8, oldest first." in html

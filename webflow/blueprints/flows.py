@@ -17,10 +17,9 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 
-from ..core.comments import comments_of
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
-from ..core.models import task_link
+from ..core.models import Comment, task_link
 from ..core.nodes.start import StartActivation
 from ..core.queries import with_alive_leading
 from ..core.status import STATUS
@@ -280,24 +279,26 @@ def children_of(process: Process, every: Sequence[Any]) -> dict[str, Any]:
 #: Audit rows per page of the process page's trail: a fan-out over thousands of items
 #: leaves two or three rows per branch.
 PROCESS_EVENTS_PER_PAGE = 200
+#: Comments per page of the process page, which shows its tasks' comments too (a fan-out
+#: of reviews may have one per item).
+PROCESS_COMMENTS_PER_PAGE = 100
 
 
-def audit_trail_page(process: Process) -> ResultPage:
-    """A page of the process's audit trail (``?trail=``), oldest first; without a page
-    asked for, the last one: what happened most recently."""
-    total = db.session.scalar(sa.select(sa.func.count()).select_from(TaskEvent)
-                              .where(TaskEvent.process_id == process.id)) or 0
-    trail = ResultPage([], 1, PROCESS_EVENTS_PER_PAGE, total, False)
-    trail.page = min(parse_id(request.args.get("trail")) or trail.pages, trail.pages)
-    # Each row names its task and links to it: the tasks come with their rows in one
-    # query, with only what the name, the link and the wording need.
-    trail.items = list(db.session.scalars(
-        sa.select(TaskEvent).where(TaskEvent.process_id == process.id)
-        .order_by(TaskEvent.created, TaskEvent.id)
-        .offset((trail.page - 1) * PROCESS_EVENTS_PER_PAGE).limit(PROCESS_EVENTS_PER_PAGE)
-        .options(selectinload(TaskEvent.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path,
-                                                          Task.flow_task_type))))
-    return trail
+def newest_page(entity: Any, process: Process, key: str, per_page: int) -> ResultPage:
+    """A page of the process's audit rows or comments (``?<key>=``), oldest first; without
+    a page asked for (or a bad one), the last: what happened most recently. Each row names
+    its task and links to it: the tasks come with their rows in one query, with only what
+    the name, the link and the wording need."""
+    mine = entity.process_id == process.id
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(entity).where(mine)) or 0
+    page = ResultPage([], 1, per_page, total, False)
+    page.page = min(parse_id(request.args.get(key)) or page.pages, page.pages)
+    page.items = list(db.session.scalars(
+        sa.select(entity).where(mine).order_by(entity.created, entity.id)
+        .offset((page.page - 1) * per_page).limit(per_page)
+        .options(selectinload(entity.task).load_only(Task.node_name, Task.process_id, Task.flow_class_path,
+                                                     Task.flow_task_type))))
+    return page
 
 
 def process_detail_context(flow_class: type[Flow], process: Process, user: Any) -> dict[str, Any]:
@@ -324,7 +325,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
     manager = flow_class.can_manage(user)
     latest = {row.node_name: row for row in every}
     links = {name: row_task_url(flow_class, process.id, row) for name, row in latest.items()}
-    trail = audit_trail_page(process)
+    trail = newest_page(TaskEvent, process, "trail", PROCESS_EVENTS_PER_PAGE)
+    comments = newest_page(Comment, process, "comments", PROCESS_COMMENTS_PER_PAGE)
     return {
         "flow_class": flow_class,
         "process": process,
@@ -334,7 +336,8 @@ def process_detail_context(flow_class: type[Flow], process: Process, user: Any) 
         "linked": linked_cells(flow_class, [task.id for task in tasks]) if manager else {},
         "events": trail.items,
         "trail": trail,
-        "comments": comments_of(db.session(), process),
+        "comments": comments.items,
+        "comments_page": comments,
         "is_manager": manager,
         "transitions": {t.id: task_actions(t, user) for t in tasks} if manager else {},
         "cancel_blocker": cancel_blocker(process) if manager else None,

@@ -28,7 +28,7 @@ TRANSITION_ENDPOINT = "flows.task_transition"
 MAX_ID = 2**31 - 1
 #: The query keys the list pages read; only these are carried into pager and sort links.
 LIST_KEYS = ("flow", "status", "q", "sort", "page", "started_from", "started_to", "has_error", "when",
-             "trail")  # trail: the process page's audit trail, paged beside its tasks
+             "trail", "comments")  # the process page's audit trail and comments, paged beside its tasks
 _ID = re.compile(r"[0-9]{1,10}")
 
 
