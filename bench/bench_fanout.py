@@ -25,6 +25,7 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -46,6 +47,15 @@ class FanOutFlow(Flow):
     review = flow.View().Permission(auto_create=True).Next(this.collect)
     collect = flow.Join().Next(this.end)
     end = flow.End()
+
+
+def fan_out_app(url: str) -> Any:
+    """The web app on a scratch database, serving this fan-out (the page benches' server)."""
+    from webflow import create_app
+
+    return create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [FanOutFlow],
+                       "WEBFLOW_INLINE_JOBS": "inline", "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
+                       "WEBFLOW_TIMER_THREAD": "0"})  # no thread outliving the scratch database
 
 
 def run(kind: str, items: int, branches: int, calls: bool, to_the_end: bool = False) -> str:

@@ -26,19 +26,17 @@ import sqlalchemy as sa
 
 sys.path[:0] = [str(Path(__file__).resolve().parent.parent), str(Path(__file__).resolve().parent)]
 
-from bench_fanout import FanOutFlow  # noqa: E402  # the same fan-out, a View per item
+from bench_fanout import FanOutFlow, fan_out_app  # noqa: E402  # the same fan-out, a View per item
 from scratch import scratch_database  # noqa: E402
 
-from webflow import create_app, db  # noqa: E402
+from webflow import db  # noqa: E402
 from webflow.models import Task, User  # noqa: E402
 
 
 def measure(kind: str, items: int, requests: int, finished: int = 0) -> list[str]:
     lines = []
     with scratch_database(kind, "webflow_page") as url:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": url, "WEBFLOW_FLOWS": [FanOutFlow],
-                          "WEBFLOW_INLINE_JOBS": "inline", "SECRET_KEY": "bench", "WTF_CSRF_ENABLED": False,
-                          "WEBFLOW_TIMER_THREAD": "0"})  # no thread outliving the scratch database
+        app = fan_out_app(url)
         with app.app_context():
             db.create_all()
             boss = User(username="boss", permissions=[FanOutFlow.manage_permission()])
