@@ -83,15 +83,11 @@ def alive_leading_tasks(activation: Activation) -> int:
             return int(loaded["alive_leading"])
         if "leading" in loaded:
             return sum(1 for t in task.leading if t.status != STATUS.CANCELED)
-    from .models import task_link
+    from .queries import alive_leading_count
 
     if uow is not None:
         uow.write_links()
-    return activation.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(task_link.join(Task, Task.id == task_link.c.task_id))
-        .where(task_link.c.previous_id == task.id, Task.status != STATUS.CANCELED)
-    ) or 0
+    return activation.session.scalar(alive_leading_count(task.id)) or 0
 
 
 @condition("a task it created is not canceled yet")

@@ -171,14 +171,18 @@ def count_unfinished(session: Session, process: Process, *, token_prefix: str | 
                if task.status not in FINISHED and (token_prefix is None or task.token.startswith(token_prefix)))
 
 
+def alive_leading_count(previous_id: Any) -> sa.Select[Any]:
+    """How many tasks the task ``previous_id`` (a value, or a column to correlate with) led
+    to are not CANCELED: what undo's rule asks of a done task."""
+    led = aliased(Task)  # the outer query may be on Task itself
+    return (sa.select(sa.func.count()).select_from(task_link.join(led, led.id == task_link.c.task_id))
+            .where(task_link.c.previous_id == previous_id, led.status != STATUS.CANCELED))
+
+
 def with_alive_leading() -> ORMOption:
-    """A loader option: each task loaded comes with ``alive_leading``, the count of the
-    tasks it led to that are not canceled (what undo's rule asks of a done task)."""
-    led = aliased(Task)
-    return with_expression(Task.alive_leading, (
-        sa.select(sa.func.count()).select_from(task_link.join(led, led.id == task_link.c.task_id))
-        .where(task_link.c.previous_id == Task.id, led.status != STATUS.CANCELED)
-        .scalar_subquery()))
+    """A loader option: each task loaded comes with ``alive_leading``, its
+    ``alive_leading_count`` made in the same query."""
+    return with_expression(Task.alive_leading, alive_leading_count(Task.id).scalar_subquery())
 
 
 def unfinished_tasks(process: Process) -> list[Task]:
