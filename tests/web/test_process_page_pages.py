@@ -114,9 +114,13 @@ def test_a_small_process_has_no_pager(app):
     assert len(rows(html)) == 4 and "Page 1 of" not in html and "oldest first" not in html
 
 
-def test_someone_who_may_not_see_the_process_still_gets_403(app, process):
+@pytest.mark.parametrize("query", ["?page=2", "?trail=2", "?comments=2", "?page=2&trail=1&comments=3",
+                                   "?trail=x"])
+def test_someone_who_may_not_see_the_process_still_gets_403(app, process, query):
     rita = AuthActions(app).enter_as("rita")
-    assert rita.get(f"/flows/many_reviews/{process.id}/?page=2").status_code == 403
+    answer = rita.get(f"/flows/many_reviews/{process.id}/{query}")
+    assert answer.status_code == 403
+    assert rows(answer.get_data(as_text=True)) == []  # no task of the process on the page
 
 
 # -- the audit trail ---------------------------------------------------------------------
