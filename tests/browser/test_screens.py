@@ -282,3 +282,29 @@ def test_a_paged_process_page_fits_a_phone_and_its_pager_works(site: tuple[str, 
     assert "page=2" in page.url and page.url.endswith("#history")
     assert page.locator(".wf-audit li").all_inner_texts() != newest
     assert overflow(page) is None
+
+
+def test_the_comments_of_a_process_page_come_a_page_at_a_time_on_a_phone(
+        site: tuple[str, dict[str, Screen]], pages: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long discussion comes a page of comments at a time, the newest page first; its
+    pager fits a phone and leads back to the earlier comments (shown with one a page)."""
+    from webflow.blueprints import flows
+
+    monkeypatch.setattr(flows, "PROCESS_COMMENTS_PER_PAGE", 1)
+    base, screens = site
+    page = pages("admin")
+    page.set_viewport_size({"width": WIDTHS["phone"], "height": HEIGHT["phone"]})
+    process_path = screens["task-comments"].path.split("/package_goods/")[0] + "/"
+    page.goto(base + process_path + "#comments")
+    earlier = 'nav[aria-label="Pages of comments"] a[rel=prev]'
+    assert page.locator(".wf-comment-text").all_inner_texts() == [
+        "Will do. Two boxes, I think;\nI will count them tomorrow."]
+    problems = [why for why in (overflow(page), out_of_reach(page, earlier)) if why]
+    assert not problems, "\n".join(problems)
+    page.locator(earlier).click()
+    page.wait_for_url("**comments=1**")
+    assert page.url.endswith("#comments")
+    assert page.locator(".wf-comment-text").all_inner_texts() == [
+        "@bob the parcel is fragile: wrap the lenses one by one."]
+    assert page.get_by_text("the newest are on the last page").is_visible()
+    assert overflow(page) is None
