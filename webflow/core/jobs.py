@@ -187,7 +187,7 @@ def _start(session: Session, task_id: int, token: str | None) -> str | tuple[Any
                 activation.error(f"attempt {task.attempts} ended without a result (job "
                                  f"{task.external_task_id} was delivered again); no attempts left")
                 return "error"
-            activation.restart()
+            activation.restart(delivery=task.external_task_id)
         return activation, activation.flow_task
 
 

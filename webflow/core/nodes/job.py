@@ -102,7 +102,7 @@ class AbstractJobActivation(Activation):
         """Schedule the job again, under a job id of its own, ``delay`` seconds from now.
 
         From ERROR (an administrator) this gives the job one more attempt. ``enqueue=False``
-        keeps the job id: the delivery that carries it runs the job (``restart``)."""
+        keeps the job id: the delivery that carries it runs the job (``restart(delivery)``)."""
         if reason is not None:
             self.task.comments = reason
         self.set_status(STATUS.SCHEDULED)
@@ -111,11 +111,21 @@ class AbstractJobActivation(Activation):
             self.task.assigned = utcnow()  # when the current job id was given (see reconcile)
             self.run_async(delay)
 
-    def restart(self) -> None:
-        """Run the job again here, after a crash: retry then start, both drawn edges."""
+    def restart(self, delivery: str | None = None) -> None:
+        """Restart the task execution (after an error, or of a job that looks stuck).
+
+        Without ``delivery`` (an administrator, or code): ``retry``, the task is queued
+        again under a job id of its own (after the commit), for one more attempt; a copy
+        still running has its result discarded. With ``delivery`` = the task's current job
+        id, found STARTED (the queue ran that very job again after its run died): retry
+        then start here, both drawn edges, and that delivery runs the job as a new attempt."""
         with unit_of_work(self.session, self.task.process_id):
-            self.retry(enqueue=False)
-            self.start()
+            if (delivery is not None and delivery == self.task.external_task_id
+                    and self.get_status() == STATUS.STARTED):
+                self.retry(enqueue=False)
+                self.start()
+            else:
+                self.retry()
 
     @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
                 permission=managing, label="Activate next")

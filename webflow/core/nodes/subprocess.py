@@ -21,7 +21,11 @@ from ..status import STATUS
 class SubprocessActivation(Activation):
     """NEW -> STARTED (the child process runs) -> DONE (child DONE, its data the result)
     or ERROR (child CANCELED). Parent and child are locked top process first (see
-    ``transaction.UnitOfWork.lock``), so they are updated in one transaction each time."""
+    ``transaction.UnitOfWork.lock``), so they are updated in one transaction each time.
+
+    Only the task's current child (the newest it started: ``retry``, or ``undo`` then
+    ``perform``, start a new one) decides it; an older child that ends later (a manager
+    reopened and finished it) changes nothing in the parent."""
 
     automatic = True
 
@@ -35,13 +39,33 @@ class SubprocessActivation(Activation):
         return list(self.session.scalars(
             sa.select(Process).where(Process.parent_task_id == self.task.id).order_by(Process.id)))
 
+    def is_current_child(self, child: Process) -> bool:
+        """True when ``child`` is the newest process this task started."""
+        if child.id is None or self.task.id is None:
+            return True  # not saved yet: the one being started now
+        newer = self.session.scalar(
+            sa.select(Process.id).where(Process.parent_task_id == self.task.id, Process.id > child.id).limit(1))
+        return newer is None
+
+    def _cancel_old_children(self) -> None:
+        """A new child replaces the earlier ones: cancel those still running (a manager
+        reopened one), where their tasks allow it; they no longer count in any case."""
+        from ..engine import cancel_blocker, cancel_process
+
+        for child in self.children():
+            if child.status == STATUS.NEW and cancel_blocker(child) is None:
+                cancel_process(child)
+
     def _start_child(self) -> None:
         from .start import StartActivation
 
+        self._cancel_old_children()
         self.save_rows()  # the child's row points at this task's; data() sees saved rows
         node = self.flow_task
         self.task.started = utcnow()
         self.task.comments = None
+        if "result" in (self.task.data or {}):  # an earlier child's: the new child gives its own
+            self.task.data = {k: v for k, v in self.task.data.items() if k != "result"}
         self.set_status(STATUS.STARTED)
         kwargs = node._data(self) if node._data is not None else {}
         if not isinstance(kwargs, dict):
@@ -65,6 +89,8 @@ class SubprocessActivation(Activation):
         """The child finished or was canceled: finish this task, or fail it with why."""
         if self.task.status != STATUS.STARTED:
             return  # this task was canceled (and is canceling its children), or moved on
+        if not self.is_current_child(child):
+            return  # an older child, replaced by a retry or an undo then perform
         if child.status == STATUS.DONE:
             self.done(child)
         elif child.status == STATUS.CANCELED:

@@ -303,6 +303,24 @@ class TimeoutOwner(Node):
         created = [t for t in (node.create_for(activation) for node in self.timeout_nodes) if t]
         activation.run_created(created)
 
+    def rearm_timers(self, activation: Activation) -> None:
+        """Give a task reopened by undo its timers again: one new timer task for each
+        boundary node whose timers of this task were all canceled when it finished (a
+        timer that fired, or still waits, is not repeated). It fires as a new task's would:
+        ``after`` past the task's creation (or at its ``due``), at once if that has passed.
+        ``ViewActivation.undo`` is meant to call it."""
+        task = activation.task
+        names = {node.name for node in self.timeout_nodes}
+        if not names or task.id is None:
+            return
+        others = as_tasks(activation.session, [
+            other for other in process_tasks(activation.session, activation.process)
+            if other.node_name in names and other.token == task.token and other.status != STATUS.CANCELED])
+        kept = {other.node_name for other in others if task in other.previous}
+        created = [timer for timer in (node.create_for(activation) for node in self.timeout_nodes
+                                       if node.name not in kept) if timer]
+        activation.run_created(created)
+
     def cancel_timers(self, activation: Activation) -> None:
         """Cancel the unfinished timers of the task (before it finishes: nothing that
         watches for the process's last open task sees the timers go first)."""
@@ -314,9 +332,20 @@ class TimeoutOwner(Node):
             other for other in process_tasks(activation.session, activation.process)
             if other.node_name in names and other.token == task.token and other is not firing
             and other.status not in FINISHED])
+        from ..engine import CANCEL_PLANS
+
         for other in timers:
-            if other.status not in FINISHED:  # canceled meanwhile (a timer's own cancel)
-                other.activate().cancel()
+            if other.status in FINISHED:  # canceled meanwhile (a timer's own cancel)
+                continue
+            # Through the timer's own transitions: a waiting one is canceled; one in ERROR
+            # (what came after it failed, nothing of it was kept) is undone, then canceled.
+            timer = other.activate()
+            available = {t.name for t in timer.get_available_transitions()}
+            plan = next((p for p in CANCEL_PLANS if p[0] in available), None)
+            if plan is None:
+                continue  # no way the timer's state machine allows: left as it is
+            for step in plan:
+                getattr(timer, step)()
 
 
 def describe_delta(delta: timedelta) -> str:
