@@ -667,7 +667,8 @@ SCENARIOS = [
     Scenario(StartActivation, STATUS.PREPARED, start_prepared),
     Scenario(StartActivation, STATUS.DONE, start_done, {"undo"}, "next-not-canceled"),
     Scenario(StartActivation, STATUS.DONE, start_done_next_canceled),
-    Scenario(StartActivation, STATUS.NEW, start_undone, note="undone"),
+    # Undoing the start canceled the process: only the cancel that tidies the start is left.
+    Scenario(StartActivation, STATUS.NEW, start_undone, {"prepare"}, "undone-process-canceled"),
     Scenario(StartActivation, STATUS.CANCELED, start_canceled),
     Scenario(EndActivation, STATUS.DONE, end_done),
     Scenario(EndActivation, STATUS.NEW, end_undone),

@@ -121,6 +121,9 @@ class Transition:
 
     def blocked_reason(self, activation: Activation) -> str | None:
         """Why this transition cannot run now, or None when it can."""
+        if self.name != "cancel" and _process_canceled(activation, load=self.locked):
+            return (f"{self.name} is not allowed for task {activation.describe()}: "
+                    f"its process was canceled")
         status = activation.get_status()
         if status not in self.sources:
             return (
@@ -157,6 +160,29 @@ class Transition:
 
     def __repr__(self) -> str:
         return f"<Transition {self.name} {[(s.value, t.value) for s, t in self.edges()]}>"
+
+
+def _process_canceled(activation: Activation, *, load: bool) -> bool:
+    """True when the task's process is CANCELED and is not being canceled right now: a
+    canceled process is final, so none of its tasks may move but to CANCELED (an undo
+    there would bring it back to life, a done would create tasks in it; a cancel only
+    tidies, e.g. the start task an undo of the start left NEW). While ``cancel_process`` runs, its
+    process is CANCELED already and the tasks are canceled through their own transitions
+    (``engine.cancel_tasks`` marks the process in ``uow.quiet``). ``load=False`` (a
+    transition that writes nothing, like a View's prepare, checked outside the lock) asks
+    only a process already in memory, sparing the human path a statement: its locked
+    follow-up (done) asks under the lock. The start's prepare asks always
+    (``process_not_canceled``): an undone start is the one task a canceled process keeps
+    unfinished."""
+    if not load and "process" not in activation.task.__dict__:
+        return False
+    process = activation.process
+    if process is None or process.status != STATUS.CANCELED:
+        return False
+    from .transaction import current_unit_of_work
+
+    uow = current_unit_of_work()
+    return uow is None or process not in uow.quiet
 
 
 class BoundTransition:
@@ -216,6 +242,12 @@ def condition(reason: str) -> Callable[[Condition], Condition]:
         return func
 
     return decorate
+
+
+@condition("its process was canceled")
+def process_not_canceled(activation: Activation) -> bool:
+    """``_process_canceled`` as a condition, for a transition that writes nothing yet must ask."""
+    return not _process_canceled(activation, load=True)
 
 
 def declared_transitions(cls: type) -> dict[str, Transition]:

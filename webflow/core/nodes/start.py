@@ -10,13 +10,22 @@ from .. import token as tokens
 from ..activation import Activation
 from ..context import get_session
 from ..exceptions import PermissionDenied
-from ..fsm import transition
+from ..fsm import condition, process_not_canceled, transition
 from ..models import Process, Task, utcnow
 from ..permissions import managing, starter
-from ..queries import hold_tasks
-from ..status import STATUS
+from ..queries import hold_tasks, process_tasks
+from ..status import FINISHED, STATUS
 from ..transaction import unit_of_work
 from .base import PageNode
+
+
+@condition("the process has other unfinished tasks: cancel the process instead")
+def nothing_else_unfinished(activation: Activation) -> bool:
+    """Undoing the start cancels the process, which must not leave live tasks in it (a
+    timeout's task, say, created by a task that is canceled now)."""
+    task = activation.task
+    return not any(other.status not in FINISHED and other.id != task.id
+                   for other in process_tasks(activation.session, activation.process))
 
 
 class StartActivation(Activation):
@@ -47,7 +56,8 @@ class StartActivation(Activation):
     def has_perm(self, user: Any) -> bool:
         return bool(self.flow_task.can_execute(user, self.task))
 
-    @transition(source=STATUS.NEW, target=STATUS.PREPARED, locked=False, permission=starter)
+    @transition(source=STATUS.NEW, target=STATUS.PREPARED, conditions=[process_not_canceled],
+                locked=False, permission=starter)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
         """Take the start data and who starts; writes nothing (safe on GET)."""
         if user is not None:
@@ -87,7 +97,8 @@ class StartActivation(Activation):
         self._activate_next()
 
     @transition(source=STATUS.DONE, target=STATUS.NEW,
-                conditions=Activation.undo.conditions, permission=managing, label="Undo")
+                conditions=(*Activation.undo.conditions, nothing_else_unfinished),
+                permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the start: the process is canceled."""
         from ..engine import notify_parent
