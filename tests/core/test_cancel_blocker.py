@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from webflow import STATUS, Context, Flow, flow, this
 from webflow.core.engine import CANCEL_PLANS, cancel_blocker, cancel_process
 from webflow.core.exceptions import TransitionNotAllowed
+from webflow.core.fsm import condition
+from webflow.core.nodes import HandlerActivation
 from webflow.core.sqlcount import SQLCounter
 from webflow.core.status import FINISHED
-from webflow.models import Process, Task, User
+from webflow.models import Process, Task, TaskEvent, User
 
 
 def check(activation: Any) -> None:
@@ -28,15 +30,31 @@ def check(activation: Any) -> None:
         raise RuntimeError(f"item {activation.task.data['item']} is bad")
 
 
+@condition("the item is kept for the auditors")
+def not_kept(activation: Any) -> bool:
+    return activation.task.data.get("item") not in activation.process.data.get("kept", [])
+
+
+class KeptCheckActivation(HandlerActivation):
+    """A handler in ERROR whose undo (the only way to its cancel) a condition may refuse."""
+
+    undo = HandlerActivation.undo.redeclare(source=[STATUS.DONE, STATUS.ERROR], target=STATUS.NEW,
+                                            conditions=(*HandlerActivation.undo.conditions, not_kept))
+
+
+class KeptCheck(flow.Handler):
+    activation_class = KeptCheckActivation
+
+
 class MixedFlow(Flow):
     """Mixed
 
     A fan-out: each item is checked by a handler (some fail), then reviewed; the first
-    review done goes on (a failed check then cannot be undone: the join has fired)."""
+    review done goes on. A failed check of a kept item cannot be undone, so not canceled."""
 
     start = flow.StartFunction().Next(this.fan_out)
     fan_out = flow.Split().Each(this.check, items=lambda act: act.process.data["items"])
-    check = flow.Handler(check).Next(this.review)
+    check = KeptCheck(check).Next(this.review)
     review = flow.View().Next(this.join)
     join = flow.Join(wait_all=False).Next(this.after)
     after = flow.View().Next(this.end)
@@ -58,9 +76,9 @@ def asked_one_by_one(session: Session, process: Process) -> str | None:
     return None
 
 
-def start(items: list[str], bad: list[str]) -> Process:
+def start(items: list[str], bad: list[str], kept: list[str] | None = None) -> Process:
     with Context(propagate_exception=False):
-        return MixedFlow.start.run(items=items, bad=bad)  # type: ignore[attr-defined, no-any-return]
+        return MixedFlow.start.run(items=items, bad=bad, kept=kept or [])  # type: ignore[attr-defined, no-any-return]
 
 
 def broken(activation: Any) -> None:
@@ -81,15 +99,16 @@ class FirstWinsFlow(Flow):
     end = flow.End()
 
 
-def test_a_failed_branch_past_a_fired_join_blocks_the_cancel(session: Session, users: dict[str, User]) -> None:
-    """Its undo would reach the join a second time, and ERROR has no cancel: the process
-    cannot be canceled, the message names that task, and a cancel changes nothing."""
+def test_a_failed_branch_past_a_fired_join_is_undone_then_canceled(session: Session,
+                                                                    users: dict[str, User]) -> None:
+    """A failed branch has not reached the join, so undoing it reopens nothing there: once
+    the first branch made the join fire, the process can still be canceled (the failed
+    handler undone, then canceled; the trail says so)."""
     with Context(propagate_exception=False):
         process = FirstWinsFlow.start.run()  # type: ignore[attr-defined]
     session.commit()
     tasks = {t.node_name: t for t in process.tasks}
     assert tasks["fragile"].status == STATUS.ERROR
-    assert cancel_blocker(process) is None  # undo, then cancel: nothing has gone past it yet
     quick = tasks["quick"].activate()  # code acting, not a person: no rule to pass
     quick.assign(users["ann"])
     quick.prepare(data={}, user=users["ann"])
@@ -97,17 +116,36 @@ def test_a_failed_branch_past_a_fired_join_blocks_the_cancel(session: Session, u
     session.commit()
     session.expire_all()
     assert {t.node_name: t.status for t in process.tasks}["after"] == STATUS.NEW  # the join fired
+    assert cancel_blocker(process) is None and asked_one_by_one(session, process) is None
+    cancel_process(process)
+    session.commit()
+    session.expire_all()
+    assert process.status == STATUS.CANCELED
+    assert {t.node_name: t.status for t in process.tasks} == {
+        "start": STATUS.DONE, "split": STATUS.DONE, "quick": STATUS.DONE, "fragile": STATUS.CANCELED,
+        "join": STATUS.DONE, "after": STATUS.CANCELED}
+    trail = session.scalars(sa.select(TaskEvent.transition).where(TaskEvent.task_id == tasks["fragile"].id)
+                            .order_by(TaskEvent.id)).all()
+    assert trail[-2:] == ["undo", "cancel"]
+
+
+def test_a_task_that_cannot_be_canceled_blocks_the_cancel_and_it_changes_nothing(
+        session: Session, users: dict[str, User]) -> None:
+    """A failed check of a kept item cannot be undone, so not canceled: the message names
+    that task, and the refused cancel leaves every task as it was."""
+    process = start(["a", "b", "c"], ["b"], ["b"])
+    session.commit()
+    before = {t.id: t.status for t in process.tasks}
+    failed = next(t for t in process.tasks if t.status == STATUS.ERROR)
     reason = cancel_blocker(process)
     assert reason == asked_one_by_one(session, process)
-    assert reason is not None and f"#{tasks['fragile'].id}" in reason and "ERROR" in reason
+    assert reason is not None and f"#{failed.id}" in reason and "ERROR" in reason
     with pytest.raises(TransitionNotAllowed, match="cannot be canceled"):
         cancel_process(process)
     session.rollback()
     session.expire_all()
     assert process.status == STATUS.NEW
-    assert {t.node_name: t.status for t in process.tasks} == {
-        "start": STATUS.DONE, "split": STATUS.DONE, "quick": STATUS.DONE, "fragile": STATUS.ERROR,
-        "join": STATUS.DONE, "after": STATUS.NEW}
+    assert {t.id: t.status for t in process.tasks} == before
 
 
 def test_failed_handlers_of_a_fan_out_are_undone_then_canceled(session: Session,
@@ -166,15 +204,16 @@ MOVES = st.lists(st.tuples(st.sampled_from(["assign", "done", "cancel", "retry"]
 
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(size=st.integers(1, 6), bad=st.sets(st.integers(0, 5)), moves=MOVES)
-# Item 0 fails, item 1's review is taken and done: the join fires past the failed check.
-@example(size=2, bad={0}, moves=[("assign", 1), ("done", 1)])
-def test_grouped_and_one_by_one_always_agree(session: Session, users: dict[str, User],
-                                             size: int, bad: set[int], moves: list[tuple[str, int]]) -> None:
+@given(size=st.integers(1, 6), bad=st.sets(st.integers(0, 5)), kept=st.sets(st.integers(0, 5)), moves=MOVES)
+# Item 0 fails and is kept, item 1's review is taken and done: the join fires past it.
+@example(size=2, bad={0}, kept={0}, moves=[("assign", 1), ("done", 1)])
+def test_grouped_and_one_by_one_always_agree(session: Session, users: dict[str, User], size: int,
+                                             bad: set[int], kept: set[int],
+                                             moves: list[tuple[str, int]]) -> None:
     """Whatever fails and whatever people then do (take, finish, cancel a review; retry a
     handler that fails again), the grouped answer equals asking every task."""
     items = [str(n) for n in range(size)]
-    process = start(items, [str(n) for n in bad])
+    process = start(items, [str(n) for n in bad], [str(n) for n in kept])
     for name, pick in moves:
         session.commit()
         session.expire_all()

@@ -99,9 +99,12 @@ def leading_tasks_canceled(activation: Activation) -> bool:
 @condition("the join after it already fired: undo from the join backwards first")
 def region_join_not_fired(activation: Activation) -> bool:
     """Work reopened inside a parallel region whose join already fired would reach that
-    join a second time: refused, so each join fires once per split."""
+    join a second time: refused, so each join fires once per split. A task that has not
+    finished (a queued or failed job undone on its way to CANCELED, as a join's
+    ``cancel_rest``, a terminating End or a process cancel do) reopens nothing: it has not
+    reached the join, and if it runs on, its late arrival is absorbed like any other."""
     task = activation.task
-    if task.id is None or "/" not in task.token:
+    if task.id is None or "/" not in task.token or activation.get_status() != STATUS.DONE:
         return True
     from . import token as tokens
     from .queries import as_tasks, process_tasks
