@@ -313,8 +313,6 @@ def test_rearm_timers_repeats_no_timer_that_still_waits(session, users):
     assert [t.status for t in of(session, process, "approve_timeout")] == [STATUS.SCHEDULED]
 
 
-@pytest.mark.xfail(strict=True, reason="needs ViewActivation.undo (webflow/core/nodes/view.py, not ours) "
-                                       "to call self.flow_task.rearm_timers(self)")
 def test_a_view_reopened_by_undo_times_out_again(session, users):
     process, approve = reopen_approval(session, EscalateFlow, users)
     assert fire_due_timers(now=aware_utc(approve.created) + timedelta(days=1), session=session) == 1

@@ -199,10 +199,12 @@ class ViewActivation(Activation):
     @transition(source=STATUS.DONE, target=STATUS.NEW, conditions=Activation.undo.conditions,
                 permission=managing, label="Undo")
     def undo(self) -> None:
-        """Reopen the task for the queue."""
+        """Reopen the task for the queue; its timeouts are armed again (they were
+        canceled when it was done)."""
         Activation.undo.func(self)
         self.task.owner = None
         self.task.assigned = None
+        self.flow_task.rearm_timers(self)
 
 
 class View(TimeFields, TimeoutOwner, PageNode):
