@@ -22,13 +22,21 @@ TASK_WORDS = {
     STATUS.CANCELED: "Canceled", STATUS.ERROR: "Failed",
 }
 #: What happened, by the audit row's transition: "{who} {words}" ({task} is the task's title).
+#: The keys are the names the engine records (``TaskEvent.transition``): every transition of
+#: an activation class, and the rows written outside one (``cancel_process`` by
+#: ``engine.cancel_process``, ``change_due`` by ``timers.change_due``, ``note`` and ``error``
+#: by ``Activation``). ``tests/web/test_ui_audit_fixes.py`` reads those names from the code
+#: and checks that each has its words here.
 EVENT_WORDS = {
     "assign": "took “{task}”", "unassign": "put “{task}” back in the queue",
     "reassign": "gave “{task}” to someone else", "done": "completed “{task}”",
     "cancel": "canceled “{task}”", "undo": "reopened “{task}”", "retry": "ran “{task}” again",
-    "restart": "ran “{task}” again", "perform": "ran “{task}”", "error": "“{task}” failed",
+    "perform": "ran “{task}”", "error": "“{task}” failed",
     "schedule": "“{task}” is waiting for its time", "activate_next": "created the steps after “{task}”",
-    "start": "started “{task}”", "prepare": "filled in “{task}”", "due": "changed the due date of “{task}”",
+    "start": "started “{task}”", "prepare": "filled in “{task}”",
+    "change_due": "changed the due date or priority of “{task}”",
+    "reschedule": "changed when “{task}” ends its wait", "fire": "ended the wait of “{task}”",
+    "note": "added a note to “{task}”", "cancel_process": "canceled the process",
 }
 
 

@@ -138,7 +138,8 @@ def tour(urls: dict[str, str]) -> list[Screen]:
     """Every page of the README's tour, with its primary actions."""
     return [
         Screen("login", None, "/login", ["form.wf-form button[type=submit]"]),
-        Screen("inbox", "bob", "/inbox/", ["a.wf-task-link >> nth=0", "form.wf-filters button[type=submit]"]),
+        Screen("inbox", "bob", "/inbox/", ["a.wf-task-link >> nth=0", "form.wf-filters button[type=submit]"],
+               narrow_actions=[".wf-tasks th a >> nth=3"]),  # the sort link Due: the narrowest
         Screen("queue", "bob", "/queue/", ["#task-list button[name=take] >> nth=0",
                                            "#task-list button[name=take] >> nth=-1",
                                            "#task-list input[name=task_id] >> nth=-1",
@@ -146,15 +147,17 @@ def tour(urls: dict[str, str]) -> list[Screen]:
         Screen("queue-filter", "bob", "/queue/?flow=hello_world&sort=created",
                [".wf-saved-filters a >> nth=0", "#task-list button[name=take] >> nth=0"]),
         Screen("archive", "bob", "/archive/", ["a.wf-task-link >> nth=0"]),
-        Screen("requests", "alice", "/requests/", ["#requests a >> nth=0",
+        Screen("requests", "alice", "/requests/", ["#requests a >> nth=0", "#requests a.wf-muted >> nth=0",
                                                    "form.wf-filters button[type=submit]"]),
         Screen("search", "bob", "/search/?q=report", ["#results a.wf-task-link >> nth=0",
                                                        "form.wf-filters button[type=submit]"]),
         Screen("flows", "alice", "/flows/", [".wf-flow a.wf-button >> nth=0",
-                                             ".wf-flow a.wf-button >> nth=-1"]),
+                                             ".wf-flow a.wf-button >> nth=-1"],
+               narrow_actions=[".wf-flow-actions a:not(.wf-button) >> nth=0"]),  # Processes
         Screen("processes", "alice", "/flows/hello_world/", [".wf-page-head a.wf-primary",
                                                             "#processes a >> nth=0"]),
-        Screen("start", "alice", "/flows/shipment/start/start/", ["#start-form button[type=submit]"]),
+        Screen("start", "alice", "/flows/shipment/start/start/", ["#start-form button[type=submit]"],
+               narrow_actions=["#start-form .wf-form-actions a"]),  # Cancel
         Screen("task", "bob", urls["task"], ["#task-work button[type=submit]", "#task-status button >> nth=0"]),
         Screen("task-long-text", "bob", urls["long_task"], ["#task-work button[type=submit]"]),
         Screen("task-comments", "bob", urls["talked_task"], ["#task-work button.wf-primary",
@@ -232,8 +235,11 @@ def out_of_reach(page: Any, selector: str) -> str | None:
     viewport = page.viewport_size
     if box["x"] < -0.5 or box["x"] + box["width"] > viewport["width"] + 0.5:
         return f"{selector}: outside the viewport horizontally ({box})"
-    button = target.evaluate("e => e.matches('button, .wf-button, input[type=checkbox]')")
-    least = 44 if button and viewport["width"] < 700 else 24   # a thumb on a phone; a pointer elsewhere
+    # README: buttons, and links in lists (a row, a flow's card, a form's buttons), are at
+    # least 44 px on phones (a thumb); elsewhere 24 px (a pointer).
+    thumb = target.evaluate("""e => e.matches('button, .wf-button, input[type=checkbox]') ||
+        (e.matches('a') && !!e.closest('table, .wf-inline-list, .wf-flow-actions, .wf-form-actions'))""")
+    least = 44 if thumb and viewport["width"] < 700 else 24
     if min(box["width"], box["height"]) < least - 0.5:
         return f"{selector}: too small to touch ({box['width']:.0f}x{box['height']:.0f}, at least {least})"
     try:

@@ -150,7 +150,8 @@ def index() -> Any:
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
     }
-    return render_page("admin/index.html", ["processes"], **context)
+    # The counters are redrawn with the table: their status counts follow the flow filter.
+    return render_page("admin/index.html", ["processes", "counts"], **context)
 
 
 # -- confirmations and the process cancel -------------------------------------------------

@@ -102,31 +102,39 @@ def away() -> Any:
         return section_answer(user)
     substitute_id = parse_id(request.form.get("substitute_id"))
     substitute = db.session.get(User, substitute_id) if substitute_id is not None else None
+    # A refused form comes back as it was sent, the field at fault marked.
+    sent = {"substitute_id": substitute_id, "until": request.form.get("until", "")[:40]}
     try:
         until = parse_local_input(request.form.get("until", ""))
     except ValueError:
         return section_answer(user, 422, "Give the end of your absence as a date and time "
-                                         "(or leave it empty). Nothing was changed.")
+                                         "(or leave it empty). Nothing was changed.",
+                              away_sent=sent, away_invalid="until")
     try:
         set_away(db.session(), user, substitute, until)
     except InputRejected as exc:
         db.session.rollback()
-        return section_answer(user, 422, f"{exc} Nothing was changed.")
+        bad_substitute = substitute is None or not substitute.is_active or substitute.id == user.id
+        return section_answer(user, 422, f"{exc} Nothing was changed.", away_sent=sent,
+                              away_invalid="substitute" if bad_substitute else "until")
     flash(f"You are out of office: tasks given to you go to {substitute.username if substitute else ''} "
           "when they may do them.", "success")
     return section_answer(user)
 
 
-def section_answer(user: User, status: int = 200, error: str | None = None) -> Any:
-    """The section again for HTMX (with the messages), else back to the settings page."""
+def section_answer(user: User, status: int = 200, error: str | None = None, **sent: Any) -> Any:
+    """The section again for HTMX (with the messages), else back to the settings page.
+
+    ``sent``: ``away_sent`` (what the refused form held) and ``away_invalid`` (the field
+    at fault), so the form comes back as it was sent."""
     if error:
         flash(error, "error")
     if wants_fragment():
-        body = render_template("settings/_away.html", **away_context(user)) + oob_extras()
+        body = render_template("settings/_away.html", **away_context(user), **sent) + oob_extras()
         return current_app.make_response((body, status))
     if status != 200:
         return render_page("settings/index.html", ["content"], status=status, title="Settings",
-                           **page_context(user))
+                           **page_context(user, **sent))
     return redirect(url_for("settings.index"), code=303)
 
 
