@@ -106,6 +106,149 @@
     body.setAttribute("data-live-ready", "true");
   }
 
+  // -- what you typed or ticked survives a redraw (README "Live updates") -----------------------
+  // A swap replaces a part of the page with the server's fresh copy. Before it, the fields that
+  // differ from what the server drew (a value typed, a box ticked, an option picked, any text
+  // in a comment box) are noted per form (by its action); after it, they are put back into the
+  // same form in the new content: only the rows still present keep their ticks. The form whose
+  // answer this is (the one sent) is left to its answer. A live refresh (a request set off by
+  // an "sse:" event, someone else's change) never throws away what you typed: when its new
+  // content has no such form (the task went to someone else), that part is not swapped at all
+  // (the banner says what happened and offers Reload), and a message you are reading stays
+  // (a live answer brings no message, so it does not empty the box).
+  var KEPT_TYPES = ["checkbox", "radio"];
+
+  function fieldsOf(form) {
+    return Array.prototype.filter.call(form.elements, function (field) {
+      var kind = (field.type || "").toLowerCase();
+      return field.name && field.tagName !== "BUTTON" && field.tagName !== "FIELDSET" && field.tagName !== "OUTPUT" &&
+             ["hidden", "submit", "button", "reset", "image", "file", "password"].indexOf(kind) < 0;
+    });
+  }
+
+  function fieldKey(field) {
+    return field.name + (KEPT_TYPES.indexOf(field.type) >= 0 ? "=" + field.value : "");
+  }
+
+  function isTyped(field) {
+    return field.tagName === "TEXTAREA" || (field.tagName === "INPUT" && KEPT_TYPES.indexOf(field.type) < 0);
+  }
+
+  function edited(field) {
+    if (KEPT_TYPES.indexOf(field.type) >= 0) { return field.checked !== field.defaultChecked; }
+    if (field.tagName === "SELECT") {
+      return Array.prototype.some.call(field.options, function (o) { return o.selected !== o.defaultSelected; });
+    }
+    return field.value !== field.defaultValue || (field.tagName === "TEXTAREA" && field.value.trim() !== "");
+  }
+
+  function formKey(form) {
+    return [form.id, form.getAttribute("method") || "get", form.getAttribute("action") || form.getAttribute("hx-post") || ""].join(" ");
+  }
+
+  function formsIn(root) {
+    var forms = Array.prototype.slice.call(root.querySelectorAll("form"));
+    if (root.tagName === "FORM") { forms.unshift(root); }
+    return forms;
+  }
+
+  function noteEdits(target, sent) {
+    var notes = [];
+    formsIn(target).forEach(function (form) {
+      if (sent && (form === sent || form.contains(sent))) { return; }  // its answer decides
+      var fields = fieldsOf(form).filter(edited).map(function (field) {
+        return {key: fieldKey(field), typed: isTyped(field), checked: field.checked, value: field.value,
+                selected: field.tagName === "SELECT" ? Array.prototype.map.call(field.selectedOptions, function (o) { return o.value; }) : null};
+      });
+      if (fields.length) {
+        notes.push({form: form, key: formKey(form), fields: fields,
+                    typed: fields.some(function (f) { return f.typed; })});
+      }
+    });
+    return notes;
+  }
+
+  function hasForm(root, key) {
+    return formsIn(root).some(function (form) { return formKey(form) === key; });
+  }
+
+  var pending = [];
+  var liveAnswer = false;
+  var oldForms = [];  // the forms on the page before this answer's swaps: never the new copy
+
+  function putBack() {
+    pending = pending.filter(function (note) {
+      var form = Array.prototype.filter.call(document.querySelectorAll("form"), function (candidate) {
+        return oldForms.indexOf(candidate) < 0 && formKey(candidate) === note.key;
+      })[0];
+      if (!form) { return true; }  // not swapped in yet
+      var fields = fieldsOf(form);
+      note.fields.forEach(function (saved) {
+        fields.forEach(function (field) {
+          if (fieldKey(field) !== saved.key) { return; }
+          if (KEPT_TYPES.indexOf(field.type) >= 0) {
+            field.checked = saved.checked;
+          } else if (field.tagName === "SELECT") {
+            Array.prototype.forEach.call(field.options, function (o) { o.selected = saved.selected.indexOf(o.value) >= 0; });
+          } else {
+            field.value = saved.value;
+          }
+        });
+      });
+      // "All on this page" stays ticked only while every row's box is.
+      form.querySelectorAll("input[data-select-all]").forEach(function (all) {
+        var rows = form.querySelectorAll('input[type=checkbox][name="' + all.getAttribute("data-select-all") + '"]');
+        if (all.checked && Array.prototype.some.call(rows, function (row) { return !row.checked; })) { all.checked = false; }
+      });
+      return false;
+    });
+  }
+
+  function isLive(config) {
+    var trigger = config && config.triggeringEvent;
+    return !!(trigger && typeof trigger.type === "string" && trigger.type.indexOf("sse:") === 0);
+  }
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    pending = [];
+    oldForms = Array.prototype.slice.call(document.querySelectorAll("form"));
+    liveAnswer = isLive(detail.requestConfig);
+    if (!detail.shouldSwap || !detail.target) { return; }
+    var notes = noteEdits(detail.target, detail.requestConfig && detail.requestConfig.elt);
+    if (liveAnswer && notes.some(function (n) { return n.typed; }) && typeof detail.serverResponse === "string") {
+      var answer = new DOMParser().parseFromString(detail.serverResponse, "text/html").body;
+      if (notes.some(function (n) { return n.typed && !hasForm(answer, n.key); })) {
+        detail.shouldSwap = false;  // what you typed stays; the banner says what changed
+        liveAnswer = false;
+        return;
+      }
+    }
+    pending = pending.concat(notes);
+  });
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var detail = event.detail;
+    var target = detail.target;
+    if (!target || !detail.shouldSwap) { return; }
+    if (liveAnswer && target.id === "messages" && !detail.fragment.querySelector(".flash")) {
+      detail.shouldSwap = false;  // the message you are reading stays
+      return;
+    }
+    var notes = noteEdits(target, null);
+    if (liveAnswer && notes.some(function (n) { return n.typed && !hasForm(detail.fragment, n.key); })) {
+      detail.shouldSwap = false;
+      return;
+    }
+    pending = pending.concat(notes);
+  });
+  document.addEventListener("htmx:oobAfterSwap", putBack);
+  document.addEventListener("htmx:afterSwap", function () {
+    putBack();
+    pending = [];
+    oldForms = [];
+    liveAnswer = false;
+  });
+
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", startLiveUpdates);
   } else {

@@ -22,7 +22,7 @@ from ..core.timers import change_due
 from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
-from ..timefmt import parse_local_input
+from ..timefmt import local_input, parse_local_input
 from ..wording import task_state
 from .actions import button_label, find_action, hands_over, people_transition, rule_book_names, task_actions
 from .flows import bp, node_form
@@ -100,6 +100,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         "children": child_processes([task]) if task.flow_task_type == "SUBPROCESS" else [],
         "title": f"{task.flow_task.title} · {flow_class.process_title} #{task.process_id}",
         "live_task": task,  # the page listens to this task's live events (base.html)
+        "shown_key": shown_key,
         **extra,
     }
 
@@ -205,9 +206,21 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if not may_see(flow_class, task, current_user):
         abort(403)
     context = task_context(flow_class, task)
-    # Still running: the badge alone. Finished: every card it changed too (out of band).
-    blocks = ["status"] if context["polling"] else STATUS_BLOCKS
+    # Still running: the badge alone. Finished: every card it changed too (out of band); but
+    # the work card (the owner's form) only when its status or owner changed since the page
+    # showed it (``shown``): a change of due date or priority leaves a half-filled form alone.
+    if context["polling"]:
+        blocks = ["status"]
+    elif request.args.get("shown") == shown_key(task):
+        blocks = [block for block in STATUS_BLOCKS if block != "work"]
+    else:
+        blocks = STATUS_BLOCKS
     return render_blocks("flows/task.html", blocks, oob=set(blocks[1:]), **context)
+
+
+def shown_key(task: Task) -> str:
+    """What the work card depends on besides the user: the task's status and owner."""
+    return f"{task.status.value}:{task.owner_id or ''}"
 
 
 #: What the banner says someone did, by the audit trail's transition name.
@@ -238,7 +251,18 @@ def banner_text(task: Task, user: User) -> str | None:
         if task.owner_id == event.user_id:
             return f"{who} took this task"
         return f"{who} assigned this task to {task.owner.username if task.owner else 'nobody'}"
+    if event.transition == "change_due":
+        return f"{who} {due_change_text(event.comments or '')}"
     return f"{who} {BANNER_VERBS.get(event.transition, 'changed this task')}"
+
+
+def due_change_text(comments: str) -> str:
+    """What a ``change_due`` event changed, from its note ("due … -> …; priority 0 -> 7")."""
+    changed = [part.split(" ", 1)[0] for part in comments.split("; ")]
+    names = [name for key, name in (("due", "the due date"), ("priority", "the priority")) if key in changed]
+    if not names:
+        return BANNER_VERBS["change_due"]
+    return f"changed {' and '.join(names)} of this task"
 
 
 @bp.route(TASK_URL + "banner/")
@@ -355,7 +379,10 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     if not flow_class.can_manage(current_user):
         abort(403)
     try:
-        due = parse_local_input(request.form.get("due", ""))
+        shown_due = request.form.get("due", "")
+        # The form shows the due date to the minute: sent back unchanged, it is no change
+        # (else the seconds it dropped would read as "changed the due date").
+        due = task.due if shown_due.strip() == local_input(task.due) else parse_local_input(shown_due)
         priority = int(request.form.get("priority", "").strip() or "x")
         if not -1000 <= priority <= 1000:
             raise ValueError("priority out of range")
