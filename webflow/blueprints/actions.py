@@ -10,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.away import substitute_for
 from ..core.exceptions import FlowRuntimeError
 from ..core.fsm import Transition, declared_transitions
 from ..core.models import Task, User
+from ..core.status import STATUS
+from ..extensions import db
 from .lookups import assignable_users
 
 #: Transitions whose button asks "are you sure?" first.
@@ -94,7 +97,8 @@ def task_actions(task: Task, user: Any) -> list[Action]:
             continue
         for_me = task.owner_id is None and bound.has_perm(user, user=user)  # taking it
         others = [u for u in assignable_users(task)
-                  if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
+                  if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)
+                  and hand_over_refusal(trans, activation, user, u) is None]
         if for_me or others:
             actions.append(Action(trans.name, button_label(trans, activation, user), for_me, True, others,
                                   trans.takes("note"), trans.help or ""))
@@ -104,3 +108,55 @@ def task_actions(task: Task, user: Any) -> list[Action]:
 def find_action(task: Task, user: Any, name: str) -> Action | None:
     """The named action if the user may run it now."""
     return next((a for a in task_actions(task, user) if a.name == name), None)
+
+
+def hand_over_refusal(transition: Transition, activation: Any, user: Any, target: User | None) -> str | None:
+    """Why giving the task to ``target`` is refused although the rule allows ``target``: the
+    one who would really get it (``target``'s substitute while they are away, ``core.away``)
+    is someone the same rule refuses; for a delegation, the delegating owner themself. None
+    when it may go. The rule book decides, asked about the real recipient."""
+    if target is None or target.id == user.id:  # taking a task yourself is never redirected
+        return None
+    recipient = substitute_for(db.session(), target, activation.flow_task)
+    if recipient.id == target.id or transition.allows(activation, user, {"user": recipient}):
+        return None
+    if recipient.id == user.id:
+        return (f"{target.username} is out of office with you as their substitute: the task "
+                "would come back to you. Nothing was changed.")
+    return (f"{target.username} is out of office and their tasks go to {recipient.username}, "
+            "who may not be given this one. Nothing was changed.")
+
+
+def what_happened(task: Task) -> str:
+    """What became of a task someone wanted to act on: ``canceled`` (it or its process),
+    ``done``, ``taken`` (someone has it), ``queued`` (nobody has it), else ``other``."""
+    if task.status == STATUS.CANCELED or task.process.status == STATUS.CANCELED:
+        return "canceled"
+    if task.status == STATUS.DONE:
+        return "done"
+    if task.status in (STATUS.ASSIGNED, STATUS.PREPARED) and task.owner_id is not None:
+        return "taken"
+    if task.status == STATUS.NEW and task.owner_id is None:
+        return "queued"
+    return "other"
+
+
+def not_now_words(task: Task, user: Any, name: str) -> str:
+    """Why the task cannot be taken (or otherwise changed) now, in a person's words, from
+    what happened to it meanwhile; ``name`` is the transition that was asked for."""
+    owner = task.owner.username if task.owner is not None else "someone else"
+    happened = what_happened(task)
+    if happened == "canceled":
+        return "This task was canceled meanwhile: it is no longer open. Nothing was changed."
+    if happened == "done":
+        done_by = f" by {owner}" if task.owner is not None and task.flow_task_type == "HUMAN" else ""
+        return f"This task was already done{done_by}. Nothing was changed."
+    if happened == "taken":
+        if task.owner_id == user.id:
+            return "This task is yours already. Nothing was changed."
+        if name in ("assign", "prepare", "done"):
+            return f"This task was already taken by {owner}."
+        return f"This task is with {owner} now. Nothing was changed."
+    if happened == "queued":
+        return "This task is waiting in the queue now. Nothing was changed."
+    return "This task cannot be changed that way now. Nothing was changed."

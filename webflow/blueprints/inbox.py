@@ -20,6 +20,7 @@ from ..core.search import SearchTerms, task_matches
 from ..core.status import STATUS
 from ..extensions import db
 from ..models import Process, Task, TaskEvent, User
+from .actions import what_happened
 from .lookups import all_flows, list_args, page_number, parse_id
 from .web import engine_context, render_page, wants_fragment
 
@@ -28,6 +29,8 @@ bp = Blueprint("inbox", __name__)
 SORTS = {"created": Task.created, "flow": Task.flow_class_path, "task": Task.node_name,
          "due": Task.due, "priority": Task.priority}
 DEFAULT_SORT = "-created"
+#: The most queue tasks one request takes.
+MAX_TAKE = 500
 #: The "when" filter: tasks past their due date, or due from now to a week ahead.
 WHEN_FILTERS = {"overdue": "Overdue", "week": "Due this week"}
 
@@ -259,7 +262,6 @@ def archive() -> Any:
 @login_required
 def queue_assign() -> Any:
     """Assign the chosen queue tasks (or the one ``take`` names) to me."""
-    # Ids that are not ids (not digits, out of range) are dropped.
     # "All on this page" takes the rows the page listed (without JavaScript too).
     if request.form.get("take"):
         raw = [request.form["take"]]
@@ -267,13 +269,18 @@ def queue_assign() -> Any:
         raw = request.form.getlist("page_task_id")
     else:
         raw = request.form.getlist("task_id")
-    ids = [task_id for task_id in map(parse_id, raw[:500]) if task_id is not None]
-    if not ids:
+    ids = [parse_id(value) for value in raw]
+    if not any(ids):
         flash("Choose the tasks to take first.", "info")
         return _after_queue_action(400)
-    tasks = _queue_tasks(ids)
+    # One id that is no id (not ASCII digits, out of range) or too many: 400, nothing taken.
+    if None in ids or len(ids) > MAX_TAKE:
+        flash(f"Take at most {MAX_TAKE} tasks at a time. Nothing was taken." if len(ids) > MAX_TAKE
+              else "One of the chosen tasks is not a task number. Nothing was taken.", "error")
+        return _after_queue_action(400)
+    tasks = _queue_tasks([task_id for task_id in ids if task_id is not None])
     user = current_user._get_current_object()
-    taken, gone = 0, 0
+    taken, gone = 0, []
     for task in tasks:
         try:
             if not task.flow_task.can_assign(user, task):
@@ -283,12 +290,36 @@ def queue_assign() -> Any:
             taken += 1
         except TransitionNotAllowed:
             db.session.rollback()
-            gone += 1
+            gone.append(task)
     if taken:
         flash(f"{taken} task{'s' if taken != 1 else ''} assigned to you.", "success")
-    if gone:
-        flash(f"{gone} task{'s were' if gone != 1 else ' was'} already taken by someone else.", "error")
+    for message in not_taken_messages(gone, user):
+        flash(message, "error")
     return _after_queue_action(200 if taken else 409)
+
+
+#: What the queue says of tasks it could not take, by what became of them (actions.what_happened).
+NOT_TAKEN = {"canceled": ("was canceled meanwhile and is", "were canceled meanwhile and are",
+                          " no longer open"),
+             "done": ("was", "were", " already done"),
+             "taken": ("was", "were", " already taken by {owner}")}
+
+
+def not_taken_messages(tasks: list[Task], user: User) -> list[str]:
+    """"1 task was already taken by alice.", "2 tasks were canceled meanwhile ...": one
+    sentence for each thing that became of the tasks the queue could not take."""
+    kinds: dict[str, list[Task]] = {}
+    for task in tasks:
+        kinds.setdefault(what_happened(task), []).append(task)
+    messages = []
+    for kind, rows in kinds.items():
+        one, many, words = NOT_TAKEN.get(kind, ("is", "are", " not open to be taken now"))
+        owners = {"you" if t.owner_id == user.id else t.owner.username if t.owner is not None
+                  else "someone else" for t in rows}
+        words = words.format(owner=owners.pop() if len(owners) == 1 else "someone else")
+        count = f"1 task {one}" if len(rows) == 1 else f"{len(rows)} tasks {many}"
+        messages.append(f"{count}{words}.")
+    return messages
 
 
 def _queue_tasks(ids: list[int]) -> list[Task]:

@@ -33,7 +33,12 @@ _ID = re.compile(r"[0-9]{1,10}")
 
 
 class IdConverter(IntegerConverter):
-    """``<int:...>`` in our URLs: 1 to MAX_ID, ASCII digits; anything else is a 404."""
+    """``<int:...>`` in our URLs: 1 to MAX_ID in ASCII digits, written as ``url_for`` writes
+    it (no leading zero); anything else (``١``, ``１``, ``01``) is a 404.
+
+    Werkzeug's ``\\d+`` matches any Unicode digit, which ``int()`` reads too."""
+
+    regex = r"[1-9][0-9]{0,9}"
 
     def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("min", 1)

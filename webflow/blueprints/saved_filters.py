@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode
 
 import sqlalchemy as sa
@@ -13,13 +13,18 @@ from flask_login import current_user, login_required
 
 from ..core.models import SavedFilter
 from ..extensions import db
-from .inbox import bp, render_list
+from .inbox import bp, list_filters, render_list
+from .lookups import all_flows
 
 #: The lists a filter can be saved on, and the query keys a filter keeps.
 FILTERED_LISTS = ("inbox", "queue")
 FILTER_KEYS = ("flow", "when", "q", "sort")
 MAX_NAME = 80
 MAX_FILTERS = 50
+#: The longest query a filter keeps (``saved_filter.query``), URL-encoded.
+MAX_QUERY: int = cast(sa.String, SavedFilter.__table__.c.query.type).length or 600
+TOO_LONG = ("This filter is too long to save: shorten its search and save it again. "
+            "Nothing was saved.")
 LIST_URL = "/<any(inbox, queue):list_name>/filters/"
 
 
@@ -35,8 +40,12 @@ def name_problem(name: str) -> str | None:
 
 
 def filter_query() -> str:
-    """The list's own keys of this request's query string (the filter being saved)."""
-    return urlencode([(k, request.args[k][:200]) for k in FILTER_KEYS if request.args.get(k)])
+    """The filter being saved: the list's own keys as the list applies them (unknown flows,
+    due filters and sorts left out, the search as the list reads it), so the saved filter
+    shows exactly the list the person sees. May be longer than MAX_QUERY (see save_filter)."""
+    applied, asked = list_filters(all_flows()), request.args
+    return urlencode([(k, applied[k]) for k in FILTER_KEYS  # a bad sort is the default: not kept
+                      if asked.get(k) and applied[k] and (k != "sort" or asked[k] == applied[k])])
 
 
 def mine(list_name: str) -> sa.Select[SavedFilter]:
@@ -66,6 +75,9 @@ def save_filter(list_name: str) -> Any:
     name = " ".join(request.form.get("name", "").split())
     problem = name_problem(name)
     existing = db.session.scalar(mine(list_name).where(SavedFilter.name == name)) if not problem else None
+    query = filter_query()
+    if problem is None and len(query) > MAX_QUERY:  # kept whole or not at all, never cut
+        problem = TOO_LONG
     if problem is None and existing is None and (db.session.scalar(
             sa.select(sa.func.count()).select_from(mine(list_name).subquery())) or 0) >= MAX_FILTERS:
         problem = f"You can keep at most {MAX_FILTERS} filters on a list: delete one first."
@@ -74,16 +86,16 @@ def save_filter(list_name: str) -> Any:
         return render_list(list_name, status=422, filter_name=name[:MAX_NAME])
     if existing is None:
         db.session.add(SavedFilter(user_id=current_user.id, list_name=list_name, name=name,
-                                   query=filter_query()))
+                                   query=query))
     else:
-        existing.query = filter_query()
+        existing.query = query
     try:
         db.session.commit()
     except sa.exc.IntegrityError:  # the same name saved at the same moment by another tab
         db.session.rollback()
         abort(409, "A filter of that name was just saved: reload the page.")
     flash(f"Filter “{name}” saved.", "success")
-    kept: dict[str, Any] = dict(parse_qsl(filter_query()))
+    kept: dict[str, Any] = dict(parse_qsl(query))
     return redirect(url_for(f"inbox.{list_name}", **kept), code=303)
 
 

@@ -24,7 +24,16 @@ from ..extensions import db
 from ..models import Task, TaskEvent, User
 from ..timefmt import local_input, parse_local_input
 from ..wording import task_state
-from .actions import button_label, find_action, hands_over, people_transition, rule_book_names, task_actions
+from .actions import (
+    button_label,
+    find_action,
+    hand_over_refusal,
+    hands_over,
+    not_now_words,
+    people_transition,
+    rule_book_names,
+    task_actions,
+)
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -333,14 +342,22 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         if target is not None and target.id != user.id and not task.flow_task.user_has_permission(target):
             abort(403, f"{target.username} may not work on this task; nothing was changed.")
         abort(403)
+    # Whoever would really get the task (a substitute) must be allowed too: a delegation
+    # that would come back to the delegating owner is refused as one to themself.
+    handed_back = hand_over_refusal(declared, activation, user, arguments.get("user"))
+    if handed_back is not None:
+        abort(403, handed_back)
     if blocked is not None:
-        return refused(flow_class, task, f"Not allowed now: {blocked}.", STATUS_BLOCKS)
+        return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
     label = button_label(declared, activation, user)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)
     except TransitionNotAllowed as exc:
-        return refused(flow_class, task, f"Not allowed now: {exc}.", STATUS_BLOCKS)
+        db.session.rollback()
+        refresh(task)  # what happened meanwhile, for the words
+        message = not_now(flow_class, task, user, declared.name, str(exc))
+        return refused(flow_class, task, message, STATUS_BLOCKS)
     refresh(task)
     flash(f"{label}: done for {task.flow_task.title} #{task.id} (now: {task_state(task)}).",
           "success")
@@ -415,6 +432,13 @@ def assignee(task: Task, user: User, runnable: bool, check_permission: bool = Tr
     if check_permission and not task.flow_task.user_has_permission(target):
         abort(400, f"{target.username} may not work on this task.")
     return target
+
+
+def not_now(flow_class: type[Flow], task: Task, user: User, name: str, reason: str) -> str:
+    """Why a transition is not allowed now, in a person's words (``actions.not_now_words``);
+    the flow's managers read the engine's reason beside them."""
+    words = not_now_words(task, user, name)
+    return f"{words} ({reason})" if flow_class.can_manage(user) else words
 
 
 def refused(flow_class: type[Flow], task: Task, message: str, blocks: list[str], status: int = 409) -> Any:
