@@ -93,9 +93,7 @@ def _fire_released_joins(session: Session, process: Process, finished: Task) -> 
     # A join reads what reached it from task_link and adds the links not written yet
     # (JoinActivation._previous): nothing to write first.
     for join_task in sorted(waiting, key=lambda t: -len(t.token)):  # inner joins first
-        join = join_task.activate()
-        if join.get_status() == STATUS.STARTED and join.is_done():
-            join.done()
+        join_task.activate().fire_if_done()  # type: ignore[attr-defined]  # a JoinActivation
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from .. import signals
 from .. import token as tokens
 from ..activation import Activation, is_saved, link_tasks, next_tasks_missing, region_join_not_fired
-from ..context import get_session
+from ..context import get_session, propagate_exception
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
@@ -36,11 +36,17 @@ class JoinActivation(Activation):
         super().__init__(task)
         self._absorbed = False
         self._arrival: Task | None = None  # the task whose arrival this activation handles
+        self._until_failed: Exception | None = None  # see fire_if_done
 
     @classmethod
     def create(cls, flow_task: Any, prev_activation: Any, token: str) -> Activation:
         session = get_session()
-        join_token = tokens.base(token) if tokens.is_branch(token) else token
+        # A fan-out over an empty list comes here from the split itself, on the split's
+        # own token (no branch): the join continues on that token. Anything else arrives
+        # on a branch token and the join continues on the token the split was on.
+        straight_from_split = (prev_activation.task.flow_task_type == "SPLIT"
+                               and token == prev_activation.task.token)
+        join_token = tokens.base(token) if tokens.is_branch(token) and not straight_from_split else token
         existing = cls._started_joins(session, flow_task, prev_activation.process, join_token)
         if len(existing) > 1:
             raise FlowRuntimeError(f"more than one active {flow_task.name} join in the process")
@@ -49,8 +55,12 @@ class JoinActivation(Activation):
             link_tasks(prev_activation.task, task)
             activation = cls(task)
             activation._arrival = prev_activation.task
+            if task.status == STATUS.NEW:
+                # A join a manager undid waits again from this arrival on (the engine's
+                # start), rather than a second join task beside it that nothing ends.
+                activation.start()
             return activation
-        if tokens.is_branch(token):
+        if tokens.is_branch(token) and not straight_from_split:
             fired = cls._fired_join(flow_task, prev_activation, join_token, tokens.split_prefix(token))
             if fired is not None:
                 # The join already fired for this split (a discriminator, an until that
@@ -66,10 +76,13 @@ class JoinActivation(Activation):
 
     @staticmethod
     def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
-        """The join tasks waiting at the node for the token (from the process's task list)."""
+        """The join tasks of the node for the token that a branch arriving now joins (from
+        the process's task list): STARTED; NEW again after an undo; in ERROR (a failed
+        ``until`` or next step), where the arrival waits for a manager's retry instead of
+        starting a second join."""
         return as_tasks(session, [task for task in process_tasks(session, process)
                                   if task.node_name == flow_task.name and task.token == join_token
-                                  and task.status == STATUS.STARTED])
+                                  and task.status in (STATUS.STARTED, STATUS.NEW, STATUS.ERROR)])
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
@@ -98,7 +111,24 @@ class JoinActivation(Activation):
     def run_automatic(self) -> None:
         # An absorbed late branch of a discriminator join ends here; the transition that
         # brought it settles the process (see engine.settle).
-        if not self._absorbed and self.get_status() == STATUS.STARTED and self.is_done():
+        if not self._absorbed:
+            self.fire_if_done()
+
+    def fire_if_done(self) -> None:
+        """Complete the join if it is STARTED and may fire. A failing ``until`` is the
+        join's failure, not the arriving branch's: under the web policy the join is
+        stored in ERROR with the traceback (its ``done``, which raises it again inside
+        its guard), and the person who finished the branch sees their work done."""
+        if self.get_status() != STATUS.STARTED:
+            return
+        try:
+            ready = self.is_done()
+        except Exception as failure:
+            if propagate_exception():
+                raise
+            self._until_failed = failure
+            ready = True
+        if ready:
             self.done()
 
     def _previous(self) -> list[Any]:
@@ -189,6 +219,9 @@ class JoinActivation(Activation):
 
     def _complete(self) -> None:
         with self.exception_guard():
+            failure, self._until_failed = self._until_failed, None
+            if failure is not None:
+                raise failure
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)
             if self.flow_task.cancel_rest:

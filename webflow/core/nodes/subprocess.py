@@ -99,14 +99,18 @@ class SubprocessActivation(Activation):
     @transition(source=STATUS.NEW, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR], permission=managing,
                 label="Run now")
     def perform(self) -> None:
-        """Start the child process (on creation, or again after an undo)."""
-        self._start_child()
+        """Start the child process (on creation, or again after an undo). A failing
+        ``data`` callable (or child start) is this task's failure: ERROR with the
+        traceback under the web policy, the branch that led here done all the same."""
+        with self.exception_guard():
+            self._start_child()
 
     @transition(source=STATUS.ERROR, target=[STATUS.STARTED, STATUS.DONE, STATUS.ERROR], permission=managing,
                 label="Retry")
     def retry(self) -> None:
         """Start a new child process after the last one was canceled."""
-        self._start_child()
+        with self.exception_guard():
+            self._start_child()
 
     @transition(source=STATUS.STARTED, target=STATUS.DONE)
     def done(self, child: Process) -> None:
