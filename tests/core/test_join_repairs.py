@@ -162,3 +162,44 @@ def test_a_failing_until_fails_the_join_and_a_late_branch_waits_for_the_retry(se
         session.commit()
     assert process.status == STATUS.DONE
     assert [s for n, s, _ in rows(session, process) if n == "join"] == [STATUS.DONE]
+
+
+SEEN_BRANCHES: list[tuple[int, int]] = []
+
+
+def majority(activation: Any) -> bool:
+    SEEN_BRANCHES.append((len(activation.arrived), len(activation.branches)))
+    return len(activation.arrived) * 2 > len(activation.branches)
+
+
+class RedoVoteFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Next(this.join)
+    join = flow.Join(until=majority, cancel_rest=True).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_branches_after_the_split_was_undone_and_performed_are_this_runs(session, root):
+    """The first run's canceled branches share the tokens of the second run's: ``branches``
+    names one task per item of the run that counts, so a majority of three is two."""
+    SEEN_BRANCHES.clear()
+    process = RedoVoteFlow.start.run(items=["x", "y", "z"])
+    session.commit()
+    session.expire_all()
+    for task in [t for t in process.tasks if t.node_name == "review"]:
+        task.activate().cancel()
+    session.expire_all()
+    fan = next(t for t in process.tasks if t.node_name == "fan")
+    fan.activate().undo()
+    session.expire_all()
+    fan.activate().perform()
+    session.commit()
+    assert len([t for t in rows(session, process) if t[0] == "review"]) == 6
+    complete(session, process, "review", root)
+    complete(session, process, "review", root)
+    assert SEEN_BRANCHES[-1] == (2, 3)
+    states = [s for n, s, _ in rows(session, process) if n == "review"]
+    assert states.count(STATUS.DONE) == 2 and states.count(STATUS.CANCELED) == 4  # the third canceled
+    assert [s for n, s, _ in rows(session, process) if n == "after"] == [STATUS.NEW]

@@ -210,12 +210,25 @@ class JoinActivation(Activation):
 
     @property
     def branches(self) -> list[Task]:
-        """The first task of every branch of the join's split (fan-out: one per item)."""
+        """The first task of every branch of the join's split (fan-out: one per item): the
+        tasks the split task led to, the newest on each branch token (a split undone and
+        performed again starts its branches anew on the same tokens; the first run's
+        canceled ones are not branches of this run)."""
         prefix = self.split_prefix()
         if prefix is None:
             return []
-        return sorted((t for t in self._region() if "/" not in t.token[len(prefix):]),
-                      key=lambda t: t.id or 0)
+        split_id = int(prefix.rsplit("/", 1)[1][:-1])
+        uow = current_unit_of_work()
+        if uow is not None:
+            uow.write_links()
+        led = set(self.session.scalars(sa.select(task_link.c.task_id).where(task_link.c.previous_id == split_id)))
+        newest: dict[str, Task] = {}
+        for task in self._region():
+            if task.id in led and "/" not in task.token[len(prefix):]:
+                kept = newest.get(task.token)
+                if kept is None or (kept.id or 0) < (task.id or 0):
+                    newest[task.token] = task
+        return sorted(newest.values(), key=lambda t: t.id or 0)
 
     def _complete(self) -> None:
         with self.exception_guard():
