@@ -168,6 +168,27 @@ def test_delegation_from_code_checks_the_colleague_too(session, team, stored):
     assert stored() == before
 
 
+@pytest.mark.parametrize("with_context", [True, False])
+def test_delegation_to_someone_away_that_would_come_back_is_refused_by_the_engine(
+        session, team, stored, with_context):
+    """bob is away with alice as his substitute: alice delegating to bob would hand the
+    task back to alice; the engine refuses it (not only the web page), draft and all kept."""
+    task = assigned_review(team)
+    save_draft(session, task, team["alice"], {"verdict": "half done"}, ["verdict"])
+    set_away(session, team["bob"], team["alice"])
+    session.commit()
+    before = stored()
+    with pytest.raises(PermissionDenied, match="would come back to alice"):
+        if with_context:
+            with Context(user=team["alice"]):
+                task.activate().delegate(team["bob"], note="yours")
+        else:
+            task.activate().delegate(team["bob"], note="yours")
+    session.rollback()
+    assert stored() == before
+    assert draft_of(session, task, team["alice"]) is not None
+
+
 def test_delegation_is_the_owners_reassign_in_the_rule_book(session, team):
     """No edge of its own: the reference's reassign, which the rule book lets the owner run
     towards a colleague who may do the task (and a manager towards anyone who may)."""

@@ -221,7 +221,8 @@ class JoinActivation(Activation):
         uow = current_unit_of_work()
         if uow is not None:
             uow.write_links()
-        led = set(self.session.scalars(sa.select(task_link.c.task_id).where(task_link.c.previous_id == split_id)))
+        led = set(self.session.scalars(
+            sa.select(task_link.c.task_id).where(task_link.c.previous_id == split_id)))
         newest: dict[str, Task] = {}
         for task in self._region():
             if task.id in led and "/" not in task.token[len(prefix):]:

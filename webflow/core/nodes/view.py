@@ -145,6 +145,13 @@ class ViewActivation(Activation):
         before = self.task.owner
         if before is not None and before.id == user.id:
             raise PermissionDenied(f"task {self.describe()} is {user}'s already")
+        # Whoever would really get it (the colleague's substitute while they are away; a
+        # substitute who may not do the task is never chosen) must not be the one
+        # delegating: the task would come back to them.
+        recipient = substitute_for(self.session, user, self.flow_task)
+        if before is not None and recipient.id == before.id:
+            raise PermissionDenied(f"{user} is out of office with {before} as their substitute: "
+                                   f"task {self.describe()} would come back to {before}")
         self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
                   + (f": {note}" if note else ""))
         new_owner = self._give_to(user, "delegate")
