@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from webflow import STATUS, Flow, TransitionNotAllowed, fire_due_timers, flow, this
 from webflow.core import jobs as core_jobs
 from webflow.core.jobs import run_job
+from webflow.core.nodes.end import EndActivation
 from webflow.core.nodes.timer import aware_utc
 from webflow.models import Process, Task, TaskEvent, User
 
@@ -229,12 +230,22 @@ def test_a_redelivered_running_job_still_restarts_in_place(session, held_jobs):
 # -- D9: a boundary timer in ERROR does not block its view task ---------------------------------
 
 
+class BrokenEndActivation(EndActivation):
+    def run_automatic(self) -> None:
+        raise RuntimeError("what came after the timer failed")
+
+
+class BrokenEnd(flow.End):
+    """Fails when created, inside the timer's guard (a View's own callables fail softly)."""
+
+    activation_class = BrokenEndActivation
+
+
 class RemindFlow(Flow):
     start = flow.StartFunction().Next(this.approve)
     approve = flow.View().OnTimeout(this.nudge, after=timedelta(minutes=1), cancel=False).Next(this.end)
-    nudge = flow.View().Assign(username="nobody-by-that-name").Next(this.end2)  # fails when created
+    nudge = BrokenEnd()
     end = flow.End()
-    end2 = flow.End()
 
 
 def remind_with_failed_timer(session: Session) -> tuple[Process, Task, Task]:

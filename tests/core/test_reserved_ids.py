@@ -18,6 +18,7 @@ from webflow import STATUS, Context, Flow, flow, signals, this
 from webflow.core import transaction
 from webflow.core.context import get_session
 from webflow.core.models import Notification
+from webflow.core.nodes.view import ViewActivation
 from webflow.core.sqlcount import SQLCounter
 from webflow.models import Process, Task, TaskEvent, User
 
@@ -159,19 +160,33 @@ def assignee(activation: Any) -> Any:
     return get_session().scalar(sa.select(User).where(User.username == "clerk"))
 
 
+class StrictReviewActivation(ViewActivation):
+    """Asks ``assignee`` in its own step, outside the soft guard a View puts around its
+    ``.Assign`` (whose failure leaves the task in the queue): a failure here fails the
+    handler that created the task, as a custom node's step would."""
+
+    def run_automatic(self) -> None:
+        self.ensure_ids()
+        self.assign(assignee(self))
+
+
+class StrictReview(flow.View):
+    activation_class = StrictReviewActivation
+
+
 class AssignAfterWorkFlow(Flow):
     """A handler, then a person's task assigned by a callable"""
 
     start = flow.StartFunction().Next(this.prepare)
     prepare = flow.Handler(record).Next(this.review)
-    review = flow.View().Assign(assignee).Next(this.end)
+    review = StrictReview().Next(this.end)
     end = flow.End()
 
 
 @pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
 def test_a_failure_after_ids_were_reserved_leaves_nothing_and_the_retry_takes_new_ones(
         fresh: Session, propagate: bool) -> None:
-    """The review's ids are reserved, then its .Assign fails. Code policy: the whole call
+    """The review's ids are reserved, then its assignee fails. Code policy: the whole call
     rolls back; web policy: the handler is stored in ERROR with nothing it created. Either
     way no row of the review exists, and the next try (a new process, or the handler's
     retry) takes ids of its own: none collides with one handed out before."""

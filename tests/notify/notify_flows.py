@@ -44,8 +44,8 @@ def explode(activation: object) -> None:
 class BrokenAfterAssignFlow(Flow):
     """Broken after assign
 
-    A handler whose next task is assigned and then fails: the handler's savepoint rolls
-    the assignment back and the handler is stored as ERROR."""
+    A handler whose next task is assigned and then its onCreate fails: the task's own
+    savepoint rolls the assignment back and the task waits unassigned in the queue."""
 
     start = flow.StartFunction().Next(this.prepare_it)
     prepare_it = flow.Handler(this.noop).Next(this.approve)

@@ -317,11 +317,19 @@ class Activation:
         get_session().add(task)
         remember_task(task)
         apply_time_fields = getattr(flow_task, "apply_time_fields", None)
-        if apply_time_fields is not None:  # .Due and .Priority (View, Job)
-            apply_time_fields(cls(task))
         if prev_activation is not None:
             link_tasks(prev_activation.task, task)
-        return cls(task)
+        activation = cls(task)
+        if apply_time_fields is not None:  # .Due and .Priority (View, Job)
+            if callable(getattr(flow_task, "_due", None)) or callable(getattr(flow_task, "_priority", None)):
+                # The flow's callables may fail: that is the new task's trouble, not the
+                # work of whoever finished the task before (web policy: the task keeps no
+                # due date and priority 0, and its trail keeps the traceback).
+                with activation.exception_guard(store_error=False):
+                    apply_time_fields(activation)
+            else:
+                apply_time_fields(activation)
+        return activation
 
     def run_automatic(self) -> None:
         """What the node does by itself once created (nothing for tasks that wait)."""
@@ -360,11 +368,14 @@ class Activation:
                 activation.run_automatic()
 
     @contextmanager
-    def exception_guard(self) -> Iterator[None]:
+    def exception_guard(self, *, store_error: bool = True) -> Iterator[None]:
         """Run the block; on failure propagate, or store ERROR with the traceback.
 
         Under the web policy the block runs in a Guard: a savepoint that reaches the
-        database only if something inside the block writes (see webflow.core.guard)."""
+        database only if something inside the block writes (see webflow.core.guard).
+        ``store_error=False`` is for a task whose state machine has no ERROR (a View's
+        ``.Assign`` and ``.onCreate``): what the block did is undone and the failure is an
+        ``error`` row of the audit trail, with the traceback; the task stays as it was."""
         if propagate_exception():
             yield
             return
@@ -385,6 +396,10 @@ class Activation:
                 del uow.links[links_before:]
                 uow.cache.clear()
             before = self.task.status
+            if not store_error:
+                self.log("error", before, before, traceback.format_exc())
+                self.send(signals.task_failed)
+                return
             self.set_status(STATUS.ERROR)
             self.task.comments = traceback.format_exc()
             self.log("error", before, STATUS.ERROR, self.task.comments)

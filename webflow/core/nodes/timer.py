@@ -110,14 +110,18 @@ class AbstractTimerActivation(Activation):
     def fire_time(self) -> datetime | None:
         raise NotImplementedError
 
-    @transition(source=STATUS.NEW, target=STATUS.SCHEDULED)
+    @transition(source=STATUS.NEW, target=[STATUS.SCHEDULED, STATUS.ERROR])
     def schedule(self) -> None:
-        """Wait until the fire time (stored as ``task.due``)."""
-        due = self.fire_time()
-        if due is None:
-            raise FlowRuntimeError(f"timer {self.describe()} has no time to fire at")
-        self.task.due = due
-        self.task.assigned = utcnow()
+        """Wait until the fire time (stored as ``task.due``). A ``wait`` callable that fails
+        is this timer's failure (ERROR with the traceback under the web policy, as a job's
+        schedule can fail), not the task that led here; a manager's *retry* fires it."""
+        with self.exception_guard():
+            due = self.fire_time()
+            if due is None:
+                raise FlowRuntimeError(f"timer {self.describe()} has no time to fire at")
+            self.task.due = due
+            self.task.assigned = utcnow()
+            self.set_status(STATUS.SCHEDULED)
 
     @transition(source=STATUS.SCHEDULED, permission=managing)
     def reschedule(self, when: datetime) -> None:

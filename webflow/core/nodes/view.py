@@ -45,13 +45,22 @@ class ViewActivation(Activation):
         node = self.flow_task
         if node._assign_func is not None or node._on_create:
             self.ensure_ids()  # the flow's callables see saved rows
+        # A failing .Assign or .onCreate is the flow's bug, not the work of whoever finished
+        # the task before: under the web policy the task waits unassigned in the queue and
+        # the trail keeps the traceback (a View has no ERROR status).
+        if node._assign_func is not None or node._assign_username is not None or node._on_create:
+            with self.exception_guard(store_error=False):
+                self._assign_and_call_on_create()
+        self.flow_task.start_timers(self)
+
+    def _assign_and_call_on_create(self) -> None:
+        node = self.flow_task
         owner = node.resolve_assignee(self)
         if owner is not None:
             self._assign_reason = "auto"
             self.assign(owner)
         for callback in node._on_create:
             callback(self)
-        self.flow_task.start_timers(self)
 
     def has_perm(self, user: Any) -> bool:
         node = self.flow_task
