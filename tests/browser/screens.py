@@ -261,3 +261,17 @@ def graph_hidden(page: Any) -> list[str]:
             return node.checkVisibility() && outside;
         }).map(node => 'graph node ' + node.dataset.node + ' is outside its box');
     }"""))
+
+
+def wait_until(page: Any, expression: str, timeout: float = 5000) -> None:
+    """Wait until the JavaScript ``expression`` is true in the page. Not Playwright's
+    ``wait_for_function``: when its first answer is false it polls by compiling the text
+    inside the page, which the app's Content-Security-Policy (no 'unsafe-eval') refuses;
+    ``evaluate`` goes through the debugging protocol, which the policy does not govern."""
+    import time
+
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout:.0f} ms: {expression}")
+        page.wait_for_timeout(50)

@@ -116,8 +116,8 @@ def test_someone_elses_change_keeps_the_half_filled_form_and_comment(browser: An
         admin.fill(".wf-due-form input[name=due]", "2031-01-15T09:30")
         admin.click(".wf-due-form button")
         bob.wait_for_selector("#live-banner:has-text('admin changed the due date of this task')", timeout=5000)
-        bob.wait_for_function(f"document.querySelectorAll('#task-history .wf-history > li').length > {entries}",
-                              timeout=5000)
+        screens.wait_until(bob, "document.querySelectorAll('#task-history .wf-history > li').length"
+                                f" > {entries}")
         bob.wait_for_timeout(SETTLE_MS)
         assert bob.input_value("#comment-text") == "half-typed comment"
         assert bob.input_value("#task-work input[name=packages]") == "5"
@@ -196,7 +196,7 @@ def test_a_redraw_after_my_own_take_keeps_the_message_and_its_focus(browser: Any
         bob.click(f"#row-task-{first} button[name=take]")
         message = "#messages .flash:has-text('1 task assigned to you.')"
         bob.wait_for_selector(message)
-        bob.wait_for_function("document.activeElement.matches('#messages .flash')", timeout=3000)
+        screens.wait_until(bob, "document.activeElement.matches('#messages .flash')", timeout=3000)
 
         # bob's own take is a queue change: the list redraws a moment later (and again for
         # alice's new process); the message stays, and so does focus on it.

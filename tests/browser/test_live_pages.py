@@ -111,8 +111,8 @@ def test_alice_sees_bob_take_and_complete_her_task(browser: Any, live_app: Flask
         work.wait_for_selector("#task-status .wf-status-assigned")
         # Alice's queue loses the row and its count; her task page says who took it.
         queue.wait_for_selector(f"#row-task-{first}", state="detached", timeout=WITHIN_MS)
-        queue.wait_for_function("document.querySelector('#nav-queue-count').innerText === '0'",
-                                timeout=WITHIN_MS)
+        screens.wait_until(queue, "document.querySelector('#nav-queue-count').innerText === '0'",
+                           timeout=WITHIN_MS)
         task_page.wait_for_selector("#live-banner:has-text('bob took this task')", timeout=WITHIN_MS)
 
         work.check("input[name=approved]")

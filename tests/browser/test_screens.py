@@ -25,6 +25,7 @@ from screens import (
     out_of_reach,
     overflow,
     tour,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -202,7 +203,7 @@ def test_the_bulk_bar_stays_in_view_and_its_message_is_shown(site: tuple[str, di
     page.wait_for_selector("#messages .flash")
     assert page.locator("#task-list tbody tr").count() == rows - 2
     # The message gets focus once the swap settles (read out / reachable by keyboard) ...
-    page.wait_for_function("document.activeElement.matches('#messages .flash')", timeout=5000)
+    wait_until(page, "document.activeElement.matches('#messages .flash')", timeout=5000)
     assert in_view(page, "#messages .flash")                     # ... and is in view, not off-screen
 
 
@@ -214,14 +215,14 @@ def test_focus_is_kept_or_moved_sensibly_after_a_swap(site: tuple[str, dict[str,
     page.locator("a.wf-sort", has_text="Flow").focus()           # sorting by keyboard: the list is replaced
     page.keyboard.press("Enter")
     page.wait_for_url("**sort=flow**")
-    page.wait_for_function("document.activeElement !== document.body")
+    wait_until(page, "document.activeElement !== document.body")
     assert focused(page).startswith("a#.wf-sort") and "Flow" in focused(page)
 
     page.goto(base + screens["task"].path)                       # a form sent with an error: to the field
     page.locator("#task-work button.wf-primary").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#task-work [aria-invalid=true]")
-    page.wait_for_function("document.activeElement !== document.body")
+    wait_until(page, "document.activeElement !== document.body")
     assert page.evaluate("document.activeElement.getAttribute('aria-invalid')") == "true"
 
     page.goto(f"{base}/queue/")                                  # the task page's own buttons
@@ -233,7 +234,7 @@ def test_focus_is_kept_or_moved_sensibly_after_a_swap(site: tuple[str, dict[str,
     page.locator("#task-status button", has_text="Assign").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#task-status .wf-status-assigned")
-    page.wait_for_function("document.activeElement !== document.body")
+    wait_until(page, "document.activeElement !== document.body")
     assert page.evaluate("document.getElementById('content').contains(document.activeElement)")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from screens import HEIGHT, WIDTHS, demo_server, log_in, overflow
+from screens import HEIGHT, WIDTHS, demo_server, log_in, overflow, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -64,8 +64,7 @@ def test_save_this_filter_saves_the_filter_the_list_shows_after_htmx(site: tuple
     bob.evaluate("window.stayedOnPage = true")
     bob.select_option("#list-filters select[name=flow]", "hello_world")   # HTMX redraws the list
     bob.wait_for_url("**flow=hello_world**")
-    bob.wait_for_function("() => document.querySelector('#save-filter-form').action"
-                          ".includes('flow=hello_world')")
+    wait_until(bob, "document.querySelector('#save-filter-form').action.includes('flow=hello_world')")
     assert bob.evaluate("window.stayedOnPage") is True
     save_filter(bob, "Hello world only")
     assert "flow=hello_world" in bob.url and "flow=shipment" not in bob.url
@@ -77,7 +76,7 @@ def test_save_this_filter_saves_the_filter_the_list_shows_after_htmx(site: tuple
     bob.goto(f"{base}/inbox/")
     bob.click("a.wf-sort:has-text('Task')")
     bob.wait_for_url("**sort=task**")
-    bob.wait_for_function("() => document.querySelector('#save-filter-form').action.includes('sort=task')")
+    wait_until(bob, "document.querySelector('#save-filter-form').action.includes('sort=task')")
     save_filter(bob, "By task")
     assert saved_links(bob)["By task"] == "/inbox/?sort=task"
     assert not bob.errors, bob.errors
