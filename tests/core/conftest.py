@@ -42,6 +42,12 @@ def users(session: Session) -> dict[str, User]:
 
 
 @pytest.fixture
+def root(users: dict[str, User]) -> User:
+    """The superuser of ``users``: may run every transition."""
+    return users["root"]
+
+
+@pytest.fixture
 def rebuilt(db_url: str) -> Iterator[Session]:
     """A session on tables dropped and created again (late_writes.rebuilt_session)."""
     from late_writes import rebuilt_session

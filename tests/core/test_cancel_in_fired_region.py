@@ -46,14 +46,6 @@ class FirstWinsFlow(Flow):
     end = flow.End()
 
 
-@pytest.fixture
-def root(session: Any) -> User:
-    user = User(username="root", is_superuser=True)
-    session.add(user)
-    session.commit()
-    return user
-
-
 def approve(session: Any, process: Process, user: User, propagate: bool) -> None:
     session.expire_all()
     task = next(t for t in process.tasks if t.node_name == "approve")

@@ -57,14 +57,6 @@ def snapshot(session: Any, process: Process) -> tuple[Any, ...]:
                            .where(TaskEvent.process_id == process.id)))
 
 
-@pytest.fixture
-def root(session: Any) -> User:
-    user = User(username="root", is_superuser=True)
-    session.add(user)
-    session.commit()
-    return user
-
-
 def test_an_end_reached_before_the_cancel_cannot_be_undone_or_performed(session, root):
     process = TwoEndsFlow.start.run()
     complete(session, process, "a", root)   # branch a reaches its End, b is still open

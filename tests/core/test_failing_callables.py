@@ -58,14 +58,6 @@ class WaitFlow(Flow):
     end = flow.End()
 
 
-@pytest.fixture
-def root(session: Any) -> User:
-    user = User(username="root", is_superuser=True)
-    session.add(user)
-    session.commit()
-    return user
-
-
 def finish_v(session: Any, process: Process, user: User) -> None:
     session.expire_all()
     task = next(t for t in process.tasks if t.node_name == "v")

@@ -60,14 +60,6 @@ class BadUntilFlow(Flow):
     end = flow.End()
 
 
-@pytest.fixture
-def root(session: Any) -> User:
-    user = User(username="root", is_superuser=True)
-    session.add(user)
-    session.commit()
-    return user
-
-
 def rows(session: Any, process: Process) -> list[tuple[str, STATUS, str]]:
     session.expire_all()
     return [(t.node_name, t.status, t.token) for t in sorted(process.tasks, key=lambda t: t.id)]
