@@ -142,7 +142,7 @@ def cancel_tasks(process: Process, tasks: Iterable[Task]) -> None:
             if task.status in FINISHED:
                 continue  # canceled meanwhile (a subprocess's children, say)
             activation = task.activate()
-            plan = _cancel_plan(activation)
+            plan = cancel_plan(activation)
             if plan is None:
                 raise TransitionNotAllowed(
                     f"task {activation.describe()} in status {task.status} cannot be canceled")
@@ -179,11 +179,11 @@ def cancel_blocker(process: Process) -> str | None:
         steps = [t for t in task.activate().transitions().values()
                  if t.name in _FIRST_STEPS and status in t.sources]
         if not any(step.conditions for step in steps):
-            if _cancel_plan(task.activate()) is None:
+            if cancel_plan(task.activate()) is None:
                 blocked.append(task)
             continue
         for task in tasks_by_id(session, ids).values():  # conditions: each task answers
-            if _cancel_plan(task.activate()) is None:
+            if cancel_plan(task.activate()) is None:
                 blocked.append(task)
     if not blocked:
         return None
@@ -195,7 +195,7 @@ def cancel_blocker(process: Process) -> str | None:
 _FIRST_STEPS = frozenset(plan[0] for plan in CANCEL_PLANS)
 
 
-def _cancel_plan(activation: Activation) -> tuple[str, ...] | None:
+def cancel_plan(activation: Activation) -> tuple[str, ...] | None:
     """The steps that bring the activation's task to CANCELED now, or None when no plan
     can begin."""
     available = {t.name for t in activation.get_available_transitions()}

@@ -47,7 +47,7 @@ class JoinActivation(Activation):
         straight_from_split = (prev_activation.task.flow_task_type == "SPLIT"
                                and token == prev_activation.task.token)
         join_token = tokens.base(token) if tokens.is_branch(token) and not straight_from_split else token
-        existing = cls._started_joins(session, flow_task, prev_activation.process, join_token)
+        existing = cls._waiting_joins(session, flow_task, prev_activation.process, join_token)
         if len(existing) > 1:
             raise FlowRuntimeError(f"more than one active {flow_task.name} join in the process")
         if existing:
@@ -75,7 +75,7 @@ class JoinActivation(Activation):
         return created
 
     @staticmethod
-    def _started_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
+    def _waiting_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
         """The join tasks of the node for the token that a branch arriving now joins (from
         the process's task list): STARTED; NEW again after an undo; in ERROR (a failed
         ``until`` or next step), where the arrival waits for a manager's retry instead of

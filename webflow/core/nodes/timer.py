@@ -312,7 +312,7 @@ class TimeoutOwner(Node):
         boundary node whose timers of this task were all canceled when it finished (a
         timer that fired, or still waits, is not repeated). It fires as a new task's would:
         ``after`` past the task's creation (or at its ``due``), at once if that has passed.
-        ``ViewActivation.undo`` is meant to call it."""
+        ``ViewActivation.undo`` calls it."""
         task = activation.task
         names = {node.name for node in self.timeout_nodes}
         if not names or task.id is None:
@@ -336,7 +336,7 @@ class TimeoutOwner(Node):
             other for other in process_tasks(activation.session, activation.process)
             if other.node_name in names and other.token == task.token and other is not firing
             and other.status not in FINISHED])
-        from ..engine import CANCEL_PLANS
+        from ..engine import cancel_plan
 
         for other in timers:
             if other.status in FINISHED:  # canceled meanwhile (a timer's own cancel)
@@ -344,11 +344,7 @@ class TimeoutOwner(Node):
             # Through the timer's own transitions: a waiting one is canceled; one in ERROR
             # (what came after it failed, nothing of it was kept) is undone, then canceled.
             timer = other.activate()
-            available = {t.name for t in timer.get_available_transitions()}
-            plan = next((p for p in CANCEL_PLANS if p[0] in available), None)
-            if plan is None:
-                continue  # no way the timer's state machine allows: left as it is
-            for step in plan:
+            for step in cancel_plan(timer) or ():  # no plan the machine allows: left as it is
                 getattr(timer, step)()
 
 
