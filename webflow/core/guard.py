@@ -47,9 +47,9 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import Session, attributes, make_transient
 
+from .json_data import DataDict
 from .models import MutableJSONType, Process, Task
 from .transaction import current_unit_of_work
 
@@ -264,7 +264,7 @@ class _Unsaved:
 def _tracked(state: Any, key: str, value: dict[str, Any]) -> Any:
     """The mutable JSON value as a MutableDict its row listens to (set_committed_value
     bypasses the events that would coerce it)."""
-    tracked: Any = MutableDict.coerce(key, value)
+    tracked: Any = DataDict.coerce(key, value)
     tracked._parents[state] = key
     return tracked
 

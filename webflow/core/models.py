@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
-from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
 from sqlalchemy.schema import DDL
 
+from .json_data import DataDict
 from .status import STATUS
 
 if TYPE_CHECKING:
@@ -44,10 +44,11 @@ NAMING_CONVENTION = {
 }
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
-# process.data and task.data track in-place changes (``process.data["x"] = y`` is saved
-# like an assignment); changes inside nested values still need an assignment.
-# (A type object of their own: as_mutable applies to every column of the type it wraps.)
-MutableJSONType = MutableDict.as_mutable(sa.JSON().with_variant(JSONB(), "postgresql"))
+# process.data and task.data track in-place changes, nested ones too (``data["x"] = y``,
+# ``data["order"]["total"] = 5`` and ``data["items"].append(z)`` are saved like an
+# assignment: see json_data). (A type object of their own: as_mutable applies to every
+# column of the type it wraps.)
+MutableJSONType = DataDict.as_mutable(sa.JSON().with_variant(JSONB(), "postgresql"))
 # Statuses are stored by value (the same as the name) in a plain string column, so a new
 # status never needs a database enum migration.
 StatusType = sa.Enum(

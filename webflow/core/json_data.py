@@ -1,0 +1,219 @@
+"""process.data and task.data: JSON that saves a change made anywhere inside it.
+
+SQLAlchemy's ``MutableDict`` notices ``data["x"] = y`` but not ``data["order"]["total"] = 5``
+or ``data["items"].append(x)``: the nested dict or list is a plain one, nothing tells the
+row, and unless something else assigns the column the change is silently not saved. Users
+and job functions write it the natural way, so here every dict and list inside the value
+is a tracked one (``TrackedDict``, ``TrackedList``) that tells the containers holding it,
+up to the root, which marks its rows changed the way ``MutableDict`` does.
+
+Every container inside is wrapped when the value is loaded or assigned, and every value put
+in later is wrapped as it goes in, so whatever path hands a nested value out (``dict(data)``,
+``{**data}``, iteration, a slice) hands out a tracked one. A value put in is copied, as
+``MutableDict`` copies a dict assigned to the column: change it through ``data`` afterwards.
+A copy (``copy.deepcopy``, pickling) is made of plain dicts and lists."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from typing import Any, SupportsIndex
+
+from sqlalchemy.ext.mutable import Mutable, MutableDict
+
+
+def _adopt(value: Any, owner: Any) -> Any:
+    """``value`` as it is kept inside ``owner``: dicts and lists tracked (a tracked one
+    already is, with its whole inside: it only learns of one more owner)."""
+    if isinstance(value, _Tracked):
+        value._owners[id(owner)] = weakref.ref(owner)
+        return value
+    if isinstance(value, dict):
+        tracked: _Tracked = TrackedDict(value)
+    elif isinstance(value, list):
+        tracked = TrackedList(value)
+    else:
+        return value
+    tracked._owners[id(owner)] = weakref.ref(owner)
+    return tracked
+
+
+def plain(value: Any) -> Any:
+    """A plain copy of a JSON value: dicts and lists all the way down."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+class _Tracked:
+    """A dict or list inside a tracked value: a change tells whoever holds it. Held weakly
+    (one value may sit in two containers, e.g. after ``data = {**data, ...}``); a root
+    gone does not need telling. (By id: dicts and lists cannot be in a WeakSet.)"""
+
+    _owners: dict[int, weakref.ref[Any]]
+
+    def _changed(self) -> None:
+        for ref in list(self._owners.values()):
+            owner = ref()
+            if owner is not None:
+                owner._changed()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+
+
+class TrackedDict(_Tracked, dict):  # type: ignore[type-arg]
+    def __init__(self, value: Any = (), /) -> None:
+        dict.__init__(self, value)
+        self._owners = {}
+        for key, item in dict.items(self):
+            if isinstance(item, dict | list):
+                dict.__setitem__(self, key, _adopt(item, self))
+
+    def __reduce__(self) -> Any:
+        return dict, (plain(self),)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, _adopt(value, self))
+        self._changed()
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._changed()
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            dict.__setitem__(self, key, _adopt(value, self))
+        self._changed()
+
+    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def pop(self, *args: Any) -> Any:
+        result = dict.pop(self, *args)
+        self._changed()
+        return result
+
+    def popitem(self) -> tuple[Any, Any]:
+        result = dict.popitem(self)
+        self._changed()
+        return result
+
+    def clear(self) -> None:
+        dict.clear(self)
+        self._changed()
+
+
+class TrackedList(_Tracked, list):  # type: ignore[type-arg]
+    def __init__(self, value: Iterable[Any] = (), /) -> None:
+        list.__init__(self, value)
+        self._owners = {}
+        for index, item in enumerate(list.__iter__(self)):
+            if isinstance(item, dict | list):
+                list.__setitem__(self, index, _adopt(item, self))
+
+    def __reduce__(self) -> Any:
+        return list, (plain(self),)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        if isinstance(index, slice):
+            value = [_adopt(item, self) for item in value]
+        else:
+            value = _adopt(value, self)
+        list.__setitem__(self, index, value)
+        self._changed()
+
+    def __delitem__(self, index: Any) -> None:
+        list.__delitem__(self, index)
+        self._changed()
+
+    def __iadd__(self, other: Iterable[Any]) -> TrackedList:  # type: ignore[override,misc]
+        self.extend(other)
+        return self
+
+    def __imul__(self, count: SupportsIndex) -> TrackedList:  # type: ignore[misc]
+        list.__imul__(self, count)
+        self._changed()
+        return self
+
+    def append(self, value: Any) -> None:
+        list.append(self, _adopt(value, self))
+        self._changed()
+
+    def extend(self, values: Iterable[Any]) -> None:
+        list.extend(self, [_adopt(value, self) for value in values])
+        self._changed()
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        list.insert(self, index, _adopt(value, self))
+        self._changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        result = list.pop(self, index)
+        self._changed()
+        return result
+
+    def remove(self, value: Any) -> None:
+        list.remove(self, value)
+        self._changed()
+
+    def clear(self) -> None:
+        list.clear(self)
+        self._changed()
+
+    def sort(self, *args: Any, **kwargs: Any) -> None:
+        list.sort(self, *args, **kwargs)
+        self._changed()
+
+    def reverse(self) -> None:
+        list.reverse(self)
+        self._changed()
+
+
+class DataDict(MutableDict[str, Any]):
+    """The column's value: ``MutableDict`` (a change of a key marks the row changed) whose
+    dicts and lists inside are tracked too."""
+
+    def __init__(self, value: Any = (), /, **kwargs: Any) -> None:
+        super().__init__(value, **kwargs)
+        for key, item in dict.items(self):
+            if isinstance(item, dict | list):
+                dict.__setitem__(self, key, _adopt(item, self))
+
+    def _changed(self) -> None:
+        self.changed()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, _adopt(value, self))
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return dict.__getitem__(self, key)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update({key: _adopt(value, self) for key, value in dict(*args, **kwargs).items()})
+
+    def __ior__(self, other: Any) -> DataDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return plain(self)
+
+    @classmethod
+    def coerce(cls, key: str, value: Any) -> DataDict | None:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls(value)
+        return Mutable.coerce(key, value)  # type: ignore[no-any-return]
