@@ -330,3 +330,29 @@ def test_an_oversized_draft_is_refused(session, team):
     session.rollback()
     assert session.get(TaskDraft, task.id) is None
     clear_draft(session, task)  # nothing to drop: no error
+
+
+def test_the_rule_book_alone_refuses_a_hand_over_that_would_come_back(session, team):
+    """Who may be handed a task is asked of the rule once, about the colleague named and
+    the substitute who would really get it: the buttons and the engine read the same
+    answer. alice owns the task and also manages the flow; bob is away with alice as his
+    substitute: the reassign rule refuses alice -> bob (a delegation, owner or manager),
+    allows alice -> carol, and carol (a manager who is not the owner) -> bob is still
+    allowed: the task goes to bob's substitute alice, who may do it."""
+    team["alice"].permissions = [*team["alice"].permissions, "desk.manage"]
+    team["carol"].permissions = [*team["carol"].permissions, "desk.manage"]
+    task = assigned_review(team)
+    set_away(session, team["bob"], team["alice"])
+    session.commit()
+    activation = task.activate()
+    reassign = activation.transitions()["reassign"]
+    assert not reassign.allows(activation, team["alice"], {"user": team["bob"]})
+    assert reassign.allows(activation, team["alice"], {"user": team["carol"]})
+    assert reassign.allows(activation, team["carol"], {"user": team["bob"]})
+    with Context(user=team["alice"]), pytest.raises(PermissionDenied, match="would come back to alice"):
+        task.activate().reassign(team["bob"])
+    session.rollback()
+    with Context(user=team["carol"]):
+        task.activate().reassign(team["bob"])
+    session.commit()
+    assert task.owner_id == team["alice"].id  # bob's substitute

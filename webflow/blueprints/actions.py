@@ -97,8 +97,7 @@ def task_actions(task: Task, user: Any) -> list[Action]:
             continue
         for_me = task.owner_id is None and bound.has_perm(user, user=user)  # taking it
         others = [u for u in assignable_users(task)
-                  if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)
-                  and hand_over_refusal(trans, activation, user, u) is None]
+                  if u.id not in (user.id, task.owner_id) and bound.has_perm(user, user=u)]
         if for_me or others:
             actions.append(Action(trans.name, button_label(trans, activation, user), for_me, True, others,
                                   trans.takes("note"), trans.help or ""))
@@ -110,15 +109,18 @@ def find_action(task: Task, user: Any, name: str) -> Action | None:
     return next((a for a in task_actions(task, user) if a.name == name), None)
 
 
-def hand_over_refusal(transition: Transition, activation: Any, user: Any, target: User | None) -> str | None:
-    """Why giving the task to ``target`` is refused although the rule allows ``target``: the
-    one who would really get it (``target``'s substitute while they are away, ``core.away``)
-    is someone the same rule refuses; for a delegation, the delegating owner themself. None
-    when it may go. The rule book decides, asked about the real recipient."""
-    if target is None or target.id == user.id:  # taking a task yourself is never redirected
+def hand_over_words(activation: Any, user: Any, target: User | None) -> str | None:
+    """Why the rule refused to give the task to ``target``, in the person's words, when it
+    is about who would get it: ``target`` may not work on it, or while they are away the
+    substitute who would really get it (``core.away``) is the asking user themself or may
+    not be given it. None otherwise. The rule decides (``Transition.allows`` asks it about
+    the named user and the real recipient); this only says which."""
+    if target is None or target.id == user.id:
         return None
+    if not activation.flow_task.user_has_permission(target):
+        return f"{target.username} may not work on this task; nothing was changed."
     recipient = substitute_for(db.session(), target, activation.flow_task)
-    if recipient.id == target.id or transition.allows(activation, user, {"user": recipient}):
+    if recipient.id == target.id:
         return None
     if recipient.id == user.id:
         return (f"{target.username} is out of office with you as their substitute: the task "

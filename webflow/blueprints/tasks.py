@@ -27,7 +27,7 @@ from ..wording import task_state
 from .actions import (
     button_label,
     find_action,
-    hand_over_refusal,
+    hand_over_words,
     hands_over,
     not_now_words,
     people_transition,
@@ -338,15 +338,10 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
             return refused(flow_class, task, f"The note holds at most {MAX_NOTE:,} characters; "
                            "nothing was changed.", STATUS_BLOCKS, status=422)
     if not declared.allows(activation, user, arguments):
-        target = arguments.get("user")
-        if target is not None and target.id != user.id and not task.flow_task.user_has_permission(target):
-            abort(403, f"{target.username} may not work on this task; nothing was changed.")
-        abort(403)
-    # Whoever would really get the task (a substitute) must be allowed too: a delegation
-    # that would come back to the delegating owner is refused as one to themself.
-    handed_back = hand_over_refusal(declared, activation, user, arguments.get("user"))
-    if handed_back is not None:
-        abort(403, handed_back)
+        words = hand_over_words(activation, user, arguments.get("user"))
+        if words is None:
+            abort(403)
+        abort(403, words)
     if blocked is not None:
         return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
     label = button_label(declared, activation, user)

@@ -210,8 +210,15 @@ class Activation:
     def check_permission(self, trans: Transition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise PermissionDenied unless the acting user may run the transition."""
         actor = current_actor()
-        if actor is not None and not trans.allows(self, actor, trans.call_arguments(args, kwargs)):
-            raise PermissionDenied(f"{actor} may not {trans.name} task {self.describe()}")
+        if actor is None:
+            return
+        arguments = trans.call_arguments(args, kwargs)
+        if not trans.allows(self, actor, arguments):
+            raise PermissionDenied(self.refusal(trans, actor, arguments))
+
+    def refusal(self, trans: Transition, actor: Any, arguments: dict[str, Any]) -> str:
+        """Why the rule refused ``actor`` the transition, in words (nodes say more)."""
+        return f"{actor} may not {trans.name} task {self.describe()}"
 
     def run_transition(self, trans: Transition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Check and run a transition as one locked, all-or-nothing unit of work.

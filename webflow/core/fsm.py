@@ -143,8 +143,24 @@ class Transition:
             raise TransitionNotAllowed(reason)
 
     def allows(self, activation: Activation, user: Any, arguments: Mapping[str, Any] | None = None) -> bool:
-        """True when the rule lets ``user`` run it (with these call arguments)."""
-        return self.permission is None or self.permission.allows(activation, user, arguments)
+        """True when the rule lets ``user`` run it (with these call arguments).
+
+        A transition that gives the task to another ``user`` gives it, while that user is
+        out of office, to their substitute (core.away): the rule is asked about both, so a
+        hand-over the rule refuses for the one who would really get it (a delegation that
+        would come back to the owner) is refused, wherever it is asked from."""
+        if self.permission is None:
+            return True
+        if not self.permission.allows(activation, user, arguments):
+            return False
+        target = (arguments or {}).get("user")
+        if target is None or user is None or getattr(target, "id", None) == user.id:
+            return True  # taking a task yourself is never redirected
+        from .away import substitute_for
+
+        recipient = substitute_for(activation.session, target, activation.flow_task)
+        return recipient.id == target.id or self.permission.allows(
+            activation, user, {**(arguments or {}), "user": recipient})
 
     def takes(self, parameter: str) -> bool:
         """True when the transition's method has this parameter (``assign`` takes ``user``)."""

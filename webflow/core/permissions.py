@@ -75,13 +75,15 @@ to_other = Rule("to someone else", lambda a, u, args: getattr(_assignee(u, args)
 #: The task goes to someone who holds the node's permission.
 to_permitted = Rule("to a permitted user",
                     lambda a, u, args: _node_allows(a.flow_task, _assignee(u, args)))
+#: Anyone but the task's owner.
+not_owner = Rule("not the owner", lambda a, u, args: not _owns(a, u, args))
 
 #: Taking a task: your own with the node's permission; a manager gives it to anyone who has it.
 assigning = (to_self & node_permission) | (flow_manage & to_permitted)
 #: Handing your own task to a colleague who may do it.
 delegating = owner & to_other & to_permitted
-#: Giving an assigned task to someone else: a manager to anyone who may do it, or the owner
-#: to a colleague who may (a delegation).
-reassigning = (flow_manage & to_permitted) | delegating
+#: Giving an assigned task to someone else: the owner to a colleague who may do it (a
+#: delegation, whoever the owner is), or a manager who is not the owner to anyone who may.
+reassigning = delegating | (not_owner & flow_manage & to_permitted)
 #: Repairs and re-runs: the flow's managers.
 managing = flow_manage | superuser

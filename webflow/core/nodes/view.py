@@ -149,19 +149,13 @@ class ViewActivation(Activation):
             self._delegating = False
 
     def _delegate(self, user: User, note: str) -> None:
-        if not to_permitted.allows(self, user, {"user": user}):  # also for calls from code
-            raise PermissionDenied(f"{user} may not work on task {self.describe()}")
         before = self.task.owner
-        if before is not None and before.id == user.id:
-            raise PermissionDenied(f"task {self.describe()} is {user}'s already")
-        # Whoever would really get it (the colleague's substitute while they are away; a
-        # substitute who may not do the task is never chosen) must not be the one
-        # delegating: the task would come back to them.
-        recipient = substitute_for(self.session, user, self.flow_task)
-        if before is not None and recipient.id == before.id:
-            raise PermissionDenied(f"{user} is out of office with {before} as their substitute: "
-                                   f"task {self.describe()} would come back to {before}")
-        self.note(f"{before.username if before else 'nobody'} delegated to {user.username}"
+        # The rule book decides, asked as the owner (from code the owner is taken to act;
+        # a caller with a user was asked the same rule by the engine already), about the
+        # colleague and whoever would really get the task (Transition.allows).
+        if before is None or not self.transitions()["reassign"].allows(self, before, {"user": user}):
+            raise PermissionDenied(self._delegation_refused(before, user))
+        self.note(f"{before.username} delegated to {user.username}"
                   + (f": {note}" if note else ""))
         new_owner = self._give_to(user, "delegate")
         self.save_rows()
@@ -170,6 +164,29 @@ class ViewActivation(Activation):
                                        user=new_owner, by=before, reason="delegate")
         signals.task_delegated.send(self.flow_class, process=self.process, task=self.task,
                                     user=new_owner, by=before, note=note)
+
+    def refusal(self, trans: Any, actor: Any, arguments: dict[str, Any]) -> str:
+        target = arguments.get("user")
+        if trans.name == "reassign" and self.is_delegation(actor) and target is not None:
+            return self._delegation_refused(actor, target)
+        return super().refusal(trans, actor, arguments)
+
+    def _delegation_refused(self, before: User | None, user: User) -> str:
+        """Why the rule refuses the owner's hand-over to ``user``, in words (the rule has
+        decided already: this only names which part of it said no)."""
+        if before is None:
+            return f"task {self.describe()} has no owner to delegate it"
+        if not before.is_active:
+            return f"task {self.describe()}'s owner {before} is no longer active"
+        if user.id == before.id:
+            return f"task {self.describe()} is {user}'s already"
+        if not to_permitted.allows(self, before, {"user": user}):
+            return f"{user} may not work on task {self.describe()}"
+        recipient = substitute_for(self.session, user, self.flow_task)
+        if recipient.id == before.id:
+            return (f"{user} is out of office with {before} as their substitute: "
+                    f"task {self.describe()} would come back to {before}")
+        return f"{user} is out of office and {recipient}, who would get task {self.describe()}, may not"
 
     @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False, permission=owner)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
