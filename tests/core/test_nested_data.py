@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, flow, this
+from webflow.core.exceptions import InputRejected
 from webflow.core.json_data import DataDict, TrackedDict, TrackedList
 from webflow.core.models import Process, Task, User
 
@@ -208,3 +210,49 @@ def test_values_put_in_later_are_tracked_and_copies_are_plain() -> None:
         assert copied == {"new": {"list": [{"deep": {"x": 1}}]}}
         assert type(copied["new"]) is dict and type(copied["new"]["list"]) is list
     assert json.loads(json.dumps(root)) == root
+
+
+BAD_VALUES = [
+    ("a\x00b", "NUL"),
+    (datetime(2026, 1, 1, tzinfo=UTC), "datetime, which is not JSON"),
+    (float("nan"), "not a JSON number"),
+    (float("inf"), "not a JSON number"),
+    ({1: "x"}, "the key 1, which is not a string"),
+    ({"k\x00": 1}, "NUL"),
+    ([{"deep": {"x", "y"}}], "set, which is not JSON"),
+]
+
+
+@pytest.mark.parametrize(("bad", "words"), BAD_VALUES)
+def test_a_value_the_column_cannot_store_is_refused_where_it_is_written(bad: Any, words: str) -> None:
+    """Not JSON, NUL (PostgreSQL refuses it in text), NaN: refused on the line that writes
+    it, however it is written, and nothing of it is kept."""
+    root = DataDict({"order": {"lines": []}})
+    writes = [lambda: root.__setitem__("x", bad), lambda: root["order"].__setitem__("x", bad),
+              lambda: root["order"]["lines"].append(bad), lambda: root["order"].update(x=bad),
+              lambda: root["order"]["lines"].extend([1, bad]), lambda: root.setdefault("y", bad)]
+    for write in writes:
+        with pytest.raises(InputRejected, match="cannot hold") as refused:
+            write()
+        assert words in str(refused.value)
+    assert root == {"order": {"lines": []}}
+    process = Process(data={})
+    with pytest.raises(InputRejected, match=r"process\.data cannot hold"):
+        process.data = {"fine": 1, "bad": bad}
+    root["ok"] = {"tuple": (1, 2), "text": "é", "n": 1.5, "none": None}  # JSON, stored as is
+
+
+def test_a_handler_that_writes_what_cannot_be_stored_fails_alone(session: Session, engine: sa.Engine,
+                                                                 worker: User) -> None:
+    """Web policy: the handler's task is in ERROR with the reason; the process's data is
+    what it was, on PostgreSQL as on SQLite (PostgreSQL used to fail the whole request at
+    the flush with a DataError)."""
+    def write_nul(activation: Any) -> None:
+        activation.process.data["order"]["note"] = "a\x00b"
+
+    process_id = run_to_the_handler(session, worker, write_nul, propagate=False)
+    assert stored_data(engine, process_id) == ORDER
+    process = session.get(Process, process_id)
+    assert process is not None
+    failed = process.get_task(NestedFlow.change)
+    assert failed.status == STATUS.ERROR and "data cannot hold the NUL character" in (failed.comments or "")

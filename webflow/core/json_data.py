@@ -15,11 +15,58 @@ A copy (``copy.deepcopy``, pickling) is made of plain dicts and lists."""
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Iterable
 from typing import Any, SupportsIndex
 
 from sqlalchemy.ext.mutable import Mutable, MutableDict
+
+from .exceptions import InputRejected
+
+
+def unstorable(value: Any) -> str | None:
+    """Why ``value`` cannot be stored as JSON the same way on both databases, or None:
+    something that is not JSON (a datetime, a set, an object), a key that is not a string
+    (JSON would hand it back as one), the NUL character (PostgreSQL refuses it in text),
+    NaN or an infinity (not JSON; PostgreSQL refuses them). Tracked values inside were
+    checked when they went in (or loaded as stored) and are not walked again."""
+    if value is None or isinstance(value, bool | int | _Tracked | DataDict):
+        return None
+    if isinstance(value, str):
+        return "the NUL character (\\x00)" if "\x00" in value else None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r}, which is not a JSON number"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return f"the key {key!r}, which is not a string"
+            why = unstorable(key) or unstorable(item)
+            if why is not None:
+                return f"{why} under {key[:40]!r}"
+        return None
+    if isinstance(value, list | tuple):
+        for item in value:
+            why = unstorable(item)
+            if why is not None:
+                return why
+        return None
+    return f"a {type(value).__name__}, which is not JSON (store a string, number, list or dict)"
+
+
+def check_storable(value: Any, where: str = "data") -> None:
+    """Refuse, where it is written, a value the column could not store (InputRejected,
+    nothing changed), rather than at a later flush far from the line that wrote it."""
+    why = unstorable(value)
+    if why is not None:
+        raise InputRejected(f"{where} cannot hold {why}")
+
+
+def _put(value: Any, owner: Any, key: Any = None) -> Any:
+    """A value written into ``owner`` by code (under ``key`` in a dict): checked
+    (``check_storable``), then adopted."""
+    check_storable(value if key is None else {key: value})
+    return _adopt(value, owner)
 
 
 def _adopt(value: Any, owner: Any) -> Any:
@@ -77,7 +124,7 @@ class TrackedDict(_Tracked, dict):  # type: ignore[type-arg]
         return dict, (plain(self),)
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        dict.__setitem__(self, key, _adopt(value, self))
+        dict.__setitem__(self, key, _put(value, self, key))
         self._changed()
 
     def __delitem__(self, key: Any) -> None:
@@ -91,7 +138,7 @@ class TrackedDict(_Tracked, dict):  # type: ignore[type-arg]
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
-            dict.__setitem__(self, key, _adopt(value, self))
+            dict.__setitem__(self, key, _put(value, self, key))
         self._changed()
 
     def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
@@ -126,9 +173,9 @@ class TrackedList(_Tracked, list):  # type: ignore[type-arg]
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if isinstance(index, slice):
-            value = [_adopt(item, self) for item in value]
+            value = [_put(item, self) for item in value]
         else:
-            value = _adopt(value, self)
+            value = _put(value, self)
         list.__setitem__(self, index, value)
         self._changed()
 
@@ -146,15 +193,15 @@ class TrackedList(_Tracked, list):  # type: ignore[type-arg]
         return self
 
     def append(self, value: Any) -> None:
-        list.append(self, _adopt(value, self))
+        list.append(self, _put(value, self))
         self._changed()
 
     def extend(self, values: Iterable[Any]) -> None:
-        list.extend(self, [_adopt(value, self) for value in values])
+        list.extend(self, [_put(value, self) for value in values])
         self._changed()
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
-        list.insert(self, index, _adopt(value, self))
+        list.insert(self, index, _put(value, self))
         self._changed()
 
     def pop(self, index: SupportsIndex = -1) -> Any:
@@ -193,7 +240,7 @@ class DataDict(MutableDict[str, Any]):
         self.changed()
 
     def __setitem__(self, key: str, value: Any) -> None:
-        super().__setitem__(key, _adopt(value, self))
+        super().__setitem__(key, _put(value, self, key))
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         if key not in self:
@@ -201,7 +248,7 @@ class DataDict(MutableDict[str, Any]):
         return dict.__getitem__(self, key)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
-        super().update({key: _adopt(value, self) for key, value in dict(*args, **kwargs).items()})
+        super().update({key: _put(value, self, key) for key, value in dict(*args, **kwargs).items()})
 
     def __ior__(self, other: Any) -> DataDict:  # type: ignore[override,misc]
         self.update(other)

@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
 from sqlalchemy.schema import DDL
 
-from .json_data import DataDict
+from .json_data import DataDict, check_storable
 from .status import STATUS
 
 if TYPE_CHECKING:
@@ -350,6 +350,18 @@ class Task(Base):
 
     def __repr__(self) -> str:
         return f"<Task {self.id} {self.node_name} {self.status} {self.token}>"
+
+
+def _refuse_unstorable(where: str) -> Any:
+    def check(target: Any, value: Any, oldvalue: Any, initiator: Any) -> None:
+        check_storable(value, where)
+    return check
+
+
+# A value the column cannot store (not JSON, NUL, NaN) is refused on the line that assigns
+# it, the same on both databases; changes inside are checked by json_data as they are made.
+sa.event.listen(Process.data, "set", _refuse_unstorable("process.data"))
+sa.event.listen(Task.data, "set", _refuse_unstorable("task.data"))
 
 
 class TaskEvent(Base):
