@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from . import signals
 from .context import current_actor, get_session, propagate_exception
-from .exceptions import FlowRuntimeError, PermissionDenied
+from .exceptions import FlowRuntimeError, PermissionDenied, failure_text
 from .fsm import BoundTransition, Transition, condition, declared_transitions, transition
 from .guard import Guard
 from .models import Process, Task, TaskEvent, utcnow
@@ -404,11 +403,11 @@ class Activation:
                 uow.cache.clear()
             before = self.task.status
             if not store_error:
-                self.log("error", before, before, traceback.format_exc())
+                self.log("error", before, before, failure_text())
                 self.send(signals.task_failed)
                 return
             self.set_status(STATUS.ERROR)
-            self.task.comments = traceback.format_exc()
+            self.task.comments = failure_text()
             self.log("error", before, STATUS.ERROR, self.task.comments)
             self.send(signals.task_failed)
         except BaseException:

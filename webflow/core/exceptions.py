@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class FlowRuntimeError(Exception):
     """The flow cannot go on: a bad definition, or a state the engine cannot handle."""
@@ -25,3 +27,10 @@ class StaleData(FlowRuntimeError):
 
 class InputRejected(FlowRuntimeError, ValueError):
     """What a person typed cannot be stored (empty, too long, a NUL byte); nothing was."""
+
+
+def failure_text() -> str:
+    """The exception being handled, with its traceback, as text a row can store: a NUL
+    character in its message (PostgreSQL refuses NUL in text columns, and storing why a
+    node failed must not fail the transaction) is written as ``\\x00``."""
+    return traceback.format_exc().replace("\x00", "\\x00")
