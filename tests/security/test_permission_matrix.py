@@ -119,7 +119,7 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_confirm": lambda: task_confirm_answer(flow, task, who, case.transition or ""),
         "settings.index": lambda: 200,
         "settings.timezone": lambda: 422,  # no zone chosen: said on the settings page
-        "admin.process_cancel": lambda: cancel_answer(flow, task.process, who, case.method),
+        "admin.process_cancel": lambda: cancel_answer(flow, task.process, who, case.method, hx),
         "admin.graph_svg": lambda: 200 if flow.can_view(who) else 403,
         # A manager's due-date form, sent empty: refused field by field (issue 14).
         "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
@@ -215,14 +215,15 @@ def task_confirm_answer(flow: Any, task: Task, who: Any, name: str) -> int:
     return 409 if declared.blocked_reason(activation) is not None else 403
 
 
-def cancel_answer(flow: Any, process: Process, who: Any, method: str) -> int:
+def cancel_answer(flow: Any, process: Process, who: Any, method: str, hx: bool) -> int:
+    """The process cancel: its page, or done (HTMX loads the process page: HX-Redirect)."""
     from webflow.core.engine import cancel_blocker
 
     if not flow.can_manage(who):
         return 403
     if cancel_blocker(process) is not None:
         return 409
-    return 200 if method == "GET" else 303
+    return 200 if method == "GET" or hx else 303
 
 
 # -- the matrix ----------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ from flask import (
     current_app,
     flash,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -34,6 +33,7 @@ from ..graph_svg import flow_svg
 from ..jobs import job_mode
 from ..timefmt import parse_local_input
 from .actions import find_action, people_transition, rule_book_names
+from .confirmations import confirmation
 from .lookups import (
     all_flows,
     flow_or_404,
@@ -44,6 +44,7 @@ from .lookups import (
     process_url,
     task_or_404,
 )
+from .tasks import go_to
 from .web import render_page
 
 bp = Blueprint("admin", __name__)
@@ -183,36 +184,43 @@ def confirm_transition(flow_label: str, process_id: int, node: str, task_id: int
         if action is None and reason is None:
             abort(403)  # allowed now, but not to this manager (a hand-over to nobody they may pick)
     label = declared.label if declared else transition
-    return render_template(
-        "admin/confirm.html", flow_class=flow_class, process=process, task=task, label=label,
-        action=action, reason=reason, title=f"{label}: {task.node_name} #{task.id}",
-    ), (200 if action else 409)
+    return confirmation(
+        "admin/confirm.html", reason, f"Not allowed now: {reason}.", flow_class=flow_class,
+        process=process, task=task, label=label, action=action,
+        title=f"{label}: {task.node_name} #{task.id}",
+    )
 
 
 @bp.route("/flows/<flow_label>/<int:process_id>/cancel/", methods=["GET", "POST"])
 @login_required
 def process_cancel(flow_label: str, process_id: int) -> Any:
-    """GET asks for confirmation; POST cancels the process and every unfinished task."""
+    """GET asks for confirmation; POST cancels the process and every unfinished task.
+
+    The form posts with HTMX into its card: done, the process page loads (HX-Redirect);
+    refused (409), the card comes back without the form and the message says why. Without
+    JavaScript: a 303 to the process page, or this page again with the reason (409)."""
     flow_class = flow_or_404(flow_label)
     process = process_or_404(flow_class, process_id)
     _manager_only(flow_class)
+    context = {"flow_class": flow_class, "process": process,
+               "title": f"Cancel {flow_class.process_title} #{process.id}"}
     reason = cancel_blocker(process)
-    if request.method == "GET" or reason is not None:
-        if reason is not None and request.method == "POST":
-            flash(f"The process was not canceled: {reason}.", "error")
-        return render_template("admin/process_cancel.html", flow_class=flow_class, process=process,
-                               reason=reason, title=f"Cancel {flow_class.process_title} #{process.id}"
-                               ), (409 if reason else 200)
-    try:
-        with Context(propagate_exception=False, user=current_user._get_current_object()):
-            process.cancel()
-    except TransitionNotAllowed as exc:
-        db.session.rollback()
-        return render_template("admin/process_cancel.html", flow_class=flow_class, process=process,
-                               reason=str(exc), title=f"Cancel {flow_class.process_title} #{process.id}"
-                               ), 409
+    if request.method == "GET":
+        return confirmation("admin/process_cancel.html", reason,
+                            f"The process cannot be canceled: {reason}.", **context)
+    if reason is None:
+        try:
+            with Context(propagate_exception=False, user=current_user._get_current_object()):
+                process.cancel()
+        except TransitionNotAllowed as exc:
+            db.session.rollback()
+            reason = str(exc)
+    if reason is not None:
+        flash(f"The process was not canceled: {reason}.", "error")
+        return render_page("admin/process_cancel.html", ["confirm"], status=409, reason=reason,
+                           refused=True, **context)
     flash(f"Process #{process.id} is canceled.", "success")
-    return redirect(process_url(process), code=303)
+    return go_to(process_url(process))
 
 
 @bp.route("/admin/timers/<int:task_id>/<action>/", methods=["POST"])

@@ -34,6 +34,7 @@ from .actions import (
     rule_book_names,
     task_actions,
 )
+from .confirmations import confirmation
 from .flows import bp, node_form
 from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, task_url
 from .web import engine_context, form_data, render_page, safe_next, wants_fragment
@@ -366,7 +367,8 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
 def task_confirm(flow_label: str, process_id: int, node: str, task_id: int, transition: str) -> Any:
     """Ask before a transition that cannot simply be taken back (cancel, undo): the page's
     form posts to the transition. Without JavaScript the button leads here; with it htmx asks.
-    The answers are the transition's own: 404, 403, or 409 with the reason when not now."""
+    The answers are the transition's own: 404, 403, or 409 with the reason when not now
+    (``confirmations.confirmation``: for HTMX, the reason in place)."""
     flow_class, task, activation, declared, user = load_transition(
         flow_label, process_id, node, task_id, transition)
     action = find_action(task, user, declared.name) if declared is not None else None
@@ -377,10 +379,11 @@ def task_confirm(flow_label: str, process_id: int, node: str, task_id: int, tran
         if reason is None:
             abort(403)
     label = declared.label if declared is not None else transition
-    return render_template(
-        "flows/confirm.html", flow_class=flow_class, process=task.process, task=task, action=action,
-        label=label, reason=reason, title=f"{label}: {task.flow_task.title} #{task.id}",
-    ), (200 if action else 409)
+    return confirmation(
+        "flows/confirm.html", reason, f"Not allowed now: {reason}.", flow_class=flow_class,
+        process=task.process, task=task, action=action, label=label,
+        title=f"{label}: {task.flow_task.title} #{task.id}",
+    )
 
 
 @bp.route(TASK_URL + "due/", methods=["POST"])

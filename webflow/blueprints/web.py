@@ -44,6 +44,15 @@ def oob_extras() -> str:
     return render_template("_oob.html")
 
 
+def message_in_place(message: str, status: int) -> Response:
+    """For HTMX: the page stays as it is and shows ``message`` (an error) in its message box
+    (``HX-Reswap: none``; htmx still applies the out-of-band swaps)."""
+    flash(message, "error")
+    response = current_app.make_response((oob_extras(), status))
+    response.headers["HX-Reswap"] = "none"
+    return response
+
+
 def engine_context() -> Context:
     """How the engine runs in a request: failing automatic nodes stored as ERROR, user audited."""
     return Context(propagate_exception=False, user=current_user._get_current_object())
@@ -103,10 +112,7 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
     try:
         db.session.rollback()
         if wants_fragment():
-            # Keep the page as it is and show the message (htmx still applies out-of-band swaps).
-            flash(message, "error")
-            response = current_app.make_response((oob_extras(), status))
-            response.headers["HX-Reswap"] = "none"
+            response = message_in_place(message, status)
         else:
             page = render_template("errors.html", status=status, message=message, title=f"Error {status}")
             response = current_app.make_response((page, status))

