@@ -19,6 +19,7 @@ from security_support import KINDS, STATES, client_for, dump, label_process, tas
 from web_flows import LabelFlow
 from werkzeug.exceptions import MethodNotAllowed
 
+from webflow.blueprints.action_addresses import FORM_ADDRESSES
 from webflow.blueprints.actions import find_action, hands_over, people_transition, rule_book_names
 from webflow.blueprints.flows import may_see_process, startable_nodes
 from webflow.blueprints.tasks import can_complete, may_see
@@ -142,6 +143,10 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "live.poll": lambda: 200,
         "live.counts": lambda: 200 if hx else 303,
         "flows.task_banner": lambda: (403 if not may_see(flow, task, who) else 200 if hx else 303),
+        # An address that takes only a form, opened: nothing is done, on to the task or process.
+        "flows.task_action_opened": lambda: opened_answer(flow, task, who, case.transition or "", hx),
+        "flows.process_comments_opened": lambda: (403 if not may_see_process(flow, task.process, who)
+                                                  else 200 if hx else 303),
     }
     return checks[case.endpoint]()
 
@@ -185,6 +190,15 @@ def transition_answer(flow: Any, task: Task, who: Any, name: str, hx: bool) -> i
         return 403
     if blocked is not None:
         return 409
+    return 200 if hx else 303
+
+
+def opened_answer(flow: Any, task: Task, who: Any, name: str, hx: bool) -> int:
+    """A task action's (or form's) address opened: the action's 404 and 403, else to the task."""
+    if people_transition(task.activate(), name) is None and name not in (*rule_book_names(), *FORM_ADDRESSES):
+        return 404
+    if not may_see(flow, task, who):
+        return 403
     return 200 if hx else 303
 
 

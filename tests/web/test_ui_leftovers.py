@@ -101,3 +101,46 @@ def test_the_process_cancel_form_with_htmx_goes_to_the_process_when_done(app, pe
     assert response.status_code == 200 and response.headers["HX-Redirect"] == process_page
     assert fresh(process).status == STATUS.CANCELED
     assert f"Process #{process.id} is canceled." in manager.get(process_page).get_data(as_text=True)
+
+
+# -- 2. an action's address opened, reloaded or bookmarked --------------------------------------
+
+
+def test_an_action_address_reloaded_or_bookmarked_leads_back_to_the_task(app, people) -> None:  # type: ignore[no-untyped-def]
+    process = hello()
+    approve = task_of(process, "approve")
+    manager = people("manager")
+    manager.get(task_url(approve, "cancel/confirm/"))
+    assert manager.post(task_url(approve, "cancel/"), {"next": task_url(approve)}).status_code == 303
+    # The confirmation sent again (Back, then its button): refused, a 409 page at the action's address.
+    assert manager.post(task_url(approve, "cancel/"), {"next": task_url(approve)}).status_code == 409
+    # That address opened (a reload after the browser's warning, a bookmark, a typed or shared link):
+    # nothing is done, and the person lands on the task as it is now, told why.
+    for suffix, words in (("cancel/", "“Cancel this task” is done only when its button is pressed"),
+                          ("undo/", "“Undo” is done only when its button is pressed"),
+                          ("assign/", "“Assign” is done only when its button is pressed"),
+                          ("restart/", "this kind of task has no “restart” action"),  # a job's
+                          ("due/", "that address only takes what the page's forms send"),
+                          ("draft/", "that address only takes what the page's forms send"),
+                          ("comments/", "that address only takes what the page's forms send")):
+        response = manager.get(task_url(approve, suffix))
+        assert response.status_code == 303 and response.headers["Location"] == task_url(approve), suffix
+        page = manager.get(task_url(approve))
+        assert page.status_code == 200
+        said = messages_text(page.get_data(as_text=True))
+        assert said.startswith("Nothing was done:") and words in said and said.endswith("as it is now."), said
+    assert fresh(approve).status == STATUS.CANCELED
+    # With HTMX, the task page loads whole.
+    response = manager.get(task_url(approve, "cancel/"), hx=True)
+    assert response.status_code == 200 and response.headers["HX-Redirect"] == task_url(approve)
+    # The process's comment address leads to its comments.
+    response = manager.get(f"/flows/hello_world/{process.id}/comments/")
+    assert response.status_code == 303
+    assert response.headers["Location"] == f"/flows/hello_world/{process.id}/#comments"
+    # The task page's own rules: an unknown action or task is 404, a task you may not see 403.
+    assert manager.get(task_url(approve, "explode/")).status_code == 404
+    assert manager.get(f"/flows/hello_world/{process.id}/approve/999999/cancel/").status_code == 404
+    assert people("carol").get(task_url(approve, "cancel/")).status_code == 403
+    # Other addresses that take no GET keep their 405 (with Allow).
+    response = manager.get("/logout")
+    assert response.status_code == 405 and "POST" in response.headers["Allow"]

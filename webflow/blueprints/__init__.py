@@ -5,8 +5,9 @@ from werkzeug.wrappers import Response
 
 
 def register_blueprints(app: Flask) -> None:
-    # tasks, collab, search's helpers add endpoints to flows.bp and inbox.bp
+    # tasks, collab, action_addresses, search's helpers add endpoints to flows.bp and inbox.bp
     from . import (  # noqa: F401
+        action_addresses,
         admin,
         auth,
         collab,
