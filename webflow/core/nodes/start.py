@@ -106,6 +106,9 @@ class StartActivation(Activation):
         Activation.undo.func(self)
         self.process.status = STATUS.CANCELED
         self.process.finished = utcnow()
+        # The start is undone once its only task was canceled, which marked the process
+        # stalled: a canceled process is no longer stalled (as cancel_process clears it).
+        self.process.stalled = None
         notify_parent(self.process)
 
 
