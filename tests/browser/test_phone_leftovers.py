@@ -1,6 +1,7 @@
 """UI defects left from an audit, on a 390 px phone in headless Chromium: a process cancel
-refused meanwhile says why in place, and each refusal's words (a task taken, canceled or done
-meanwhile) are on screen whole, nothing scrolling sideways."""
+refused meanwhile says why in place, a comment by someone else shows on an open task page
+that polls, and each refusal's words (a task taken, canceled or done meanwhile) are on screen
+whole, nothing scrolling sideways."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from flask import Flask
 from screens import overflow, wait_until
 
 from webflow import Context, db
+from webflow.core.comments import post_comment
 from webflow.demo.helloworld import HelloWorldFlow
 from webflow.models import Process, Task, User
 
@@ -133,3 +135,31 @@ def test_a_process_cancel_refused_meanwhile_says_why_in_place_on_a_phone(browser
     manager.wait_for_url(f"{base}/flows/hello_world/{other.id}/")
     assert f"Process #{other.id} is canceled." in manager.inner_text("#messages")
     manager.context.close()
+
+
+# -- 4. a comment by someone else shows on an open task page, without a reload -------------------
+
+
+def test_a_comment_by_someone_else_shows_on_an_open_task_page_that_polls(browser: Any, quiet_site: Any) -> None:
+    app, base = quiet_site
+    process = hello("Comment on me")
+    task = approve_of(process)
+    app.config["WEBFLOW_LIVE_POLL_SECONDS"] = 0.3  # no Redis: the page polls, this often
+    try:
+        alice = on_phone(browser, base, "alice")
+        alice.goto(f"{base}/flows/hello_world/{process.id}/approve/{task.id}/")
+        alice.wait_for_selector("body[data-live-feed=polling]")
+        alice.evaluate("window.stayedOnPage = true")
+        alice.fill("#comment-text", "half-typed answer")
+        post_comment(db.session(), db.session.get(Process, process.id), person("bob"),
+                     "The lenses are in box 2.", task=approve_of(process))  # bob, elsewhere
+        db.session.commit()
+        alice.wait_for_selector("#task-history .wf-comment:has-text('The lenses are in box 2.')", timeout=5000)
+        alice.wait_for_selector("#live-banner:has-text('bob commented')", timeout=5000)
+        assert alice.evaluate("window.stayedOnPage") is True  # no reload
+        assert alice.input_value("#comment-text") == "half-typed answer"  # what she typed stays
+        assert shown_whole(alice, "#live-banner .wf-live-note") is None
+        assert overflow(alice) is None
+        alice.context.close()
+    finally:
+        app.config["WEBFLOW_LIVE_POLL_SECONDS"] = 3600

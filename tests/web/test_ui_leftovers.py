@@ -6,9 +6,10 @@ to an open task page that polls. SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import html
+import json
 import re
 
-from web_support import AuthActions, fresh, hello, task_of, task_url
+from web_support import AuthActions, fresh, hello, task_of, task_url, user
 
 from webflow import STATUS
 
@@ -144,3 +145,63 @@ def test_an_action_address_reloaded_or_bookmarked_leads_back_to_the_task(app, pe
     # Other addresses that take no GET keep their 405 (with Allow).
     response = manager.get("/logout")
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
+
+
+# -- 4. a comment by someone else reaches an open task page that polls ---------------------------
+
+
+def drawn(page: str, pattern: str) -> str:
+    match = re.search(pattern, page)
+    assert match, pattern
+    return html.unescape(match.group(1))
+
+
+def poll(person: AuthActions, etag: str, task_id: int) -> tuple[int, str, list[dict[str, str]]]:
+    """What the page's poller asks and gets (webflow.js): status, the next ETag, the events."""
+    response = person.get(f"/events/poll?task={task_id}", **{"If-None-Match": etag})
+    events = response.get_json()["events"] if response.status_code == 200 else []
+    return response.status_code, response.headers.get("ETag", etag), events
+
+
+def comment_event(task_id: int, author: str) -> dict[str, str]:
+    """The event a comment sets off on the task page (the data a stream sends too)."""
+    return {"event": f"task-{task_id}", "data": json.dumps({"kind": "comment", "by": user(author).id})}
+
+
+def test_a_comment_by_someone_else_reaches_an_open_task_page_that_polls(app, people) -> None:  # type: ignore[no-untyped-def]
+    alice, bob = people("alice"), people("bob")
+    task = task_of(hello(), "approve")
+    page = alice.get(task_url(task)).get_data(as_text=True)
+    etag = '"' + drawn(page, r'data-live-etag="([^"]+)"') + '"'
+    status_url = drawn(page, r'id="task-status"[^>]*hx-get="([^"]+)"')
+    banner_url = drawn(page, r'id="live-banner"[^>]*hx-get="([^"]+)"')
+    status, etag, _ = poll(alice, etag, task.id)
+    assert status == 304
+    # Bob comments on the task (no audit event): the page hears of it, as a comment by bob.
+    bob.get(task_url(task))
+    assert bob.post(task_url(task, "comments/"), {"text": "Looks fine to me"}, hx=True).status_code == 200
+    status, etag, events = poll(alice, etag, task.id)
+    assert status == 200 and comment_event(task.id, "bob") in events
+    # What the event sets off: the status element's refresh brings the history with the comment
+    # (out of band; the form stays: status and owner unchanged), the banner names bob.
+    refreshed = alice.get(status_url, hx=True).get_data(as_text=True)
+    assert "Looks fine to me" in refreshed and 'id="task-history"' in refreshed
+    assert 'id="task-work"' not in refreshed
+    banner = alice.get(f"{banner_url}&kind=comment&by={user('bob').id}", hx=True).get_data(as_text=True)
+    assert "bob commented" in banner
+    assert poll(alice, etag, task.id)[0] == 304  # nothing new since
+    # Once the page knows each part, a second comment is that task's news alone.
+    bob.post(task_url(task, "comments/"), {"text": "And one more thing"}, hx=True)
+    status, etag, events = poll(alice, etag, task.id)
+    assert (status, events) == (200, [comment_event(task.id, "bob")])
+    # A change of the task itself is no comment: the banner reads the audit trail.
+    assert bob.post(task_url(task, "assign/"), hx=True).status_code == 200
+    status, etag, events = poll(alice, etag, task.id)
+    assert {"event": f"task-{task.id}"} in events
+    assert "bob took this task" in alice.get(banner_url, hx=True).get_data(as_text=True)
+    # Her own comment reaches her other open pages; their banner says nothing of it.
+    alice.post(task_url(task, "comments/"), {"text": "Thanks"}, hx=True)
+    status, etag, events = poll(alice, etag, task.id)
+    assert events == [comment_event(task.id, "alice")]
+    own = alice.get(f"{banner_url}&kind=comment&by={user('alice').id}", hx=True).get_data(as_text=True)
+    assert own.strip() == ""

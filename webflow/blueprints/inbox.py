@@ -15,6 +15,7 @@ from sqlalchemy.orm import contains_eager, defer
 
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
+from ..core.models import Comment
 from ..core.nodes.view import ViewActivation
 from ..core.search import SearchTerms, task_matches
 from ..core.status import STATUS
@@ -137,8 +138,15 @@ def count(condition: sa.ColumnElement[bool], cap: int | None = None) -> int:
 
 
 NAV_LISTS = ("inbox", "queue")
-#: The newest audit event's id: the version a page's live updates start from (live.py).
+#: The newest audit event's id and the newest comment's: the version a page's live updates
+#: start from (live.py). A comment writes no audit event, and it is news to a task page.
 LIVE_VERSION = sa.select(sa.func.max(TaskEvent.id)).scalar_subquery()
+LIVE_COMMENTS = sa.select(sa.func.max(Comment.id)).scalar_subquery()
+
+
+def version_text(event_id: int | None, comment_id: int | None) -> str:
+    """The live version as pages and ETags carry it: ``<event id>-<comment id>``."""
+    return f"{event_id or 0}-{comment_id or 0}"
 
 
 def capped_count(condition: sa.ColumnElement[bool], cap: int) -> sa.ScalarSelect[int]:
@@ -152,7 +160,7 @@ def nav_statement(reader: Reader, paths: tuple[str, ...], cap: int) -> sa.Execut
     """The navigation's one statement for a reader: built once and kept, since building it
     (and its cache key, which SQLAlchemy keeps on the statement) cost as much as running it."""
     return sa.select(*(capped_count(served(LISTS[name].condition(reader), paths), cap)
-                       for name in NAV_LISTS), LIVE_VERSION)
+                       for name in NAV_LISTS), LIVE_VERSION, LIVE_COMMENTS)
 
 
 @bp.app_template_global()
@@ -166,10 +174,10 @@ def nav_counts() -> dict[str, int]:
     if "nav_counts" not in g:
         reader = reader_of(current_user._get_current_object())
         statement = nav_statement(reader, served_paths(), current_app.config["WEBFLOW_NAV_COUNT_CAP"])
-        *counts, version = db.session.execute(statement).one()
+        *counts, version, comment = db.session.execute(statement).one()
         g.nav_counts = {name: int(value or 0) for name, value in zip(NAV_LISTS, counts, strict=True)}
         # Read with (or before) what the page shows: a change after it still reaches the page.
-        g.live_version = str(version or 0)
+        g.live_version = version_text(version, comment)
     return g.nav_counts  # type: ignore[no-any-return]
 
 

@@ -11,6 +11,7 @@ has seen, answered 304 when nothing changed, and fires the same events itself.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,10 +21,11 @@ from flask_login import current_user, login_required
 from .. import livefeed
 from ..core.exceptions import FlowRuntimeError
 from ..core.flow import Flow
+from ..core.models import Comment
 from ..extensions import db
 from ..livestream import Hub, stream
 from ..models import Task, User
-from .inbox import LISTS, LIVE_VERSION, nav_counts, reader_of, served
+from .inbox import LISTS, LIVE_COMMENTS, LIVE_VERSION, nav_counts, reader_of, served, version_text
 from .lookups import all_flows, parse_id
 from .tasks import may_see
 from .web import wants_fragment
@@ -35,11 +37,12 @@ MAX_TASKS = 5
 
 
 def live_version() -> str:
-    """The newest audit event's id: what a page has seen when it is drawn (one index lookup;
-    none on a page that drew its navigation counts first: they read it, see inbox.nav_counts)."""
+    """The newest audit event's and comment's ids: what a page has seen when it is drawn (two
+    index lookups in one statement; none on a page that drew its navigation counts first:
+    they read it, see inbox.nav_counts)."""
     if "live_version" in g:
         return str(g.live_version)
-    return str(db.session.scalar(sa.select(LIVE_VERSION)) or 0)
+    return version_text(*db.session.execute(sa.select(LIVE_VERSION, LIVE_COMMENTS)).one())
 
 
 def watched_tasks(user: User) -> list[Task]:
@@ -124,8 +127,37 @@ def list_digest(name: str, user: User) -> str:
     return _digest(nav_counts()[name], newest, assigned)
 
 
-def task_digest(task: Task) -> str:
-    return _digest(task.status, task.owner_id, task.due, task.priority, task.finished)
+def task_digest(task: Task, comment_id: int | None) -> str:
+    """What a task page shows that can change, in two parts: the task (status, owner, due
+    date, priority, end) and its newest comment, so that a poll tells a comment from a change."""
+    return f"{_digest(task.status, task.owner_id, task.due, task.priority, task.finished)}-{comment_id or 0}"
+
+
+def newest_comments(tasks: list[Task]) -> dict[int, tuple[int, int | None]]:
+    """Each task's newest comment: its id and author's, by task id (one statement)."""
+    if not tasks:
+        return {}
+    newest = (sa.select(sa.func.max(Comment.id)).where(Comment.task_id.in_([t.id for t in tasks]))
+              .group_by(Comment.task_id))
+    rows = db.session.execute(sa.select(Comment.task_id, Comment.id, Comment.author_id)
+                              .where(Comment.id.in_(newest))).all()
+    return {task_id: (comment_id, author_id) for task_id, comment_id, author_id in rows if task_id is not None}
+
+
+def comment_news(before: str | None, now: str, seen_comments: int | None,
+                 comment: tuple[int, int | None] | None) -> str | None:
+    """The event data of a task's poll event when its news is a comment (as a stream sends
+    it: the banner names the author), else None: the banner reads the audit trail. With the
+    page's parts known, a comment is news when its part alone changed; on the first poll,
+    when the comment is newer than the page's version."""
+    if comment is None:
+        return None
+    if before is not None:
+        (task_before, comment_before), (task_now, comment_now) = before.split("-", 1), now.split("-", 1)
+        new = task_before == task_now and comment_before != comment_now
+    else:
+        new = seen_comments is not None and comment[0] > seen_comments
+    return json.dumps({"kind": "comment", "by": comment[1]}) if new else None
 
 
 def parse_etag(raw: str | None) -> list[str]:
@@ -144,13 +176,21 @@ def poll() -> Any:
         return _not_modified(".".join(seen))
     user = current_user._get_current_object()
     parts = {"inbox": list_digest("inbox", user), "queue": list_digest("queue", user)}
-    parts.update((f"task-{t.id}", task_digest(t)) for t in watched_tasks(user))
+    tasks = watched_tasks(user)
+    comments = {f"task-{task_id}": newest for task_id, newest in newest_comments(tasks).items()}
+    parts.update((f"task-{t.id}", task_digest(t, comments.get(f"task-{t.id}", (None,))[0])) for t in tasks)
     before = dict(zip(parts, seen[1:], strict=False)) if len(seen) == len(parts) + 1 else {}
     changed = [name for name, digest in parts.items() if before.get(name) != digest]
     etag = ".".join([version, *parts.values()])
     if not changed:
         return _not_modified(etag)
-    response = current_app.json.response({"events": [{"event": name} for name in changed]})
+    raw = seen[0].partition("-")[2]  # the newest comment the page had seen (0: none yet)
+    seen_comments = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    events = []
+    for name in changed:
+        data = comment_news(before.get(name), parts[name], seen_comments, comments.get(name))
+        events.append({"event": name, "data": data} if data else {"event": name})
+    response = current_app.json.response({"events": events})
     response.set_etag(etag)
     response.headers["Cache-Control"] = "no-store"
     return response
