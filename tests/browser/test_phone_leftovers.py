@@ -1,7 +1,8 @@
 """UI defects left from an audit, on a 390 px phone in headless Chromium: a process cancel
-refused meanwhile says why in place, a comment by someone else shows on an open task page
-that polls, and each refusal's words (a task taken, canceled or done meanwhile) are on screen
-whole, nothing scrolling sideways."""
+refused meanwhile says why in place, links in running text are thumb-sized and overlap
+nothing, a comment by someone else shows on an open task page that polls, and each
+refusal's words (a task taken, canceled or done meanwhile) are on screen whole, nothing
+scrolling sideways."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from screens import overflow, wait_until
 from webflow import Context, db
 from webflow.core.comments import post_comment
 from webflow.demo.helloworld import HelloWorldFlow
+from webflow.demo.purchase import PurchaseRequestFlow
+from webflow.demo.users import PASSWORD as DEMO_PASSWORD
+from webflow.demo.users import load_demo
 from webflow.models import Process, Task, User
 
 pytestmark = pytest.mark.browser
@@ -54,13 +58,13 @@ def approve_of(process: Process) -> Task:
                               .order_by(Task.id.desc())).one()
 
 
-def on_phone(browser: Any, base: str, name: str) -> Any:
+def on_phone(browser: Any, base: str, name: str, password: str = PASSWORD) -> Any:
     """A 390 px page logged in as ``name`` (through the login form); dialogs are accepted."""
     context = browser.new_context(viewport=PHONE)
     page = context.new_page()
     page.goto(f"{base}/login")
     page.fill("input[name=username]", name)
-    page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=password]", password)
     page.click("form.wf-form button[type=submit]")
     page.wait_for_url(f"{base}/inbox/")
     page.on("dialog", lambda dialog: dialog.accept())  # htmx's hx-confirm
@@ -163,3 +167,105 @@ def test_a_comment_by_someone_else_shows_on_an_open_task_page_that_polls(browser
         alice.context.close()
     finally:
         app.config["WEBFLOW_LIVE_POLL_SECONDS"] = 3600
+
+
+# -- 3. links in running text are thumb-sized on a phone, and overlap nothing --------------------
+
+
+def complete(task: Task, who: User, data: dict[str, Any]) -> None:
+    with Context(propagate_exception=False, user=who):
+        activation = task.activate()
+        if task.owner_id is None:
+            activation.assign(who)
+        activation.prepare(data=data, user=who)
+        activation.done()
+    db.session.commit()
+
+
+def task_path(task: Task) -> str:
+    return f"/flows/{task.flow_class.flow_label}/{task.process_id}/{task.node_name}/{task.id}/"
+
+
+def seed_running_text() -> dict[str, str]:
+    """Pages whose words hold links: a task's crumbs and facts, a process's audit trail and
+    comments, a subprocess and its parent, the confirmation pages."""
+    alice, bob = person("alice"), person("bob")
+    message = HelloWorldFlow.start.run(data={"text": "Links in words"}, user=alice)
+    approve = approve_of(message)
+    with Context(propagate_exception=False, user=bob):
+        approve.activate().assign(bob)
+    post_comment(db.session(), message, alice, "@bob see the attachment", task=approve)
+    db.session.commit()
+    request = PurchaseRequestFlow.start.run(data={"item": "Lenses", "amount": 120, "reviewers": "alice, bob"},
+                                            user=alice)
+    for review in db.session.scalars(sa.select(Task).where(Task.process_id == request.id,
+                                                           Task.node_name == "review")).all():
+        complete(review, review.owner, {"approved": True, "comment": ""})
+    purchase = db.session.scalars(sa.select(Task).where(Task.process_id == request.id,
+                                                        Task.node_name == "purchase")).one()
+    child = db.session.scalars(sa.select(Process).where(Process.parent_task_id == purchase.id)).one()
+    queued = HelloWorldFlow.start.run(data={"text": "Cancel me"}, user=alice)
+    return {
+        "task": task_path(approve), "message": f"/flows/hello_world/{message.id}/",
+        "request": f"/flows/purchase_request/{request.id}/", "purchase": task_path(purchase),
+        "child": f"/flows/purchasing/{child.id}/",
+        "task_confirm": task_path(approve_of(queued)) + "cancel/confirm/",
+        "admin_confirm": f"/admin/confirm/hello_world/{queued.id}/approve/{approve_of(queued).id}/cancel/",
+        "process_cancel": f"/flows/hello_world/{queued.id}/cancel/",
+    }
+
+
+@pytest.fixture(scope="module")
+def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The demo flows and users, with the pages of ``seed_running_text``."""
+    tmp = tmp_path_factory.mktemp("demo")
+    app = make_test_app(f"sqlite:///{tmp / 'demo.sqlite'}", None, {}, "", SERVER_NAME=None)
+    with in_app_context(app):
+        load_demo()
+        urls = seed_running_text()
+        db.session.remove()
+        with serving(app) as base:
+            yield base, urls
+
+
+def small_or_overlapping(page: Any) -> list[str]:
+    """The page's links (and disclosure summaries) smaller than 44 x 44 px, and any two
+    controls whose boxes overlap (the flow graph, drawn to scale, aside)."""
+    return list(page.evaluate("""() => {
+        const controls = [...document.querySelectorAll(
+            '#content :is(a[href], button, input:not([type=hidden]), select, textarea, summary)')]
+            .filter(e => e.checkVisibility() && !e.closest('.wf-graph-figure'));
+        const name = e => e.tagName.toLowerCase() + ' “' + (e.textContent || e.name || '').trim().slice(0, 30) +
+            '”';
+        const found = [];
+        for (const e of controls) {
+            const r = e.getBoundingClientRect();
+            if (e.matches('a, summary') && (r.width < 43.5 || r.height < 43.5)) {
+                found.push(name(e) + ' is ' + Math.round(r.width) + 'x' + Math.round(r.height));
+            }
+        }
+        controls.forEach((a, i) => controls.slice(i + 1).forEach(b => {
+            if (a.contains(b) || b.contains(a)) { return; }
+            const p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+            const w = Math.min(p.right, q.right) - Math.max(p.left, q.left);
+            const h = Math.min(p.bottom, q.bottom) - Math.max(p.top, q.top);
+            if (w > 0.5 && h > 0.5) { found.push(name(a) + ' overlaps ' + name(b)); }
+        }));
+        return found;
+    }"""))
+
+
+@pytest.mark.parametrize(("who", "key"), [
+    ("bob", "task"), ("admin", "task"), ("admin", "message"), ("alice", "message"), ("admin", "request"),
+    ("admin", "purchase"), ("admin", "child"), ("admin", "task_confirm"), ("admin", "admin_confirm"),
+    ("admin", "process_cancel")])
+def test_links_in_running_text_are_thumb_sized_on_a_phone(module_browser: Any, demo_site: Any, who: str,
+                                                          key: str) -> None:
+    base, urls = demo_site
+    page = on_phone(module_browser, base, who, DEMO_PASSWORD)
+    page.goto(base + urls[key])
+    assert page.locator("#content a[href]").count() > 0
+    problems = small_or_overlapping(page)
+    assert not problems, f"{who} at {key}:\n" + "\n".join(problems)
+    assert overflow(page) is None
+    page.context.close()
