@@ -269,3 +269,91 @@ def test_links_in_running_text_are_thumb_sized_on_a_phone(module_browser: Any, d
     assert not problems, f"{who} at {key}:\n" + "\n".join(problems)
     assert overflow(page) is None
     page.context.close()
+
+
+# -- 5. the refusal words, whole on a phone ------------------------------------------------------
+
+
+def take(task: Task, who: str) -> None:
+    with Context(propagate_exception=False, user=person(who)):
+        task.activate().assign(person(who))
+    db.session.commit()
+
+
+def cancel(task: Task) -> None:
+    with Context(propagate_exception=False, user=person("manager")):
+        task.activate().cancel()
+    db.session.commit()
+
+
+def meanwhile(kind: str, task: Task) -> None:
+    """What another person does to the task while it is open on the phone."""
+    if kind == "canceled":
+        cancel(task)
+    else:
+        take(task, LONG_NAME)
+        if kind == "done":
+            complete(db.session.get(Task, task.id), person(LONG_NAME), {"approved": True})
+    db.session.expire_all()
+
+
+#: What the task page says (actions.not_now_words), by what happened meanwhile.
+TASK_WORDS = {"taken": f"This task was already taken by {LONG_NAME}.",
+              "canceled": "This task was canceled meanwhile: it is no longer open. Nothing was changed.",
+              "done": f"This task was already done by {LONG_NAME}. Nothing was changed."}
+#: What the queue says (inbox.not_taken_messages, from actions.what_happened).
+QUEUE_WORDS = {"taken": f"1 task was already taken by {LONG_NAME}.",
+               "canceled": "1 task was canceled meanwhile and is no longer open.",
+               "done": "1 task was already done."}
+
+
+def assert_whole(page: Any, selector: str) -> None:
+    assert shown_whole(page, selector) is None, shown_whole(page, selector)
+    assert overflow(page) is None, overflow(page)
+
+
+@pytest.mark.parametrize("kind", ["taken", "canceled", "done"])
+def test_the_task_page_says_what_happened_meanwhile_whole_on_a_phone(browser: Any, quiet_site: Any,
+                                                                     kind: str) -> None:
+    _, base = quiet_site
+    task = approve_of(hello(f"Taken, canceled or done: {kind}"))
+    bob = on_phone(browser, base, "bob")
+    bob.goto(base + task_path(task))
+    bob.evaluate("window.stayedOnPage = true")
+    meanwhile(kind, task)
+    bob.click("#task-status button:has-text('Assign to me')")
+    assert error_message(bob) == TASK_WORDS[kind]
+    assert_whole(bob, "#messages .flash.error")
+    assert bob.evaluate("window.stayedOnPage") is True
+    bob.context.close()
+
+
+def test_a_managers_refusal_with_the_engines_reason_is_whole_on_a_phone(browser: Any, quiet_site: Any) -> None:
+    """A manager reads the engine's reason beside the words: the longest refusal."""
+    _, base = quiet_site
+    task = approve_of(hello("Done before the manager cancels it"))
+    manager = on_phone(browser, base, "manager")
+    manager.goto(base + task_path(task))
+    meanwhile("done", task)
+    manager.click("#task-status a:has-text('Cancel this task')")  # htmx asks first: accepted
+    said = error_message(manager)
+    assert said.startswith(TASK_WORDS["done"] + " (") and said.endswith(")")
+    assert_whole(manager, "#messages .flash.error")
+    manager.context.close()
+
+
+def test_the_queue_says_what_happened_to_each_task_whole_on_a_phone(browser: Any, quiet_site: Any) -> None:
+    _, base = quiet_site
+    tasks = {kind: approve_of(hello(f"In the queue, then {kind}")) for kind in QUEUE_WORDS}
+    bob = on_phone(browser, base, "bob")
+    bob.goto(f"{base}/queue/")
+    for kind, task in tasks.items():
+        bob.check(f"#task-list input[name=task_id][value='{task.id}']")
+        meanwhile(kind, task)
+    bob.click(".wf-bulk button[type=submit]")
+    wait_until(bob, "document.querySelectorAll('#messages .flash.error').length === 3")
+    said = [text.strip() for text in bob.locator("#messages .flash.error").all_inner_texts()]
+    assert sorted(said) == sorted(QUEUE_WORDS.values())
+    for number in range(1, 4):
+        assert_whole(bob, f"#messages .flash.error:nth-child({number})")
+    bob.context.close()
