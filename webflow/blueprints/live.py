@@ -127,13 +127,18 @@ def list_digest(name: str, user: User) -> str:
     return _digest(nav_counts()[name], newest, assigned)
 
 
-def task_digest(task: Task, comment_id: int | None) -> str:
+#: A task's newest comment: its id and its author's.
+NewestComment = tuple[int, int | None]
+
+
+def task_digest(task: Task, comment: NewestComment | None) -> str:
     """What a task page shows that can change, in two parts: the task (status, owner, due
     date, priority, end) and its newest comment, so that a poll tells a comment from a change."""
-    return f"{_digest(task.status, task.owner_id, task.due, task.priority, task.finished)}-{comment_id or 0}"
+    state = _digest(task.status, task.owner_id, task.due, task.priority, task.finished)
+    return f"{state}-{comment[0] if comment else 0}"
 
 
-def newest_comments(tasks: list[Task]) -> dict[int, tuple[int, int | None]]:
+def newest_comments(tasks: list[Task]) -> dict[int, NewestComment]:
     """Each task's newest comment: its id and author's, by task id (one statement)."""
     if not tasks:
         return {}
@@ -145,15 +150,16 @@ def newest_comments(tasks: list[Task]) -> dict[int, tuple[int, int | None]]:
 
 
 def comment_news(before: str | None, now: str, seen_comments: int | None,
-                 comment: tuple[int, int | None] | None) -> str | None:
+                 comment: NewestComment | None) -> str | None:
     """The event data of a task's poll event when its news is a comment (as a stream sends
     it: the banner names the author), else None: the banner reads the audit trail. With the
     page's parts known, a comment is news when its part alone changed; on the first poll,
     when the comment is newer than the page's version."""
     if comment is None:
         return None
-    if before is not None:
-        (task_before, comment_before), (task_now, comment_now) = before.split("-", 1), now.split("-", 1)
+    if before is not None:  # as the page sent it: any text
+        task_before, _, comment_before = before.partition("-")
+        task_now, _, comment_now = now.partition("-")
         new = task_before == task_now and comment_before != comment_now
     else:
         new = seen_comments is not None and comment[0] > seen_comments
@@ -177,8 +183,8 @@ def poll() -> Any:
     user = current_user._get_current_object()
     parts = {"inbox": list_digest("inbox", user), "queue": list_digest("queue", user)}
     tasks = watched_tasks(user)
-    comments = {f"task-{task_id}": newest for task_id, newest in newest_comments(tasks).items()}
-    parts.update((f"task-{t.id}", task_digest(t, comments.get(f"task-{t.id}", (None,))[0])) for t in tasks)
+    newest = newest_comments(tasks)
+    parts.update((f"task-{t.id}", task_digest(t, newest.get(t.id))) for t in tasks)
     before = dict(zip(parts, seen[1:], strict=False)) if len(seen) == len(parts) + 1 else {}
     changed = [name for name, digest in parts.items() if before.get(name) != digest]
     etag = ".".join([version, *parts.values()])
@@ -186,6 +192,7 @@ def poll() -> Any:
         return _not_modified(etag)
     raw = seen[0].partition("-")[2]  # the newest comment the page had seen (0: none yet)
     seen_comments = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    comments = {f"task-{task_id}": comment for task_id, comment in newest.items()}
     events = []
     for name in changed:
         data = comment_news(before.get(name), parts[name], seen_comments, comments.get(name))
