@@ -195,3 +195,44 @@ def test_branches_after_the_split_was_undone_and_performed_are_this_runs(session
     states = [s for n, s, _ in rows(session, process) if n == "review"]
     assert states.count(STATUS.DONE) == 2 and states.count(STATUS.CANCELED) == 4  # the third canceled
     assert [s for n, s, _ in rows(session, process) if n == "after"] == [STATUS.NEW]
+
+
+def test_a_join_undone_after_every_branch_arrived_is_stalled_not_stranded(session, root):
+    """Every branch reached the join, it fired, and a manager canceled the task after it
+    and undid the join: nothing will reach the join again, and its only transition is
+    cancel. The process is listed as stalled (it used to look alive forever), with the
+    undo as the reason; cancel the join, undo a branch, redo it, and it goes on to the end."""
+    from webflow.core.engine import stall_reason
+
+    with Context(user=root):
+        process = TwoViewsFlow.start.run()
+        session.commit()
+        complete(session, process, "a", root)
+        complete(session, process, "b", root)
+        by_node = {t.node_name: t for t in process.tasks}
+        by_node["c"].activate().cancel()
+        session.commit()
+        assert process.stalled is not None
+        by_node["join"].activate().undo()
+        session.commit()
+    session.expire_all()
+    assert by_node["join"].status == STATUS.NEW and process.status == STATUS.NEW
+    assert process.stalled is not None
+    reason = stall_reason(session, process)
+    assert reason is not None and reason.task.node_name == "join" and reason.transition == "undo"
+
+    with Context(user=root):
+        by_node["join"].activate().cancel()
+        session.commit()
+        assert process.stalled is not None
+        by_node["a"].activate().undo()
+        session.commit()
+        assert process.stalled is None  # a branch is back at work
+        complete(session, process, "a", root)
+        complete(session, process, "c", root)
+    session.expire_all()
+    assert process.status == STATUS.DONE
+    fired = session.scalars(sa.select(TaskEvent).where(
+        TaskEvent.process_id == process.id, TaskEvent.transition == "done",
+        TaskEvent.task_id.in_([t.id for t in process.tasks if t.node_name == "join"]))).all()
+    assert len(fired) == 2  # the first run, then the repair

@@ -66,15 +66,23 @@ def settle(activation: Activation) -> None:
     session = get_session()
     if task.status in FINISHED and tokens.is_branch(task.token):
         _fire_released_joins(session, process, task)
-    # The task itself still open answers "is anything unfinished?" without a query.
-    tasks = [] if task.status not in FINISHED else process_tasks(session, process)
-    unfinished = task.status not in FINISHED or any(t.status not in FINISHED for t in tasks)
+    # The task itself still open answers "is anything unfinished?" without a query (unless
+    # it is an undone join, which may be open and still unable to move).
+    if task.status not in FINISHED and not _undone_join(task):
+        tasks: list[Any] = []
+        unfinished = moving = True
+    else:
+        tasks = process_tasks(session, process)
+        unfinished = any(t.status not in FINISHED for t in tasks)
+        moving = unfinished and any(_may_move(t, tasks) for t in tasks)
     if unfinished:
         if process.status == STATUS.DONE:  # a task of a finished process was reopened
             process.status = STATUS.NEW
             process.finished = None
-        if process.stalled is not None:
+        if moving and process.stalled is not None:
             process.stalled = None
+        elif not moving and process.stalled is None:
+            process.stalled = utcnow()  # only undone joins nothing will reach are open
         return
     if process.status != STATUS.NEW:
         return
@@ -83,6 +91,24 @@ def settle(activation: Activation) -> None:
         finish_process(process, activation.flow_class, as_tasks(session, [end])[0])
     elif process.stalled is None:
         process.stalled = utcnow()
+
+
+def _undone_join(task: Any) -> bool:
+    return bool(task.flow_task_type == "JOIN" and task.status == STATUS.NEW)
+
+
+def _may_move(task: Any, tasks: list[Any]) -> bool:
+    """True for an unfinished task that something can still move: not an undone join (NEW
+    after its undo) with nothing unfinished left in its region, which no branch will reach
+    again and which has no transition but cancel. A process whose only open tasks are
+    such joins is stranded unless it is marked stalled, for a manager to cancel the join
+    and undo backwards."""
+    if task.status in FINISHED:
+        return False
+    if not _undone_join(task):
+        return True
+    region = task.token + "/"
+    return any(t.status not in FINISHED and t.token.startswith(region) for t in tasks)
 
 
 def _fire_released_joins(session: Session, process: Process, finished: Task) -> None:
@@ -117,10 +143,12 @@ def stalled_processes(session: Session, flows: Iterable[type[Any]],
 
 
 def stall_reason(session: Session, process: Process) -> StallReason | None:
-    """The last task event that ended a task of the process (cancel, or a done)."""
+    """The last task event that ended a task of the process (cancel, or a done), or undid
+    one (a join undone when nothing will reach it again)."""
     event = session.scalars(
         sa.select(TaskEvent).where(TaskEvent.process_id == process.id, TaskEvent.task_id.is_not(None),
-                                   TaskEvent.to_status.in_(list(FINISHED)))
+                                   sa.or_(TaskEvent.to_status.in_(list(FINISHED)),
+                                          TaskEvent.transition == "undo"))
         .order_by(TaskEvent.id.desc()).limit(1)).first()
     if event is None:
         return None
