@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import queue
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from children import Children
 from race_flows import (
     MANAGER,
     RACE_FLOWS,
@@ -63,39 +62,15 @@ forkserver = multiprocessing.get_context("forkserver")
 forkserver.set_forkserver_preload(["race_flows"])
 
 
-class Racers:
-    """Start one child per plan on the race driver, behind a shared Barrier; collect what
-    each reports within CASE_TIMEOUT."""
+class Racers(Children):
+    """One child per plan on the race driver, forked from the server, behind a shared
+    Barrier; what each reports within CASE_TIMEOUT."""
 
     def __init__(self) -> None:
-        self.procs: list[Any] = []
+        super().__init__(forkserver, CASE_TIMEOUT)
 
-    def run(self, db_url: str, plans: list[list[list[Step]]]) -> list[dict[str, Any]]:
-        count = len(plans)
-        barrier, results = forkserver.Barrier(count), forkserver.Queue()
-        self.procs = [forkserver.Process(target=race, args=(db_url, plans[n], n, barrier, results), daemon=True)
-                      for n in range(count)]
-        for proc in self.procs:
-            proc.start()
-        reports: list[tuple[str, Any]] = []
-        deadline = time.monotonic() + CASE_TIMEOUT
-        try:
-            for _ in range(count):
-                reports.append(results.get(timeout=max(deadline - time.monotonic(), 0.1)))
-        except queue.Empty:
-            pytest.fail(f"only {len(reports)} of {count} children reported within {CASE_TIMEOUT} s: {reports}")
-        for proc in self.procs:
-            proc.join(timeout=10)
-            assert proc.exitcode == 0, f"child {proc.pid} ended with {proc.exitcode}"
-        errors = [detail for kind, detail in reports if kind == "error"]
-        assert not errors, "a child failed:\n" + "\n".join(errors)
-        return [detail for _, detail in reports]
-
-    def kill_leftovers(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.kill()
-                proc.join(timeout=5)
+    def race(self, db_url: str, plans: list[list[list[Step]]]) -> list[dict[str, Any]]:
+        return self.run(race, lambda n, barrier, results: (db_url, plans[n], n, barrier, results), len(plans))
 
 
 @pytest.fixture
@@ -154,7 +129,7 @@ def run_race(racers: Racers, db_url: str, plans: list[list[list[Step]]]) -> list
     """``plans[worker][round]`` are the steps of one child in one round; returns, per
     round, every child's outcomes (in worker order). At least half the rounds with two
     steps or more really raced: two of their steps were in flight together."""
-    reports = racers.run(db_url, plans)
+    reports = racers.race(db_url, plans)
     by_worker = {report["worker"]: report["rounds"] for report in reports}
     rounds = [[step for worker in range(len(plans)) for step in by_worker[worker][n]]
               for n in range(len(plans[0]))]

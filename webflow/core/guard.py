@@ -49,7 +49,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, attributes, make_transient
 
-from .json_data import DataDict
+from .json_data import DataDict, plain
 from .models import MutableJSONType, Process, Task
 from .transaction import current_unit_of_work
 
@@ -164,15 +164,6 @@ def _shape(cls: type) -> _Shape:
     return _shapes[cls]
 
 
-def _copied(value: Any) -> Any:
-    """A JSON value's own copy (dicts and lists all the way down; the rest is immutable)."""
-    if isinstance(value, dict):
-        return {key: _copied(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copied(item) for item in value]
-    return value
-
-
 class _Unsaved:
     """A process or task that had unsaved changes when a guard began: its columns then,
     and which of them were the unsaved changes (all of them for a row not inserted yet)."""
@@ -189,7 +180,7 @@ class _Unsaved:
         self.values = values = dict(state.dict)
         for key in shape.mutable:
             if key in values:
-                values[key] = _copied(values[key])
+                values[key] = plain(values[key])
         self.changed = [key for key in state.committed_state if key not in shape.collections]
 
     def forget(self, gone: set[int]) -> None:
@@ -224,7 +215,7 @@ class _Unsaved:
                 if key == "id":
                     continue  # an id given inside the block is kept: the counter has moved on
                 if key in values:
-                    setattr(obj, key, _copied(values[key]))
+                    setattr(obj, key, plain(values[key]))
                 else:
                     state.dict.pop(key, None)
             for key in shape.references:
@@ -248,7 +239,7 @@ class _Unsaved:
         # to be written (the database holds the row as it was before them).
         for key in shape.columns:
             if key in values:
-                value = _copied(values[key])
+                value = plain(values[key])
                 if key in shape.mutable:
                     value = _tracked(state, key, value)
                 attributes.set_committed_value(obj, key, value)
