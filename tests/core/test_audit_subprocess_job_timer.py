@@ -131,7 +131,11 @@ def test_an_old_child_finishing_again_does_not_decide_the_task_after_undo_and_pe
     session.expire_all()
     assert sub.status == STATUS.DONE and sub.data == {"result": {"n": 1, "vendor": "NEW"}}
     assert [t.status for t in of(session, process, "after")] == [STATUS.CANCELED, STATUS.NEW]
-    assert [name for name, *_ in trail(session, sub)] == ["perform", "done", "undo", "perform", "done"]
+    assert [name for name, *_ in trail(session, sub)] == ["perform", "done", "undo", "perform", "note", "done"]
+    ignored = session.scalars(sa.select(TaskEvent.comments).where(
+        TaskEvent.task_id == sub.id, TaskEvent.transition == "note")).one()
+    assert ignored == (f"subprocess {ChildFlow.process_title} #{old.id} ended (done) "
+                       "after a newer one replaced it: ignored")
 
 
 def test_a_reopened_old_child_is_canceled_when_perform_starts_a_new_one(session, users):

@@ -90,7 +90,11 @@ class SubprocessActivation(Activation):
         if self.task.status != STATUS.STARTED:
             return  # this task was canceled (and is canceling its children), or moved on
         if not self.is_current_child(child):
-            return  # an older child, replaced by a retry or an undo then perform
+            # An older child, replaced by a retry or an undo then perform: it decides
+            # nothing, and the trail says so (a manager reopened and ended it).
+            self.note(f"subprocess {child.flow_class.process_title} #{child.id} ended "
+                      f"({child.status.value.lower()}) after a newer one replaced it: ignored")
+            return
         if child.status == STATUS.DONE:
             self.done(child)
         elif child.status == STATUS.CANCELED:
