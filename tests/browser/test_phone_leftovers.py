@@ -116,10 +116,11 @@ def error_message(page: Any) -> str:
 # -- 1. the process cancel, refused meanwhile, says why in place -----------------------------
 
 
-def test_a_process_cancel_refused_meanwhile_says_why_in_place_on_a_phone(browser: Any, quiet_site: Any) -> None:
+def test_a_process_cancel_refused_meanwhile_says_why_in_place_on_a_phone(module_browser: Any,
+                                                                         quiet_site: Any) -> None:
     _, base = quiet_site
     process = hello("Cancel me twice")
-    manager = on_phone(browser, base, "manager")
+    manager = on_phone(module_browser, base, "manager")
     manager.goto(f"{base}/flows/hello_world/{process.id}/cancel/")
     manager.evaluate("window.stayedOnPage = true")
     with Context(propagate_exception=False, user=person("manager")):  # meanwhile, elsewhere
@@ -144,13 +145,14 @@ def test_a_process_cancel_refused_meanwhile_says_why_in_place_on_a_phone(browser
 # -- 4. a comment by someone else shows on an open task page, without a reload -------------------
 
 
-def test_a_comment_by_someone_else_shows_on_an_open_task_page_that_polls(browser: Any, quiet_site: Any) -> None:
+def test_a_comment_by_someone_else_shows_on_an_open_task_page_that_polls(module_browser: Any,
+                                                                         quiet_site: Any) -> None:
     app, base = quiet_site
     process = hello("Comment on me")
     task = approve_of(process)
     app.config["WEBFLOW_LIVE_POLL_SECONDS"] = 0.3  # no Redis: the page polls, this often
     try:
-        alice = on_phone(browser, base, "alice")
+        alice = on_phone(module_browser, base, "alice")
         alice.goto(f"{base}/flows/hello_world/{process.id}/approve/{task.id}/")
         alice.wait_for_selector("body[data-live-feed=polling]")
         alice.evaluate("window.stayedOnPage = true")
@@ -217,15 +219,15 @@ def seed_running_text() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def demo_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """The demo flows and users, with the pages of ``seed_running_text``."""
+    """The demo flows and users, with the pages of ``seed_running_text``. Its app context is
+    left once the pages are seeded: the other tests' app (``quiet_site``) stays the current one."""
     tmp = tmp_path_factory.mktemp("demo")
     app = make_test_app(f"sqlite:///{tmp / 'demo.sqlite'}", None, {}, "", SERVER_NAME=None)
     with in_app_context(app):
         load_demo()
         urls = seed_running_text()
-        db.session.remove()
-        with serving(app) as base:
-            yield base, urls
+    with serving(app) as base:
+        yield base, urls
 
 
 def small_or_overlapping(page: Any) -> list[str]:
@@ -313,11 +315,11 @@ def assert_whole(page: Any, selector: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["taken", "canceled", "done"])
-def test_the_task_page_says_what_happened_meanwhile_whole_on_a_phone(browser: Any, quiet_site: Any,
+def test_the_task_page_says_what_happened_meanwhile_whole_on_a_phone(module_browser: Any, quiet_site: Any,
                                                                      kind: str) -> None:
     _, base = quiet_site
     task = approve_of(hello(f"Taken, canceled or done: {kind}"))
-    bob = on_phone(browser, base, "bob")
+    bob = on_phone(module_browser, base, "bob")
     bob.goto(base + task_path(task))
     bob.evaluate("window.stayedOnPage = true")
     meanwhile(kind, task)
@@ -328,11 +330,12 @@ def test_the_task_page_says_what_happened_meanwhile_whole_on_a_phone(browser: An
     bob.context.close()
 
 
-def test_a_managers_refusal_with_the_engines_reason_is_whole_on_a_phone(browser: Any, quiet_site: Any) -> None:
+def test_a_managers_refusal_with_the_engines_reason_is_whole_on_a_phone(module_browser: Any,
+                                                                        quiet_site: Any) -> None:
     """A manager reads the engine's reason beside the words: the longest refusal."""
     _, base = quiet_site
     task = approve_of(hello("Done before the manager cancels it"))
-    manager = on_phone(browser, base, "manager")
+    manager = on_phone(module_browser, base, "manager")
     manager.goto(base + task_path(task))
     meanwhile("done", task)
     manager.click("#task-status a:has-text('Cancel this task')")  # htmx asks first: accepted
@@ -342,10 +345,11 @@ def test_a_managers_refusal_with_the_engines_reason_is_whole_on_a_phone(browser:
     manager.context.close()
 
 
-def test_the_queue_says_what_happened_to_each_task_whole_on_a_phone(browser: Any, quiet_site: Any) -> None:
+def test_the_queue_says_what_happened_to_each_task_whole_on_a_phone(module_browser: Any,
+                                                                    quiet_site: Any) -> None:
     _, base = quiet_site
     tasks = {kind: approve_of(hello(f"In the queue, then {kind}")) for kind in QUEUE_WORDS}
-    bob = on_phone(browser, base, "bob")
+    bob = on_phone(module_browser, base, "bob")
     bob.goto(f"{base}/queue/")
     for kind, task in tasks.items():
         bob.check(f"#task-list input[name=task_id][value='{task.id}']")
