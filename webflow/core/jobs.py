@@ -14,6 +14,7 @@ retried like any failure), nothing is overwritten unseen.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import random
 import time
@@ -123,6 +124,65 @@ def _show(value: Any) -> str:
     return "nothing" if value is _MISSING else repr(value)[:80]
 
 
+def storable_text(text: str) -> str:
+    """``text`` as both databases store it: NUL (which PostgreSQL refuses in text) and
+    lone surrogates (which no UTF-8 encoder takes, e.g. bytes decoded with
+    ``surrogateescape``) written out as escapes. An exception's message is the job
+    author's, and becomes the task's ``comments``: before, such a message made the commit
+    of the attempt's end fail, and the task stayed STARTED."""
+    text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a character that is not UTF-8 ({exc.object[exc.start:exc.end]!r})"
+    return None
+
+
+def json_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be kept in process.data or task.data on both databases (JSON
+    without NaN or Infinity, no NUL character, UTF-8 text only), or None when it can."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return str(exc)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            problem = _text_problem(item)
+            if problem is not None:
+                return f"{problem} in {item[:40]!r}"
+        elif isinstance(item, dict):
+            stack.extend(key for key in item if isinstance(key, str))
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def patch_problem(what: str, patch: dict[str, tuple[Any, Any]]) -> str | None:
+    """Why the job's patch cannot be stored, or None. Checked before the attempt is
+    finished: a value JSON cannot hold (a datetime, a Decimal, a set, NaN), returned or
+    written into ``process.data``, failed the commit that finishes the task, so the task
+    stayed STARTED (without Redis for good; with RQ until the reconciler found the failed
+    job). Now it fails the attempt like an exception of the job, with this reason."""
+    for key, (_old, new) in sorted(patch.items(), key=lambda item: repr(item[0])):
+        if not isinstance(key, str):
+            return f"{what} keys must be strings, the job wrote the key {key!r}"
+        if new is _MISSING:
+            continue
+        problem = json_problem(new)
+        if problem is not None:
+            return f"the job wrote {what}[{key!r}] that cannot be stored as JSON: {problem}"
+    return None
+
+
 def run_job(task_id: int, session: Session | None = None, token: str | None = None) -> str:
     """Run one delivery of a job task: start under the lock, run outside it, finish under it.
 
@@ -142,20 +202,44 @@ def run_job(task_id: int, session: Session | None = None, token: str | None = No
         read = copy.deepcopy(dict(process.data or {}))
         read_task = copy.deepcopy(dict(task.data or {}))
         patches: tuple[dict[str, tuple[Any, Any]], dict[str, tuple[Any, Any]]] = ({}, {})
+        failure: str | None = None
         try:
             returned = node._func(activation)
             patches = (data_patch(read, process.data, returned), data_patch(read_task, task.data))
+            failure = (patch_problem("process.data", patches[0])
+                       or patch_problem("task.data", patches[1]))
             # What the function wrote to the process and task rows outside the lock is
             # dropped here and applied as the patch above; its other writes are kept.
             session.expire(process)
             session.expire(task)
             session.commit()
-            failure = None
         except Exception:
             session.rollback()
             failure = traceback.format_exc()
+        if failure is not None:
             log.warning("job task %s failed:\n%s", task_id, failure)
-        return with_db_retry(session, lambda: _finish(session, task_id, token, patches, failure))
+        try:
+            return with_db_retry(session, lambda: _finish(session, task_id, token, patches, failure))
+        except Exception as exc:
+            if isinstance(exc, FlowLockFailed) or is_unreachable(exc):
+                raise  # the database is away: the attempt is left to the reconciler
+            # Finishing failed for a reason that trying again will not cure (what came after
+            # the job wrote something the database refuses, say). Before, the exception left
+            # the task STARTED: for good without Redis, and with RQ until the reconciler
+            # took the failed job for lost. The attempt ends here instead, with the reason.
+            session.rollback()
+            reason = f"finishing the job failed:\n{traceback.format_exc()}"
+            log.warning("job task %s: %s", task_id, reason)
+            return with_db_retry(session, lambda: _end_attempt(session, task_id, token, reason))
+
+
+def _end_attempt(session: Session, task_id: int, token: str | None, reason: str) -> str:
+    """End the attempt of delivery ``token`` without its result (if it is still current)."""
+    with unit_of_work(session) as uow:
+        task = _lock_task(session, uow, task_id)
+        if task is None or task.status != STATUS.STARTED or task.external_task_id != token:
+            return "discarded: the task moved on while it finished"
+        return str(task.activate().end_attempt(reason))
 
 
 def _lock_task(session: Session, uow: UnitOfWork, task_id: int) -> Task | None:

@@ -10,6 +10,7 @@ from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..flow import Node
 from ..fsm import transition
+from ..jobs import storable_text
 from ..models import utcnow
 from ..permissions import managing
 from ..status import STATUS
@@ -92,7 +93,9 @@ class AbstractJobActivation(Activation):
     @transition(source=STATUS.STARTED, target=STATUS.ERROR)
     def error(self, comments: str = "") -> None:
         """The job failed: keep the traceback."""
-        self.task.comments = comments
+        # The job's own exception text may hold NUL or lone surrogates, which the commit
+        # would refuse (the task then stayed STARTED): kept as escapes.
+        self.task.comments = storable_text(comments)
         self.set_status(STATUS.ERROR)
         self.send(signals.task_failed)
 
@@ -104,7 +107,7 @@ class AbstractJobActivation(Activation):
         From ERROR (an administrator) this gives the job one more attempt. ``enqueue=False``
         keeps the job id: the delivery that carries it runs the job (``restart(delivery)``)."""
         if reason is not None:
-            self.task.comments = reason
+            self.task.comments = storable_text(reason)  # see error()
         self.set_status(STATUS.SCHEDULED)
         if enqueue:
             self.task.external_task_id = self.next_job_id()
