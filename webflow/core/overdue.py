@@ -12,6 +12,7 @@ at all.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
@@ -23,6 +24,8 @@ from . import signals
 from .context import get_session
 from .models import OWNED_DUE_ROWS, OverdueNotice, Task, utcnow
 from .transaction import unit_of_work
+
+log = logging.getLogger(__name__)
 
 #: Overdue tasks noticed per transaction.
 BATCH = 100
@@ -57,11 +60,23 @@ def notice_overdue_tasks(now: datetime | None = None, session: Session | None = 
                 query = query.where(Task.id.not_in(sorted(passed)))
             rows = [(row[0], row[1]) for row in session.execute(query)]
             for task_id, due in rows:
-                if _claim(session, task_id, due, now):
-                    _send(session, task_id, due)
+                try:
+                    # One savepoint per task: a receiver that raises takes back its own
+                    # task's notice and rows only. Before, it rolled back the whole batch,
+                    # and since that task stays first in line (soonest due), no overdue
+                    # task was ever noticed again, and fire_due_timers raised every round.
+                    with session.begin_nested():
+                        claimed = _claim(session, task_id, due, now)
+                        if claimed:
+                            _send(session, task_id, due)
+                except Exception:
+                    log.exception("overdue task %s: a task_overdue receiver failed; "
+                                  "the next round tries it again", task_id)
+                    claimed = False
+                if claimed:
                     noticed += 1
                 else:
-                    passed.add(task_id)  # another caller noticed it a moment ago
+                    passed.add(task_id)  # another caller noticed it a moment ago, or it failed
         if len(rows) < BATCH or (deadline is not None and time.monotonic() >= deadline):
             return noticed
 

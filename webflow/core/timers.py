@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from .activation import record_event
 from .context import Context, get_session
 from .exceptions import FlowLockFailed, TransitionNotAllowed
+from .jobs import storable_text
 from .models import TIMER_TYPES, Task, utcnow
 from .nodes.timer import aware_utc
 from .overdue import notice_overdue_tasks
@@ -76,6 +78,20 @@ def fire_timer(session: Session, task_id: int, now: datetime | None = None,
     return True
 
 
+def fail_timer(session: Session, task_id: int, process_id: int, reason: str) -> bool:
+    """Store a waiting timer as ERROR with ``reason`` (its firing could not be committed);
+    True if it was still waiting. It goes through the timer's own ``fire`` (SCHEDULED ->
+    ERROR, as when what comes after it fails), so a manager retries it from the admin page."""
+    with unit_of_work(session, process_id):
+        task = session.get(Task, task_id, populate_existing=True)
+        if task is None or task.status != STATUS.SCHEDULED or task.flow_task_type not in TIMER_TYPES:
+            return False
+        activation = task.activate()
+        activation.failed_firing = storable_text(reason)  # type: ignore[attr-defined]
+        activation.fire()
+    return True
+
+
 def fire_due_timers(now: datetime | None = None, session: Session | None = None,
                     max_seconds: float | None = None) -> int:
     """Fire every timer due at ``now`` (an aware datetime; default: the current time) and
@@ -117,11 +133,30 @@ def _fire_timers(now: datetime, session: Session, max_seconds: float | None) -> 
                 except FlowLockFailed:
                     log.warning("timer task %s: its process is busy; the next round fires it", task_id)
                     done = False
+                except Exception:
+                    # The firing failed where no node's guard catches it: at the commit (what
+                    # came after the timer wrote a value the database refuses, or a traceback
+                    # with a NUL in it). Before, the exception ended the whole call, and as
+                    # this timer stays due and first in line, no timer fired ever again. Now
+                    # the timer is stored as ERROR (a manager retries it) and the rest fire.
+                    session.rollback()
+                    reason = traceback.format_exc()
+                    log.error("timer task %s could not be fired:\n%s", task_id, reason)
+                    done = _fail_safely(session, task_id, process_id, reason)
                 fired += done
                 if not done:
                     passed.add(task_id)
             if len(batch) < BATCH:
                 return fired
+
+
+def _fail_safely(session: Session, task_id: int, process_id: int, reason: str) -> bool:
+    try:
+        return fail_timer(session, task_id, process_id, f"firing the timer failed:\n{reason}")
+    except Exception:
+        session.rollback()
+        log.exception("timer task %s could not be stored as failed either", task_id)
+        return False
 
 
 def change_due(task: Task, due: datetime | None, priority: int | None = None) -> None:

@@ -133,8 +133,14 @@ class AbstractTimerActivation(Activation):
         note_on_event(self.task, "reschedule",
                       f"due {aware_utc(before).isoformat() if before else '-'} -> {self.task.due.isoformat()}")
 
+    #: Set by ``core.timers.fail_timer``: the firing's commit failed; ``fire`` then stores
+    #: ERROR with this reason instead of going on.
+    failed_firing: str | None = None
+
     def _fire(self) -> None:
         with self.exception_guard():
+            if self.failed_firing is not None:
+                raise FlowRuntimeError(self.failed_firing)
             # First, while this timer is still open: canceling the view task then never
             # leaves the process without an unfinished task, even for a moment.
             self.on_fire()
