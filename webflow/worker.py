@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from typing import Any
 
@@ -44,6 +45,22 @@ class AppWorker(HerokuWorker):
         super().request_stop(signum, frame)
     parent_pid = 0
     timers_fired_at = float("-inf")
+    #: True while the parent watches a running job (see ``heartbeat``).
+    monitoring = False
+    timer_thread: threading.Thread | None = None
+
+    def subscribe(self) -> None:
+        """RQ's own, with a pubsub thread that looks for the stop every second (RQ: 60 s).
+
+        redis-py's ``stop()`` joins that thread without a timeout, and the thread, once it
+        has read the reply to RQ's UNSUBSCRIBE, waits ``sleep_time`` for a subscription
+        that never comes: about one teardown in three (a burst worker's exit, a stop, the
+        fresh worker after a lost Redis) hung for a minute."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def main_work_horse(self, job, queue):  # type: ignore[no-untyped-def]
         # The forked horse must not reuse the parent's pooled database connections.
@@ -103,10 +120,34 @@ class AppWorker(HerokuWorker):
         # timers on that beat (in the parent only, never in a work horse).
         super().heartbeat(*args, **kwargs)
         interval = float(self.app.config["WEBFLOW_TIMER_INTERVAL"])
-        if os.getpid() == self.parent_pid and time.monotonic() - self.timers_fired_at >= interval:
-            self.timers_fired_at = time.monotonic()
-            # Bounded, so the beat (and a running job's heartbeat) is never late for long.
+        if os.getpid() != self.parent_pid or time.monotonic() - self.timers_fired_at < interval:
+            return
+        if self.timer_thread is not None and self.timer_thread.is_alive():
+            return  # the last round still fires
+        self.timers_fired_at = time.monotonic()
+        if not self.monitoring:
+            # Idle: no job's heartbeat waits for this. Bounded, so the beat is not late for long.
             fire_in_app(self.app, max_seconds=TIMER_BUDGET)
+            return
+        # While a job runs, the job's heartbeat is sent from this very beat. The budget is
+        # only checked between timers: one slow timer (a slow step after it) held the beat
+        # back past WEBFLOW_JOB_LOST_SECONDS, another worker's reconciler took the job for
+        # lost and it ran twice. So the round runs on a thread of its own; it is joined
+        # before the job's monitoring ends (no thread is left when RQ forks again).
+        self.timer_thread = threading.Thread(target=fire_in_app, args=(self.app,),
+                                             kwargs={"max_seconds": TIMER_BUDGET},
+                                             name="webflow-timers", daemon=True)
+        self.timer_thread.start()
+
+    def monitor_work_horse(self, job, queue, execution):  # type: ignore[no-untyped-def]
+        self.monitoring = True
+        try:
+            return super().monitor_work_horse(job, queue, execution)
+        finally:
+            self.monitoring = False
+            if self.timer_thread is not None:
+                self.timer_thread.join()  # before RQ forks a horse or a scheduler again
+                self.timer_thread = None
 
 
 def build_worker(app: Flask, queues: list[str]) -> AppWorker:
