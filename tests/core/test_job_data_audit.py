@@ -85,7 +85,12 @@ def _nested_in_place(activation: Any) -> Any:
     activation.task.data.setdefault("seen", []).append("x")
 
 
+def _exit(activation: Any) -> Any:
+    raise SystemExit(3)  # a library calling sys.exit()
+
+
 BEHAVIOURS = {
+    "exit": _exit,
     "raise_nul": _raise_nul,
     "raise_surrogate": _raise_surrogate,
     "nested": _nested_in_place,
@@ -163,3 +168,10 @@ def test_json_problem_and_storable_text():
     assert "not UTF-8" in (json_problem(["\udce9"]) or "")
     assert "Out of range float" in (json_problem(math.inf) or "")
     assert storable_text("a\x00b\udce9") == "a\\x00b\\udce9"
+
+
+def test_a_job_that_calls_sys_exit_fails_its_attempt(session):
+    process = AuditJobFlow.start.run(how="exit")  # raised SystemExit out of run() before
+    task = job_of(session, process)
+    assert task.status == STATUS.ERROR and task.attempts == 2
+    assert "SystemExit: 3" in task.comments

@@ -213,7 +213,10 @@ def run_job(task_id: int, session: Session | None = None, token: str | None = No
             session.expire(process)
             session.expire(task)
             session.commit()
-        except Exception:
+        except (Exception, SystemExit):
+            # SystemExit too (a library calling sys.exit()): the attempt failed. Before, it
+            # left run_job with the task STARTED: for good on a thread without Redis, inline
+            # out of the caller that had committed, with RQ until the reconciler came by.
             session.rollback()
             failure = traceback.format_exc()
         if failure is not None:
