@@ -18,7 +18,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Flow, flow, this
-from webflow.core.jobs import json_problem, run_job, storable_text
+from webflow.core import signals
+from webflow.core.exceptions import storable_text
+from webflow.core.jobs import run_job
+from webflow.core.json_data import unstorable
 from webflow.models import Process, Task
 
 
@@ -143,16 +146,36 @@ def test_an_exception_text_the_database_cannot_store_is_kept_escaped(session, ho
     assert f"RuntimeError: {shown}" in task.comments
 
 
-def test_a_commit_that_fails_after_the_job_ends_the_attempt_instead_of_leaving_it_started(session):
-    process = AuditJobFlow.start.run(how="nested", order={"total": 1}, items=[1],
-                                     after_fails_oddly=True)
+def test_a_failure_while_finishing_ends_the_attempt_instead_of_leaving_it_started(session):
+    """What runs as the job's attempt finishes fails for a reason another try will not cure
+    (here a receiver of the job's ``task_finished``): the attempt ends with the traceback,
+    the retry's attempt too, and the task is in ERROR, not STARTED."""
+    def refuse(sender: Any, task: Task, **kwargs: Any) -> None:
+        if task.node_name == "work":
+            raise RuntimeError("a receiver refused the job's end")
+
+    signals.task_finished.connect(refuse)
+    try:
+        process = AuditJobFlow.start.run(how="nested", order={"total": 1}, items=[1])
+    finally:
+        signals.task_finished.disconnect(refuse)
     task = job_of(session, process)
     assert task.status == STATUS.ERROR and task.attempts == 2
-    assert "finishing the job failed" in task.comments and "UnicodeEncodeError" in task.comments
+    assert "finishing the job failed" in task.comments and "a receiver refused" in task.comments
     assert session.scalars(sa.select(Task.node_name).where(Task.process_id == process.id)).all() == \
         ["start", "work"]
     # Delivered once more with its (now stale) job id: nothing happens.
     assert run_job(task.id, token=task.external_task_id).startswith("skipped: task is ERROR")
+
+
+def test_a_handler_after_the_job_failing_with_text_no_database_takes_is_stored(session):
+    """The handler after the job raises with a lone surrogate in its message: its ERROR is
+    stored with the character written out, and the job is DONE."""
+    process = AuditJobFlow.start.run(how="nested", order={"total": 1}, items=[1], after_fails_oddly=True)
+    assert job_of(session, process).status == STATUS.DONE
+    after = session.scalars(sa.select(Task).where(Task.process_id == process.id,
+                                                  Task.node_name == "after")).one()
+    assert after.status == STATUS.ERROR and "caf\\udce9" in after.comments
 
 
 def test_nested_in_place_writes_of_a_job_are_kept(session):
@@ -162,11 +185,11 @@ def test_nested_in_place_writes_of_a_job_are_kept(session):
     assert job_of(session, process).data == {"seen": ["x"]}
 
 
-def test_json_problem_and_storable_text():
-    assert json_problem({"a": [1, "x", {"b": None, "c": 1.5}]}) is None
-    assert "NUL" in (json_problem({"k\x00": 1}) or "")
-    assert "not UTF-8" in (json_problem(["\udce9"]) or "")
-    assert "Out of range float" in (json_problem(math.inf) or "")
+def test_unstorable_and_storable_text():
+    assert unstorable({"a": [1, "x", {"b": None, "c": 1.5}]}) is None
+    assert "NUL" in (unstorable({"k\x00": 1}) or "")
+    assert "not UTF-8" in (unstorable(["\udce9"]) or "")
+    assert "not a JSON number" in (unstorable(math.inf) or "")
     assert storable_text("a\x00b\udce9") == "a\\x00b\\udce9"
 
 

@@ -50,7 +50,9 @@ class PoisonFlow(Flow):
         if data.get("poison") == "raise":
             raise RuntimeError(ODD)  # the handler's traceback: no database stores it
         if data.get("poison") == "write":
-            data["name"] = ODD  # SQLite keeps it (escaped in JSON), PostgreSQL refuses it
+            data["name"] = ODD  # PostgreSQL would refuse it: refused on this line
+        if data.get("poison") == "summary":
+            activation.process.summary = "a\x00b"  # a text column: PostgreSQL refuses it at the commit
         data["ran"] = True
 
 
@@ -67,8 +69,21 @@ def stored_as_failed(session: Session, process: Process, expected: str) -> None:
     assert events[-2:] == ["fire", "error"]
 
 
-@pytest.mark.parametrize("poison", ["raise", "write", "flow gone"])
+def after_task(session: Session, process: Process) -> Task:
+    session.expire_all()
+    return session.scalars(sa.select(Task).where(Task.process_id == process.id,
+                                                 Task.node_name == "after")).one()
+
+
+@pytest.mark.parametrize("poison", ["raise", "write", "receiver", "summary", "flow gone"])
 def test_a_timer_whose_firing_cannot_be_committed_does_not_stop_the_others(session, poison):
+    """One due timer is poisoned; the others fire in the same call, and the poisoned one
+    ends where a manager can act. What the handler after it leaves that no database
+    stores is the handler's failure (its text written out, or refused where it is
+    written); a receiver of the timer's end that refuses it fails the timer (its own
+    guard); a firing whose commit fails (text PostgreSQL refuses in a column the node
+    wrote) stores the timer as ERROR through its own fire; a timer whose flow is gone is
+    left."""
     bad = PoisonFlow.start.run(minutes=1, poison=poison)  # due first
     good = [PoisonFlow.start.run(minutes=2 + i) for i in range(3)]
     if poison == "flow gone":  # its flow's class can no longer be imported
@@ -78,16 +93,33 @@ def test_a_timer_whose_firing_cannot_be_committed_does_not_stop_the_others(sessi
     later = datetime.now(UTC) + timedelta(hours=1)
     postgresql = session.get_bind().dialect.name == "postgresql"
 
-    fired = fire_due_timers(now=later)  # raised before the fix, and fired nothing
+    def refuse(sender: Any, task: Task, **kwargs: Any) -> None:
+        if task.node_name == "wait" and task.process_id == bad.id:
+            raise RuntimeError("a receiver refused the timer's end")
+
+    if poison == "receiver":
+        signals.task_finished.connect(refuse)
+    try:
+        fired = fire_due_timers(now=later)  # raised before the fix, and fired nothing
+    finally:
+        signals.task_finished.disconnect(refuse)
     assert [waiting(session, p).status for p in good] == [STATUS.DONE] * 3
     assert all(session.get(Process, p.id).data["ran"] for p in good)
     if poison == "raise":
-        assert fired == 4
-        stored_as_failed(session, bad, "UnicodeEncodeError")
-    elif poison == "write" and postgresql:
+        assert fired == 4 and waiting(session, bad).status == STATUS.DONE
+        after = after_task(session, bad)
+        assert after.status == STATUS.ERROR and "caf\\udce9" in after.comments
+    elif poison == "write":  # refused where it is written, on both databases
+        assert fired == 4 and waiting(session, bad).status == STATUS.DONE
+        after = after_task(session, bad)
+        assert after.status == STATUS.ERROR and "cannot hold a character that is not UTF-8" in after.comments
+    elif poison == "receiver":
+        assert fired == 4 and waiting(session, bad).status == STATUS.ERROR
+        assert "a receiver refused the timer's end" in waiting(session, bad).comments
+    elif poison == "summary" and postgresql:
         assert fired == 4
         stored_as_failed(session, bad, "DataError")
-    elif poison == "write":  # SQLite stores it: the flow went on
+    elif poison == "summary":  # SQLite stores it: the flow went on
         assert fired == 4 and waiting(session, bad).status == STATUS.DONE
     else:  # nothing can be done with it: left waiting (and logged), the others fire
         assert fired == 3 and waiting(session, bad).status == STATUS.SCHEDULED

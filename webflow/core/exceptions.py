@@ -29,8 +29,14 @@ class InputRejected(FlowRuntimeError, ValueError):
     """What a person typed cannot be stored (empty, too long, a NUL byte); nothing was."""
 
 
+def storable_text(text: str) -> str:
+    """``text`` as both databases store it: the NUL character (which PostgreSQL refuses in
+    text) and lone surrogates (which no UTF-8 encoder takes, e.g. bytes decoded with
+    ``surrogateescape``) written out as escapes. For text a node's author does not control
+    (an exception's message): storing why something failed must not fail the transaction."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def failure_text() -> str:
-    """The exception being handled, with its traceback, as text a row can store: a NUL
-    character in its message (PostgreSQL refuses NUL in text columns, and storing why a
-    node failed must not fail the transaction) is written as ``\\x00``."""
-    return traceback.format_exc().replace("\x00", "\\x00")
+    """The exception being handled, with its traceback, as text a row can store."""
+    return storable_text(traceback.format_exc())

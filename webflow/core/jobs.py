@@ -14,18 +14,17 @@ retried like any failure), nothing is overwritten unseen.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import random
 import time
-import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from .context import Context, get_session
-from .exceptions import FlowLockFailed, StaleData
+from .exceptions import FlowLockFailed, StaleData, failure_text
+from .json_data import unstorable
 from .models import Task
 from .status import STATUS
 from .transaction import UnitOfWork, is_unreachable, unit_of_work
@@ -124,48 +123,6 @@ def _show(value: Any) -> str:
     return "nothing" if value is _MISSING else repr(value)[:80]
 
 
-def storable_text(text: str) -> str:
-    """``text`` as both databases store it: NUL (which PostgreSQL refuses in text) and
-    lone surrogates (which no UTF-8 encoder takes, e.g. bytes decoded with
-    ``surrogateescape``) written out as escapes. An exception's message is the job
-    author's, and becomes the task's ``comments``: before, such a message made the commit
-    of the attempt's end fail, and the task stayed STARTED."""
-    text = text.replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
-def _text_problem(text: str) -> str | None:
-    if "\x00" in text:
-        return "a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"a character that is not UTF-8 ({exc.object[exc.start:exc.end]!r})"
-    return None
-
-
-def json_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be kept in process.data or task.data on both databases (JSON
-    without NaN or Infinity, no NUL character, UTF-8 text only), or None when it can."""
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        return str(exc)
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            problem = _text_problem(item)
-            if problem is not None:
-                return f"{problem} in {item[:40]!r}"
-        elif isinstance(item, dict):
-            stack.extend(key for key in item if isinstance(key, str))
-            stack.extend(item.values())
-        elif isinstance(item, list | tuple):
-            stack.extend(item)
-    return None
-
-
 def patch_problem(what: str, patch: dict[str, tuple[Any, Any]]) -> str | None:
     """Why the job's patch cannot be stored, or None. Checked before the attempt is
     finished: a value JSON cannot hold (a datetime, a Decimal, a set, NaN), returned or
@@ -177,7 +134,7 @@ def patch_problem(what: str, patch: dict[str, tuple[Any, Any]]) -> str | None:
             return f"{what} keys must be strings, the job wrote the key {key!r}"
         if new is _MISSING:
             continue
-        problem = json_problem(new)
+        problem = unstorable(new)
         if problem is not None:
             return f"the job wrote {what}[{key!r}] that cannot be stored as JSON: {problem}"
     return None
@@ -218,7 +175,7 @@ def run_job(task_id: int, session: Session | None = None, token: str | None = No
             # left run_job with the task STARTED: for good on a thread without Redis, inline
             # out of the caller that had committed, with RQ until the reconciler came by.
             session.rollback()
-            failure = traceback.format_exc()
+            failure = failure_text()
         if failure is not None:
             log.warning("job task %s failed:\n%s", task_id, failure)
         try:
@@ -231,7 +188,7 @@ def run_job(task_id: int, session: Session | None = None, token: str | None = No
             # the task STARTED: for good without Redis, and with RQ until the reconciler
             # took the failed job for lost. The attempt ends here instead, with the reason.
             session.rollback()
-            reason = f"finishing the job failed:\n{traceback.format_exc()}"
+            reason = f"finishing the job failed:\n{failure_text()}"
             log.warning("job task %s: %s", task_id, reason)
             return with_db_retry(session, lambda: _end_attempt(session, task_id, token, reason))
 

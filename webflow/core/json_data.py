@@ -28,13 +28,13 @@ from .exceptions import InputRejected
 def unstorable(value: Any) -> str | None:
     """Why ``value`` cannot be stored as JSON the same way on both databases, or None:
     something that is not JSON (a datetime, a set, an object), a key that is not a string
-    (JSON would hand it back as one), the NUL character (PostgreSQL refuses it in text),
-    NaN or an infinity (not JSON; PostgreSQL refuses them). Tracked values inside were
+    (JSON would hand it back as one), text that cannot be stored (``text_problem``), NaN or
+    an infinity (not JSON; PostgreSQL refuses them). Tracked values inside were
     checked when they went in (or loaded as stored) and are not walked again."""
     if value is None or isinstance(value, bool | int | _Tracked | DataDict):
         return None
     if isinstance(value, str):
-        return "the NUL character (\\x00)" if "\x00" in value else None
+        return text_problem(value)
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{value!r}, which is not a JSON number"
     if isinstance(value, dict):
@@ -52,6 +52,19 @@ def unstorable(value: Any) -> str | None:
                 return why
         return None
     return f"a {type(value).__name__}, which is not JSON (store a string, number, list or dict)"
+
+
+def text_problem(text: str) -> str | None:
+    """Why a string cannot be stored as text on both databases, or None: the NUL
+    character (PostgreSQL refuses it), or a lone surrogate (no UTF-8 encoder takes it;
+    bytes decoded with ``surrogateescape`` hold them)."""
+    if "\x00" in text:
+        return "the NUL character (\\x00)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"a character that is not UTF-8 ({exc.object[exc.start:exc.end]!r})"
+    return None
 
 
 def check_storable(value: Any, where: str = "data") -> None:

@@ -23,8 +23,7 @@ from sqlalchemy.orm import Session
 
 from .activation import record_event
 from .context import Context, get_session
-from .exceptions import FlowLockFailed, TransitionNotAllowed
-from .jobs import storable_text
+from .exceptions import FlowLockFailed, TransitionNotAllowed, storable_text
 from .models import TIMER_TYPES, Task, utcnow
 from .nodes.timer import aware_utc
 from .overdue import notice_overdue_tasks

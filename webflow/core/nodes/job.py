@@ -8,9 +8,9 @@ from typing import Any
 
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
+from ..exceptions import storable_text
 from ..flow import Node
 from ..fsm import transition
-from ..jobs import storable_text
 from ..models import utcnow
 from ..permissions import managing
 from ..status import STATUS
