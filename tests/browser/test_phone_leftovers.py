@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from app_support import in_app_context, make_test_app, serving
 from flask import Flask
-from screens import overflow, wait_until
+from screens import log_in, overflow, wait_until
 
 from webflow import Context, db
 from webflow.core.comments import post_comment
@@ -60,13 +60,7 @@ def approve_of(process: Process) -> Task:
 
 def on_phone(browser: Any, base: str, name: str, password: str = PASSWORD) -> Any:
     """A 390 px page logged in as ``name`` (through the login form); dialogs are accepted."""
-    context = browser.new_context(viewport=PHONE)
-    page = context.new_page()
-    page.goto(f"{base}/login")
-    page.fill("input[name=username]", name)
-    page.fill("input[name=password]", password)
-    page.click("form.wf-form button[type=submit]")
-    page.wait_for_url(f"{base}/inbox/")
+    page = log_in(browser.new_context(viewport=PHONE), base, name, password)
     page.on("dialog", lambda dialog: dialog.accept())  # htmx's hx-confirm
     return page
 
