@@ -181,7 +181,7 @@ def assert_sound(session: Session, flow_class: type[Flow], process_id: int) -> P
         return process
     # An undone join (NEW) with nothing unfinished in its region will not be reached again.
     dead_joins = [t for t in unfinished if t.flow_task_type == "JOIN" and t.status == STATUS.NEW
-                  and not any(o.status not in FINISHED and o.token.startswith(t.token + "/") for o in tasks)]
+                  and not any(o.status not in FINISHED and tokens.inside(o.token, t.token) for o in tasks)]
     if len(dead_joins) == len(unfinished):
         assert process.stalled is not None and process.id in stalled, f"stranded, not stalled: {where}"
         return process

@@ -135,3 +135,47 @@ def test_activate_next_of_a_job_into_a_waiting_join_is_refused_not_a_500(db_url)
         assert htmx.status_code == 409
         assert "its next tasks already exist" in htmx.get_data(as_text=True)  # shown in the page
         assert snapshot(process) == before
+
+
+class TwoReviewsFlow(Flow):
+    """Two reviews
+
+    Two people review in parallel, then a third looks."""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.a).Next(this.b)
+    a = flow.View().Permission(auto_create=True).Next(this.join)
+    b = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.c)
+    c = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_a_process_stalled_at_an_undone_join_is_listed_with_its_repair(db_url) -> None:  # type: ignore[no-untyped-def]
+    """Both reviews reached the join, the manager canceled the task after it and undid the
+    join: /admin/ lists the process with the undo as its reason, its page tells a manager
+    to cancel the join then undo a branch, and someone who only sees it to ask a manager."""
+    app = make_test_app(db_url, [TwoReviewsFlow], {"boss": ["two_reviews.manage"],
+                                                   "vera": ["two_reviews.view"]}, PASSWORD)
+    with in_app_context(app):
+        boss_user = user("boss")
+        process = TwoReviewsFlow.start.run()
+        for node in ("a", "b"):  # from code (trusted): the reviews are not the point here
+            activation = task_of(process, node).activate()
+            activation.assign(boss_user)
+            activation.prepare(data={}, user=boss_user)
+            activation.done()
+        with Context(user=boss_user):
+            task_of(process, "c").activate().cancel()
+            join = task_of(process, "join")
+            join.activate().undo()
+        db.session.commit()
+        boss, vera = AuthActions(app).enter_as("boss"), AuthActions(app).enter_as("vera")
+        admin = boss.get("/admin/").get_data(as_text=True)
+        row = admin[admin.index('id="stalled"'):admin.index('id="stuck"')]
+        assert f"Two reviews #{process.id}" in row and f"#{join.id}" in row and "(undone)" in row
+        page = " ".join(boss.get(f"/flows/two_reviews/{process.id}/").get_data(as_text=True).split())
+        assert "This process is stalled" in page and f"#{join.id} was undone by boss" in page
+        assert "nothing will reach it again" in page and "cancel it, then undo a branch before it" in page
+        seen = " ".join(vera.get(f"/flows/two_reviews/{process.id}/").get_data(as_text=True).split())
+        assert "This process is stalled" in seen and "A manager of this flow can repair it." in seen

@@ -191,7 +191,7 @@ def poll() -> Any:
     if not changed:
         return _not_modified(etag)
     raw = seen[0].partition("-")[2]  # the newest comment the page had seen (0: none yet)
-    seen_comments = int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 19 else None
+    seen_comments = 0 if raw == "0" else parse_id(raw)
     comments = {f"task-{task_id}": comment for task_id, comment in newest.items()}
     events = []
     for name in changed:

@@ -107,15 +107,14 @@ def _may_move(task: Any, tasks: list[Any]) -> bool:
         return False
     if not _undone_join(task):
         return True
-    region = task.token + "/"
-    return any(t.status not in FINISHED and t.token.startswith(region) for t in tasks)
+    return any(t.status not in FINISHED and tokens.inside(t.token, task.token) for t in tasks)
 
 
 def _fire_released_joins(session: Session, process: Process, finished: Task) -> None:
     """Complete the waiting joins of the regions the finished task was part of."""
     waiting = as_tasks(session, [t for t in process_tasks(session, process)
                                  if t.flow_task_type == "JOIN" and t.status == STATUS.STARTED
-                                 and finished.token.startswith(t.token + "/")])
+                                 and tokens.inside(finished.token, t.token)])
     # A join reads what reached it from task_link and adds the links not written yet
     # (JoinActivation._previous): nothing to write first.
     for join_task in sorted(waiting, key=lambda t: -len(t.token)):  # inner joins first

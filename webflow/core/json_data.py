@@ -124,8 +124,21 @@ class _Tracked:
         return plain(self)
 
 
+class _DictWrites:
+    """The writes a tracked dict and the root make the same way: through ``__setitem__``
+    and ``update``, which check, adopt and tell."""
 
-class TrackedDict(_Tracked, dict):  # type: ignore[type-arg]
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:  # type: ignore[operator]
+            self[key] = default  # type: ignore[index]
+        return self[key]  # type: ignore[index]
+
+    def __ior__(self, other: Any) -> Any:
+        self.update(other)  # type: ignore[attr-defined]
+        return self
+
+
+class TrackedDict(_DictWrites, _Tracked, dict):  # type: ignore[type-arg]
     def __init__(self, value: Any = (), /) -> None:
         dict.__init__(self, value)
         self._owners = {}
@@ -144,19 +157,10 @@ class TrackedDict(_Tracked, dict):  # type: ignore[type-arg]
         dict.__delitem__(self, key)
         self._changed()
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
-        return dict.__getitem__(self, key)
-
     def update(self, *args: Any, **kwargs: Any) -> None:
         for key, value in dict(*args, **kwargs).items():
             dict.__setitem__(self, key, _put(value, self, key))
         self._changed()
-
-    def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
-        self.update(other)
-        return self
 
     def pop(self, *args: Any) -> Any:
         result = dict.pop(self, *args)
@@ -239,7 +243,7 @@ class TrackedList(_Tracked, list):  # type: ignore[type-arg]
         self._changed()
 
 
-class DataDict(MutableDict[str, Any]):
+class DataDict(_DictWrites, MutableDict[str, Any]):  # type: ignore[misc]
     """The column's value: ``MutableDict`` (a change of a key marks the row changed) whose
     dicts and lists inside are tracked too."""
 
@@ -255,17 +259,8 @@ class DataDict(MutableDict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         super().__setitem__(key, _put(value, self, key))
 
-    def setdefault(self, key: str, default: Any = None) -> Any:
-        if key not in self:
-            self[key] = default
-        return dict.__getitem__(self, key)
-
     def update(self, *args: Any, **kwargs: Any) -> None:
         super().update({key: _put(value, self, key) for key, value in dict(*args, **kwargs).items()})
-
-    def __ior__(self, other: Any) -> DataDict:  # type: ignore[override,misc]
-        self.update(other)
-        return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
         return plain(self)

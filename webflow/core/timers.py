@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from .activation import record_event
 from .context import Context, get_session
-from .exceptions import FlowLockFailed, TransitionNotAllowed, storable_text
+from .exceptions import FlowLockFailed, TransitionNotAllowed
 from .models import TIMER_TYPES, Task, utcnow
 from .nodes.timer import aware_utc
 from .overdue import notice_overdue_tasks
@@ -86,7 +86,9 @@ def fail_timer(session: Session, task_id: int, process_id: int, reason: str) -> 
         if task is None or task.status != STATUS.SCHEDULED or task.flow_task_type not in TIMER_TYPES:
             return False
         activation = task.activate()
-        activation.failed_firing = storable_text(reason)  # type: ignore[attr-defined]
+        # Raised as the firing's error inside the timer's guard, which stores it as text a
+        # row can hold (exceptions.failure_text).
+        activation.failed_firing = reason  # type: ignore[attr-defined]
         activation.fire()
     return True
 

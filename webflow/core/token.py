@@ -16,6 +16,12 @@ def is_branch(token: str) -> bool:
     return "/" in token
 
 
+def inside(token: str, on: str) -> bool:
+    """True for a token of a branch of a split on token ``on`` (at any depth): the region
+    a join on ``on`` waits for."""
+    return token.startswith(on + "/")
+
+
 def base(token: str) -> str:
     """The token the split was on: what a join continues with."""
     return token.rsplit("/", 1)[0]
