@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -39,8 +40,16 @@ def stored_time_formats(session: Session) -> set[str]:
             if isinstance(column.type, UTCDateTime):
                 query = f'SELECT "{column.name}" FROM "{table.name}" WHERE "{column.name}" IS NOT NULL'
                 values = session.connection().exec_driver_sql(query)
-                shapes |= {re.sub(r"\d", "9", str(value)) for (value,) in values}
+                shapes |= {re.sub(r"\d", "9", as_text(value)) for (value,) in values}
     return shapes
+
+
+def as_text(value: object) -> str:
+    """SQLite hands back the stored text; PostgreSQL a datetime, whose str() drops the
+    microseconds when they happen to be 0 (about one value in a million): write them always."""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ", timespec="microseconds")
+    return str(value)
 
 
 def touch(activation: Any) -> None:
