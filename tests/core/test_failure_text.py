@@ -47,3 +47,25 @@ def test_an_error_with_a_nul_in_its_message_is_stored(session: Session, engine: 
         logged = other.scalars(sa.select(TaskEvent.comments).where(
             TaskEvent.task_id == work.id, TaskEvent.transition == "error")).all()
         assert any("no owner for \\x00" in (text or "") for text in logged)
+
+
+class LoudSummaryFlow(Flow):
+    """A summary of the flow's own that returns what the column cannot hold"""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+    def summary(self, process: Any) -> str:
+        return f"note: {process.data.get('note', '')}\x00" + "x" * 600
+
+
+def test_a_summary_with_a_nul_or_too_long_is_stored_written_out_and_cut(session: Session,
+                                                                         engine: sa.Engine) -> None:
+    """Before, the start failed at its commit on PostgreSQL (NUL, and longer than the
+    column); SQLite stored it as it was."""
+    with Context(propagate_exception=False):
+        process_id = LoudSummaryFlow.start.run(note="hi").id
+    with Session(engine) as other:
+        summary = other.get(Process, process_id).summary  # type: ignore[union-attr]
+    assert summary.startswith("note: hi\\x00xxx") and len(summary) == 400

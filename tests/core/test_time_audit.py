@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from webflow import STATUS, Context, Flow, fire_due_timers, flow, this
-from webflow.core import signals
+from webflow.core import signals, timers
 from webflow.core.overdue import notice_overdue_tasks
 from webflow.core.timers import change_due
 from webflow.models import OverdueNotice, Process, Task, TaskEvent, User
@@ -233,3 +233,32 @@ def test_a_timer_canceled_or_its_process_canceled_before_it_fires_never_fires(se
     session.get(Process, two.id).cancel()
     assert fire_due_timers() == 0
     assert [waiting(session, p).status for p in (one, two)] == [STATUS.CANCELED] * 2
+
+
+def count_round(activation: Any) -> None:
+    activation.process.data["rounds"] = activation.process.data.get("rounds", 0) + 1
+
+
+class RoundsFlow(Flow):
+    """A timer due at once that leads back to itself: a poll every 0 minutes."""
+
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(timedelta(0)).Next(this.count)
+    count = flow.Handler(count_round).Next(this.wait)
+
+
+def test_flows_looping_back_to_a_timer_due_at_once_fire_once_per_call(session, monkeypatch):
+    """Before, fire_due_timers without max_seconds (the web thread, ``fire-timers``) never
+    returned once a whole batch of timers did this: each firing made a new timer already
+    due, and a full batch meant another batch, which found the new ones."""
+    monkeypatch.setattr(timers, "BATCH", 2)
+    processes = [RoundsFlow.start.run() for _ in range(3)]
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert fire_due_timers(now=later) == 3
+    assert fire_due_timers(now=later) == 3  # the new timers wait for the next call
+    session.expire_all()
+    for process in processes:
+        assert session.get(Process, process.id).data == {"rounds": 2}
+        statuses = session.scalars(sa.select(Task.status).where(
+            Task.process_id == process.id, Task.node_name == "wait").order_by(Task.id)).all()
+        assert statuses == [STATUS.DONE, STATUS.DONE, STATUS.SCHEDULED]

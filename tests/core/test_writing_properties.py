@@ -17,7 +17,7 @@ from late_writes import rebuilt_session, stored_time_formats
 from test_liveness_properties import EXAMPLES, act_on, blocks, make_flow, moves
 
 from webflow import Context, Flow
-from webflow.core import guard, row_updates, search, transaction
+from webflow.core import guard, row_inserts, row_updates, search, transaction
 from webflow.core.models import task_link
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
 
@@ -64,6 +64,7 @@ def test_late_writes_store_what_a_flush_per_node_stored(db_url: str, monkeypatch
     late = play(db_url, flow_class, decisions, picks, propagate)
     with monkeypatch.context() as patch:
         patch.setattr(row_updates, "ENABLED", False)
+        patch.setattr(row_inserts, "ENABLED", False)
         patch.setattr(transaction, "RESERVE_IDS", False)
         patch.setattr(guard, "LEAVE_UNSAVED", False)
         flushed = play(db_url, flow_class, decisions, picks, propagate)

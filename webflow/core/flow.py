@@ -347,4 +347,4 @@ class Flow(metaclass=FlowMeta):
         """One line about a process for lists and search (override for your own)."""
         parts = [f"{k}: {v}" for k, v in list((process.data or {}).items())[:4]
                  if not isinstance(v, dict | list)]
-        return "; ".join(parts)[:400]
+        return "; ".join(parts)  # cut to the column's length where it is stored

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship, validates
 from sqlalchemy.schema import DDL
 
+from .exceptions import storable_text
 from .json_data import DataDict, check_storable
 from .status import STATUS
 
@@ -82,6 +83,8 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+#: The longest process summary the column holds (longer ones are cut).
+SUMMARY_LENGTH = 400
 intpk = Annotated[int, mapped_column(primary_key=True)]
 timestamp = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow)]
 optional_timestamp = Annotated[datetime | None, mapped_column(UTCDateTime())]
@@ -203,7 +206,7 @@ class Process(Base):
     # a stale read (made outside the process lock) fails with StaleDataError instead of
     # overwriting what others committed meanwhile.
     version: Mapped[int] = mapped_column(default=1, server_default="1")
-    summary: Mapped[str] = mapped_column(sa.String(400), default="")
+    summary: Mapped[str] = mapped_column(sa.String(SUMMARY_LENGTH), default="")
     created: Mapped[timestamp]
     finished: Mapped[optional_timestamp]
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id"))
@@ -221,6 +224,14 @@ class Process(Base):
         sa.ForeignKey("task.id", ondelete="SET NULL", use_alter=True), index=True)
     parent_task: Mapped[Task | None] = relationship(foreign_keys=[parent_task_id], viewonly=True)
     root_process_id: Mapped[int | None] = mapped_column()
+
+    @validates("summary")
+    def _one_storable_line(self, key: str, value: Any) -> str:
+        """A flow's own ``summary()`` may return anything: it is stored as text both
+        databases take (NUL and lone surrogates written out), cut to the column's length.
+        Before, a summary with NUL or longer than the column failed the transition's commit
+        on PostgreSQL (a 500 from a request) and was stored as it was on SQLite."""
+        return storable_text("" if value is None else str(value))[:SUMMARY_LENGTH]
 
     tasks: Mapped[list[Task]] = relationship(
         back_populates="process", order_by="Task.id", passive_deletes=True,

@@ -78,7 +78,7 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
         state: Any = sa.inspect(obj)
         if not state.persistent:
             continue
-        process = obj if isinstance(obj, Process) else _process_of(session, state)
+        process = obj if isinstance(obj, Process) else process_of(session, state)
         if process is None or not held(process):
             continue
         change = _changes(state) if _foldable(state.mapper.local_table) else None
@@ -99,7 +99,7 @@ def take(session: Session, held: Callable[[Any], bool]) -> dict[Group, Rows]:
             if version is not None:
                 rows.versions.append(version)
             for name in group.columns:
-                rows.values.setdefault(name, []).append(_bind(dialect, table.c[name], columns[name]))
+                rows.values.setdefault(name, []).append(bind(dialect, table.c[name], columns[name]))
         taken.append((state, {**foreign_keys, **({} if version is None else {"version": version + 1})}))
     if taken and listeners:
         objects = [state.obj() for state, _ in taken]
@@ -121,7 +121,7 @@ def _foldable(table: Any) -> bool:
                    for column in table.columns)
 
 
-def _process_of(session: Session, state: Any) -> Any:
+def process_of(session: Session, state: Any) -> Any:
     from sqlalchemy.orm.util import identity_key
 
     from .models import Process
@@ -192,7 +192,8 @@ def _processor(dialect: Any, column: Any) -> Callable[[Any], Any] | None:
     return column.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
-def _bind(dialect: Any, column: Any, value: Any) -> Any:
+def bind(dialect: Any, column: Any, value: Any) -> Any:
+    """The value as the driver takes it for the column (also row_inserts')."""
     processor = _processor(dialect, column)
     return value if processor is None else processor(value)
 

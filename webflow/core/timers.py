@@ -44,8 +44,11 @@ def due_timers_query(now: datetime) -> sa.Select[int, int, datetime | None]:
             .order_by(Task.due, Task.id))
 
 
-def _pick(session: Session, now: datetime, passed: set[int], limit: int) -> list[tuple[int, int]]:
+def _pick(session: Session, now: datetime, passed: set[int], limit: int,
+          newest: int | None = None) -> list[tuple[int, int]]:
     query = due_timers_query(now).limit(limit)
+    if newest is not None:
+        query = query.where(Task.id <= newest)
     if passed:
         query = query.where(Task.id.not_in(sorted(passed)))
     if session.get_bind().dialect.name == "postgresql":
@@ -123,9 +126,15 @@ def _fire_timers(now: datetime, session: Session, max_seconds: float | None) -> 
     # Fired timers leave the index; the ones this call could not fire (another caller fired
     # them first, their process stayed busy) are passed over in the next batches.
     passed: set[int] = set()
+    # Only timers that existed when the call began: a flow that loops back to a timer due
+    # at once (a retry every 0 minutes, a due date already past) creates a new timer with
+    # every firing, and picking those up too never returned. They fire on the next call.
+    newest = session.scalar(sa.select(sa.func.max(Task.id)))
+    if session.in_transaction():
+        session.commit()
     with Context(propagate_exception=False):
         while True:
-            batch = _pick(session, now, passed, BATCH)
+            batch = _pick(session, now, passed, BATCH, newest)
             for task_id, process_id in batch:
                 if deadline is not None and time.monotonic() > deadline:
                     return fired

@@ -47,6 +47,9 @@ PING_AFTER_IDLE = 2.0  # seconds
 # Set on a DBAPI connection's info by any statement that writes (_statement_kind), cleared
 # by the commit or rollback that ends its transaction: "this transaction has written".
 WROTE = "webflow_wrote"
+# Set on a connection's info while a statement that is a whole transaction by itself runs
+# (UnitOfWork.write_events): if no transaction is open, none is begun for it.
+ALONE = "webflow_alone"
 
 #: The first words of statements that may be reads (_statement_kind), in any case and
 #: after leading blanks (text SQL is written by hand).
@@ -117,7 +120,7 @@ class UnitOfWork:
         the drafts to drop and the search documents it changed. On PostgreSQL one
         statement (the others as CTEs of the audit rows' INSERT): one round trip. Core
         statements on the transaction's connection: the rows need no ORM objects."""
-        from . import row_updates, search
+        from . import row_inserts, row_updates, search
 
         dialect = self._dialect()
         updates: dict[Any, Any] = {}
@@ -131,7 +134,8 @@ class UnitOfWork:
             for process in search.note_changes(self.session):
                 if process.id in self.locked and sa.inspect(process).persistent:
                     process_tasks(self.session, process)
-            updates = row_updates.take(self.session, self._holds)
+            updates = row_updates.take(self.session, self.holds)
+        inserts = row_inserts.take(self.session, self) if dialect in ("postgresql", "sqlite") else {}
         self.session.flush()
         links = self._take_links()
         # Taken, but the tasks they name stay referenced until the documents are built: the
@@ -143,21 +147,31 @@ class UnitOfWork:
         drafts, self.drafts_gone = sorted(self.drafts_gone), set()
         documents = search.take_documents(self.session)
         connection = self.session.connection()
-        if dialect == "postgresql" and (events or updates):
+        if dialect == "postgresql" and (events or updates or inserts):
             statement = _last_statement(bool(links), bool(drafts), bool(documents), bool(events),
-                                        tuple(updates))
-            result = connection.execute(statement, {
-                "link_previous": [link["previous_id"] for link in links],
-                "link_task": [link["task_id"] for link in links],
-                "draft_tasks": drafts,
-                "doc_ids": [document["process_id"] for document in documents],
-                "doc_bodies": [document["body"] for document in documents],
-                **{f"ev_{name}": [_plain(event[name]) for event in events] for name in _EVENT_COLUMNS},
-                **row_updates.parameters(updates),
-            })
+                                        tuple(updates), tuple(inserts))
+            # A transaction that wrote nothing before its last statement (a start: its rows
+            # are all in it) sends it alone, in autocommit: atomic by itself, no BEGIN and
+            # COMMIT around it.
+            connection.info[ALONE] = True
+            try:
+                result = connection.execute(statement, {
+                    "link_previous": [link["previous_id"] for link in links],
+                    "link_task": [link["task_id"] for link in links],
+                    "draft_tasks": drafts,
+                    "doc_ids": [document["process_id"] for document in documents],
+                    "doc_bodies": [document["body"] for document in documents],
+                    **{f"ev_{name}": [_plain(event[name]) for event in events] for name in _EVENT_COLUMNS},
+                    **row_updates.parameters(updates),
+                    **row_inserts.parameters(inserts),
+                })
+            finally:
+                connection.info.pop(ALONE, None)
             if updates:
                 row_updates.check(updates, tuple(result.one()))
             return
+        if inserts:
+            row_inserts.send(connection, inserts)
         if updates:
             row_updates.send(connection, updates)
         if links:
@@ -220,7 +234,7 @@ class UnitOfWork:
             if state.persistent and state.expired:
                 set_committed_value(obj, "id", state.identity[0])  # the key outlives expiry
 
-    def _holds(self, process: Any) -> bool:
+    def holds(self, process: Any) -> bool:
         """True when the unit of work holds every task of the process (it read them under
         the lock, or created the process): its search document is built from memory."""
         return ("tasks", process) in self.cache
@@ -340,16 +354,16 @@ def _plain(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=512)
 def _last_statement(links: bool, drafts: bool, documents: bool, events: bool,
-                    updates: tuple[Any, ...] = ()) -> sa.TextClause:
+                    updates: tuple[Any, ...] = (), inserts: tuple[Any, ...] = ()) -> sa.TextClause:
     """PostgreSQL: the audit rows' INSERT with the transaction's links, dropped drafts,
     search documents and row updates (row_updates) as CTEs, one round trip. Rows come as
     arrays (``unnest``), so the text is one of a few whatever the number of rows: compiled
     once each. Literal multi-row VALUES were compiled again for every transaction (a fifth
     of its time). With row updates, the statement answers how many rows each matched."""
-    from . import row_updates
+    from . import row_inserts, row_updates
 
     cte_parts, counts = row_updates.ctes(updates) if updates else ((), ())
-    parts = list(cte_parts)
+    parts = [*(row_inserts.ctes(inserts) if inserts else ()), *cte_parts]
     if links:
         parts.append(
             "new_links AS (INSERT INTO task_link (previous_id, task_id) "
@@ -375,8 +389,10 @@ def _last_statement(links: bool, drafts: bool, documents: bool, events: bool,
         if events:
             parts.append(f"new_events AS ({insert})")
         main = "SELECT " + ", ".join(counts)
-    else:
+    elif events:
         main = insert
+    else:
+        main = "SELECT 1"  # the CTEs run all the same: data-modifying ones always do
     return sa.text(("WITH " + ", ".join(parts) + " " if parts else "") + main)
 
 
@@ -538,7 +554,12 @@ def _begin(session: Session, process_id: int | None, task_id: int | None = None)
     # commit) in an earlier one, are read afresh. Users and groups stay.
     _expire_engine_rows(session)
     uow = UnitOfWork(session)
-    _begin_now(session.connection())  # SQLite: the write lock, before any read
+    connection = session.connection()
+    if process_id is not None or connection.dialect.name == "sqlite":
+        # SQLite: the write lock, before any read. PostgreSQL: the lock comes next. A
+        # transaction that locks nothing (a start) begins at its first write, which may be
+        # its last statement, sent alone (write_events).
+        _begin_now(connection)
     if process_id is not None:
         uow.lock_and_read(process_id, task_id)
     return uow
@@ -594,7 +615,7 @@ def configure_engine(engine: Engine) -> Engine:
         kind = _statement_kind(statement, context)
         if kind is _Kind.WRITE:
             conn.info[WROTE] = True
-        if kind is not _Kind.READ:
+        if kind is not _Kind.READ and not conn.info.get(ALONE):
             _begin_now(conn)
 
     @event.listens_for(engine, "commit")

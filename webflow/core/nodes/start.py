@@ -15,7 +15,7 @@ from ..models import Process, Task, utcnow
 from ..permissions import managing, starter
 from ..queries import hold_tasks, process_tasks
 from ..status import FINISHED, STATUS
-from ..transaction import unit_of_work
+from ..transaction import current_unit_of_work, unit_of_work
 from .base import PageNode
 
 
@@ -88,7 +88,11 @@ class StartActivation(Activation):
         self.send(signals.task_finished)
         self._activate_next()
         if process.id is None:
-            session.flush()  # callers of done() expect the new process to have its id
+            # Callers of done() expect the new process to have its id: given now, the rows
+            # go in with the transaction's last statement (core.row_inserts), or a flush.
+            uow = current_unit_of_work()
+            if uow is None or not uow.assign_ids():
+                session.flush()
 
     # Not a transition: the reference's StartActivation diagram draws no activate_next
     # edge (unlike View's), so it is the engine's step only, as on gates.
