@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
-from test_row_updates import FoldFlow, scenario, snapshot
+from test_row_updates import FoldFlow, scenario_two_ways
 
 from webflow import STATUS, Context, signals
 from webflow.core import Base, create_engine, row_inserts, use_session
@@ -28,24 +28,11 @@ def inserted_by_the_engine(statement: str) -> bool:
 
 def test_rows_inserted_with_the_last_statement_equal_the_flushed_ones(
         rebuilt: Session, monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = SQLCounter(rebuilt.get_bind())  # type: ignore[arg-type]
-    counter.start()
-    scenario(rebuilt)
-    taken = sum(map(inserted_by_the_engine, counter.statements))
-    counter.stop()
-    with_inserts = snapshot(rebuilt)
-
-    engine = rebuilt.get_bind()
-    rebuilt.close()
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    monkeypatch.setattr(row_inserts, "ENABLED", False)
-    counter.start()
-    scenario(rebuilt)
-    not_taken = sum(map(inserted_by_the_engine, counter.statements))
-    counter.stop()
-    counter.close()
-    assert snapshot(rebuilt) == with_inserts
+    statements, with_inserts, statements_off, without = scenario_two_ways(
+        rebuilt, lambda: monkeypatch.setattr(row_inserts, "ENABLED", False))
+    taken = sum(map(inserted_by_the_engine, statements))
+    not_taken = sum(map(inserted_by_the_engine, statements_off))
+    assert without == with_inserts
     # the comparison is between the two ways: the starts' rows (and on PostgreSQL the
     # completions' new tasks too) went in with the engine's own statements
     assert not_taken == 0 and taken >= 3, taken

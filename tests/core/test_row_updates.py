@@ -5,6 +5,7 @@ nothing half written when they fail. Both databases."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -100,30 +101,38 @@ def snapshot(session: Session) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
+def scenario_two_ways(session: Session, switch_off: Callable[[], None]) -> tuple[Any, Any, Any, Any]:
+    """The scenario's statements and rows; then, on tables made again, after
+    ``switch_off()``, the same two."""
+    counter = SQLCounter(session.get_bind())  # type: ignore[arg-type]
+    try:
+        counter.start()
+        scenario(session)
+        counter.stop()
+        on = counter.statements, snapshot(session)
+        engine = session.get_bind()
+        session.close()
+        Base.metadata.drop_all(engine)
+        Base.metadata.create_all(engine)
+        switch_off()
+        counter.start()
+        scenario(session)
+        counter.stop()
+        return (*on, counter.statements, snapshot(session))
+    finally:
+        counter.close()
+
+
 def test_rows_written_with_the_last_statement_equal_the_flushed_ones(rebuilt: Session,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    counter = SQLCounter(rebuilt.get_bind())  # type: ignore[arg-type]
-    counter.start()
-    scenario(rebuilt)
+    statements, with_updates, statements_off, without = scenario_two_ways(
+        rebuilt, lambda: monkeypatch.setattr(row_updates, "ENABLED", False))
     # PostgreSQL: CTEs of the last statement; SQLite: row_updates.send's own UPDATEs
     # (quoted names), one per table and set of columns, each for all its rows.
-    folded = sum(("UPDATE" in s and s.startswith("WITH")) or s.startswith('UPDATE "')
-                 for s in counter.statements)
-    flushed = sum(s.startswith("UPDATE ") and not s.startswith('UPDATE "') for s in counter.statements)
-    counter.stop()
-    with_updates = snapshot(rebuilt)
-
-    engine = rebuilt.get_bind()
-    rebuilt.close()
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    monkeypatch.setattr(row_updates, "ENABLED", False)
-    counter.start()
-    scenario(rebuilt)
-    flushed_only = sum(s.startswith("UPDATE") for s in counter.statements)
-    counter.stop()
-    counter.close()
-    assert snapshot(rebuilt) == with_updates
+    folded = sum(("UPDATE" in s and s.startswith("WITH")) or s.startswith('UPDATE "') for s in statements)
+    flushed = sum(s.startswith("UPDATE ") and not s.startswith('UPDATE "') for s in statements)
+    flushed_only = sum(s.startswith("UPDATE") for s in statements_off)
+    assert without == with_updates
     # the comparison is between the two ways: most UPDATEs rode on the last statement
     assert folded >= 10 and flushed < flushed_only / 2, (folded, flushed, flushed_only)
     statuses = [row[1] for row in with_updates["process"]]
