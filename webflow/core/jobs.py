@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 
 from .context import Context, get_session
 from .exceptions import FlowLockFailed, StaleData, failure_text
-from .json_data import unstorable
-from .models import Task
+from .json_data import same_json, unstorable
+from .models import Task, is_row_id
 from .status import STATUS
 from .transaction import UnitOfWork, is_unreachable, unit_of_work
 
@@ -61,6 +61,8 @@ def dispatch(task_id: int, job_id: str, queue: str, delay: float = 0, timeout: i
 
 
 def _load(session: Session, task_id: int) -> Task | None:
+    if not is_row_id(task_id):
+        return None  # names no task: "missing", as on SQLite (PostgreSQL raised a DataError)
     return session.get(Task, task_id, populate_existing=True)
 
 
@@ -95,7 +97,7 @@ def data_patch(before: dict[str, Any], after: dict[str, Any] | None,
     patch: dict[str, tuple[Any, Any]] = {}
     for key in before.keys() | after.keys():
         old, new = before.get(key, _MISSING), after.get(key, _MISSING)
-        if old != new:
+        if not same_json(old, new):  # not !=: True for 1, 1.0 for 1 was a change lost
             patch[key] = (old, new)
     return patch
 
@@ -107,7 +109,7 @@ def apply_patch(what: str, current: dict[str, Any] | None,
     merged = dict(current or {})
     for key, (old, new) in sorted(patch.items()):
         now = merged.get(key, _MISSING)
-        if now != old and now != new:
+        if not same_json(now, old) and not same_json(now, new):
             raise StaleData(
                 f"{what}[{key!r}] changed while the job ran (it read {_show(old)}, it is now "
                 f"{_show(now)}, the job wrote {_show(new)}); nothing was applied"

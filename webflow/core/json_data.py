@@ -98,6 +98,24 @@ def _adopt(value: Any, owner: Any) -> Any:
     return tracked
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """True when ``a`` and ``b`` are the same JSON value. Python's ``==`` takes ``True`` for
+    ``1`` and ``1.0`` for ``1``, which JSON (and both databases) store apart: a change from
+    one to the other is a change."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return _number_kind(a) is _number_kind(b) and a == b
+
+
+def _number_kind(value: Any) -> type | None:
+    for kind in (bool, float, int):  # bool first: a bool is an int to isinstance
+        if isinstance(value, kind):
+            return kind
+    return None
+
+
 def plain(value: Any) -> Any:
     """A plain copy of a JSON value: dicts and lists all the way down."""
     if isinstance(value, dict):

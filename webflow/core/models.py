@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_express
 from sqlalchemy.schema import DDL
 
 from .exceptions import storable_text
-from .json_data import DataDict, check_storable
+from .json_data import DataDict, check_storable, same_json
 from .status import STATUS
 
 if TYPE_CHECKING:
@@ -27,6 +27,18 @@ if TYPE_CHECKING:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+#: The largest id a row has on every database (PostgreSQL's integer; SQLite's is larger).
+MAX_ID = 2**31 - 1
+
+
+def is_row_id(value: Any) -> bool:
+    """True for a value that can be the id of a row. Anything else (None, a bool, a text, an
+    int above MAX_ID) names no row: engine calls that take an id answer "no such row" for it
+    on both databases, where PostgreSQL failed the statement with a DataError (integer out
+    of range) and SQLite answered that nothing had that id."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
 
 
 def as_utc(value: datetime | None) -> datetime:
@@ -44,12 +56,22 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
+class JSONValue(sa.JSON):
+    """JSON whose values are equal only when JSON holds them equal (``json_data.same_json``).
+    SQLAlchemy compares an assigned value with the loaded one by ``==``, which takes
+    ``True`` for ``1`` and ``1.0`` for ``1``: ``process.data = {**data, "n": True}`` over
+    ``{"n": 1}`` (a form's checkbox, a job's result) was no change, and nothing was stored."""
+
+    def compare_values(self, x: Any, y: Any) -> bool:
+        return bool(x == y) and same_json(x, y)  # == first: a differing value costs no walk
+
+
+JSONType = JSONValue().with_variant(JSONB(), "postgresql")
 # process.data and task.data track in-place changes, nested ones too (``data["x"] = y``,
 # ``data["order"]["total"] = 5`` and ``data["items"].append(z)`` are saved like an
 # assignment: see json_data). (A type object of their own: as_mutable applies to every
 # column of the type it wraps.)
-MutableJSONType = DataDict.as_mutable(sa.JSON().with_variant(JSONB(), "postgresql"))
+MutableJSONType = DataDict.as_mutable(JSONValue().with_variant(JSONB(), "postgresql"))
 # Statuses are stored by value (the same as the name) in a plain string column, so a new
 # status never needs a database enum migration.
 StatusType = sa.Enum(

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import visitors
 
-from .models import SEARCH_FTS_TABLE, Process, SearchDocument, Task, User
+from .models import SEARCH_FTS_TABLE, Process, SearchDocument, Task, User, is_row_id
 from .transaction import current_unit_of_work
 
 #: A word: letters and digits (``_`` and punctuation separate words, on both databases).
@@ -47,7 +47,6 @@ MAX_BODY = 20_000
 #: Words at least this long also find longer words they begin (``appl`` finds ``apples``);
 #: numbers are matched whole, so ``42`` does not find process 4242.
 PREFIX_FROM = 3
-MAX_ID = 2**31 - 1
 #: The most matching documents a search ranks: a query matching more (a word in most
 #: documents: the flow's title, a person in many processes) ranks its newest this many.
 CANDIDATES = 2000
@@ -84,7 +83,7 @@ class SearchTerms:
     @property
     def numbers(self) -> list[int]:
         """The words that could be a process or task number."""
-        return [int(w) for w in self.words if w.isascii() and w.isdigit() and 0 < int(w) <= MAX_ID]
+        return [int(w) for w in self.words if w.isascii() and w.isdigit() and is_row_id(int(w))]
 
     def _prefix(self, word: str) -> bool:
         return len(word) >= PREFIX_FROM and not word.isdigit()
@@ -297,7 +296,7 @@ def _documents_upsert(dialect: str) -> Any:
 
 def build_documents(session: Session, process_ids: Iterable[int]) -> list[dict[str, Any]]:
     """The documents of the processes as the transaction sees them now (one SELECT)."""
-    ids = sorted(set(process_ids))
+    ids = sorted({pid for pid in process_ids if is_row_id(pid)})  # other ids name no process
     if not ids:
         return []
     rows = session.execute(_documents_query(), {"ids": ids})

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from .activation import record_event
 from .context import Context, get_session
 from .exceptions import FlowLockFailed, TransitionNotAllowed
-from .models import TIMER_TYPES, Task, utcnow
-from .nodes.timer import aware_utc
+from .models import TIMER_TYPES, Task, is_row_id, utcnow
+from .nodes.timer import aware_utc, check_priority
 from .overdue import notice_overdue_tasks
 from .status import FINISHED, STATUS
 from .transaction import unit_of_work
@@ -67,6 +67,8 @@ def _pick(session: Session, now: datetime, passed: set[int], limit: int,
 def fire_timer(session: Session, task_id: int, now: datetime | None = None,
                process_id: int | None = None) -> bool:
     """Fire one timer if it still waits (and is due at ``now``, when given); True if it fired."""
+    if not is_row_id(task_id):
+        return False  # names no timer (PostgreSQL raised a DataError for an id above its int)
     if process_id is None:
         process_id = session.scalar(sa.select(Task.process_id).where(Task.id == task_id))
         if process_id is None:
@@ -181,6 +183,8 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
             raise TransitionNotAllowed(
                 f"task {task.node_name} #{task.id} is {task.status}: its due date is final")
         new_due = aware_utc(due) if due is not None else None
+        if priority is not None:  # the rule a node's .Priority answers by, checked before anything moves
+            priority = check_priority(priority, f"task {task.node_name} #{task.id}")
         old_due = aware_utc(task.due) if task.due is not None else None
         is_timer = task.flow_task_type in TIMER_TYPES
         if is_timer and new_due is None:

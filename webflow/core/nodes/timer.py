@@ -28,14 +28,38 @@ N = TypeVar("N", bound=Node)
 When = timedelta | Callable[[Any], "datetime | timedelta | None"]
 
 __all__ = ["TIMER_TYPES", "TimeFields", "Timeout", "TimeoutActivation", "Timer", "TimerActivation",
-           "AbstractTimerActivation", "aware_utc"]
+           "AbstractTimerActivation", "aware_utc", "check_priority"]
+
+
+#: What ``task.priority`` can hold: the column is an INTEGER, which PostgreSQL keeps in 32
+#: bits (SQLite took a larger int, PostgreSQL failed the transaction with a DataError).
+PRIORITY_RANGE = range(-(2**31), 2**31)
 
 
 def aware_utc(value: datetime) -> datetime:
-    """The instant in UTC; a naive datetime is taken to be UTC already (the database's rule)."""
+    """The instant in UTC; a naive datetime is taken to be UTC already (the database's rule).
+    A value that is not a datetime, or whose UTC instant no datetime holds (the year 1 east
+    of Greenwich), is refused with FlowRuntimeError (it raised AttributeError or
+    OverflowError from deep inside, out of the engine's own family)."""
+    if not isinstance(value, datetime):
+        raise FlowRuntimeError(f"a due time must be a datetime, not {value!r}")
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise FlowRuntimeError(f"{value.isoformat()} is out of the range of datetimes in UTC") from None
+
+
+def check_priority(value: Any, where: str) -> int:
+    """``value`` as a task's priority: an int (not a bool) that the column stores on both
+    databases; anything else is refused with FlowRuntimeError, nothing stored."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FlowRuntimeError(f"{where}: priority must be an int, not {value!r}")
+    if value not in PRIORITY_RANGE:
+        raise FlowRuntimeError(f"{where}: priority {value} is out of range "
+                               f"({PRIORITY_RANGE.start} to {PRIORITY_RANGE.stop - 1})")
+    return value
 
 
 def _check_when(when: Any, builder: str) -> None:
@@ -50,7 +74,11 @@ def resolve_when(when: Any, activation: Any, start: datetime) -> datetime | None
     if value is None:
         return None
     if isinstance(value, timedelta):
-        return start + value
+        try:
+            return start + value
+        except OverflowError:  # past the year 9999: the callable's mistake, in our family
+            raise FlowRuntimeError(f"a due time {value} after {start.isoformat()} is past the "
+                                   "last datetime") from None
     if isinstance(value, datetime):
         return aware_utc(value)
     raise FlowRuntimeError(f"a due time must be a datetime or a timedelta, not {value!r}")
@@ -82,6 +110,8 @@ class TimeFields(Node):
         """An int, or callable(activation) -> int; higher comes first in the lists."""
         if isinstance(value, bool) or not (isinstance(value, int) or callable(value)):
             raise FlowRuntimeError(f"Priority() takes an int or a callable(activation), not {value!r}")
+        if not callable(value):
+            check_priority(value, "Priority()")  # out of range: refused with the flow class
         self = self._writable()
         self._priority = value  # type: ignore[attr-defined]
         return self
@@ -93,9 +123,7 @@ class TimeFields(Node):
         if self._due is not None:
             task.due = resolve_when(self._due, activation, aware_utc(task.created))
         priority = self._priority(activation) if callable(self._priority) else self._priority
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise FlowRuntimeError(f"{self.name}: priority must be an int, not {priority!r}")
-        task.priority = priority
+        task.priority = check_priority(priority, self.name)
 
 
 class AbstractTimerActivation(Activation):

@@ -1,0 +1,191 @@
+"""Audit of the engine on the unhappy path, with bad input from code, on SQLite and
+PostgreSQL: what a caller sees, and that both databases store the same.
+
+Defects found:
+
+- a priority above PostgreSQL's integer (from ``.Priority`` or ``change_due``) failed the
+  transaction there with a raw ``DataError`` while SQLite stored it; ``change_due`` took a
+  priority that is not an int (``"7"``) and a due time that is not a datetime raised
+  ``AttributeError``; a due time past the year 9999 (``Timer``/``.Due`` answering a huge
+  timedelta) or before the year 1 in UTC raised ``OverflowError``: each now a
+  ``FlowRuntimeError``, nothing stored;
+- an id that names no row (above 2**31 - 1) given to ``run_job``, ``fire_timer`` or
+  ``search.build_documents`` raised a ``DataError`` on PostgreSQL where SQLite answered
+  "no such row";
+- a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
+  ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
+  job's result were dropped as "no change", on both databases.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.orm import Session
+
+from webflow import STATUS, Context, Flow, FlowRuntimeError, flow, this
+from webflow.core import search
+from webflow.core.jobs import run_job
+from webflow.core.timers import change_due, fire_timer
+from webflow.models import Process, Task, User
+
+
+def task_of(session: Session, process: Process | int, node: str) -> Task:
+    session.expire_all()
+    pid = process if isinstance(process, int) else process.id
+    return session.scalars(sa.select(Task).where(Task.process_id == pid, Task.node_name == node)).one()
+
+
+def stored_rows(session: Session) -> list[tuple[Any, ...]]:
+    session.expire_all()
+    return [tuple(r) for r in session.execute(
+        sa.select(Task.id, Task.status, Task.due, Task.priority).order_by(Task.id))]
+
+
+# -- priorities and due times given by code ---------------------------------------------------
+
+
+class PriorityFlow(Flow):
+    start = flow.StartFunction().Next(this.approve)
+    approve = (flow.View().Permission(auto_create=True).Due(timedelta(hours=1))
+               .Priority(lambda act: act.process.data["priority"]).Next(this.end))
+    end = flow.End()
+
+
+@pytest.mark.parametrize("priority", [2**31, -(2**31) - 1, 2**63])
+def test_a_priority_the_column_cannot_hold_is_refused_on_both_databases(session, priority):
+    with pytest.raises(FlowRuntimeError, match="out of range"):  # PostgreSQL: DataError
+        PriorityFlow.start.run(priority=priority)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Process)) == 0  # SQLite kept it
+    edge = PriorityFlow.start.run(priority=2**31 - 1)
+    assert task_of(session, edge, "approve").priority == 2**31 - 1
+
+
+def test_a_static_priority_out_of_range_is_refused_with_the_flow_class():
+    with pytest.raises(FlowRuntimeError, match="out of range"):
+        flow.View().Priority(2**31)
+
+
+@pytest.mark.parametrize("priority,why", [(2**31, "out of range"), (-(2**40), "out of range"),
+                                          ("7", "must be an int"), (True, "must be an int"),
+                                          (1.5, "must be an int")])
+def test_change_due_refuses_a_priority_that_is_not_one(session, priority, why):
+    process = PriorityFlow.start.run(priority=1)
+    before = stored_rows(session)
+    with pytest.raises(FlowRuntimeError, match=why):
+        change_due(task_of(session, process, "approve"), None, priority=priority)
+    assert stored_rows(session) == before  # nothing moved, the due date neither
+
+
+@pytest.mark.parametrize("due,why", [
+    ("2026-01-01", "must be a datetime"),
+    (1767225600, "must be a datetime"),
+    (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), "out of the range"),
+])
+def test_change_due_refuses_a_due_time_that_is_not_one(session, due, why):
+    process = PriorityFlow.start.run(priority=1)
+    before = stored_rows(session)
+    with pytest.raises(FlowRuntimeError, match=why):  # AttributeError, OverflowError
+        change_due(task_of(session, process, "approve"), due)
+    assert stored_rows(session) == before
+
+
+class FarTimerFlow(Flow):
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(lambda act: timedelta(days=act.process.data["days"])).Next(this.end)
+    end = flow.End()
+
+
+def test_a_timer_past_the_last_datetime_is_the_timers_failure(session):
+    with pytest.raises(FlowRuntimeError, match="past the last datetime"):  # OverflowError
+        FarTimerFlow.start.run(days=10**7)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Process)) == 0
+    with Context(propagate_exception=False):
+        process = FarTimerFlow.start.run(days=10**7)
+    timer = task_of(session, process, "wait")
+    assert timer.status == STATUS.ERROR and "past the last datetime" in timer.comments
+
+
+# -- ids that name no row -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task_id", [2**31, 2**63, -1, 0, None, True, "1"])
+def test_an_id_that_names_no_row_is_no_such_row_on_both_databases(session, task_id):
+    process = FarTimerFlow.start.run(days=1)
+    assert run_job(task_id, session) == "missing"  # PostgreSQL: DataError (integer out of range)
+    assert fire_timer(session, task_id) is False
+    assert search.build_documents(session, [task_id]) == []
+    assert [d["process_id"] for d in search.build_documents(session, [task_id, process.id])] == [process.id]
+    assert task_of(session, process, "wait").status == STATUS.SCHEDULED
+
+
+# -- a change JSON sees and Python's == does not ---------------------------------------------
+
+
+class AnswerFlow(Flow):
+    start = flow.StartFunction().Next(this.approve)
+    approve = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def answer(session: Session, user: User, process: Process, data: dict[str, Any]) -> dict[str, Any]:
+    activation = task_of(session, process, "approve").activate()
+    activation.assign(user)
+    activation = task_of(session, process, "approve").activate()
+    activation.prepare(data=data, user=user)
+    activation.done()
+    session.expire_all()
+    return session.get(Process, process.id).data
+
+
+def test_a_forms_answer_equal_to_the_old_value_by_python_is_stored(session, root):
+    process = AnswerFlow.start.run(approved=0, count=1, rate=2, nested={"ok": 1})
+    data = answer(session, root, process, {"approved": False, "count": True, "rate": 2.0,
+                                           "nested": {"ok": True}})
+    assert data == {"approved": False, "count": True, "rate": 2.0, "nested": {"ok": True}}
+    assert [type(data[k]) for k in ("approved", "count", "rate")] == [bool, bool, float]
+    assert type(data["nested"]["ok"]) is bool  # each was dropped as "no change"
+
+
+def flip_types(activation: Any) -> dict[str, Any]:
+    activation.process.data["flag"] = True
+    activation.process.data["nested"]["n"] = 1.0
+    activation.task.data["seen"] = False
+    return {"returned": 0.0}
+
+
+class FlipJobFlow(Flow):
+    start = flow.StartFunction().Next(this.work)
+    work = flow.Job(flip_types).Next(this.end)
+    end = flow.End()
+
+
+def test_a_jobs_change_equal_to_the_old_value_by_python_is_applied(session):
+    process = FlipJobFlow.start.run(flag=1, nested={"n": 1}, returned=0)
+    work = task_of(session, process, "work")
+    assert work.status == STATUS.DONE
+    stored = session.get(Process, process.id).data
+    assert (stored["flag"], stored["nested"]["n"], stored["returned"]) == (True, 1.0, 0.0)
+    assert [type(stored["flag"]), type(stored["nested"]["n"]), type(stored["returned"])] == [bool, float, float]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([0.0, 1.0, 2.5])
+    | st.text("ab", max_size=2),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text("ab", max_size=2), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(json_values, json_values)
+def test_same_json_is_equality_of_the_json_text(a, b):
+    import json
+
+    from webflow.core.json_data import same_json  # new with the fix
+
+    assert same_json(a, b) == (json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True))
