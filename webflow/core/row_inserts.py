@@ -68,7 +68,8 @@ def take(session: Session, uow: Any) -> dict[Table, Rows]:
         return {}
     if any(session.is_modified(obj) for obj in session.dirty):
         return {}  # the flush writes first, and may point at a new row
-    if not all(isinstance(obj, Process) or _process_held(session, uow, obj, new) for obj in new):
+    if not all(uow.holds(obj) if isinstance(obj, Process) else _process_held(session, uow, obj)
+               for obj in new):
         return {}
     if any(obj.id is None for obj in new):
         if session.get_bind().dialect.name == "sqlite" and uow.next_ids is None:
@@ -102,12 +103,18 @@ def take(session: Session, uow: Any) -> dict[Table, Rows]:
     return dict(sorted(tables.items(), key=lambda item: item[0].name != "process"))
 
 
-def _process_held(session: Session, uow: Any, task: Any, new: list[Any]) -> bool:
-    """True when the task's process is new too, or one whose tasks the unit of work holds:
-    its search document is built from memory. Another one's document is read from the
-    tables before the last statement, which would not see a task inserted by it."""
+def _process_held(session: Session, uow: Any, task: Any) -> bool:
+    """True when the unit of work holds every task of the task's process: its search
+    document is built from memory. Another one's document is read from the tables before
+    the last statement, which would not see a task inserted by it.
+
+    A new process counts only when held too (a start holds its process's tasks, see
+    StartActivation.done), and so does a new process itself (``take``): the unit of work
+    forgets what it holds when a guarded node fails (Activation.exception_guard), so a
+    process a handler started before that node had its document read from the tables
+    while its row rode on the last statement, and was stored without one."""
     process = row_updates.process_of(session, sa.inspect(task))
-    return process is not None and (process in new or uow.holds(process))
+    return process is not None and uow.holds(process)
 
 
 @functools.cache

@@ -152,8 +152,10 @@ class UnitOfWork:
                                         tuple(updates), tuple(inserts))
             # A transaction that wrote nothing before its last statement (a start: its rows
             # are all in it) sends it alone, in autocommit: atomic by itself, no BEGIN and
-            # COMMIT around it.
-            connection.info[ALONE] = True
+            # COMMIT around it; only where the commit that follows would have stored it
+            # anyway (_may_run_alone).
+            if _may_run_alone(self.session, connection):
+                connection.info[ALONE] = True
             try:
                 result = connection.execute(statement, {
                     "link_previous": [link["previous_id"] for link in links],
@@ -499,6 +501,26 @@ def _is_lock_error(exc: OperationalError) -> bool:
     return "locked" in text or "lock timeout" in text or "could not obtain lock" in text
 
 
+def _may_run_alone(session: Session, connection: sa.Connection) -> bool:
+    """True when a statement run alone in autocommit (ALONE) is what the session's commit
+    would store: the commit ends the connection's transaction, and nothing can refuse it
+    after the statement. Not so, and the statement begins the transaction as any write:
+
+    - a session joined to a transaction its caller began on the connection (SQLAlchemy's
+      ``join_transaction_mode`` "rollback_only", and "conditional_savepoint" outside a
+      savepoint) does not commit it: the caller's rollback must take the rows back;
+    - a ``before_commit`` listener other than the engine's own (search's, whose documents
+      the last statement wrote) runs after the statement and may raise (or write): the
+      refused commit must leave nothing stored."""
+    from .search import _refresh_before_commit
+
+    transaction = session.get_transaction()
+    entry = getattr(transaction, "_connections", {}).get(connection)  # (conn, trans, should_commit, ...)
+    if entry is None or not entry[2]:
+        return False
+    return all(listener is _refresh_before_commit for listener in session.dispatch.before_commit)
+
+
 def _has_written(session: Session) -> bool:
     """True when the session's transaction holds changes: pending in the session, or
     sent to the database already (flushed, or executed by the caller)."""
@@ -685,9 +707,14 @@ def _statement_kind(statement: str, context: Any) -> _Kind:
         return _Kind.WRITE
     if head["select"]:
         return _Kind.LOCKING_READ if _LOCKING_READ.search(statement) else _Kind.READ
-    if head["with"] and (getattr(context, "compiled", None) is None
-                         or context.isinsert or context.isupdate or context.isdelete):
-        return _Kind.WRITE
+    if head["with"]:
+        # SQLAlchemy compiles text too (``sa.text``): only a WITH built as a SELECT is a
+        # read. A text one ran in autocommit before, its write out of reach of the
+        # rollback, and so did the last statement of a unit of work (write_events).
+        compiled = getattr(context, "compiled", None)
+        if (compiled is None or isinstance(compiled.statement, sa.TextClause)
+                or context.isinsert or context.isupdate or context.isdelete):
+            return _Kind.WRITE
     return _Kind.READ
 
 

@@ -1,0 +1,176 @@
+"""An audit of the INSERTs the engine sends itself (core.row_inserts) and of the start that
+is one statement in autocommit on PostgreSQL (transaction.ALONE): the shapes around a start
+that its tests did not reach (other processes started in the same transaction, subprocesses,
+fan-out, jobs, receivers and start functions that write, failures under both policies, undo
+and cancel right after, an engine with an isolation level of its own), each compared with
+the rows the ORM's flush stores (``row_inserts.ENABLED`` off) or with what a caller sees.
+Both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+from test_row_updates import snapshot
+
+from webflow import STATUS, Context, Flow, flow, this
+from webflow.core import Base, row_inserts
+from webflow.core.search import build_documents
+from webflow.models import Process, SearchDocument
+
+
+def fail(activation: Any) -> None:
+    raise RuntimeError("this handler fails")
+
+
+class OtherFlow(Flow):
+    """Other"""
+
+    start = flow.StartFunction().Next(this.review)
+    review = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def start_other(activation: Any) -> None:
+    OtherFlow.start.run(word="okapi", by=activation.process.id)  # type: ignore[attr-defined]
+
+
+class StartsAnotherFlow(Flow):
+    """Starts another"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.starter).Next(this.failing)
+    starter = flow.Handler(start_other).Next(this.end)
+    failing = flow.Handler(fail).Next(this.end)
+    end = flow.End()
+
+
+def two_ways(session: Session, monkeypatch: pytest.MonkeyPatch,
+             work: Callable[[Session], Any]) -> tuple[Any, Any]:
+    """The rows ``work`` stores with row_inserts, then on tables made again with the ORM's
+    flush instead (the same rows are expected, ids included)."""
+    work(session)
+    with_inserts = snapshot(session)
+    engine = session.get_bind()
+    session.close()
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    monkeypatch.setattr(row_inserts, "ENABLED", False)
+    work(session)
+    return with_inserts, snapshot(session)
+
+
+def test_a_process_a_handler_started_keeps_its_search_document_when_a_later_node_fails(
+        rebuilt: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failing node (web policy) made the unit of work forget the tasks it held, those of
+    the process a handler had started before too; that process's rows then went with the
+    last statement while its search document was read from the tables, before they held
+    it: the process was stored without a document (not found by a search)."""
+    def work(session: Session) -> None:
+        with Context(propagate_exception=False):
+            StartsAnotherFlow.start.run(word="zebra")  # type: ignore[attr-defined]
+
+    with_inserts, flushed = two_ways(rebuilt, monkeypatch, work)
+    assert with_inserts == flushed
+    rebuilt.expire_all()
+    other = rebuilt.scalars(sa.select(Process).where(Process.flow_class_path == OtherFlow.path())).one()
+    stored = rebuilt.get(SearchDocument, other.id)
+    assert stored is not None and "okapi" in stored.body.split()
+    assert [(stored.process_id, stored.body)] == [(d["process_id"], d["body"])
+                                                   for d in build_documents(rebuilt, [other.id])]
+    # the failure is the failing branch's, and the first process has its document too
+    first = rebuilt.scalars(sa.select(Process).where(Process.flow_class_path == StartsAnotherFlow.path())).one()
+    assert [t.status for t in first.tasks if t.node_name == "failing"] == [STATUS.ERROR]
+    assert rebuilt.get(SearchDocument, first.id) is not None
+
+
+def count_rows(engine: Any) -> dict[str, int]:
+    """How many rows each table of the engine holds, read on a connection of its own."""
+    with engine.connect() as other:
+        return {table.name: other.scalar(sa.select(sa.func.count()).select_from(table))
+                for table in Base.metadata.sorted_tables}
+
+
+def test_a_commit_refused_by_a_listener_of_the_caller_stores_nothing_of_the_start(session: Session) -> None:
+    """A start's last statement ran alone, in autocommit (PostgreSQL), before the session's
+    commit; a ``before_commit`` listener of the application that refuses the commit (it
+    raises) made the session roll back, yet the process was stored and the caller, who got
+    the exception, held transient objects of rows that exist. The commit decides."""
+    empty = count_rows(session.get_bind())
+
+    def refuse(refused: Session) -> None:
+        raise RuntimeError("the application refuses this commit")
+
+    sa.event.listen(session, "before_commit", refuse)
+    try:
+        with Context(propagate_exception=False), pytest.raises(RuntimeError, match="refuses"):
+            OtherFlow.start.run(word="refused")  # type: ignore[attr-defined]
+    finally:
+        sa.event.remove(session, "before_commit", refuse)
+    assert count_rows(session.get_bind()) == empty
+
+    # without the listener the next start is stored, and is still one statement after its
+    # ids on PostgreSQL (no BEGIN, no COMMIT)
+    from webflow.core.sqlcount import SQLCounter
+
+    counter = SQLCounter(session.get_bind())  # type: ignore[arg-type]
+    try:
+        counter.start()
+        with Context(propagate_exception=False):
+            process = OtherFlow.start.run(word="stored")  # type: ignore[attr-defined]
+        counter.stop()
+    finally:
+        counter.close()
+    assert session.get(Process, process.id).data == {"word": "stored"}  # type: ignore[union-attr]
+    if session.get_bind().dialect.name == "postgresql":
+        assert not any(s in ("BEGIN", "COMMIT") for s in counter.statements), counter.statements
+
+
+def test_a_text_statement_beginning_with_with_that_writes_is_rolled_back_with_its_session(
+        session: Session) -> None:
+    """A WITH written as text (``sa.text``) was taken for a read because SQLAlchemy compiles
+    text too: it ran in autocommit, outside any transaction, so the session's rollback did
+    not take its write back. The last statement of a unit of work is such a text, so a
+    transaction that had not begun never began for it either, whatever ``ALONE`` said."""
+    with Context(propagate_exception=False):
+        process = OtherFlow.start.run(word="kept")  # type: ignore[attr-defined]
+    session.commit()
+    if session.get_bind().dialect.name == "postgresql":
+        write = ("WITH changed AS (UPDATE process SET summary = 'changed' RETURNING 1) "
+                 "SELECT count(*) FROM changed")
+    else:  # SQLite: a WITH before the UPDATE (no data-modifying CTE)
+        write = ("WITH what AS (SELECT 'changed' AS summary) "
+                 "UPDATE process SET summary = (SELECT summary FROM what)")
+    session.execute(sa.text(write))
+    session.rollback()
+    with session.get_bind().connect() as other:  # type: ignore[union-attr]
+        assert other.scalar(sa.select(Process.summary).where(Process.id == process.id)) == "word: kept"
+
+
+@pytest.mark.parametrize("mode", ["conditional_savepoint", "rollback_only"])
+def test_a_start_in_a_session_joined_to_the_callers_transaction_is_rolled_back_with_it(
+        engine: sa.Engine, mode: str) -> None:
+    """A session bound to a connection whose transaction the caller began (a test's
+    rollback around everything, a script's own transaction) does not commit it. A start
+    sent its last statement alone, in autocommit, when nothing had been written before it
+    (PostgreSQL: the caller's BEGIN waits for the first write): the caller's rollback left
+    the process stored. With the ORM's flush the INSERT began the transaction first."""
+    from webflow.core import use_session
+
+    empty = count_rows(engine)
+    connection = engine.connect()
+    outer = connection.begin()
+    try:
+        with Session(bind=connection, join_transaction_mode=mode) as session, use_session(session):  # type: ignore[arg-type]
+            with Context(propagate_exception=False):
+                process = OtherFlow.start.run(word="joined")  # type: ignore[attr-defined]
+            # the caller's transaction sees the process, and it is not committed yet
+            assert session.get(Process, process.id) is not None
+            assert count_rows(engine) == empty
+    finally:
+        outer.rollback()
+        connection.close()
+    assert count_rows(engine) == empty
