@@ -19,7 +19,7 @@ from test_row_updates import snapshot
 from webflow import STATUS, Context, Flow, flow, this
 from webflow.core import Base, row_inserts
 from webflow.core.search import build_documents
-from webflow.models import Process, SearchDocument
+from webflow.models import Process, SearchDocument, Task
 
 
 def fail(activation: Any) -> None:
@@ -174,3 +174,43 @@ def test_a_start_in_a_session_joined_to_the_callers_transaction_is_rolled_back_w
         outer.rollback()
         connection.close()
     assert count_rows(engine) == empty
+
+
+def start_with_long_values(session: Session) -> tuple[str | None, list[Any]]:
+    """A start whose own values are longer than their columns: the error it raised (its
+    class's name), and the values stored."""
+    activation = OtherFlow.start.activation_class.new(OtherFlow.start)  # type: ignore[attr-defined]
+    activation.process.start_token = "t" * 64 + "-first"  # start_token: VARCHAR(64)
+    activation.task.external_task_id = "e" * 300  # VARCHAR(255)
+    error = None
+    try:
+        with Context(propagate_exception=False):
+            activation.prepare()
+            activation.done()
+    except sa.exc.DBAPIError as exc:
+        error = type(exc).__name__
+        session.rollback()
+    stored = [*session.scalars(sa.select(Process.start_token)),
+              *session.scalars(sa.select(Task.external_task_id).where(Task.external_task_id.is_not(None)))]
+    session.rollback()
+    with session.get_bind().begin() as connection:  # type: ignore[union-attr]
+        for table in reversed(Base.metadata.sorted_tables):  # for the next way of writing
+            connection.execute(table.delete())
+    return error, stored
+
+
+def test_a_value_longer_than_its_column_is_refused_as_by_the_flush_never_cut(
+        session: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL cuts a text to the length of a CAST to VARCHAR(n) without a word; the
+    arrays of the CTEs were cast to the columns' own types, so a start token or a job id
+    longer than its column was stored cut (and two tokens alike in their first 64
+    characters collided), where the ORM's INSERT refuses it (DataError). SQLite keeps
+    every text whole, either way."""
+    with_inserts = start_with_long_values(session)
+    monkeypatch.setattr(row_inserts, "ENABLED", False)
+    flushed = start_with_long_values(session)
+    assert with_inserts == flushed
+    if session.get_bind().dialect.name == "postgresql":
+        assert with_inserts == ("DataError", [])
+    else:
+        assert with_inserts == (None, ["t" * 64 + "-first", "e" * 300])
