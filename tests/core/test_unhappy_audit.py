@@ -189,3 +189,67 @@ def test_same_json_is_equality_of_the_json_text(a, b):
     from webflow.core.json_data import same_json  # new with the fix
 
     assert same_json(a, b) == (json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True))
+
+
+# -- floats that PostgreSQL's numeric printed as ints -----------------------------------------
+
+FLOATS = {"big": 1e16, "huge": 1.5e300, "odd": 1.2345678901234568e29, "tiny": 5e-324, "small": 1e-7,
+          "neg": -2.5e20, "int": 10**20, "word": "e+ in text"}
+
+
+def assert_same_as_written(session: Session, process_id: int, written: dict[str, Any]) -> None:
+    from webflow.core.json_data import same_json  # new with the fix
+    from webflow.models import SearchDocument
+
+    session.expire_all()
+    data = session.get(Process, process_id).data
+    assert same_json(data, written), {k: (v, data.get(k)) for k, v in written.items()}
+    stored = session.scalar(sa.select(SearchDocument.body).where(SearchDocument.process_id == process_id))
+    assert stored == search.build_documents(session, [process_id])[0]["body"]
+
+
+def test_a_float_reads_back_a_float_on_both_databases_whichever_way_it_was_written(session, root):
+    process = AnswerFlow.start.run(**FLOATS, nested=[{"f": 1e17}])  # the start's own INSERT
+    assert_same_as_written(session, process.id, {**FLOATS, "nested": [{"f": 1e17}]})
+    # the engine's UPDATE (a form's answer), then a write of the caller's own (the ORM's flush)
+    data = answer(session, root, process, {"answer": 3e18})
+    assert_same_as_written(session, process.id, {**FLOATS, "nested": [{"f": 1e17}], "answer": 3e18})
+    assert type(data["answer"]) is float  # PostgreSQL: 3000000000000000000, an int
+    with Context():
+        stored = session.get(Process, process.id)
+        stored.data["nested"][0]["f"] = 4e19
+        session.commit()
+    assert_same_as_written(session, process.id, {**FLOATS, "nested": [{"f": 4e19}], "answer": 3e18})
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda f: f != 0))
+def test_any_float_reads_back_as_written(session, value):
+    process = AnswerFlow.start.run(value=value)
+    assert_same_as_written(session, process.id, {"value": value})
+    session.expire_all()
+    assert session.get(Process, process.id).data["value"] == value
+
+
+# -- a person or form data that is not one --------------------------------------------------
+
+
+@pytest.mark.parametrize("who", [None, "ann", 1])
+@pytest.mark.parametrize("transition", ["assign", "reassign", "delegate"])
+def test_a_hand_over_to_something_that_is_no_user_is_refused(session, users, who, transition):
+    process = AnswerFlow.start.run()
+    if transition != "assign":
+        task_of(session, process, "approve").activate().assign(users["ann"])
+    before = stored_rows(session)
+    with pytest.raises(FlowRuntimeError, match="needs a user"):  # AttributeError for a username
+        getattr(task_of(session, process, "approve").activate(), transition)(who)
+    assert stored_rows(session) == before
+
+
+@pytest.mark.parametrize("data", [[1, 2], "approved", 5])
+def test_prepare_refuses_form_data_that_is_no_dict(session, root, data):
+    process = AnswerFlow.start.run()
+    task_of(session, process, "approve").activate().assign(root)
+    with pytest.raises(FlowRuntimeError, match="as a dict"):  # TypeError, ValueError before
+        task_of(session, process, "approve").activate().prepare(data=data, user=root)
+    assert task_of(session, process, "approve").status == STATUS.ASSIGNED

@@ -15,6 +15,7 @@ A copy (``copy.deepcopy``, pickling) is made of plain dicts and lists."""
 
 from __future__ import annotations
 
+import json
 import math
 import weakref
 from collections.abc import Iterable
@@ -96,6 +97,29 @@ def _adopt(value: Any, owner: Any) -> Any:
         return value
     tracked._owners[id(owner)] = weakref.ref(owner)
     return tracked
+
+
+def dumps(value: Any) -> str:
+    """``value`` as JSON text that both databases read back as the same value. PostgreSQL
+    keeps a JSON number as a ``numeric``, which prints ``1e+16`` (Python's text for a float
+    from 1e16 up) as ``10000000000000000``: read back as an int, where SQLite gave the
+    float back. Such floats are written out with their point (``.0``), which ``numeric``
+    keeps. (``numeric`` has no ``-0.0``: PostgreSQL reads it back as ``0.0``, equal to it.)"""
+    text = json.dumps(value)
+    if "e+" not in text:
+        return text  # no float that needs care (a string that merely holds "e+" is rare)
+    return _encode(value)
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, float):
+        text = repr(value)
+        return f"{int(value)}.0" if "e+" in text else text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(key)}: {_encode(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_encode(item) for item in value) + "]"
+    return json.dumps(value)
 
 
 def same_json(a: Any, b: Any) -> bool:

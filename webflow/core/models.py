@@ -18,7 +18,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_express
 from sqlalchemy.schema import DDL
 
 from .exceptions import storable_text
-from .json_data import DataDict, check_storable, same_json
+from .json_data import DataDict, check_storable, dumps, same_json
 from .status import STATUS
 
 if TYPE_CHECKING:
@@ -66,12 +66,32 @@ class JSONValue(sa.JSON):
         return bool(x == y) and same_json(x, y)  # == first: a differing value costs no walk
 
 
-JSONType = JSONValue().with_variant(JSONB(), "postgresql")
+class PostgresJSON(sa.TypeDecorator[Any]):
+    """JSONB written with ``json_data.dumps``: a float keeps being a float (JSONB's
+    ``numeric`` printed ``1e+16`` as an int; SQLite kept it), so a value reads back the
+    same on both databases, and a search document built from the table is the one written
+    from memory."""
+
+    impl = JSONB
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        if dialect.driver != "psycopg":
+            return super().bind_processor(dialect)
+        from psycopg.types.json import Jsonb
+
+        def process(value: Any) -> Any:
+            return Jsonb(value, dumps=dumps)  # None: JSON null, as JSONB writes it
+
+        return process
+
+
+JSONType = JSONValue().with_variant(PostgresJSON(), "postgresql")
 # process.data and task.data track in-place changes, nested ones too (``data["x"] = y``,
 # ``data["order"]["total"] = 5`` and ``data["items"].append(z)`` are saved like an
 # assignment: see json_data). (A type object of their own: as_mutable applies to every
 # column of the type it wraps.)
-MutableJSONType = DataDict.as_mutable(JSONValue().with_variant(JSONB(), "postgresql"))
+MutableJSONType = DataDict.as_mutable(JSONValue().with_variant(PostgresJSON(), "postgresql"))
 # Statuses are stored by value (the same as the name) in a plain string column, so a new
 # status never needs a database enum migration.
 StatusType = sa.Enum(

@@ -25,7 +25,6 @@ the ORM's own ``StaleDataError``.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +33,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 from sqlalchemy.orm.interfaces import MANYTOONE, ONETOMANY
+
+from . import json_data
 
 #: Turned off by the test that compares the two ways of writing (same rows either way).
 ENABLED = True
@@ -183,8 +184,9 @@ def _parent_of(child: Any, prop: Any) -> Any:
 def _processor(dialect: Any, column: Any) -> Callable[[Any], Any] | None:
     if isinstance(column.type, sa.JSON):
         # The driver's JSON wrapper does not go into an array: the text, cast by the
-        # statement (JSON's None is the JSON null, as the ORM writes it).
-        return json.dumps
+        # statement (JSON's None is the JSON null, as the ORM writes it); floats kept
+        # floats on PostgreSQL (json_data.dumps), as the ORM's writes keep them.
+        return json_data.dumps
     # The type as this dialect spells it: a TypeDecorator's own bind_processor wraps its
     # generic impl (sa.DateTime has none), not the dialect's (SQLite's DATETIME formats
     # the text every other write stores; without it sqlite3 stored "...+00:00", which

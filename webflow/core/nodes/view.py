@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -87,8 +87,8 @@ class ViewActivation(Activation):
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
     def assign(self, user: User) -> None:
         """Make the user the task's owner (their substitute while they are away)."""
-        if user is None:
-            raise FlowRuntimeError("assign() needs a user")
+        if not isinstance(user, User):  # None, a username: refused here, not as an AttributeError
+            raise FlowRuntimeError(f"assign() needs a user, not {user!r}")
         owner = self._give_to(user, "assign")
         self.set_status(STATUS.ASSIGNED)
         if owner is user:  # a substitute was told already (reason "substitute")
@@ -116,8 +116,8 @@ class ViewActivation(Activation):
         Run by the task's owner it is a *delegation* (the reference's one reassign edge; the
         rule book lets the owner hand it to a colleague who may do it): the note goes into the
         audit trail and ``task_delegated`` tells the new owner."""
-        if user is None:
-            raise FlowRuntimeError("reassign() needs a user")
+        if not isinstance(user, User):
+            raise FlowRuntimeError(f"reassign() needs a user, not {user!r}")
         note = (note or "").strip()
         if len(note) > MAX_NOTE or "\x00" in note:
             raise InputRejected(f"A note holds at most {MAX_NOTE:,} characters "
@@ -193,6 +193,8 @@ class ViewActivation(Activation):
         """Take the form data; writes nothing (safe on GET)."""
         if user is not None and self.task.owner_id != user.id:
             raise PermissionDenied(f"task {self.describe()} is not assigned to {user}")
+        if data is not None and not isinstance(data, Mapping):  # a list made dict() raise TypeError
+            raise FlowRuntimeError(f"prepare() takes the form's data as a dict, not {data!r:.80}")
         self._data = dict(data or {})
         self._hold_in_memory(STATUS.PREPARED)
 
