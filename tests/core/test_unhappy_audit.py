@@ -12,6 +12,9 @@ Defects found:
 - an id that names no row (above 2**31 - 1) given to ``run_job``, ``fire_timer`` or
   ``search.build_documents`` raised a ``DataError`` on PostgreSQL where SQLite answered
   "no such row";
+- clearing the due date of a task whose boundary timer fires at it (``OnTimeout(after=None)``)
+  left the timer due at the old date: the task was escalated (canceled) at a date it no
+  longer had; now refused (``TransitionNotAllowed``), as a timer's own date cannot be cleared;
 - a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
   ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
   job's result were dropped as "no change", on both databases.
@@ -19,7 +22,7 @@ Defects found:
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -109,6 +112,34 @@ def test_a_timer_past_the_last_datetime_is_the_timers_failure(session):
         process = FarTimerFlow.start.run(days=10**7)
     timer = task_of(session, process, "wait")
     assert timer.status == STATUS.ERROR and "past the last datetime" in timer.comments
+
+
+class EscalateAtDueFlow(Flow):
+    start = flow.StartFunction().Next(this.approve)
+    approve = (flow.View().Permission(auto_create=True).Due(timedelta(hours=1))
+               .OnTimeout(this.escalate, after=None).Next(this.end))
+    escalate = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_the_due_date_a_timeout_fires_at_cannot_be_taken_away(session):
+    from webflow import TransitionNotAllowed, fire_due_timers
+
+    process = EscalateAtDueFlow.start.run()
+    before = stored_rows(session)
+    with pytest.raises(TransitionNotAllowed, match="times out at its due date"):
+        change_due(task_of(session, process, "approve"), None, priority=3)
+    assert stored_rows(session) == before
+    fire_due_timers(now=datetime.now(UTC) + timedelta(minutes=30))
+    assert task_of(session, process, "approve").status == STATUS.NEW  # not escalated early
+    later = datetime.now(UTC) + timedelta(days=2)  # a new date: the timer moves with it
+    change_due(task_of(session, process, "approve"), later)
+    assert task_of(session, process, "approve_timeout").due == later
+    fire_due_timers(now=datetime.now(UTC) + timedelta(hours=2))  # the old date: nothing
+    assert task_of(session, process, "approve").status == STATUS.NEW
+    fire_due_timers(now=later)
+    assert task_of(session, process, "approve").status == STATUS.CANCELED
+    assert task_of(session, process, "escalate").status == STATUS.NEW
 
 
 # -- ids that name no row -------------------------------------------------------------------

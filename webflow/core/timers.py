@@ -189,6 +189,18 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
         is_timer = task.flow_task_type in TIMER_TYPES
         if is_timer and new_due is None:
             raise TransitionNotAllowed("a timer needs a time to fire at")
+        # The waiting boundary timers that fire at this task's due date (OnTimeout(after=None)).
+        followers = [] if new_due == old_due else [
+            other for node in getattr(task.flow_task, "timeout_nodes", ()) if node.after is None
+            for other in session.scalars(sa.select(Task).where(
+                Task.process_id == task.process_id, Task.node_name == node.name,
+                Task.token == task.token, Task.status == STATUS.SCHEDULED))]
+        if new_due is None and followers:
+            # Taking the date away left them due at the old one: the task timed out (an
+            # escalation canceled it) at a date it no longer had.
+            raise TransitionNotAllowed(
+                f"task {task.node_name} #{task.id} times out at its due date: give it another "
+                "date, not none")
         if is_timer and task.status == STATUS.SCHEDULED and new_due != old_due:
             assert new_due is not None
             task.activate().reschedule(new_due)
@@ -203,13 +215,9 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
         if not changes:
             return
         record_event(session, task.process, task, "change_due", task.status, task.status, "; ".join(changes))
-        for node in getattr(task.flow_task, "timeout_nodes", ()):
-            if node.after is not None or new_due is None or new_due == old_due:
-                continue
-            for other in session.scalars(sa.select(Task).where(
-                    Task.process_id == task.process_id, Task.node_name == node.name,
-                    Task.token == task.token, Task.status == STATUS.SCHEDULED)):
-                other.activate().reschedule(new_due)
+        for other in followers:
+            assert new_due is not None
+            other.activate().reschedule(new_due)
 
 
 def _text(value: datetime | None) -> str:
