@@ -18,6 +18,7 @@ from test_row_updates import snapshot
 
 from webflow import STATUS, Context, Flow, flow, this
 from webflow.core import Base, row_inserts
+from webflow.core.models import UTCDateTime
 from webflow.core.search import build_documents
 from webflow.models import Process, SearchDocument, Task
 
@@ -48,19 +49,32 @@ class StartsAnotherFlow(Flow):
     end = flow.End()
 
 
+def every_row(session: Session) -> dict[str, Any]:
+    """Every row of every table, each column as stored but the clock's (whether set, and
+    in which shape the table keeps it), with test_row_updates' snapshot (documents, links)."""
+    session.rollback()
+    rows: dict[str, Any] = {}
+    for table in Base.metadata.sorted_tables:
+        clock = [c.name for c in table.columns if isinstance(c.type, UTCDateTime)]
+        rows[f"table {table.name}"] = sorted(
+            (tuple((value is None) if name in clock else value for name, value in row._mapping.items())
+             for row in session.execute(sa.select(table))), key=repr)
+    return {**rows, **snapshot(session)}
+
+
 def two_ways(session: Session, monkeypatch: pytest.MonkeyPatch,
              work: Callable[[Session], Any]) -> tuple[Any, Any]:
     """The rows ``work`` stores with row_inserts, then on tables made again with the ORM's
     flush instead (the same rows are expected, ids included)."""
     work(session)
-    with_inserts = snapshot(session)
+    with_inserts = every_row(session)
     engine = session.get_bind()
     session.close()
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
     monkeypatch.setattr(row_inserts, "ENABLED", False)
     work(session)
-    return with_inserts, snapshot(session)
+    return with_inserts, every_row(session)
 
 
 def test_a_process_a_handler_started_keeps_its_search_document_when_a_later_node_fails(
@@ -214,3 +228,143 @@ def test_a_value_longer_than_its_column_is_refused_as_by_the_flush_never_cut(
         assert with_inserts == ("DataError", [])
     else:
         assert with_inserts == (None, ["t" * 64 + "-first", "e" * 300])
+
+
+# -- what held: the shapes around a start, stored as the flush stores them -----------------------
+
+
+class ChildFlow(Flow):
+    """Child"""
+
+    start = flow.StartFunction().Next(this.buy)
+    buy = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+class SubprocessFlow(Flow):
+    """Parent"""
+
+    start = flow.StartFunction().Next(this.sub)
+    sub = (flow.Subprocess(ChildFlow.start, data=lambda act: {"n": act.process.data.get("n", 0)})
+           .Next(this.after))
+    after = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+class FanOutFlow(Flow):
+    """Fan out"""
+
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def ran(activation: Any) -> dict[str, Any]:
+    return {"ran": True}
+
+
+class JobAtStartFlow(Flow):
+    """Job at start"""
+
+    start = flow.StartFunction().Next(this.job)
+    job = flow.Job(ran).Next(this.end)
+    end = flow.End()
+
+
+def flushes_itself(activation: Any, **data: Any) -> Any:
+    from webflow.core.context import get_session
+
+    activation.prepare(data=data)
+    activation.done()
+    get_session().flush()
+    return activation.process
+
+
+class FlushingStartFlow(Flow):
+    """Flushing start"""
+
+    start = flow.StartFunction(flushes_itself).Next(this.review)
+    review = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+class NestedStartFlow(Flow):
+    """Nested start"""
+
+    start = flow.StartFunction().Next(this.starter)
+    starter = flow.Handler(start_other).Next(this.end)
+    end = flow.End()
+
+
+class FailingAtStartFlow(Flow):
+    """Failing at start"""
+
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.review).Next(this.failing)
+    review = flow.View().Permission(auto_create=True).Next(this.end)
+    failing = flow.Handler(fail).Next(this.end)
+    end = flow.End()
+
+
+DATA = {"n": 2, "items": [{"word": "zébra 😀"}, {"none": None}, {"n": 3}], "text": "ünïcode ☃"}
+
+
+def started(flow_class: type[Flow], propagate: bool) -> Callable[[Session], Any]:
+    def work(session: Session) -> Any:
+        with Context(propagate_exception=propagate):
+            try:
+                process = flow_class.start.run(**DATA)  # type: ignore[attr-defined]
+            except RuntimeError as exc:
+                session.rollback()
+                return str(exc)
+        # what a caller sees right after: the id, the tasks and what led to each
+        return process.id, [(t.id, t.node_name, t.status, [p.id for p in t.previous]) for t in process.tasks]
+    return work
+
+
+def then_canceled(session: Session) -> Any:
+    with Context(propagate_exception=False):
+        process = SubprocessFlow.start.run(**DATA)  # type: ignore[attr-defined]
+        process.cancel()
+    return process.id, process.status
+
+
+def then_undone(session: Session) -> Any:
+    with Context(propagate_exception=False):
+        process = FanOutFlow.start.run(**DATA)  # type: ignore[attr-defined]
+        *branches, start = sorted(process.tasks, key=lambda t: (t.node_name == "start", -t.id))
+        for task in branches:  # the reviews (newest first), then the split: undone backwards
+            if task.status == STATUS.DONE:
+                task.activate().undo()
+            task.activate().cancel()
+        start.activate().undo()
+    return process.id, process.status
+
+
+SHAPES: dict[str, Callable[[Session], Any]] = {
+    "subprocess": started(SubprocessFlow, False),
+    "fan-out": started(FanOutFlow, True),
+    "job": started(JobAtStartFlow, False),
+    "start function that flushes": started(FlushingStartFlow, True),
+    "handler starting another process": started(NestedStartFlow, True),
+    "failing node, web policy": started(FailingAtStartFlow, False),
+    "failing node, code policy": started(FailingAtStartFlow, True),
+    "canceled right after": then_canceled,
+    "undone right after": then_undone,
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_a_start_shape_stores_what_the_flush_stores(rebuilt: Session, monkeypatch: pytest.MonkeyPatch,
+                                                   shape: str) -> None:
+    seen: list[Any] = []
+
+    def work(session: Session) -> None:
+        seen.append(SHAPES[shape](session))
+
+    with_inserts, flushed = two_ways(rebuilt, monkeypatch, work)
+    assert with_inserts == flushed
+    assert seen[0] == seen[1]  # what the caller saw, the same either way
+    assert with_inserts["process"] or shape == "failing node, code policy"
