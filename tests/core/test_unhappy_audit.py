@@ -15,6 +15,9 @@ Defects found:
 - clearing the due date of a task whose boundary timer fires at it (``OnTimeout(after=None)``)
   left the timer due at the old date: the task was escalated (canceled) at a date it no
   longer had; now refused (``TransitionNotAllowed``), as a timer's own date cannot be cleared;
+- a comment, a draft or a delegation note holding a lone surrogate (text decoded with
+  ``surrogateescape``) raised ``UnicodeEncodeError`` from the flush (a draft: a
+  ``DataError`` on PostgreSQL, stored on SQLite); refused like a NUL (``InputRejected``);
 - a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
   ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
   job's result were dropped as "no change", on both databases.
@@ -284,3 +287,29 @@ def test_prepare_refuses_form_data_that_is_no_dict(session, root, data):
     with pytest.raises(FlowRuntimeError, match="as a dict"):  # TypeError, ValueError before
         task_of(session, process, "approve").activate().prepare(data=data, user=root)
     assert task_of(session, process, "approve").status == STATUS.ASSIGNED
+
+
+ODD = b"caf\xe9".decode("utf-8", "surrogateescape")  # a lone surrogate: no UTF-8 for it
+
+
+@pytest.mark.parametrize("text", ["hi\x00there", ODD])
+def test_text_no_database_stores_is_refused_in_comments_drafts_and_notes(session, users, text):
+    from webflow.core.comments import post_comment
+    from webflow.core.drafts import save_draft
+    from webflow.core.exceptions import InputRejected
+    from webflow.core.models import Comment, TaskDraft
+
+    ann = users["ann"]
+    process = AnswerFlow.start.run()
+    task_of(session, process, "approve").activate().assign(users["root"])
+    root = users["root"]
+    with pytest.raises(InputRejected, match="cannot hold"):  # UnicodeEncodeError at the flush
+        post_comment(session, session.get(Process, process.id), root, text)
+    with pytest.raises(InputRejected, match="holds"):  # PostgreSQL: DataError; SQLite kept it
+        save_draft(session, task_of(session, process, "approve"), root, {"note": [text]}, ["note"])
+    before = stored_rows(session)
+    with pytest.raises(InputRejected, match="A note holds"):
+        task_of(session, process, "approve").activate().reassign(ann, note=text)
+    assert stored_rows(session) == before
+    assert session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
+    assert session.scalar(sa.select(sa.func.count()).select_from(TaskDraft)) == 0

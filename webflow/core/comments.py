@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .exceptions import InputRejected, PermissionDenied
+from .json_data import text_problem
 from .models import Comment, Process, Task, User
 from .signals import comment_posted
 from .transaction import unit_of_work
@@ -23,12 +24,15 @@ MENTION = re.compile(r"(?<![\w@])@([\w.\-]{1,150})")
 
 
 def check_comment(text: str | None) -> str:
-    """The comment's text, trimmed; InputRejected for an empty, overlong or NUL-holding one."""
+    """The comment's text, trimmed; InputRejected for an empty or overlong one, or one that
+    no database stores (``json_data.text_problem``: a NUL, or a lone surrogate, which
+    failed the flush with a UnicodeEncodeError)."""
     text = (text or "").strip()
     if not text:
         raise InputRejected("Write something first: the comment is empty.")
-    if "\x00" in text:
-        raise InputRejected("A comment cannot hold a NUL character.")
+    problem = text_problem(text)
+    if problem is not None:
+        raise InputRejected(f"A comment cannot hold {problem}.")
     if len(text) > MAX_COMMENT:
         raise InputRejected(f"A comment holds at most {MAX_COMMENT:,} characters; this one has "
                             f"{len(text):,}. Nothing was saved.")

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .exceptions import InputRejected, PermissionDenied
+from .json_data import text_problem
 from .models import Task, TaskDraft, User, utcnow
 from .transaction import current_unit_of_work, unit_of_work
 
@@ -27,8 +28,11 @@ def check_draft(values: Mapping[str, Iterable[str]], fields: Iterable[str]) -> d
     wanted = set(fields)
     draft = {name: [str(v) for v in values_] for name, values_ in values.items() if name in wanted}
     for name, texts in draft.items():
-        if any("\x00" in text for text in texts):
-            raise InputRejected(f"The field {name} holds a NUL character; the draft was not saved.")
+        # A NUL, or a lone surrogate (which PostgreSQL's JSONB refused with a DataError
+        # where SQLite stored it): json_data's rule for text.
+        problem = next(filter(None, map(text_problem, texts)), None)
+        if problem is not None:
+            raise InputRejected(f"The field {name} holds {problem}; the draft was not saved.")
         if sum(len(text) for text in texts) > MAX_FIELD:
             raise InputRejected(f"The field {name} holds more than {MAX_FIELD:,} characters; "
                                 "the draft was not saved.")

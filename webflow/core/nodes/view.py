@@ -14,6 +14,7 @@ from ..context import current_actor, get_session
 from ..drafts import clear_draft
 from ..exceptions import FlowRuntimeError, InputRejected, PermissionDenied
 from ..fsm import transition
+from ..json_data import text_problem
 from ..models import User, utcnow
 from ..permissions import assigning, managing, owner, reassigning, to_permitted
 from ..status import STATUS
@@ -119,9 +120,9 @@ class ViewActivation(Activation):
         if not isinstance(user, User):
             raise FlowRuntimeError(f"reassign() needs a user, not {user!r}")
         note = (note or "").strip()
-        if len(note) > MAX_NOTE or "\x00" in note:
+        if len(note) > MAX_NOTE or text_problem(note) is not None:  # json_data's rule for text
             raise InputRejected(f"A note holds at most {MAX_NOTE:,} characters "
-                                "(and no NUL character).")
+                                "(and no NUL character or character that is not UTF-8).")
         actor = current_actor()
         if self._delegating or self.is_delegation(actor):
             self._delegate(user, note)
