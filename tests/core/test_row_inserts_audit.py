@@ -368,3 +368,45 @@ def test_a_start_shape_stores_what_the_flush_stores(rebuilt: Session, monkeypatc
     assert with_inserts == flushed
     assert seen[0] == seen[1]  # what the caller saw, the same either way
     assert with_inserts["process"] or shape == "failing node, code policy"
+
+
+def dated_start(activation: Any, **data: Any) -> Any:
+    """A start function that sets times of its own: in another zone, and naive."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    activation.prepare(data=data)
+    activation.task.due = datetime(2030, 5, 1, 12, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    activation.process.created = datetime(2030, 1, 1, 8, 30, 0, 123)  # naive: taken as UTC
+    activation.process.finished = datetime(2030, 1, 2, 8, 30, tzinfo=timezone(timedelta(hours=-5)))
+    activation.done()
+    return activation.process
+
+
+class DatedFlow(Flow):
+    """Dated"""
+
+    start = flow.StartFunction(dated_start).Next(this.review)
+    review = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_times_of_a_start_are_stored_as_the_flush_stores_them(rebuilt: Session,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    stored: list[Any] = []
+
+    def work(session: Session) -> None:
+        with Context(propagate_exception=False):
+            DatedFlow.start.run(word="dated")  # type: ignore[attr-defined]
+        session.rollback()
+        connection = session.connection()  # the text each database keeps, as it keeps it
+        times = connection.exec_driver_sql("SELECT created, finished FROM process").one()
+        due = connection.exec_driver_sql("SELECT due FROM task WHERE due IS NOT NULL").one()
+        stored.append([*map(str, times), *map(str, due)])
+
+    with_inserts, flushed = two_ways(rebuilt, monkeypatch, work)
+    assert with_inserts == flushed and stored[0] == stored[1]
+    process = rebuilt.scalars(sa.select(Process)).one()
+    due = rebuilt.scalars(sa.select(Task.due).where(Task.due.is_not(None))).one()
+    assert [process.created.isoformat(), process.finished.isoformat(), due.isoformat()] == [  # type: ignore[union-attr]
+        "2030-01-01T08:30:00.000123+00:00", "2030-01-02T13:30:00+00:00", "2030-05-01T10:00:00+00:00"]
