@@ -18,6 +18,9 @@ Defects found:
 - a comment, a draft or a delegation note holding a lone surrogate (text decoded with
   ``surrogateescape``) raised ``UnicodeEncodeError`` from the flush (a draft: a
   ``DataError`` on PostgreSQL, stored on SQLite); refused like a NUL (``InputRejected``);
+- a process whose only open task was a job or a timer undone back to NEW looked alive
+  forever (not stalled, not listed) though nothing but a cancel moves such a task (they are
+  queued or scheduled only when created), as an undone join did; now it is stalled;
 - a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
   ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
   job's result were dropped as "no change", on both databases.
@@ -313,3 +316,59 @@ def test_text_no_database_stores_is_refused_in_comments_drafts_and_notes(session
     assert stored_rows(session) == before
     assert session.scalar(sa.select(sa.func.count()).select_from(Comment)) == 0
     assert session.scalar(sa.select(sa.func.count()).select_from(TaskDraft)) == 0
+
+
+def quick_job(activation: Any) -> None:
+    activation.process.data["ran"] = activation.process.data.get("ran", 0) + 1
+
+
+class UndoFlow(Flow):
+    start = flow.StartFunction().Next(this.work)
+    work = flow.Job(quick_job).Next(this.wait)
+    wait = flow.Timer(timedelta(seconds=0)).Next(this.approve)
+    approve = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+@pytest.mark.parametrize("undone", ["wait", "work"])
+def test_a_process_whose_only_open_task_is_an_undone_job_or_timer_is_stalled(session, root, undone):
+    from webflow import fire_due_timers
+    from webflow.core.engine import stalled_processes
+
+    process = UndoFlow.start.run()
+    fire_due_timers(now=datetime.now(UTC) + timedelta(minutes=1))
+    approve = task_of(session, process, "approve").activate()
+    approve.assign(root)
+    approve = task_of(session, process, "approve").activate()
+    approve.prepare(data={}, user=root)
+    approve.done()
+    assert session.get(Process, process.id).status == STATUS.DONE
+    # a manager unwinds it backwards: undo then cancel, down to the undone task
+    for node in ("end", "approve", "wait", "work")[:("end", "approve", "wait", "work").index(undone) + 1]:
+        task_of(session, process, node).activate().undo()
+        if node != undone:
+            task_of(session, process, node).activate().cancel()
+    task = task_of(session, process, undone)
+    assert task.status == STATUS.NEW
+    assert {t.name for t in task.activate().get_available_transitions() if t.label} == {"cancel"}
+    session.expire_all()
+    assert session.get(Process, process.id).stalled is not None  # None: alive forever
+    assert [p.id for p, why in stalled_processes(session, [UndoFlow])] == [process.id]
+    assert stalled_processes(session, [UndoFlow])[0][1].transition == "undo"
+    # the repairs the page names: cancel it, then Activate next on the task before it (a
+    # start has none: the process is canceled instead)
+    task_of(session, process, undone).activate().cancel()
+    if undone == "work":
+        assert [p.id for p, why in stalled_processes(session, [UndoFlow])] == [process.id]
+        from webflow.core.engine import cancel_process
+
+        cancel_process(session.get(Process, process.id))
+        assert stalled_processes(session, [UndoFlow]) == []
+        return
+    task_of(session, process, "work").activate().activate_next()  # a new timer, scheduled
+    session.expire_all()
+    assert session.get(Process, process.id).stalled is None
+    assert stalled_processes(session, [UndoFlow]) == []
+    again = session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == undone,
+                                                  Task.status != STATUS.CANCELED)).one()
+    assert again.status in (STATUS.DONE, STATUS.SCHEDULED)

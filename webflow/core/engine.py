@@ -67,8 +67,8 @@ def settle(activation: Activation) -> None:
     if task.status in FINISHED and tokens.is_branch(task.token):
         _fire_released_joins(session, process, task)
     # The task itself still open answers "is anything unfinished?" without a query (unless
-    # it is an undone join, which may be open and still unable to move).
-    if task.status not in FINISHED and not _undone_join(task):
+    # it is an undone join, job or timer, which may be open and still unable to move).
+    if task.status not in FINISHED and not _undone_join(task) and not _still_when_new(task):
         tasks: list[Any] = []
         unfinished = moving = True
     else:
@@ -97,6 +97,19 @@ def _undone_join(task: Any) -> bool:
     return bool(task.flow_task_type == "JOIN" and task.status == STATUS.NEW)
 
 
+#: Nodes whose task, once undone back to NEW, nothing moves again but a cancel: a job or a
+#: timer is activated (queued, scheduled) only when it is created, and its NEW -> ASSIGNED /
+#: SCHEDULED edges are the engine's, not a person's (no undo ever brings a branch back to
+#: them: activate_next creates a new task). Such a task is NEW only after an undo, but
+#: for the moment between its creation and its activation in the same transaction, which
+#: the next transition's settle (the task activated) answers again.
+_STILL_WHEN_NEW = frozenset({"JOB", "TIMER", "TIMEOUT"})
+
+
+def _still_when_new(task: Any) -> bool:
+    return bool(task.status == STATUS.NEW and task.flow_task_type in _STILL_WHEN_NEW)
+
+
 def _may_move(task: Any, tasks: list[Any]) -> bool:
     """True for an unfinished task that something can still move: not an undone join (NEW
     after its undo) with nothing unfinished left in its region, which no branch will reach
@@ -104,6 +117,10 @@ def _may_move(task: Any, tasks: list[Any]) -> bool:
     such joins is stranded unless it is marked stalled, for a manager to cancel the join
     and undo backwards."""
     if task.status in FINISHED:
+        return False
+    if _still_when_new(task):
+        # An undone job or timer: its process, with nothing else open, looked alive forever
+        # (not listed as stalled) while only a cancel could move it, as an undone join did.
         return False
     if not _undone_join(task):
         return True
