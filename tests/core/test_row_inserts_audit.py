@@ -410,3 +410,37 @@ def test_times_of_a_start_are_stored_as_the_flush_stores_them(rebuilt: Session,
     due = rebuilt.scalars(sa.select(Task.due).where(Task.due.is_not(None))).one()
     assert [process.created.isoformat(), process.finished.isoformat(), due.isoformat()] == [  # type: ignore[union-attr]
         "2030-01-01T08:30:00.000123+00:00", "2030-01-02T13:30:00+00:00", "2030-05-01T10:00:00+00:00"]
+
+
+def test_a_stale_update_on_the_last_statement_stores_nothing_of_a_start_beside_it(
+        session: Session) -> None:
+    """The UPDATEs of the last statement are checked after it ran (row_updates.check): when
+    it ran alone, in autocommit, a process whose version had moved on failed the unit of
+    work with StaleDataError while the start beside it was stored already. The engine's
+    own paths lock a process before they hold it (so the statement is not alone); here a
+    process is held without its lock (queries.process_tasks), as only internals do."""
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from webflow.core.queries import process_tasks
+    from webflow.core.transaction import unit_of_work
+
+    with Context(propagate_exception=True):
+        first = OtherFlow.start.run(word="first")  # type: ignore[attr-defined]
+    session.commit()
+    first_id = first.id
+    before = count_rows(session.get_bind())
+    with pytest.raises(StaleDataError), Context(propagate_exception=True), unit_of_work(session):
+        held = session.get(Process, first_id)
+        assert held is not None
+        process_tasks(session, held)  # held, not locked
+        held.data = {"word": "changed"}
+        bump = sa.update(Process).where(Process.id == first_id).values(version=Process.version + 1)
+        if session.get_bind().dialect.name == "postgresql":
+            with session.get_bind().begin() as other:  # type: ignore[union-attr]
+                other.execute(bump)  # another transaction: nothing locks the row
+        else:
+            session.connection().execute(bump)  # this one holds SQLite's write lock
+        OtherFlow.start.run(word="second")  # type: ignore[attr-defined]
+    session.rollback()
+    after = count_rows(session.get_bind())
+    assert after == before

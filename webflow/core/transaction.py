@@ -153,8 +153,10 @@ class UnitOfWork:
             # A transaction that wrote nothing before its last statement (a start: its rows
             # are all in it) sends it alone, in autocommit: atomic by itself, no BEGIN and
             # COMMIT around it; only where the commit that follows would have stored it
-            # anyway (_may_run_alone).
-            if _may_run_alone(self.session, connection):
+            # anyway (_may_run_alone), and when nothing in it is checked after it ran: the
+            # UPDATEs' versions are (row_updates.check), and a StaleDataError must leave
+            # nothing of it stored.
+            if not updates and _may_run_alone(self.session, connection):
                 connection.info[ALONE] = True
             try:
                 result = connection.execute(statement, {
