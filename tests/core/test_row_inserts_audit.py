@@ -444,3 +444,38 @@ def test_a_stale_update_on_the_last_statement_stores_nothing_of_a_start_beside_i
     session.rollback()
     after = count_rows(session.get_bind())
     assert after == before
+
+
+@pytest.mark.parametrize("level", ["REPEATABLE READ", "SERIALIZABLE", "AUTOCOMMIT"])
+def test_starts_on_an_engine_with_an_isolation_level_of_its_own(pg_url: str, level: str) -> None:
+    """PostgreSQL with the driver's own transactions (or SQLAlchemy's AUTOCOMMIT): a start
+    is stored whole, one whose start token is taken stores nothing and leaves its objects
+    transient, and the session goes on."""
+    from webflow.core import create_engine, use_session
+
+    engine = create_engine(pg_url, isolation_level=level)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    try:
+        with Session(engine) as session, use_session(session):
+            outcomes = []
+            for token in ("a" * 32, "a" * 32, "b" * 32):
+                activation = OtherFlow.start.activation_class.new(OtherFlow.start)  # type: ignore[attr-defined]
+                activation.process.start_token = token
+                try:
+                    with Context(propagate_exception=False):
+                        activation.prepare(data={"word": token[0]})
+                        activation.done()
+                    outcomes.append("stored")
+                except sa.exc.IntegrityError:
+                    session.rollback()
+                    assert sa.inspect(activation.process).transient and sa.inspect(activation.task).transient
+                    outcomes.append("refused")
+            assert outcomes == ["stored", "refused", "stored"]
+        with engine.connect() as other:
+            rows = other.execute(sa.select(Process.start_token, Process.data).order_by(Process.id)).all()
+            assert [tuple(row) for row in rows] == [("a" * 32, {"word": "a"}), ("b" * 32, {"word": "b"})]
+            assert other.scalar(sa.select(sa.func.count()).select_from(Task)) == 4
+            assert other.scalar(sa.select(sa.func.count()).select_from(SearchDocument)) == 2
+    finally:
+        engine.dispose()
