@@ -479,3 +479,27 @@ def test_starts_on_an_engine_with_an_isolation_level_of_its_own(pg_url: str, lev
             assert other.scalar(sa.select(sa.func.count()).select_from(SearchDocument)) == 2
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("signal_name", ["flow_started", "task_started", "task_finished"])
+def test_receivers_that_write_store_what_the_flush_stores(rebuilt: Session, monkeypatch: pytest.MonkeyPatch,
+                                                          signal_name: str) -> None:
+    """A receiver's own row (pointing at the new process and task) and its own statement
+    through the session go in after the rows they name, either way of writing."""
+    from webflow import signals
+    from webflow.core.context import get_session
+    from webflow.core.models import Comment
+
+    def receiver(sender: Any, process: Any, task: Any, **kwargs: Any) -> None:
+        session = get_session()
+        session.add(Comment(process_id=process.id, task_id=task.id, text=f"{signal_name} {task.node_name}"))
+        session.execute(sa.update(Task).where(Task.id == task.id).values(comments=f"seen by {signal_name}"))
+
+    signal = getattr(signals, signal_name)
+    signal.connect(receiver)
+    try:
+        with_inserts, flushed = two_ways(rebuilt, monkeypatch, started(SubprocessFlow, False))
+    finally:
+        signal.disconnect(receiver)
+    assert with_inserts == flushed
+    assert with_inserts["table comment"]  # the receiver ran (Subprocess sends task_started)
