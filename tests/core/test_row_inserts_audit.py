@@ -50,12 +50,13 @@ class StartsAnotherFlow(Flow):
 
 
 def every_row(session: Session) -> dict[str, Any]:
-    """Every row of every table, each column as stored but the clock's (whether set, and
-    in which shape the table keeps it), with test_row_updates' snapshot (documents, links)."""
+    """Every row of every table, each column as stored but the clock's (whether set; the
+    shape the table keeps it in is in test_row_updates' snapshot, with documents, links)."""
     session.rollback()
     rows: dict[str, Any] = {}
     for table in Base.metadata.sorted_tables:
-        clock = [c.name for c in table.columns if isinstance(c.type, UTCDateTime)]
+        clock = [c.name for c in table.columns  # and a user's random session token
+                 if isinstance(c.type, UTCDateTime) or c.name == "session_token"]
         rows[f"table {table.name}"] = sorted(
             (tuple((value is None) if name in clock else value for name, value in row._mapping.items())
              for row in session.execute(sa.select(table))), key=repr)
@@ -343,7 +344,24 @@ def then_undone(session: Session) -> Any:
     return process.id, process.status
 
 
+def with_callers_row(flushed: bool) -> Callable[[Session], Any]:
+    """A start while the caller's session holds a row of its own, pending or flushed (the
+    unit of work commits it first), then the caller's rollback."""
+    def work(session: Session) -> Any:
+        from webflow.models import User
+
+        session.add(User(username="caller"))
+        if flushed:
+            session.flush()
+        outcome = started(SubprocessFlow, False)(session)
+        session.rollback()
+        return outcome, session.scalars(sa.select(User.username)).all()
+    return work
+
+
 SHAPES: dict[str, Callable[[Session], Any]] = {
+    "caller's pending row": with_callers_row(False),
+    "caller's flushed row": with_callers_row(True),
     "subprocess": started(SubprocessFlow, False),
     "fan-out": started(FanOutFlow, True),
     "job": started(JobAtStartFlow, False),
