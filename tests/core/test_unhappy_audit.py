@@ -21,6 +21,8 @@ Defects found:
 - a process whose only open task was a job or a timer undone back to NEW looked alive
   forever (not stalled, not listed) though nothing but a cancel moves such a task (they are
   queued or scheduled only when created), as an undone join did; now it is stalled;
+- ``change_due`` gave a due date to the start task a canceled process keeps NEW (its
+  undone start), which then counted as overdue for good; refused, a canceled process is final;
 - a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
   ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
   job's result were dropped as "no change", on both databases.
@@ -372,3 +374,17 @@ def test_a_process_whose_only_open_task_is_an_undone_job_or_timer_is_stalled(ses
     again = session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == undone,
                                                   Task.status != STATUS.CANCELED)).one()
     assert again.status in (STATUS.DONE, STATUS.SCHEDULED)
+
+
+def test_change_due_refuses_a_task_of_a_canceled_process(session):
+    from webflow import TransitionNotAllowed
+
+    process = AnswerFlow.start.run()
+    task_of(session, process, "approve").activate().cancel()
+    task_of(session, process, "start").activate().undo()  # the process is canceled
+    assert session.get(Process, process.id).status == STATUS.CANCELED
+    assert task_of(session, process, "start").status == STATUS.NEW
+    before = stored_rows(session)
+    with pytest.raises(TransitionNotAllowed, match="CANCELED"):
+        change_due(task_of(session, process, "start"), datetime.now(UTC), priority=5)
+    assert stored_rows(session) == before

@@ -182,6 +182,13 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
         if task.status in FINISHED:
             raise TransitionNotAllowed(
                 f"task {task.node_name} #{task.id} is {task.status}: its due date is final")
+        process = task.process
+        session.refresh(process)
+        if process.status == STATUS.CANCELED:
+            # A canceled process is final; the start task its undone start leaves NEW took
+            # a due date and counted as overdue on the admin page for good.
+            raise TransitionNotAllowed(
+                f"process {process.id} is CANCELED: the due date of task {task.node_name} #{task.id} is final")
         new_due = aware_utc(due) if due is not None else None
         if priority is not None:  # the rule a node's .Priority answers by, checked before anything moves
             priority = check_priority(priority, f"task {task.node_name} #{task.id}")
