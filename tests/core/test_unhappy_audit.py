@@ -23,6 +23,8 @@ Defects found:
   queued or scheduled only when created), as an undone join did; now it is stalled;
 - ``change_due`` gave a due date to the start task a canceled process keeps NEW (its
   undone start), which then counted as overdue for good; refused, a canceled process is final;
+- ``away.set_away`` with a substitute that is no User (a username) or an end that is no
+  datetime raised ``AttributeError``; refused with ``InputRejected``;
 - a change of a value to one Python's ``==`` takes for it (``1`` -> ``True``, ``1`` ->
   ``1.0``, ``0`` -> ``False``) was lost: a form's answer merged into ``process.data`` and a
   job's result were dropped as "no change", on both databases.
@@ -388,3 +390,21 @@ def test_change_due_refuses_a_task_of_a_canceled_process(session):
     with pytest.raises(TransitionNotAllowed, match="CANCELED"):
         change_due(task_of(session, process, "start"), datetime.now(UTC), priority=5)
     assert stored_rows(session) == before
+
+
+@pytest.mark.parametrize("substitute,until,why", [
+    ("bob", None, "active colleague"),
+    (None, None, "active colleague"),
+    ("user", "2030-01-01", "must be a date and time"),
+    ("user", 1893456000, "must be a date and time"),
+])
+def test_out_of_office_refuses_a_substitute_or_end_that_is_not_one(session, users, substitute, until, why):
+    from webflow.core.away import set_away
+    from webflow.core.exceptions import InputRejected
+    from webflow.core.models import OutOfOffice
+
+    if substitute == "user":
+        substitute = users["bob"]
+    with pytest.raises(InputRejected, match=why):  # AttributeError for "bob" and the texts
+        set_away(session, users["ann"], substitute, until)
+    assert session.scalar(sa.select(sa.func.count()).select_from(OutOfOffice)) == 0

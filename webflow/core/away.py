@@ -29,10 +29,14 @@ def away_of(session: Session, user: User) -> OutOfOffice | None:
 def set_away(session: Session, user: User, substitute: User | None,
              until: datetime | None = None) -> OutOfOffice:
     """Mark the user away until ``until`` (None: until they come back), with a substitute."""
-    if substitute is None or not substitute.is_active:
+    # Not a User (None, a username) or not a datetime: refused here, where they raised
+    # AttributeError from inside.
+    if not isinstance(substitute, User) or not substitute.is_active:
         raise InputRejected("Choose an active colleague as your substitute.")
     if substitute.id == user.id:
         raise InputRejected("You cannot be your own substitute.")
+    if until is not None and not isinstance(until, datetime):
+        raise InputRejected(f"The end of your absence must be a date and time, not {until!r:.40}.")
     if until is not None and as_utc(until) <= utcnow():
         raise InputRejected("The end of your absence is already past.")
     user_id, substitute_id = user.id, substitute.id  # read before the new row is pending
