@@ -202,3 +202,41 @@ def test_documents_built_from_memory_equal_the_ones_read_back(rebuilt: Session) 
     ids = list(rebuilt.scalars(sa.select(Process.id)))
     assert len(stored) == len(ids) == 3
     assert {d["process_id"]: d["body"] for d in build_documents(rebuilt, ids)} == stored
+
+
+def test_a_value_longer_than_its_column_is_refused_as_the_flush_refuses_it_never_cut(
+        rebuilt: Session, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the UPDATE's arrays were cast to VARCHAR(255), which PostgreSQL cuts to size
+    without a word: a 300-character job id was stored as its first 255. The flush's own
+    UPDATE is refused (DataError) there; SQLite, which keeps no length, stores it whole."""
+    alice = User(username="alice", permissions=PERMISSIONS)
+    rebuilt.add(alice)
+    rebuilt.commit()
+    postgresql = rebuilt.get_bind().dialect.name == "postgresql"
+    long_id = "j" * 300
+
+    def tag(sender: Any, process: Any, task: Any, **kwargs: Any) -> None:
+        if task.node_name == "review":
+            task.external_task_id = long_id
+
+    outcomes = []
+    for enabled in (True, False):
+        monkeypatch.setattr(row_updates, "ENABLED", enabled)
+        process = FoldFlow.start.run()  # type: ignore[attr-defined]
+        task_of(rebuilt, process, "review").activate().assign(alice)
+        review = task_of(rebuilt, process, "review").activate()
+        review.prepare(data={"ok": True}, user=alice)
+        signals.task_finished.connect(tag)
+        try:
+            with Context(propagate_exception=True):
+                review.done()
+            outcome: Any = "stored"
+        except sa.exc.DataError:
+            rebuilt.rollback()
+            outcome = "refused"
+        finally:
+            signals.task_finished.disconnect(tag)
+        stored = task_of(rebuilt, process, "review")
+        outcomes.append((outcome, stored.status, stored.external_task_id))
+    expected = ("refused", STATUS.ASSIGNED, None) if postgresql else ("stored", STATUS.DONE, long_id)
+    assert outcomes == [expected, expected]

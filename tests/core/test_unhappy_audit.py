@@ -45,6 +45,7 @@ from webflow import STATUS, Context, Flow, FlowRuntimeError, flow, this
 from webflow.core import search
 from webflow.core.jobs import run_job
 from webflow.core.timers import change_due, fire_timer
+from webflow.core.transaction import unit_of_work
 from webflow.models import Process, Task, User
 
 
@@ -162,6 +163,17 @@ def test_an_id_that_names_no_row_is_no_such_row_on_both_databases(session, task_
     assert fire_timer(session, task_id) is False
     assert search.build_documents(session, [task_id]) == []
     assert [d["process_id"] for d in search.build_documents(session, [task_id, process.id])] == [process.id]
+    assert task_of(session, process, "wait").status == STATUS.SCHEDULED
+
+
+@pytest.mark.parametrize("process_id,task_id", [(2**31, None), (2**40, 2**40), (1, 2**31)])
+def test_a_unit_of_work_on_an_id_that_names_no_row_locks_nothing_and_fails_nothing(
+        session, process_id, task_id):
+    """Before, PostgreSQL failed the lock's statement with a DataError (integer out of
+    range) where SQLite found no row to lock."""
+    process = FarTimerFlow.start.run(days=1)
+    with unit_of_work(session, process_id, task_id):
+        assert session.get(Process, process.id).status == STATUS.NEW
     assert task_of(session, process, "wait").status == STATUS.SCHEDULED
 
 

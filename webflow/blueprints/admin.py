@@ -25,7 +25,7 @@ from ..core.context import Context
 from ..core.engine import cancel_blocker, stalled_processes
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
-from ..core.models import TIMER_TYPES, Process, Task
+from ..core.models import MAX_ID, TIMER_TYPES, Process, Task
 from ..core.status import FINISHED, STATUS
 from ..core.timers import change_due, due_timers_query, fire_timer
 from ..extensions import db
@@ -53,8 +53,6 @@ PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
 WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
 #: A timer still waiting this long after its due time is listed as stuck.
 LATE_TIMER = timedelta(minutes=1)
-#: The largest id a URL may name (PostgreSQL's integer): larger ones are no row, not an error.
-MAX_ID = 2**31 - 1
 
 
 def job_mode_text(app: Flask) -> str:

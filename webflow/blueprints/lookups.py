@@ -17,15 +17,13 @@ from sqlalchemy.orm import joinedload
 from werkzeug.routing import BuildError, IntegerConverter
 
 from ..core.flow import Flow
-from ..core.models import Process, Task, User
+from ..core.models import MAX_ID, Process, Task, User
 from ..datarows import data_rows
 from ..extensions import db
 from ..graph_svg import flow_svg
 
 TASK_ENDPOINT = "flows.task_detail"
 TRANSITION_ENDPOINT = "flows.task_transition"
-#: The largest id any of our databases stores (PostgreSQL's integer; SQLite's is larger).
-MAX_ID = 2**31 - 1
 #: The query keys the list pages read; only these are carried into pager and sort links.
 LIST_KEYS = ("flow", "status", "q", "sort", "page", "started_from", "started_to", "has_error", "when",
              "trail", "comments")  # the process page's audit trail and comments, paged beside its tasks

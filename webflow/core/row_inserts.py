@@ -209,22 +209,12 @@ def ctes(tables: tuple[Table, ...]) -> tuple[str, ...]:
     parts = []
     for index, group in enumerate(tables):
         table = Base.metadata.tables[group.name]
-        arrays = ", ".join(f"CAST(:i{index}_{name} AS {_array_type(table.c[name].type, dialect)}[])"
+        arrays = ", ".join(f"CAST(:i{index}_{name} AS {row_updates.array_type(table.c[name].type, dialect)}[])"
                            for name in group.columns)
         names = ", ".join(quote(name) for name in group.columns)
         parts.append(f"inserted_{index} AS (INSERT INTO {quote(table.name)} ({names}) "
                      f"SELECT * FROM unnest({arrays}))")
     return tuple(parts)
-
-
-def _array_type(column_type: Any, dialect: Any) -> str:
-    """The element type of a column's array: its own, but a string without its length.
-    PostgreSQL cuts a text to the length of a CAST to VARCHAR(n) without a word; the
-    INSERT's own assignment to the column refuses a text too long for it, as the ORM's
-    INSERT is refused (DataError), instead of storing it cut."""
-    if isinstance(column_type, sa.String) and column_type.length is not None:
-        return "VARCHAR"
-    return str(column_type.compile(dialect=dialect))
 
 
 def send(connection: Any, tables: dict[Table, Rows]) -> None:

@@ -229,7 +229,7 @@ def ctes(groups: tuple[Group, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         arrays = [f"CAST(:u{index}_id AS INTEGER[])"]
         if group.versioned:
             arrays.append(f"CAST(:u{index}_version AS INTEGER[])")
-        arrays += [f"CAST(:u{index}_{name} AS {table.c[name].type.compile(dialect=dialect)}[])"
+        arrays += [f"CAST(:u{index}_{name} AS {array_type(table.c[name].type, dialect)}[])"
                    for name in group.columns]
         sets = [f"{quote(name)} = u.{quote(name)}" for name in group.columns]
         where = f"{quote(table.name)}.id = u.id"
@@ -241,6 +241,17 @@ def ctes(groups: tuple[Group, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
                      f"FROM unnest({', '.join(arrays)}) AS u({quoted}) WHERE {where} RETURNING 1)")
         counts.append(f"(SELECT count(*) FROM updated_{index})")
     return tuple(parts), tuple(counts)
+
+
+def array_type(column_type: Any, dialect: Any) -> str:
+    """The element type of a column's array in the engine's CTEs (here and row_inserts'):
+    its own, but a string without its length. PostgreSQL cuts a text to the length of a
+    CAST to VARCHAR(n) without a word; the assignment to the column itself refuses a text
+    too long for it (DataError), as the ORM's own INSERT and UPDATE are refused, instead of
+    storing it cut."""
+    if isinstance(column_type, sa.String) and column_type.length is not None:
+        return "VARCHAR"
+    return str(column_type.compile(dialect=dialect))
 
 
 def check(groups: dict[Group, Rows], matched: tuple[int, ...]) -> None:

@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from .exceptions import FlowLockFailed
+from .models import is_row_id
 
 LOCK_ATTEMPTS = 5
 LOCK_BACKOFF = 0.05  # seconds, doubled per attempt, with jitter
@@ -264,7 +265,7 @@ class UnitOfWork:
         whereas a row it only read would be the one of the statement's start. The other
         tasks of the process are read later, by a statement of their own (queries.
         process_tasks), which sees everything committed before the lock was ours."""
-        if task_id is None:
+        if task_id is None or not is_row_id(task_id):
             self.lock(process_id)
             return
         query = _lock_and_read_query(self._dialect())
@@ -285,7 +286,9 @@ class UnitOfWork:
         """Lock the process row (PostgreSQL); SQLite already holds its write lock."""
         if process_id in self.locked:
             return
-        if self._dialect() != "sqlite":
+        # An id no row can have (beyond PostgreSQL's integer) locks nothing: PostgreSQL
+        # failed the statement with a DataError where SQLite found no row.
+        if self._dialect() != "sqlite" and is_row_id(process_id):
             # The process and the top process of its tree (subprocesses), in id order:
             # the top one is older, so every transaction in a tree takes it first.
             locked = self.session.scalars(_lock_query(), {"process_id": process_id})
