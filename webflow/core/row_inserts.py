@@ -80,8 +80,9 @@ def take(session: Session, uow: Any) -> dict[Table, Rows]:
             return {}
     states = sorted((sa.inspect(obj) for obj in new), key=lambda state: (state.mapper.local_table.name,
                                                                          state.dict["id"]))
+    members = set(new)  # once: a fan-out's start brings thousands
     try:
-        rows = [(state, _row(state, set(new))) for state in states]
+        rows = [(state, _row(state, members)) for state in states]
     except _Unfit:
         return {}
     if row_updates.listeners:
