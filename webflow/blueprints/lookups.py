@@ -17,7 +17,7 @@ from sqlalchemy.orm import joinedload
 from werkzeug.routing import BuildError, IntegerConverter
 
 from ..core.flow import Flow
-from ..core.models import MAX_ID, Process, Task, User
+from ..core.models import MAX_ID, Process, Task, User, is_row_id
 from ..datarows import data_rows
 from ..extensions import db
 from ..graph_svg import flow_svg
@@ -133,7 +133,7 @@ def parse_id(raw: str | None) -> int | None:
     if not _ID.fullmatch(raw):
         return None
     value = int(raw)
-    return value if 1 <= value <= MAX_ID else None
+    return value if is_row_id(value) else None
 
 
 def page_number() -> int:

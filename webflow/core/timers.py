@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from .activation import record_event
 from .context import Context, get_session
 from .exceptions import FlowLockFailed, TransitionNotAllowed
+from .fsm import process_not_canceled
 from .models import TIMER_TYPES, Task, is_row_id, utcnow
 from .nodes.timer import aware_utc, check_priority
 from .overdue import notice_overdue_tasks
@@ -131,9 +132,7 @@ def _fire_timers(now: datetime, session: Session, max_seconds: float | None) -> 
     # Only timers that existed when the call began: a flow that loops back to a timer due
     # at once (a retry every 0 minutes, a due date already past) creates a new timer with
     # every firing, and picking those up too never returned. They fire on the next call.
-    newest = session.scalar(sa.select(sa.func.max(Task.id)))
-    if session.in_transaction():
-        session.commit()
+    newest = session.scalar(sa.select(sa.func.max(Task.id)))  # _pick ends the read
     with Context(propagate_exception=False):
         while True:
             batch = _pick(session, now, passed, BATCH, newest)
@@ -182,13 +181,12 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
         if task.status in FINISHED:
             raise TransitionNotAllowed(
                 f"task {task.node_name} #{task.id} is {task.status}: its due date is final")
-        process = task.process
-        session.refresh(process)
-        if process.status == STATUS.CANCELED:
-            # A canceled process is final; the start task its undone start leaves NEW took
-            # a due date and counted as overdue on the admin page for good.
+        if not process_not_canceled(task.activate()):
+            # The engine's rule: a canceled process is final (the start task its undone
+            # start leaves NEW took a due date and counted as overdue for good).
             raise TransitionNotAllowed(
-                f"process {process.id} is CANCELED: the due date of task {task.node_name} #{task.id} is final")
+                f"process {task.process_id} is CANCELED: the due date of task "
+                f"{task.node_name} #{task.id} is final")
         new_due = aware_utc(due) if due is not None else None
         if priority is not None:  # the rule a node's .Priority answers by, checked before anything moves
             priority = check_priority(priority, f"task {task.node_name} #{task.id}")
