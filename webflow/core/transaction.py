@@ -117,8 +117,9 @@ class UnitOfWork:
         return self.session.get_bind().dialect.name
 
     def write_events(self) -> None:
-        """Write what the transaction left for its end: the pending links, the audit rows,
-        the drafts to drop and the search documents it changed. On PostgreSQL one
+        """Write what the transaction left for its end: its new processes and tasks where
+        the engine may write them (row_inserts), the pending links, the audit rows, the
+        drafts to drop and the search documents it changed. On PostgreSQL one
         statement (the others as CTEs of the audit rows' INSERT): one round trip. Core
         statements on the transaction's connection: the rows need no ORM objects."""
         from . import row_inserts, row_updates, search
@@ -362,8 +363,9 @@ def _plain(value: Any) -> Any:
 @functools.lru_cache(maxsize=512)
 def _last_statement(links: bool, drafts: bool, documents: bool, events: bool,
                     updates: tuple[Any, ...] = (), inserts: tuple[Any, ...] = ()) -> sa.TextClause:
-    """PostgreSQL: the audit rows' INSERT with the transaction's links, dropped drafts,
-    search documents and row updates (row_updates) as CTEs, one round trip. Rows come as
+    """PostgreSQL: the audit rows' INSERT with the transaction's new rows (row_inserts),
+    links, dropped drafts, search documents and row updates (row_updates) as CTEs, one
+    round trip. Rows come as
     arrays (``unnest``), so the text is one of a few whatever the number of rows: compiled
     once each. Literal multi-row VALUES were compiled again for every transaction (a fifth
     of its time). With row updates, the statement answers how many rows each matched."""
