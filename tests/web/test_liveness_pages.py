@@ -5,11 +5,12 @@ with the reason, never a 500 (with and without HTMX)."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from app_support import in_app_context, make_test_app
 from web_support import PASSWORD, AuthActions, hello, snapshot, task_of, task_url, user
 
-from webflow import Context, Flow, db, flow, this
+from webflow import Context, Flow, db, fire_due_timers, flow, this
 from webflow.models import Process
 
 START = "/flows/hello_world/start/start/"
@@ -179,3 +180,45 @@ def test_a_process_stalled_at_an_undone_join_is_listed_with_its_repair(db_url) -
         assert "nothing will reach it again" in page and "cancel it, then undo a branch before it" in page
         seen = " ".join(vera.get(f"/flows/two_reviews/{process.id}/").get_data(as_text=True).split())
         assert "This process is stalled" in seen and "A manager of this flow can repair it." in seen
+
+
+class WaitThenApproveFlow(Flow):
+    """Wait then approve"""
+
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(timedelta(seconds=0)).Next(this.approve)
+    approve = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_a_process_stalled_at_an_undone_timer_names_its_own_repair(db_url) -> None:  # type: ignore[no-untyped-def]
+    """The manager unwound a finished process back to its timer: nothing schedules an undone
+    timer again, so the page says to cancel it and run Activate next on the task before it
+    (not the join's "undo a branch"); someone who only sees it is sent to a manager."""
+    app = make_test_app(db_url, [WaitThenApproveFlow], {"boss": ["wait_then_approve.manage",
+                                                                 "wait_then_approve.can_approve"],
+                                                        "vera": ["wait_then_approve.view"]}, PASSWORD)
+    with in_app_context(app):
+        boss_user = user("boss")
+        process = WaitThenApproveFlow.start.run()
+        fire_due_timers(now=datetime.now(UTC) + timedelta(minutes=1))
+        approve = task_of(process, "approve").activate()
+        approve.assign(boss_user)
+        approve = task_of(process, "approve").activate()
+        approve.prepare(data={}, user=boss_user)
+        approve.done()
+        with Context(user=boss_user):
+            for node in ("end", "approve"):
+                task_of(process, node).activate().undo()
+                task_of(process, node).activate().cancel()
+            wait = task_of(process, "wait")
+            wait.activate().undo()
+        db.session.commit()
+        boss, vera = AuthActions(app).enter_as("boss"), AuthActions(app).enter_as("vera")
+        page = " ".join(boss.get(f"/flows/wait_then_approve/{process.id}/").get_data(as_text=True).split())
+        assert "This process is stalled" in page and f"#{wait.id} was undone by boss" in page
+        assert "Nothing runs" in page and "Activate next" in page
+        assert "undo a branch before it" not in page
+        seen = " ".join(vera.get(f"/flows/wait_then_approve/{process.id}/").get_data(as_text=True).split())
+        assert "This process is stalled" in seen and "A manager of this flow can repair it." in seen
+        assert "Activate next" not in seen
