@@ -10,6 +10,9 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import current_app
 
 config = context.config
@@ -51,13 +54,60 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _sqlite_foreign_keys(connection, on: bool) -> None:  # type: ignore[no-untyped-def]
+    """Turn SQLite's foreign key enforcement on or off (only outside a transaction)."""
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()  # ends the transaction SQLAlchemy began; the driver began none
+
+
+def _check_foreign_keys(connection) -> None:  # type: ignore[no-untyped-def]
+    """Refuse (and roll back) migrations that left a row pointing at nothing."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        tables = sorted({row[0] for row in broken})
+        raise RuntimeError(f"the migration left {len(broken)} row(s) of {', '.join(tables)} pointing "
+                           "at rows that are gone; nothing was changed")
+
+
+def _explain_unknown_revision(connection, exc: CommandError) -> None:  # type: ignore[no-untyped-def]
+    """A database at a revision these migrations do not have was migrated by a newer
+    version of webflow: say so, instead of Alembic's "Can't locate revision"."""
+    known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+    unknown = [rev for rev in MigrationContext.configure(connection).get_current_heads() if rev not in known]
+    if unknown:
+        raise CommandError(
+            f"the database is at revision {', '.join(unknown)}, which this version of webflow does not "
+            "have: a newer version migrated it. Run that version (its `flask --app wsgi db downgrade` "
+            "takes the database back), or restore a backup. Nothing was changed.") from exc
+
+
 def run_migrations_online() -> None:
-    """Run the migrations on a connection of the app's engine."""
+    """Run the migrations on a connection of the app's engine.
+
+    On SQLite, foreign keys are off while they run: a revision that rebuilds a table in
+    batch mode (copy, DROP TABLE, rename) would otherwise have the DROP delete every row
+    that references it, through ON DELETE CASCADE (every task of every process). They run
+    in one transaction there, checked with ``foreign_key_check`` before the commit."""
     with target_db.engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata,
-                          **_configure_args(connection.dialect.name))
-        with context.begin_transaction():
-            context.run_migrations()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            _sqlite_foreign_keys(connection, on=False)
+        try:
+            context.configure(connection=connection, target_metadata=target_metadata,
+                              **_configure_args(connection.dialect.name),
+                              **({"transactional_ddl": True} if sqlite else {}))
+            with context.begin_transaction():
+                try:
+                    context.run_migrations()
+                except CommandError as exc:
+                    _explain_unknown_revision(connection, exc)
+                    raise
+                if sqlite:
+                    _check_foreign_keys(connection)
+        finally:
+            if sqlite:
+                connection.rollback()  # nothing open after a commit; after a failure, undone
+                _sqlite_foreign_keys(connection, on=True)
 
 
 if context.is_offline_mode():

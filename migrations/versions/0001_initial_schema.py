@@ -8,7 +8,7 @@ Create Date: 2026-11-27 00:09:28
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
 revision = "0001"
@@ -31,6 +31,12 @@ def timestamp(name: str, nullable: bool = False) -> sa.Column:  # type: ignore[t
 
 
 def upgrade() -> None:
+    if not context.is_offline_mode() and sa.inspect(op.get_bind()).has_table("process"):
+        # Made by `flask webflow init-db` or db.create_all(): there is no revision to start from.
+        raise RuntimeError(
+            "the database already has webflow's tables but no migration revision (it was made by "
+            "`flask webflow init-db` or db.create_all()). If its schema is this version's, mark it "
+            "with `flask --app wsgi db stamp head` and upgrade from then on. Nothing was changed.")
     op.create_table(
         "group",
         sa.Column("id", sa.Integer(), nullable=False),
