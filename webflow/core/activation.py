@@ -322,20 +322,28 @@ class Activation:
         )
         get_session().add(task)
         remember_task(task)
-        apply_time_fields = getattr(flow_task, "apply_time_fields", None)
         if prev_activation is not None:
             link_tasks(prev_activation.task, task)
-        activation = cls(task)
-        if apply_time_fields is not None:  # .Due and .Priority (View, Job)
-            if callable(getattr(flow_task, "_due", None)) or callable(getattr(flow_task, "_priority", None)):
-                # The flow's callables may fail: that is the new task's trouble, not the
-                # work of whoever finished the task before (web policy: the task keeps no
-                # due date and priority 0, and its trail keeps the traceback).
-                with activation.exception_guard(store_error=False):
-                    apply_time_fields(activation)
-            else:
-                apply_time_fields(activation)
-        return activation
+        return cls(task)
+
+    def apply_time_fields(self) -> None:
+        """Give a new task its node's ``.Due`` and ``.Priority`` (View, Job). Called once the
+        task has its start data (a fan-out branch's item and index), so a callable reads it;
+        a callable sees saved rows: the task and its process have their ids, as every node
+        callable's do (given to every task created with it at once, see ``_activate``)."""
+        node = self.flow_task
+        apply = getattr(node, "apply_time_fields", None)
+        if apply is None:
+            return
+        if callable(getattr(node, "_due", None)) or callable(getattr(node, "_priority", None)):
+            self.ensure_ids()
+            # The flow's callables may fail: that is the new task's trouble, not the
+            # work of whoever finished the task before (web policy: the task keeps no
+            # due date and priority 0, and its trail keeps the traceback).
+            with self.exception_guard(store_error=False):
+                apply(self)
+        else:
+            apply(self)
 
     def run_automatic(self) -> None:
         """What the node does by itself once created (nothing for tasks that wait)."""
@@ -354,6 +362,8 @@ class Activation:
             if data and data[0] is not None:
                 activation.task.data = dict(data[0])
             created.append(activation)
+        for activation in created:
+            activation.apply_time_fields()
         self.run_created(created)
 
     @staticmethod

@@ -186,8 +186,10 @@ class JoinActivation(Activation):
         if prefix is None:
             return True
         until = self.flow_task._until
-        if until is not None and self.arrived and until(self):
-            return True
+        if until is not None and self.arrived:
+            self.ensure_ids()  # the flow's callable sees saved rows, as every node callable does
+            if until(self):
+                return True
         return not count_unfinished(self.session, self.process, token_prefix=prefix)
 
     def _region(self) -> list[Task]:

@@ -208,7 +208,10 @@ class TimerActivation(AbstractTimerActivation):
     def fire_time(self) -> datetime | None:
         task = self.task
         task.created = task.created or utcnow()
-        return resolve_when(self.flow_task.wait, self, aware_utc(task.created))
+        wait = self.flow_task.wait
+        if callable(wait) and not isinstance(wait, timedelta):
+            self.ensure_ids()  # the flow's callable sees saved rows, as every node callable does
+        return resolve_when(wait, self, aware_utc(task.created))
 
 
 class Timer(Node):
