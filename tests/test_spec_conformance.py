@@ -1252,3 +1252,19 @@ def test_fan_out_branch_time_callables_see_their_item(session: Session, people: 
     reviews = node_tasks(session, process, "review")
     assert [t.due for t in reviews] == [T0 + timedelta(days=3), T0 + timedelta(days=1)]
     assert [t.priority for t in reviews] == [0, 1]
+
+
+@pytest.mark.parametrize(("class_name", "label"), [
+    ("ExpenseFlow", "expense"), ("HelloWorldFlow", "hello_world"), ("HTTPRequestFlow", "http_request"),
+    ("MyHTTPFlow", "my_http"), ("VATReturnFlow", "vat_return"), ("Expense", "expense"),
+    ("Step2ApprovalFlow", "step2_approval"),
+])
+def test_flow_label_is_snake_case_with_acronyms(class_name: str, label: str) -> None:
+    """Defining a flow: ``flow_label`` is the snake_case class name without ``Flow``
+    (``ExpenseFlow`` -> ``expense``): an acronym is one word (``HTTPRequestFlow`` ->
+    ``http_request``, not ``h_t_t_p_request``), so its URLs and ``<flow_label>.can_<node>``
+    permission names read as written."""
+    flow_class = type(class_name, (Flow,), {"start": flow.Start().Permission(auto_create=True).Next(this.end),
+                                            "end": flow.End(), "__module__": __name__})
+    assert flow_class.flow_label == label
+    assert flow_class.start.permission_name == f"{label}.can_start"

@@ -181,8 +181,12 @@ def import_flow(spec: str | type[Flow]) -> type[Flow]:
 
 
 def _snake_case(name: str) -> str:
+    """The class name without ``Flow`` in snake_case; an acronym is one word
+    (``HTTPRequestFlow`` -> ``http_request``, ``MyHTTPFlow`` -> ``my_http``)."""
     name = re.sub(r"Flow$", "", name) or name
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    name = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", name)  # HTTPRequest -> HTTP_Request
+    name = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)     # HelloWorld -> Hello_World
+    return name.lower()
 
 
 class _InstanceDescriptor:
