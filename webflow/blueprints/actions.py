@@ -143,6 +143,29 @@ def what_happened(task: Task) -> str:
     return "other"
 
 
+#: Why a task's form was not taken, by what became of the task (``what_happened``).
+NOT_SAVED = {
+    "canceled": "This task was canceled meanwhile: it is no longer open, and nothing was saved.",
+    "done": "This task was already done by {owner}: nothing was saved.",
+    "done_by_you": "You completed this task already: nothing was saved.",
+    "taken": "This task is with {owner} now: nothing was saved.",
+    "queued": "This task is waiting in the queue now (take it to work on it): nothing was saved.",
+    "other": "This task is already done or no longer yours: nothing was saved.",
+}
+
+
+def not_saved_words(task: Task, user: Any) -> str:
+    """Why the task's form (Complete, Save draft) was refused, in a person's words, from
+    what became of the task since the form was drawn."""
+    happened = what_happened(task)
+    if happened == "done" and task.owner_id == user.id:
+        happened = "done_by_you"
+    if happened == "taken" and task.owner_id == user.id:
+        happened = "other"  # still yours, yet not open to its form (a job, say)
+    owner = task.owner.username if task.owner is not None else "someone else"
+    return NOT_SAVED[happened].format(owner=owner)
+
+
 def not_now_words(task: Task, user: Any, name: str) -> str:
     """Why the task cannot be taken (or otherwise changed) now, in a person's words, from
     what happened to it meanwhile; ``name`` is the transition that was asked for."""

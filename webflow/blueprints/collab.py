@@ -17,7 +17,7 @@ from ..core.models import Comment
 from ..extensions import db
 from .flows import bp, may_see_process, node_form, process_detail_context
 from .lookups import flow_or_404, process_or_404, process_url, task_url
-from .tasks import NOT_COMPLETED, TASK_URL, can_complete, load_visible_task, refused, render_task
+from .tasks import TASK_URL, can_complete, changed_since_drawn, load_visible_task, refused_form, render_task
 from .web import render_page, wants_fragment
 
 PROCESS_URL = "/flows/<flow_label>/<int:process_id>/"
@@ -78,10 +78,14 @@ def process_comment(flow_label: str, process_id: int) -> Any:
 def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     """Keep what the owner typed into the task's form without completing it."""
     flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
-    if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
+    if task.flow_task_type != "HUMAN":
         abort(403, "Only the task's owner keeps a draft of its form.")
     if not can_complete(task, user):
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+        # Yours but not open to its form, or sent from a page drawn before someone else
+        # changed the task: what became of it (409), the typed form kept. Anyone else: 403.
+        if task.owner_id == user.id or changed_since_drawn(task):
+            return refused_form(flow_class, task, user)
+        abort(403, "Only the task's owner keeps a draft of its form.")
     fields = [f.name for f in node_form(task.flow_task) if f.name != "csrf_token"]
     values = {name: request.form.getlist(name) for name in fields if name in request.form}
     try:
@@ -91,10 +95,9 @@ def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any
         flash(str(exc), "error")
         # The form as it was sent (Flask-WTF binds the posted fields): nothing typed is lost.
         return render_task(flow_class, task, ["work"], status=422, form=node_form(task.flow_task))
-    except PermissionDenied:
-        abort(403)
-    except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, ["work", "status", "history"])
+    except (PermissionDenied, TransitionNotAllowed):
+        # Allowed above, refused under the process lock: the task changed meanwhile.
+        return refused_form(flow_class, task, user)
     db.session.expire_all()
     flash("Draft saved: only you see it, and nothing was completed.", "success")
     if wants_fragment():

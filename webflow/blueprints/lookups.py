@@ -238,6 +238,14 @@ def transition_url(task: Task, transition: str) -> str:
         return "/flows/{flow_label}/{process_id}/{node}/{task_id}/{transition}/".format(**values)
 
 
+def shown_key(task: Task) -> str:
+    """What a task page's work card and buttons depend on besides the user: the task's
+    status and owner. The page's live refresh sends it (``…/status/?shown=``), and every
+    form of the page carries it (``shown``), so an answer can tell a page drawn before
+    someone else changed the task."""
+    return f"{task.status.value}:{task.owner_id or ''}"
+
+
 def process_url(process: Process) -> str:
     """The process page's URL."""
     return url_for("flows.process_detail", flow_label=process.flow_class.flow_label,
@@ -264,7 +272,8 @@ def can_administer() -> bool:
 
 def register_template_globals(app: Flask) -> None:
     """The helpers every template may call."""
-    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers, page_url):
+    for func in (process_url, task_url, transition_url, can_administer, list_args, flow_managers, page_url,
+                 shown_key):
         app.add_template_global(func, func.__name__)
     app.add_template_global(flow_svg, "flow_graph")
     app.add_template_global(data_rows, "data_rows")

@@ -13,7 +13,7 @@ from werkzeug.datastructures import MultiDict
 
 from ..core.comments import comments_of
 from ..core.drafts import draft_of
-from ..core.exceptions import TransitionNotAllowed
+from ..core.exceptions import PermissionDenied, TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.models import TIMER_TYPES, Comment, as_utc
 from ..core.nodes.view import MAX_NOTE
@@ -30,14 +30,15 @@ from .actions import (
     hand_over_words,
     hands_over,
     not_now_words,
+    not_saved_words,
     people_transition,
     rule_book_names,
     task_actions,
 )
 from .confirmations import confirmation
 from .flows import bp, node_form
-from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, task_url
-from .web import engine_context, form_data, render_page, safe_next, wants_fragment
+from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, shown_key, task_url
+from .web import engine_context, form_data, oob_extras, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
@@ -46,7 +47,9 @@ RUNNING = (STATUS.SCHEDULED, STATUS.STARTED)
 #: others are swapped out of band, so every card shows the truth after the action.
 STATUS_BLOCKS = ["status", "work", "history", "process", "data"]
 WORK_BLOCKS = ["work", "status", "history", "process", "data"]
-NOT_COMPLETED = "This task is already done or no longer yours: nothing was saved."
+#: The cards that show what became of a task, redrawn when its form was refused (the form
+#: itself stays as typed).
+REFUSED_FORM_BLOCKS = [block for block in STATUS_BLOCKS if block != "work"]
 
 
 # Statements of every task page and completion, built once (building one and its cache key
@@ -145,10 +148,14 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
         return custom_view(flow_class, task)
     if request.method == "GET":
         return render_task(flow_class, task, WORK_BLOCKS)
-    if task.flow_task_type != "HUMAN" or task.owner_id != user.id:
+    if task.flow_task_type != "HUMAN":
         abort(403)
     if not can_complete(task, user):
-        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
+        # Yours but not open to its form (done, say), or sent from a page drawn before
+        # someone else changed the task: what became of it (409). Anyone else: the rule's 403.
+        if task.owner_id == user.id or changed_since_drawn(task):
+            return refused_form(flow_class, task, user)
+        abort(403)
     form = node_form(task.flow_task)
     if not form.validate_on_submit():
         flash("Please correct the marked fields.", "error")
@@ -161,8 +168,10 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
         with engine_context():
             activation.prepare(data=form_data(form), user=user)
             activation.done()
-    except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
+    except (TransitionNotAllowed, PermissionDenied):
+        # Changed between the checks above and the process lock (done asks both again
+        # under it): canceled, done, or handed to someone else meanwhile.
+        return refused_form(flow_class, task, user)
     following = next_task(process_id, done_id, user)
     if following is not None:
         target = task_url(following)
@@ -205,7 +214,9 @@ def custom_view(flow_class: type[Flow], task: Task) -> Any:
         with engine_context():
             return task.flow_task.view_func(task.activate())
     except TransitionNotAllowed:
-        return refused(flow_class, task, NOT_COMPLETED, WORK_BLOCKS)
+        db.session.rollback()
+        refresh(task)
+        return refused(flow_class, task, not_saved_words(task, current_user), WORK_BLOCKS)
 
 
 @bp.route(TASK_URL + "status/")
@@ -228,9 +239,11 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     return render_blocks("flows/task.html", blocks, oob=set(blocks[1:]), **context)
 
 
-def shown_key(task: Task) -> str:
-    """What the work card depends on besides the user: the task's status and owner."""
-    return f"{task.status.value}:{task.owner_id or ''}"
+def changed_since_drawn(task: Task) -> bool:
+    """True when the POST comes from a page drawn for another status or owner of the task
+    (the ``shown`` its forms carry): someone changed the task while the page was open."""
+    shown = request.form.get("shown")
+    return shown is not None and shown != shown_key(task)
 
 
 #: What the banner says someone did, by the audit trail's transition name.
@@ -327,6 +340,9 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
                        f"{transition} transition.", STATUS_BLOCKS)
     blocked = declared.blocked_reason(activation)
+    stale = changed_since_drawn(task)
+    if stale and blocked is not None:  # the page's button, after the task moved on
+        return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
     arguments: dict[str, Any] = {}
     if hands_over(declared):
         # A pick without the node's permission is a bad pick (400) for a manager's
@@ -340,16 +356,22 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
                            "nothing was changed.", STATUS_BLOCKS, status=422)
     if not declared.allows(activation, user, arguments):
         words = hand_over_words(activation, user, arguments.get("user"))
-        if words is None:
-            abort(403)
-        abort(403, words)
+        if words is not None:
+            abort(403, words)
+        if stale:  # the rule let the page's user when it was drawn: it is someone else's now
+            reason = activation.refusal(declared, user, arguments)
+            return refused(flow_class, task, not_now(flow_class, task, user, declared.name, reason),
+                           STATUS_BLOCKS)
+        abort(403)
     if blocked is not None:
         return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
     label = button_label(declared, activation, user)
     try:
         with engine_context():
             getattr(activation, declared.name)(**arguments)
-    except TransitionNotAllowed as exc:
+    except (TransitionNotAllowed, PermissionDenied) as exc:
+        # Allowed above, refused under the process lock: the task changed meanwhile (its
+        # status, or its owner, whom the rule asks about).
         db.session.rollback()
         refresh(task)  # what happened meanwhile, for the words
         message = not_now(flow_class, task, user, declared.name, str(exc))
@@ -437,6 +459,23 @@ def not_now(flow_class: type[Flow], task: Task, user: User, name: str, reason: s
     the flow's managers read the engine's reason beside them."""
     words = not_now_words(task, user, name)
     return f"{words} ({reason})" if flow_class.can_manage(user) else words
+
+
+def refused_form(flow_class: type[Flow], task: Task, user: User) -> Any:
+    """409: the task's form (Complete, Save draft) was not taken, in words of what became of
+    the task (``actions.not_saved_words``); nothing changed. With HTMX the form stays as it
+    was typed (``HX-Reswap: none``) and the cards that show what happened are swapped out
+    of band, with the message; a whole page shows the task as it is now."""
+    db.session.rollback()
+    refresh(task)
+    flash(not_saved_words(task, user), "error")
+    if not wants_fragment():
+        return render_task(flow_class, task, WORK_BLOCKS, status=409)
+    body = render_blocks("flows/task.html", REFUSED_FORM_BLOCKS, oob=set(REFUSED_FORM_BLOCKS),
+                         **task_context(flow_class, task)) + oob_extras()
+    response = current_app.make_response((body, 409))
+    response.headers["HX-Reswap"] = "none"
+    return response
 
 
 def refused(flow_class: type[Flow], task: Task, message: str, blocks: list[str], status: int = 409) -> Any:
