@@ -1268,3 +1268,140 @@ def test_flow_label_is_snake_case_with_acronyms(class_name: str, label: str) -> 
                                             "end": flow.End(), "__module__": __name__})
     assert flow_class.flow_label == label
     assert flow_class.start.permission_name == f"{label}.can_start"
+
+
+# -- the app: WEBFLOW_FLOWS, db.create_all, db.session ----------------------------------------------
+
+
+def test_app_flows_setting_create_all_and_session(db_url: str) -> None:
+    """Defining a flow: an app serves the flows named in ``WEBFLOW_FLOWS`` (classes or
+    ``"module:ClassName"`` strings), the demo flows when absent; ``db.create_all()`` inside the
+    app context creates every table; inside an app context the engine works on ``db.session``."""
+    from webflow import create_app, db
+    from webflow.models import Base
+
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "t",
+                      "WEBFLOW_INLINE_JOBS": "inline",
+                      "WEBFLOW_FLOWS": [ExpenseFlow, f"{__name__}:CodeFlow"]})
+    with app.app_context():
+        db.create_all()
+        try:
+            names = set(sa.inspect(db.engine).get_table_names())
+            assert {t.name for t in Base.metadata.sorted_tables} <= names
+            assert set(app.extensions["webflow_flows"]) == {"expense", "code"}
+            process = CodeFlow.start.run(via="db.session")
+            assert db.session.get(Process, process.id) is process
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(Task)
+                                     .where(Task.process_id == process.id)) == 2
+        finally:
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+    demo = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "SECRET_KEY": "t"})
+    assert "hello_world" in demo.extensions["webflow_flows"]
+    with demo.app_context():
+        db.engine.dispose()
+
+
+HX_PAGES = ["/inbox/", "/queue/", "/archive/", "/flows/", "/flows/hello_world/",
+            "/flows/hello_world/start/start/", "/flows/hello_world/{pid}/",
+            "/flows/hello_world/{pid}/approve/{tid}/",
+            "/flows/hello_world/{pid}/approve/{tid}/status/", "/admin/"]
+
+
+def test_url_pages_answer_htmx_with_partials(app: Any, browser: Any) -> None:
+    """URL map: each HTML page also answers HTMX requests (``HX-Request: true``) with a partial
+    (no ``<html>``), and the whole page otherwise."""
+    from web_support import hello, task_of
+
+    process = hello()
+    approve = task_of(process, "approve")
+    for person in ("alice", "manager"):
+        for url in HX_PAGES:
+            url = url.format(pid=process.id, tid=approve.id)
+            whole = browser(person).get(url)
+            if whole.status_code == 403:
+                continue
+            assert whole.status_code == 200, (person, url, whole.status_code)
+            part = browser(person).get(url, hx=True)
+            assert part.status_code == 200, (person, url)
+            assert "<html" not in part.get_data(as_text=True), (person, url)
+            if not url.endswith("/status/"):
+                assert "<html" in whole.get_data(as_text=True), (person, url)
+
+
+def test_htmx_post_needs_csrf_token(app: Any, browser: Any) -> None:
+    """Stack / URL map: CSRF on every POST, HTMX requests included: an HTMX POST without the
+    token changes nothing."""
+    from web_support import hello, snapshot, task_of, task_url
+
+    process = hello()
+    approve = task_of(process, "approve")
+    bob = browser("bob")
+    bob.get("/queue/")
+    before = snapshot(process)
+    answer = bob.client.post(task_url(approve, "assign/"), headers={"HX-Request": "true"})
+    assert answer.status_code in (400, 403)
+    assert snapshot(process) == before
+    answer = bob.post(task_url(approve, "assign/"), hx=True)
+    assert answer.status_code == 200 and snapshot(process) != before
+
+
+# -- more builders ------------------------------------------------------------------------------------
+
+
+class BuildersFlow(Flow):
+    start = flow.StartFunction().Next(this.switch)
+    switch = (flow.Switch().Case(this.split, lambda act: act.process.data["go"] == "split")
+              .Case(this.named, lambda act: act.process.data["go"] == "named").Default(this.end))
+    split = (flow.Split().Next(this.never, cond=lambda act: False).Next(this.cond_yes, cond=lambda act: True)
+             .Always(this.always))
+    never = flow.View().Next(this.join)
+    cond_yes = flow.View().Next(this.join)
+    always = flow.View().Next(this.join)
+    join = flow.Join(wait_all=False).Next(this.after)
+    after = flow.View().Next(this.end)
+    named = flow.View().Assign(username="bob").Next(this.end)
+    end = flow.End()
+
+
+def test_switch_split_cond_always_join_any_assign_username(session: Session, people: dict[str, User]) -> None:
+    """Node table: ``Switch().Case(node, cond).Default(node)`` (first true case); ``Split().Next(node,
+    cond=None)`` (a false cond creates no branch) and ``.Always(node)``; ``Join(wait_all=False)``
+    continues with the first branch and never fires twice; ``.Assign(username=...)``."""
+    process = BuildersFlow.start.run(go="split")
+    assert node_tasks(session, process, "never") == []
+    assert len(node_tasks(session, process, "cond_yes")) == 1
+    assert len(node_tasks(session, process, "always")) == 1
+    do_view(session, node_tasks(session, process, "cond_yes")[0])
+    assert len(node_tasks(session, process, "after")) == 1
+    do_view(session, node_tasks(session, process, "always")[0])
+    assert len(node_tasks(session, process, "after")) == 1
+    assert [t.status for t in node_tasks(session, process, "join")] == [STATUS.DONE]
+
+    named = BuildersFlow.start.run(go="named")
+    task = node_tasks(session, named, "named")[0]
+    assert task.status == STATUS.ASSIGNED and task.owner.username == "bob"
+    other = BuildersFlow.start.run(go="nothing")
+    assert fresh(session, other).status == STATUS.DONE
+
+
+def test_start_available_and_permission(app: Any, browser: Any) -> None:
+    """Node table: ``Start.Available(callable(user) -> bool)`` hides the start from users it
+    answers False for, with the node's permission still required. Running it from code:
+    ``User(username=..., is_superuser=False)`` is an active user with no permission as soon
+    as it is built (not only once stored), so the engine's rules answer for it."""
+    from webflow import create_app
+
+    class GatedFlow(Flow):
+        start = (flow.Start().Permission(auto_create=True).Available(lambda user: user.username != "bob")
+                 .Next(this.end))
+        end = flow.End()
+
+    fresh_user = User(username="new")  # as built, before any flush
+    assert fresh_user.is_superuser is False and fresh_user.is_active is True
+    assert fresh_user.permissions == [] and not fresh_user.has_perm("gated.can_start")
+    assert GatedFlow.start.can_execute(User(username="ann", permissions=["gated.can_start"]), None)
+    assert not GatedFlow.start.can_execute(User(username="bob", permissions=["gated.can_start"]), None)
+    assert not GatedFlow.start.can_execute(User(username="cid", permissions=[]), None)
+    assert callable(create_app)

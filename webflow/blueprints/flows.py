@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
@@ -201,8 +201,10 @@ def process_detail(flow_label: str, process_id: int) -> Any:
     process = process_or_404(flow_class, process_id)
     if not may_see_process(flow_class, process, current_user):
         abort(403)
-    return render_template("flows/process_detail.html",
-                           **process_detail_context(flow_class, process, current_user))
+    # HTMX: the page's own section (its pagers and live refreshes swap it), with the
+    # navigation counts and messages out of band; any other request: the whole page.
+    return render_page("flows/process_detail.html", ["process"],
+                       **process_detail_context(flow_class, process, current_user))
 
 
 #: Task rows per page of the process page: a fan-out over thousands of items would
