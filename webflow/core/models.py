@@ -186,6 +186,14 @@ class User(Base):
     # The IANA zone the user reads times in ("Europe/Paris"); None: the browser's own zone.
     timezone: Mapped[str | None] = mapped_column(sa.String(64), default=None)
 
+    def __init__(self, **kwargs: Any) -> None:
+        # The column defaults apply at the INSERT only: a User as built (not stored yet) had
+        # is_active None, and every rule of the engine took it for an inactive user.
+        kwargs.setdefault("is_superuser", False)
+        kwargs.setdefault("is_active", True)
+        kwargs.setdefault("permissions", [])
+        super().__init__(**kwargs)
+
     # Flask-Login's protocol, spelled out so the core does not import Flask-Login.
     is_authenticated = True
     is_anonymous = False
