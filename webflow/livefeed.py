@@ -24,8 +24,9 @@ from flask_sqlalchemy.session import Session
 from redis.exceptions import RedisError
 
 from .core import row_updates, signals
-from .core.models import Task
+from .core.models import Task, User
 from .core.status import STATUS
+from .livestream import SIGNED_OUT as SIGNED_OUT_MESSAGE
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,26 @@ def _note(session: Any, messages: list[Message]) -> None:
     pending.update(dict.fromkeys(messages))
 
 
+#: A change of one of these ends the user's sessions: their open streams end too.
+SIGN_OUT_FIELDS = ("session_token", "is_active")
+
+
 def _after_flush(session: Any, flush_context: Any) -> None:
     _note_tasks(session, [*session.new, *session.dirty])
+    _note_sign_outs(session, list(session.dirty))
+
+
+def _note_sign_outs(session: Any, objects: list[Any]) -> None:
+    """A user logged out everywhere, deactivated or given a new password (their session
+    token changes): their open streams end (``livestream.Subscription``), so no page of a
+    session that no longer works hears of their inbox and queue until its stream's lifetime
+    ends; the browser reconnects, and the login check refuses it."""
+    if not has_app_context() or not enabled(current_app):
+        return
+    for obj in objects:
+        if isinstance(obj, User) and obj.id is not None and any(
+                _history(sa.inspect(obj), name)[1] for name in SIGN_OUT_FIELDS):
+            _note(session, [(f"user:{obj.id}", SIGNED_OUT_MESSAGE)])
 
 
 def _note_tasks(session: Any, objects: list[Any]) -> None:

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: The listening thread ends after this long without an open stream.
 IDLE_SECONDS = 30.0
+#: The message on a user's channel that ends their streams (``livefeed.SIGNED_OUT_MESSAGE``).
+SIGNED_OUT = json.dumps({"kind": "signed-out"})
 #: An event for the page: (SSE event name, data), or None for "the feed is gone".
 Event = tuple[str, str] | None
 
@@ -40,9 +42,18 @@ class Subscription:
     may_take: Callable[[str, str], bool]
     events: queue.Queue[Event] = field(default_factory=lambda: queue.Queue(maxsize=1000))
     pid: int = field(default_factory=os.getpid)
+    #: The user's sessions ended (logged out everywhere, deactivated, a new password).
+    signed_out: bool = False
 
     def offer(self, channel: str, data: str) -> None:
         name = event_name(channel)
+        if name == "inbox" and data == SIGNED_OUT:
+            self.signed_out = True  # the stream ends (also when the queue is full)
+            try:
+                self.events.put_nowait(None)
+            except queue.Full:
+                pass
+            return
         if name == "queue":
             try:
                 message = json.loads(data)
@@ -195,9 +206,11 @@ def stream(hub: Hub, subscription: Subscription, heartbeat: float, lifetime: flo
             try:
                 event = subscription.events.get(timeout=min(heartbeat, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
+                if subscription.signed_out:
+                    return
                 yield ": heartbeat\n\n"
                 continue
-            if event is None:
+            if event is None or subscription.signed_out:
                 return
             name, data = event
             yield f"event: {name}\ndata: {data}\n\n"
