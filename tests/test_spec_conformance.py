@@ -1405,3 +1405,152 @@ def test_start_available_and_permission(app: Any, browser: Any) -> None:
     assert not GatedFlow.start.can_execute(User(username="bob", permissions=["gated.can_start"]), None)
     assert not GatedFlow.start.can_execute(User(username="cid", permissions=[]), None)
     assert callable(create_app)
+
+
+# -- the reference's state machines, transition for transition --------------------------------------
+
+SEED = Path("/work/shared/seed/viewflow-activation-reference.txt")
+REFERENCE_COPY = Path(__file__).resolve().parent / "core" / "data" / "viewflow-activation-reference.txt"
+
+
+def reference_diagrams() -> dict[str, set[tuple[str, str, str]]]:
+    import re
+
+    text = (SEED if SEED.exists() else REFERENCE_COPY).read_text()
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for section in re.split(r"\n(?=class viewflow\.)", text):
+        header = re.match(r"class viewflow\.[\w.]+\.(\w+)\(", section)
+        dot = re.search(r"digraph status \{.*?\n\}", section, re.S)
+        if header and dot:
+            found[header.group(1)] = set(re.findall(r'(\w+)\s*->\s*(\w+)\s*\[label="(\w+)"\]', dot.group(0)))
+    return found
+
+
+@pytest.mark.parametrize(("reference_name", "ours"), [
+    ("StartActivation", "StartActivation"), ("ViewActivation", "ViewActivation"),
+    ("EndActivation", "EndActivation"), ("AbstractJobActivation", "JobActivation"),
+    ("AbstractGateActivation", "IfActivation"), ("AbstractGateActivation", "SwitchActivation"),
+    ("AbstractGateActivation", "SplitActivation"),
+])
+def test_state_machines_hold_transition_for_transition(reference_name: str, ours: str) -> None:
+    """Semantics: each activation class has exactly the transitions its diagram in the reference
+    draws, plus the base class's ``cancel`` and ``undo`` where the class inherits them (the
+    reference's View draws no cancel: it inherits NEW -> CANCELED)."""
+    from webflow.core import nodes
+    from webflow.core.fsm import declared_transitions
+
+    if SEED.exists():
+        assert SEED.read_text() == REFERENCE_COPY.read_text(), "the repository's copy of the reference differs"
+    drawn = reference_diagrams()
+    base = drawn["Activation"]
+    expected = set(drawn[reference_name])
+    for edge in base:
+        if not any(name == edge[2] and source == edge[0] for source, _, name in expected):
+            expected.add(edge)
+    declared = {(s.value, t.value, name) for name, trans in declared_transitions(getattr(nodes, ours)).items()
+                for s, t in trans.edges()}
+    assert declared == expected
+
+
+def test_terminate_drops_a_running_jobs_result(session: Session, people: dict[str, User],
+                                               engine: sa.Engine) -> None:
+    """Fan-out, partial joins, termination: ``End(terminate=True)``: reaching it cancels every
+    unfinished task of the process (a running job's result is then dropped) and the process
+    ends DONE."""
+    from webflow.core.context import use_session
+
+    def slow_job(activation: Any) -> dict[str, Any]:
+        # While the job runs (outside the lock) someone finishes the View on the way to the
+        # terminating End, in a session of their own.
+        with Session(engine) as other, use_session(other):
+            view = other.scalar(sa.select(Task).where(Task.process_id == activation.process.id,
+                                                      Task.node_name == "decide"))
+            do_view(other, view)
+            other.commit()
+        return {"job_result": "kept?"}
+
+    class TerminateFlow(Flow):
+        start = flow.StartFunction().Next(this.split)
+        split = flow.Split().Next(this.job).Next(this.decide)
+        job = flow.Job(slow_job).Next(this.join)
+        decide = flow.View().Next(this.stop)
+        join = flow.Join().Next(this.end)
+        stop = flow.End(terminate=True)
+        end = flow.End()
+
+    held: list[tuple[int, str]] = []
+    core_jobs.set_dispatcher(lambda task_id, job_id, *rest: held.append((task_id, job_id)))
+    process = TerminateFlow.start.run()
+    core_jobs.set_dispatcher(None)
+    session.commit()
+    from webflow.core.jobs import run_job
+
+    outcome = run_job(held[0][0], token=held[0][1])
+    assert outcome.startswith("discarded")
+    process = fresh(session, process)
+    assert process.status == STATUS.DONE
+    assert "job_result" not in process.data
+    assert process.get_task(TerminateFlow.job).status == STATUS.CANCELED
+    assert process.get_task(TerminateFlow.stop).status == STATUS.DONE
+    assert node_tasks(session, process, "join") == [] or all(
+        t.status == STATUS.CANCELED for t in node_tasks(session, process, "join"))
+    assert all(t.status in (STATUS.DONE, STATUS.CANCELED) for t in process.tasks)
+
+
+def wait_on(activation: Any, **kwargs: Any) -> None:
+    activation.prepare()
+    activation.done()
+
+
+class EveryKindFlow(Flow):
+    start = flow.StartFunction().Next(this.review)
+    review = flow.View().Next(this.handle)
+    handle = flow.Handler(lambda act: None).Next(this.gate)
+    gate = flow.If(lambda act: True).Then(this.switch).Else(this.end)
+    switch = flow.Switch().Default(this.split)
+    split = flow.Split().Next(this.func).Next(this.job).Next(this.timer).Next(this.sub)
+    func = flow.Function(wait_on).Next(this.join)
+    job = flow.Job(lambda act: None).Next(this.join)
+    timer = flow.Timer(timedelta(0)).Next(this.join)
+    sub = flow.Subprocess(PurchaseFlow.start).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def test_task_started_is_sent_for_every_kind_of_task(session: Session, people: dict[str, User]) -> None:
+    """Signals: ``task_started`` tells that a task started, for every kind of task as in the
+    reference (viewflow's activations send it as each task starts: a start, a view, a
+    handler, a gate, a join, a function, a job, a timer, a subprocess, the end), once,
+    before its ``task_finished``; sender the flow class, with ``process=`` and ``task=``."""
+    from webflow import fire_due_timers, signals
+
+    order: list[tuple[str, str]] = []
+
+    def started(sender: Any, process: Any = None, task: Any = None, **extra: Any) -> None:
+        assert sender is EveryKindFlow and process.id is not None and task.id is not None
+        order.append(("started", task.node_name))
+
+    def finished(sender: Any, process: Any = None, task: Any = None, **extra: Any) -> None:
+        order.append(("finished", task.node_name))
+
+    signals.task_started.connect(started, sender=EveryKindFlow)
+    signals.task_finished.connect(finished, sender=EveryKindFlow)
+    try:
+        process = EveryKindFlow.start.run()
+        do_view(session, process.get_task(EveryKindFlow.review))
+        process = fresh(session, process)
+        EveryKindFlow.func.run(process.get_task(EveryKindFlow.func))
+        fire_due_timers()
+        child = session.scalar(sa.select(Process).where(
+            Process.parent_task_id == fresh(session, process).get_task(EveryKindFlow.sub).id))
+        do_view(session, child.get_task(PurchaseFlow.buy))
+    finally:
+        signals.task_started.disconnect(started, sender=EveryKindFlow)
+        signals.task_finished.disconnect(finished, sender=EveryKindFlow)
+    process = fresh(session, process)
+    assert process.status == STATUS.DONE
+    for node in ("start", "review", "handle", "gate", "switch", "split", "func", "job", "timer", "sub",
+                 "join", "end"):
+        assert order.count(("started", node)) == 1, (node, order)
+        assert order.count(("finished", node)) == 1, (node, order)
+        assert order.index(("started", node)) < order.index(("finished", node)), (node, order)

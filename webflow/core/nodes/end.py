@@ -22,6 +22,7 @@ class EndActivation(Activation):
         """Finish; the process is DONE once no other task of it is unfinished (``settle``).
         A terminating End cancels every unfinished task first (explicit termination)."""
         self.task.started = self.task.finished = utcnow()
+        self.send(signals.task_started)
         self.set_status(STATUS.DONE)
         if self.flow_task.terminate:
             from ..engine import cancel_tasks

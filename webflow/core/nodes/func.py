@@ -34,6 +34,7 @@ class FuncActivation(Activation):
         self.task.started = getattr(self, "_started", None) or utcnow()
         self.task.finished = utcnow()
         self.set_status(STATUS.DONE)
+        self.send(signals.task_started)  # preparing wrote nothing: the work is told of now
         self.send(signals.task_finished)
         self._activate_next()
 
@@ -86,6 +87,7 @@ class HandlerActivation(Activation):
         with self.exception_guard():
             self.task.started = utcnow()
             self.ensure_ids()  # the handler sees saved rows
+            self.send(signals.task_started)
             self.flow_task._handler(self)
             self.task.finished = utcnow()
             self.set_status(STATUS.DONE)

@@ -39,6 +39,7 @@ class AbstractGateActivation(Activation):
         with self.exception_guard():
             self.task.started = utcnow()
             self.ensure_ids()  # conditions see saved rows (and split tokens need the id)
+            self.send(signals.task_started)
             targets = self.calculate_next()  # first: a failing condition leaves nothing behind
             # Finished before anything downstream runs: a join downstream sees the gate
             # DONE, and nothing of it is left to write when its savepoint ends.

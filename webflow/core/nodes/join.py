@@ -251,6 +251,7 @@ class JoinActivation(Activation):
     def start(self) -> None:
         """Start waiting (the first branch arrived)."""
         self.task.started = utcnow()
+        self.send(signals.task_started)
 
     @transition(source=STATUS.STARTED, target=[STATUS.DONE, STATUS.ERROR])
     def done(self) -> None:

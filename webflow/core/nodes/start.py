@@ -85,6 +85,7 @@ class StartActivation(Activation):
             # A new process has no other tasks: held from here on, no query asks for them.
             hold_tasks(process, [task])
         self.send(signals.flow_started)
+        self.send(signals.task_started)
         self.send(signals.task_finished)
         self._activate_next()
         if process.id is None:

@@ -173,6 +173,7 @@ class AbstractTimerActivation(Activation):
             # leaves the process without an unfinished task, even for a moment.
             self.on_fire()
             self.task.started = self.task.finished = utcnow()
+            self.send(signals.task_started)
             self.set_status(STATUS.DONE)
             self.send(signals.task_finished)
             self._activate_next()

@@ -216,6 +216,7 @@ class ViewActivation(Activation):
         task.started = task.started or task.assigned or utcnow()
         task.finished = utcnow()
         self.set_status(STATUS.DONE)
+        self.send(signals.task_started)  # preparing wrote nothing: the work is told of now
         self.send(signals.task_finished)
         self._activate_next()
 
