@@ -288,3 +288,21 @@ def test_a_draft_saved_while_the_task_is_completed_elsewhere_leaves_no_draft(app
     db.session.commit()
     assert db.session.get(TaskDraft, answer.id) is None
     assert fresh(process).data["note"] == "complete"
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_a_managers_hand_over_from_a_page_drawn_before_the_owner_delegated(app, people, hx) -> None:  # type: ignore[no-untyped-def]
+    """The boss's page shows the task with ann; ann delegates it to ben; the boss's Put back
+    and Reassign (to ann) were meant for ann's task, not ben's: refused, the buttons redrawn."""
+    process, answer = answer_of("ann")
+    boss = OpenPage(people("boss"), answer)
+    ann_delegates_to_ben(answer)
+    before = snapshot(process)
+    assert_refused_in_place(boss.send("unassign/", hx=hx), "This task is with ben now", hx)
+    assert_refused_in_place(boss.send("reassign/", {"user_id": user("ann").id, "picker": "1"}, hx=hx),
+                            "This task is with ben now", hx)
+    assert snapshot(process) == before
+    # Drawn again, the page offers what can be done now, and it works.
+    again = OpenPage(people("boss"), answer)
+    assert again.send("unassign/").status_code == 303
+    assert fresh(answer).status == STATUS.NEW and fresh(answer).owner_id is None

@@ -147,7 +147,7 @@ def what_happened(task: Task) -> str:
 NOT_SAVED = {
     "canceled": "This task was canceled meanwhile: it is no longer open, and nothing was saved.",
     "done": "This task was already done by {owner}: nothing was saved.",
-    "done_by_you": "You completed this task already: nothing was saved.",
+    "done_by_you": "You completed this task already (your first answer stands): nothing was saved.",
     "taken": "This task is with {owner} now: nothing was saved.",
     "queued": "This task is waiting in the queue now (take it to work on it): nothing was saved.",
     "other": "This task is already done or no longer yours: nothing was saved.",

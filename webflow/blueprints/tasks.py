@@ -333,16 +333,21 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     Who may is the transition's declared rule: the same one that draws the buttons. The
     answer: 404 for a transition people do not run, 403 for a task the user may not see,
     400 for a bad pick, 403 when the rule refuses the user, 409 when the task's status does
-    not allow it now; the engine checks both again under the process lock."""
+    not allow it now, or when the page that sent it was drawn before someone else changed
+    the task (``changed_since_drawn``); the engine checks status and rule again under the
+    process lock (a refusal there is a 409 too: the task changed meanwhile)."""
     flow_class, task, activation, declared, user = load_transition(
         flow_label, process_id, node, task_id, transition)
     if declared is None:  # a transition of other kinds of task, not of this one
         return refused(flow_class, task, f"Not allowed now: {type(activation).__name__} tasks have no "
                        f"{transition} transition.", STATUS_BLOCKS)
     blocked = declared.blocked_reason(activation)
-    stale = changed_since_drawn(task)
-    if stale and blocked is not None:  # the page's button, after the task moved on
-        return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
+    if changed_since_drawn(task):
+        # The page's button, after someone else changed the task's status or owner: what it
+        # would do now is not what the page showed (a manager's hand-over of ann's task
+        # would take it from ben), so it is refused and the buttons of now are drawn.
+        reason = blocked or f"the task changed since the page was drawn; it is {shown_key(task)} now"
+        return refused(flow_class, task, not_now(flow_class, task, user, declared.name, reason), STATUS_BLOCKS)
     arguments: dict[str, Any] = {}
     if hands_over(declared):
         # A pick without the node's permission is a bad pick (400) for a manager's
@@ -358,10 +363,6 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
         words = hand_over_words(activation, user, arguments.get("user"))
         if words is not None:
             abort(403, words)
-        if stale:  # the rule let the page's user when it was drawn: it is someone else's now
-            reason = activation.refusal(declared, user, arguments)
-            return refused(flow_class, task, not_now(flow_class, task, user, declared.name, reason),
-                           STATUS_BLOCKS)
         abort(403)
     if blocked is not None:
         return refused(flow_class, task, not_now(flow_class, task, user, declared.name, blocked), STATUS_BLOCKS)
