@@ -1554,3 +1554,32 @@ def test_task_started_is_sent_for_every_kind_of_task(session: Session, people: d
         assert order.count(("started", node)) == 1, (node, order)
         assert order.count(("finished", node)) == 1, (node, order)
         assert order.index(("started", node)) < order.index(("finished", node)), (node, order)
+
+
+def test_higher_priority_comes_first_in_lists(app: Any, browser: Any) -> None:
+    """Time: ``.Priority(value)``: ``task.priority``, default 0; higher comes first in lists: the
+    queue and the inbox show the highest priority first (newest first among equal ones)
+    unless another order is asked for (``?sort=``)."""
+    from web_support import hello, task_of, task_url, user
+
+    from webflow import db
+
+    tasks = []
+    for n, priority in enumerate([0, 5, 1, 0]):
+        task = task_of(hello(f"text {n}"), "approve")
+        task.priority = priority
+        tasks.append(task)
+    db.session.commit()
+    expected = [tasks[1], tasks[2], tasks[3], tasks[0]]
+
+    def order(html: str) -> list[int]:
+        shown = [t for t in tasks if task_url(t) in html]
+        return [t.id for t in sorted(shown, key=lambda t: html.index(task_url(t)))]
+
+    bob = browser("bob")
+    assert order(bob.get("/queue/").get_data(as_text=True)) == [t.id for t in expected]
+    assert order(bob.get("/queue/?sort=-created").get_data(as_text=True)) == [t.id for t in reversed(tasks)]
+    for task in tasks:
+        task.activate().assign(user("bob"))
+    db.session.commit()
+    assert order(bob.get("/inbox/").get_data(as_text=True)) == [t.id for t in expected]

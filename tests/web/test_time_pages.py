@@ -77,8 +77,12 @@ def test_sort_by_due_and_by_priority(app, people) -> None:  # type: ignore[no-un
     lowest_first = bob.get("/queue/?sort=priority").get_data(as_text=True)
     assert order_of(lowest_first, a, b, c, d) == [d.id, a.id, b.id, c.id]
     # the Priority header's first click sorts highest first, the next one reverses it
-    assert 'href="/queue/?sort=-priority' in bob.get("/queue/").get_data(as_text=True)
+    assert 'href="/queue/?sort=-priority' in bob.get("/queue/?sort=-created").get_data(as_text=True)
     assert 'href="/queue/?sort=priority' in by_priority
+    # with no sort asked, the queue shows the highest priority first (SPEC: .Priority)
+    default = bob.get("/queue/").get_data(as_text=True)
+    assert order_of(default, a, b, c, d) == [c.id, b.id, a.id, d.id]
+    assert 'href="/queue/?sort=priority' in default
 
 
 def test_filters_overdue_and_due_this_week(app, people) -> None:  # type: ignore[no-untyped-def]

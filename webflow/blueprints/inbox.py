@@ -107,11 +107,19 @@ class TaskList:
     #: The list's rows for a reader: a function of the Reader alone.
     condition: Callable[[Reader], sa.ColumnElement[bool]]
     empty: str
+    #: The order when the query string asks for none (or for one the list does not know).
+    default_sort: str = DEFAULT_SORT
 
+
+#: The work lists show the highest priority first (SPEC: ``.Priority``, "higher comes first
+#: in lists"), the newest first among equal ones (served by ix_task_queue_priority for the
+#: queue); the archive of finished work, the newest first.
+WORK_SORT = "-priority"
 
 LISTS = {
-    "inbox": TaskList("Inbox", inbox_condition, "Nothing to do: no task is assigned to you."),
-    "queue": TaskList("Queue", queue_condition, "The queue is empty: no task is waiting to be taken."),
+    "inbox": TaskList("Inbox", inbox_condition, "Nothing to do: no task is assigned to you.", WORK_SORT),
+    "queue": TaskList("Queue", queue_condition, "The queue is empty: no task is waiting to be taken.",
+                      WORK_SORT),
     "archive": TaskList("Archive", archive_condition, "You have not finished any task yet."),
 }
 
@@ -181,16 +189,16 @@ def nav_counts() -> dict[str, int]:
     return g.nav_counts  # type: ignore[no-any-return]
 
 
-def list_filters(flows: dict[str, type[Flow]]) -> dict[str, Any]:
+def list_filters(flows: dict[str, type[Flow]], default_sort: str = DEFAULT_SORT) -> dict[str, Any]:
     """The list's flow filter, free text, due filter and sort from the query string (bad
-    values ignored)."""
+    values ignored: the list's ``default_sort``)."""
     args = request.args
-    sort = args.get("sort", DEFAULT_SORT)
+    sort = args.get("sort", default_sort)
     return {
         "flow": args.get("flow", "") if args.get("flow", "") in flows else "",
         "q": args.get("q", "").strip()[:200],
         "when": args.get("when", "") if args.get("when", "") in WHEN_FILTERS else "",
-        "sort": sort if sort.lstrip("-") in SORTS else DEFAULT_SORT,
+        "sort": sort if sort.lstrip("-") in SORTS else default_sort,
     }
 
 
@@ -215,7 +223,7 @@ def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
     flows = all_flows()
-    filters = list_filters(flows)
+    filters = list_filters(flows, LISTS[name].default_sort)
     condition, query = list_rows(name, reader_of(user), served_paths(),
                                  flows[filters["flow"]].path() if filters["flow"] else "", filters["sort"])
     if filters["when"]:  # relative to now: added to the kept statement, not kept
