@@ -61,13 +61,27 @@ class PanelFlow(Flow):
     end = flow.End()
 
 
-WORK = ["answer.can_answer", "answer.can_escalated", "panel.can_review"]
+class QuorumFlow(Flow):
+    """Quorum
+
+    Three reviews; the first two answers decide, and the third may still answer."""
+
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = flow.Split().Each(this.review, items=lambda act: ["a", "b", "c"])
+    review = flow.View(form=NoteForm).Permission(auto_create=True).Next(this.join)
+    join = flow.Join(until=lambda act: len(act.arrived) >= 2).Next(this.after)
+    after = flow.View(form=NoteForm).Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+WORK = ["answer.can_answer", "answer.can_escalated", "panel.can_review",
+        "quorum.can_review", "quorum.can_after"]
 USERS = {"ann": WORK, "ben": WORK, "boss": ["answer.manage", "panel.manage"], "viewer": ["answer.view"]}
 
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
-    with in_app_context(make_test_app(db_url, [AnswerFlow, PanelFlow], USERS, PASSWORD)) as app:
+    with in_app_context(make_test_app(db_url, [AnswerFlow, PanelFlow, QuorumFlow], USERS, PASSWORD)) as app:
         yield app
 
 
@@ -306,3 +320,39 @@ def test_a_managers_hand_over_from_a_page_drawn_before_the_owner_delegated(app, 
     again = OpenPage(people("boss"), answer)
     assert again.send("unassign/").status_code == 303
     assert fresh(answer).status == STATUS.NEW and fresh(answer).owner_id is None
+
+
+def test_a_late_review_after_a_partial_join_fired_is_taken_and_absorbed(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Without cancel_rest the third reviewer's open form still counts as an answer: it is
+    stored in its own task, the join does not fire again, and nothing is created twice."""
+    process = QuorumFlow.start.run()
+    reviews = sorted((t for t in process.tasks if t.node_name == "review"), key=lambda t: t.data["index"])
+    for review, who in zip(reviews, ("ann", "ben", "ann"), strict=True):
+        review.activate().assign(user(who))
+    db.session.commit()
+    late = OpenPage(people("ann"), reviews[2])
+    for review, who in zip(reviews[:2], ("ann", "ben"), strict=True):
+        OpenPage(people(who), review)
+        assert people(who).post(task_url(review), {"note": who}).status_code == 303
+    for hx in (False, True):
+        response = late.send("", {"note": "late but kept"}, hx=hx)
+        if not hx:
+            assert response.status_code == 303
+        else:  # sent twice: the second is the repeat
+            assert_refused_in_place(response, "You completed this task already", hx)
+    final = fresh(process)
+    nodes = [t.node_name for t in final.tasks]
+    assert nodes.count("join") == 1 and nodes.count("after") == 1
+    assert fresh(reviews[2]).status == STATUS.DONE and fresh(reviews[2]).data["note"] == "late but kept"
+    assert "note" not in final.data  # a fan-out's answers stay in their tasks
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_delegating_from_a_second_tab_after_completing_in_the_first_names_you(app, people, hx) -> None:  # type: ignore[no-untyped-def]
+    process, answer = answer_of("ann")
+    first, second = OpenPage(people("ann"), answer), OpenPage(people("ann"), answer)
+    assert first.send("", {"note": "done here"}).status_code == 303
+    before = snapshot(process)
+    response = second.send("reassign/", {"user_id": user("ben").id, "picker": "1", "note": "yours"}, hx=hx)
+    assert_refused_in_place(response, "You completed this task already. Nothing was changed.", hx)
+    assert snapshot(process) == before

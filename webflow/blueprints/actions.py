@@ -174,6 +174,8 @@ def not_now_words(task: Task, user: Any, name: str) -> str:
     if happened == "canceled":
         return "This task was canceled meanwhile: it is no longer open. Nothing was changed."
     if happened == "done":
+        if task.owner_id == user.id and task.flow_task_type == "HUMAN":
+            return "You completed this task already. Nothing was changed."
         done_by = f" by {owner}" if task.owner is not None and task.flow_task_type == "HUMAN" else ""
         return f"This task was already done{done_by}. Nothing was changed."
     if happened == "taken":
