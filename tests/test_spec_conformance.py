@@ -1123,8 +1123,27 @@ def test_url_admin(app: Any, browser: Any) -> None:
     page = manager.get("/admin/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert f"/flows/hello_world/{process.id}/" in html
-    assert "stalled" in html.lower() or "nothing left" in html.lower()
+    stalled = html[html.index('id="stalled"'):]
+    stalled = stalled[:stalled.index("</section>")]
+    assert f"/flows/hello_world/{process.id}/" in stalled
+    assert approve.flow_task.title in stalled and "manager" in stalled and "cancel" in stalled.lower()
+
+    from web_flows import LabelFlow
+    from web_support import user
+
+    from webflow import db
+
+    failing = LabelFlow.start.run(data={"amount": 99}, user=user("alice"))
+    confirm = task_of(failing, "confirm")
+    confirm.activate().assign(user("alice"))
+    db.session.commit()
+    alice = browser("alice")
+    alice.get(task_url(confirm))
+    assert alice.post(task_url(confirm), {"amount": "99"}).status_code == 303
+    errors = manager.get("/admin/").get_data(as_text=True)
+    errors = errors[errors.index('id="errors"'):]
+    errors = errors[:errors.index("</section>")]
+    assert f"/flows/label/{failing.id}/" in errors and "amount 99 is refused" in errors
 
 
 # -- node callables see rows with ids -----------------------------------------------------------------
@@ -1583,3 +1602,83 @@ def test_higher_priority_comes_first_in_lists(app: Any, browser: Any) -> None:
         task.activate().assign(user("bob"))
     db.session.commit()
     assert order(bob.get("/inbox/").get_data(as_text=True)) == [t.id for t in expected]
+
+
+def test_public_calls_commit_on_success(session: Session, people: dict[str, User], engine: sa.Engine) -> None:
+    """Running it from code: a public call that changes state runs as one transaction: it
+    commits on success (another connection sees it at once), and on failure rolls back so
+    that nothing of it is stored."""
+
+    def seen(sql: str, **params: Any) -> Any:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    process = CodeFlow.start.run(x=1)
+    assert seen("select status from process where id = :i", i=process.id) == "NEW"
+    CodeFlow.wait.run(process.get_task(CodeFlow.wait))
+    approve = process.get_task(CodeFlow.approve)
+    approve.activate().assign(people["ann"])
+    assert seen("select owner_id from task where id = :i", i=approve.id) == people["ann"].id
+    act = session.get(Task, approve.id).activate()
+    act.prepare(data={"ok": True}, user=people["ann"])
+    act.done()
+    assert seen("select status from process where id = :i", i=process.id) == "DONE"
+
+    class BoomFlow(Flow):
+        start = flow.StartFunction().Next(this.approve)
+        approve = flow.View().Next(this.boom)
+        boom = flow.Handler(lambda act: 1 / 0).Next(this.end)
+        end = flow.End()
+
+    failing = BoomFlow.start.run()
+    task = failing.get_task(BoomFlow.approve)
+    task.activate().assign(people["ann"])
+    before = seen("select count(*) from task_event")
+    act = session.get(Task, task.id).activate()
+    act.prepare(data={"ok": True}, user=people["ann"])
+    with pytest.raises(ZeroDivisionError):
+        act.done()
+    session.rollback()
+    assert seen("select status from task where id = :i", i=task.id) == "ASSIGNED"
+    assert seen("select count(*) from task where process_id = :i", i=failing.id) == 2
+    assert seen("select count(*) from task_event") == before
+    assert session.get(Task, task.id).status == STATUS.ASSIGNED
+
+
+ARRIVALS: list[tuple[list[Any], list[Any]]] = []
+
+
+def note_arrivals(act: Any) -> bool:
+    ARRIVALS.append(([t.id for t in act.arrived], [t.id for t in act.branches]))
+    return False
+
+
+class OrderFlow(Flow):
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = (flow.Split().Each(this.review, items=lambda act: [{"who": "a"}, {"who": "b"}, {"who": "c"}])
+               .Always(this.extra))
+    review = flow.View().Next(this.join)
+    extra = flow.View().Next(this.join)
+    join = flow.Join(until=note_arrivals).Next(this.end)
+    end = flow.End()
+
+
+def test_join_arrived_in_finishing_order_and_branches(session: Session, people: dict[str, User]) -> None:
+    """Partial joins: the join's activation offers ``arrived`` (the branch tasks of its split
+    that are DONE, in finishing order) and ``branches`` (every branch task of its split,
+    ``.Each`` and ``.Always`` ones); items are JSON values (dicts here)."""
+    ARRIVALS.clear()
+    process = OrderFlow.start.run()
+    reviews = node_tasks(session, process, "review")
+    extra = node_tasks(session, process, "extra")[0]
+    assert [t.data["item"] for t in reviews] == [{"who": "a"}, {"who": "b"}, {"who": "c"}]
+    everyone = sorted([t.id for t in reviews] + [extra.id])
+    for task in (reviews[2], extra, reviews[0]):
+        do_view(session, task)
+    asked = [arrived for n, (arrived, _) in enumerate(ARRIVALS) if n == 0 or ARRIVALS[n - 1][0] != arrived]
+    assert asked == [
+        [reviews[2].id], [reviews[2].id, extra.id], [reviews[2].id, extra.id, reviews[0].id]]
+    assert all(sorted(branches) == everyone for _, branches in ARRIVALS)
+    assert fresh(session, process).get_task(OrderFlow.join).status == STATUS.STARTED
+    do_view(session, reviews[1])
+    assert fresh(session, process).status == STATUS.DONE
