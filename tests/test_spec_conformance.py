@@ -1682,3 +1682,123 @@ def test_join_arrived_in_finishing_order_and_branches(session: Session, people: 
     assert fresh(session, process).get_task(OrderFlow.join).status == STATUS.STARTED
     do_view(session, reviews[1])
     assert fresh(session, process).status == STATUS.DONE
+
+
+# -- Stack and Deployment -----------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_layout_procfile_wsgi_and_vendored_htmx() -> None:
+    """Stack / Deployment: the fixed top-level layout; ``Procfile`` has ``web`` (gunicorn),
+    ``worker`` and ``release``; HTMX 2.0.x vendored into ``static/`` (no CDN)."""
+    for name in ("webflow", "templates", "static", "tests", "wsgi.py", "pyproject.toml", "Procfile",
+                 "README.md", ".ci/run"):
+        assert (ROOT / name).exists(), name
+    procfile = dict(line.split(":", 1) for line in (ROOT / "Procfile").read_text().splitlines() if ":" in line)
+    assert {"web", "worker", "release"} <= set(procfile)
+    assert "gunicorn" in procfile["web"] and "wsgi:app" in procfile["web"]
+    assert "upgrade" in procfile["release"]
+    assert list((ROOT / "static").rglob("htmx-2.0.*.js"))
+    for template in (ROOT / "templates").rglob("*.html"):
+        text = template.read_text()
+        assert "unpkg.com" not in text and "cdn." not in text and "jsdelivr" not in text, template
+
+
+def test_database_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deployment: configuration from the environment: ``DATABASE_URL`` (a Heroku-style
+    ``postgres://`` URL is accepted), ``REDIS_URL``, ``SECRET_KEY``."""
+    from webflow.config import from_environment
+
+    monkeypatch.setenv("DATABASE_URL", "postgres://u:p@db.example:5432/name")
+    monkeypatch.setenv("REDIS_URL", "redis://cache.example:6379/0")
+    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    config = from_environment()
+    url = sa.engine.make_url(config["SQLALCHEMY_DATABASE_URI"])
+    assert url.get_backend_name() == "postgresql" and url.host == "db.example" and url.database == "name"
+    assert config["REDIS_URL"] == "redis://cache.example:6379/0" and config["SECRET_KEY"] == "s3cret"
+
+
+def test_state_changes_hold_the_process_lock(session: Session, people: dict[str, User], db_url: str) -> None:
+    """Semantics / Locking: every state change holds a per-process lock: ``SELECT ... FOR
+    UPDATE`` on the process row on PostgreSQL, the database write lock on SQLite, released only
+    after the commit (another writer cannot take it while a node runs, and can once the call
+    returned)."""
+    import sqlite3
+
+    import psycopg
+
+    def other_writer_blocked(process_id: int) -> bool:
+        if db_url.startswith("sqlite"):
+            conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.rollback()
+                return False
+            except sqlite3.OperationalError:
+                return True
+            finally:
+                conn.close()
+        with psycopg.connect(db_url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+            try:
+                conn.execute("SELECT id FROM process WHERE id = %s FOR UPDATE NOWAIT", (process_id,))
+                return False
+            except psycopg.errors.LockNotAvailable:
+                return True
+
+    seen: list[bool] = []
+
+    class LockFlow(Flow):
+        start = flow.StartFunction().Next(this.approve)
+        approve = flow.View().Next(this.check)
+        check = flow.Handler(lambda act: seen.append(other_writer_blocked(act.process.id))).Next(this.end)
+        end = flow.End()
+
+    process = LockFlow.start.run()
+    task = process.get_task(LockFlow.approve)
+    task.activate().assign(people["ann"])
+    act = session.get(Task, task.id).activate()
+    act.prepare(user=people["ann"])
+    act.done()
+    assert seen == [True]
+    assert other_writer_blocked(process.id) is False
+
+
+def test_spec_review_flow_example_runs_as_written(app: Any) -> None:
+    """Fan-out, partial joins, termination, subprocesses: SPEC's ``ReviewFlow`` example runs as
+    written, its ``.Assign(lambda act: User.query.filter_by(username=act.task.data["item"]).one())``
+    included: inside an app context ``Process``, ``Task``, ``User`` and ``Group`` have
+    ``.query`` (on ``db.session``)."""
+    from web_support import user
+
+    from webflow import db
+
+    class ReviewForm:
+        pass
+
+    class SpecPurchaseFlow(Flow):
+        start = flow.StartFunction().Next(this.buy)
+        buy = flow.View().Next(this.end)
+        end = flow.End()
+
+    class SpecReviewFlow(Flow):
+        start = flow.StartFunction().Next(this.fan_out)
+        fan_out = flow.Split().Each(this.review, items=lambda act: act.process.data["reviewers"])
+        review = (flow.View(form=ReviewForm)
+                  .Assign(lambda act: User.query.filter_by(username=act.task.data["item"]).one())
+                  .Next(this.join))
+        join = flow.Join(until=lambda act: sum(t.data.get("approved", False) for t in act.arrived) >= 2,
+                         cancel_rest=True).Next(this.check)
+        check = flow.If(lambda act: True).Then(this.order).Else(this.rejected)
+        order = flow.Subprocess(SpecPurchaseFlow.start,
+                                data=lambda act: {"amount": act.process.data["amount"]}).Next(this.end)
+        rejected = flow.End(terminate=True)
+        end = flow.End()
+
+    process = SpecReviewFlow.start.run(reviewers=["alice", "bob"], amount=5)
+    reviews = Task.query.filter_by(process_id=process.id, node_name="review").order_by(Task.id).all()
+    assert [t.owner.username for t in reviews] == ["alice", "bob"]
+    assert Process.query.filter_by(id=process.id).one() is process
+    assert Group.query.count() == 0
+    assert user("alice") is User.query.filter_by(username="alice").one()
+    db.session.commit()

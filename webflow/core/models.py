@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
@@ -136,6 +136,23 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class _QueryProperty:
+    """``Model.query``: a query of the model on the session the engine works on
+    (``db.session`` inside an app context, or the session of ``use_session``), as the
+    models of Flask-SQLAlchemy have (SPEC's examples write ``User.query.filter_by(...)``)."""
+
+    def __get__(self, obj: Any, owner: type[Any]) -> sa.orm.Query[Any]:
+        from .context import get_session
+
+        return get_session().query(owner)
+
+
+class Queryable:
+    """Gives a model ``.query`` (the public ones: Process, Task, User, Group, TaskEvent)."""
+
+    query: ClassVar[_QueryProperty] = _QueryProperty()
+
+
 user_group = sa.Table(
     "user_group",
     Base.metadata,
@@ -153,7 +170,7 @@ task_link = sa.Table(
 )
 
 
-class Group(Base):
+class Group(Queryable, Base):
     __tablename__ = "group"
 
     id: Mapped[intpk]
@@ -164,7 +181,7 @@ class Group(Base):
         return f"<Group {self.name}>"
 
 
-class User(Base):
+class User(Queryable, Base):
     __tablename__ = "user"
 
     id: Mapped[intpk]
@@ -241,7 +258,7 @@ class User(Base):
         return f"<User {self.username}>"
 
 
-class Process(Base):
+class Process(Queryable, Base):
     __tablename__ = "process"
     __table_args__ = (
         sa.Index("ix_process_flow_status", "flow_class", "status", "created"),
@@ -322,7 +339,7 @@ TIMER_ROWS = "status = 'SCHEDULED' AND flow_task_type IN ('TIMER', 'TIMEOUT')"
 OWNED_DUE_ROWS = "status = 'ASSIGNED' AND due IS NOT NULL"
 
 
-class Task(Base):
+class Task(Queryable, Base):
     __tablename__ = "task"
     __table_args__ = (
         sa.Index("ix_task_owner_status", "owner_id", "status", "created"),
@@ -425,7 +442,7 @@ sa.event.listen(Process.data, "set", _refuse_unstorable("process.data"))
 sa.event.listen(Task.data, "set", _refuse_unstorable("task.data"))
 
 
-class TaskEvent(Base):
+class TaskEvent(Queryable, Base):
     """One transition of one task: the audit trail."""
 
     __tablename__ = "task_event"
