@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from flask_login import current_user, login_required
 from sqlalchemy.orm import selectinload
 
 from ..core.context import Context
-from ..core.engine import cancel_blocker, stalled_processes
+from ..core.engine import cancel_blocker, stalled_processes, stalled_query
 from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.models import TIMER_TYPES, Process, Task
@@ -53,6 +54,16 @@ PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
 WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
 #: A timer still waiting this long after its due time is listed as stuck.
 LATE_TIMER = timedelta(minutes=1)
+#: The overview lists at most this many tasks in ERROR, waiting timers, late timers and
+#: stuck jobs (its counters count them all).
+LISTED = 50
+
+
+def listed_total(rows: Any, listed: Sequence[Any]) -> int:
+    """How many rows the query has: the list's length when it was not cut, else counted."""
+    if len(listed) < LISTED:
+        return len(listed)
+    return int(db.session.scalar(sa.select(sa.func.count()).select_from(rows.order_by(None).subquery())) or 0)
 
 
 def job_mode_text(app: Flask) -> str:
@@ -117,37 +128,44 @@ def index() -> Any:
     counts = dict(db.session.execute(
         sa.select(Process.status, sa.func.count()).where(*where[:1]).group_by(Process.status)
     ).all())
-    errors = db.session.scalars(
-        sa.select(Task).where(Task.status == STATUS.ERROR, Task.flow_class_path.in_(paths))
-        .order_by(Task.id.desc()).limit(50)).all()
+    error_rows = sa.select(Task).where(Task.status == STATUS.ERROR, Task.flow_class_path.in_(paths))
+    errors = db.session.scalars(error_rows.order_by(Task.id.desc()).limit(LISTED)).all()
     stuck_since = datetime.now(UTC) - timedelta(seconds=current_app.config["WEBFLOW_STUCK_JOB_SECONDS"])
-    stuck = db.session.scalars(
-        sa.select(Task).where(
-            Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
-            sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since,
-        ).order_by(Task.status, Task.id).limit(50)).all()  # by status first: ix_task_status_id
+    stuck_jobs = sa.select(Task).where(
+        Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
+        sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since)
+    # by status first: ix_task_status_id
+    stuck = db.session.scalars(stuck_jobs.order_by(Task.status, Task.id).limit(LISTED)).all()
     now = datetime.now(UTC)
     # Late timers first: waiting timers due a minute ago or more are stuck too (nothing fires
     # them: no worker, no web process thread).
-    stuck = list(db.session.scalars(
-        due_timers_query(now - LATE_TIMER).where(Task.flow_class_path.in_(paths))
-        .with_only_columns(Task).limit(50))) + list(stuck)
-    upcoming = db.session.scalars(
-        sa.select(Task).where(Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES),
-                              Task.flow_class_path.in_(paths))
-        .order_by(Task.due, Task.id).limit(50)).all()  # the timer index, in order
+    late_timers = (due_timers_query(now - LATE_TIMER).where(Task.flow_class_path.in_(paths))
+                   .with_only_columns(Task))
+    late = list(db.session.scalars(late_timers.limit(LISTED)))
+    waiting_timers = sa.select(Task).where(
+        Task.status == STATUS.SCHEDULED, Task.flow_task_type.in_(TIMER_TYPES), Task.flow_class_path.in_(paths))
+    # in the timer index's order
+    upcoming = db.session.scalars(waiting_timers.order_by(Task.due, Task.id).limit(LISTED)).all()
+    # The lists show the first LISTED rows; the counters count every row (a list that is
+    # cut says so), not the length of the list.
+    totals = {"errors": listed_total(error_rows, errors), "timers": listed_total(waiting_timers, upcoming),
+              "stuck": listed_total(late_timers, late) + listed_total(stuck_jobs, stuck)}
+    stalled = stalled_processes(db.session(), flows.values(), limit=LISTED)
+    totals["stalled"] = listed_total(stalled_query(flows.values()), stalled)
+    stuck = late + list(stuck)
     overdue = dict(db.session.execute(
         sa.select(Task.flow_class_path, sa.func.count())
         .where(Task.due <= now, Task.status.not_in(list(FINISHED)), Task.flow_task_type.not_in(TIMER_TYPES),
                Task.flow_class_path.in_(paths))
         .group_by(Task.flow_class_path)).all())
     context = {
-        "stalled": stalled_processes(db.session(), flows.values()),
+        "stalled": stalled,
         "upcoming": upcoming, "overdue": overdue, "now": now,
         "flows": flows, "labels": {f.path(): label for label, f in flows.items()}, "filters": values,
         "page": page, "status_counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
+        "totals": totals, "listed": LISTED,
     }
     # The counters are redrawn with the table: their status counts follow the flow filter.
     return render_page("admin/index.html", ["processes", "counts"], **context)

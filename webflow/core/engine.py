@@ -147,14 +147,17 @@ class StallReason:
     user: User | None
 
 
+def stalled_query(flows: Iterable[type[Any]]) -> sa.Select[Process]:
+    """The processes of the flows left with nothing to do and no End reached."""
+    return sa.select(Process).where(Process.status == STATUS.NEW, Process.stalled.is_not(None),
+                                    Process.flow_class_path.in_([f.path() for f in flows]))
+
+
 def stalled_processes(session: Session, flows: Iterable[type[Any]],
                       limit: int = 50) -> list[tuple[Process, StallReason | None]]:
     """Processes left with nothing to do and no End reached, newest first, with why."""
-    paths = [f.path() for f in flows]
     processes = list(session.scalars(
-        sa.select(Process).where(Process.status == STATUS.NEW, Process.stalled.is_not(None),
-                                 Process.flow_class_path.in_(paths))
-        .order_by(Process.stalled.desc(), Process.id.desc()).limit(limit)))
+        stalled_query(flows).order_by(Process.stalled.desc(), Process.id.desc()).limit(limit)))
     return [(process, stall_reason(session, process)) for process in processes]
 
 
