@@ -1802,3 +1802,127 @@ def test_spec_review_flow_example_runs_as_written(app: Any) -> None:
     assert Group.query.count() == 0
     assert user("alice") is User.query.filter_by(username="alice").one()
     db.session.commit()
+
+
+def pay_expense(activation: Any) -> None:
+    activation.process.data["paid"] = activation.process.data["amount"]
+
+
+def spec_expense_flow() -> type[Flow]:
+    from flask_wtf import FlaskForm
+    from wtforms import BooleanField, IntegerField
+    from wtforms.validators import InputRequired
+
+    class ExpenseForm(FlaskForm):
+        amount = IntegerField("Amount", validators=[InputRequired()])
+
+    class ApproveForm(FlaskForm):
+        approved = BooleanField("Approve")
+
+    class ExpenseFlow(Flow):
+        """Expense approval
+
+        Longer description shown on the flow's page."""       # title = first line
+
+        start = flow.Start(form=ExpenseForm).Permission(auto_create=True).Next(this.approve)
+        approve = (flow.View(form=ApproveForm)
+                   .Permission("expense.can_approve")          # or auto_create=True
+                   .Next(this.check))
+        check = flow.If(lambda act: act.process.data["approved"]).Then(this.split).Else(this.end)
+        split = (flow.Split().Next(this.notify)
+                 .Next(this.pay, cond=lambda act: act.process.data["amount"] > 0))
+        notify = flow.Handler(this.send_notice).Next(this.join)
+        pay = flow.Job(pay_expense).Next(this.join)           # runs on an RQ worker
+        join = flow.Join().Next(this.end)
+        end = flow.End()
+
+        def send_notice(self, activation: Any) -> None:
+            activation.process.data = {**activation.process.data, "noticed": True}
+
+    return ExpenseFlow
+
+
+def test_spec_expense_flow_example_through_the_web(db_url: str) -> None:
+    """Public API / Defining a flow / URL map: SPEC's ``ExpenseFlow`` example, as written, served
+    by ``create_app({"WEBFLOW_FLOWS": [ExpenseFlow]})``: an employee starts it from its start
+    form, an approver takes the task from the queue and approves it on the task page, the
+    handler and the job run, the join fires, the process is DONE with the forms' data."""
+    from app_support import in_app_context, make_test_app
+    from web_support import AuthActions, task_url
+
+    from webflow import db
+
+    expense = spec_expense_flow()
+    app = make_test_app(db_url, [expense], {"emp": ["expense.can_start"], "appr": ["expense.can_approve"]},
+                        "pw")
+    with in_app_context(app):
+        emp, appr = AuthActions(app).enter_as("emp"), AuthActions(app).enter_as("appr")
+        assert "/flows/expense/start/start/" in emp.get("/flows/").get_data(as_text=True)
+        emp.get("/flows/expense/start/start/")
+        assert emp.post("/flows/expense/start/start/", {"amount": "12"}).status_code == 303
+        process = db.session.scalars(sa.select(Process)).one()
+        approve = process.get_task(expense.approve)
+        assert approve.owner_permission == "expense.can_approve"
+        assert task_url(approve) in appr.get("/queue/").get_data(as_text=True)
+        assert task_url(approve) not in emp.get("/queue/").get_data(as_text=True)
+        assert appr.post("/queue/", {"task_id": str(approve.id)}).status_code == 303
+        appr.get(task_url(approve))
+        assert appr.post(task_url(approve), {"approved": "y"}).status_code == 303
+        db.session.expire_all()
+        process = db.session.get(Process, process.id)
+        assert process.status == STATUS.DONE
+        assert process.data == {"amount": 12, "approved": True, "noticed": True, "paid": 12}
+        assert [t.flow_task.name for t in process.tasks] == [
+            "start", "approve", "check", "split", "notify", "pay", "join", "end"]
+
+
+def test_posts_need_a_logged_in_user(app: Any) -> None:
+    """URL map: all POSTs need a CSRF token and a logged-in user: a stranger's POST (with a
+    valid token of the login page's session) changes nothing and is sent to the login."""
+    from web_support import AuthActions, hello, snapshot, task_of, task_url
+
+    process = hello()
+    approve = task_of(process, "approve")
+    stranger = AuthActions(app)
+    stranger.get("/login")
+    before = snapshot(process)
+    for url in (task_url(approve, "assign/"), task_url(approve), f"/flows/hello_world/{process.id}/cancel/",
+                "/queue/", "/flows/hello_world/start/start/"):
+        answer = stranger.post(url, {"task_id": str(approve.id), "text": "x", "approved": "y"})
+        assert answer.status_code in (302, 303, 401), url
+        assert "/login" in answer.headers.get("Location", "") + answer.headers.get("HX-Redirect", ""), url
+    assert snapshot(process) == before
+
+
+UNDONE: list[tuple[str, Any]] = []
+
+
+class UndoHookFlow(Flow):
+    start = flow.StartFunction().Next(this.approve)
+    approve = flow.View().Next(this.handle)
+    handle = flow.Handler(lambda act: None).Next(this.wait)
+    wait = flow.View().Next(this.end)
+    end = flow.End()
+
+    def handle_undo(self, activation: Any) -> None:
+        UNDONE.append(("handle", activation.task.id))
+
+    def approve_undo(self, activation: Any) -> None:
+        UNDONE.append(("approve", activation.task.id))
+
+
+def test_undo_calls_the_flows_node_undo_method(session: Session, people: dict[str, User]) -> None:
+    """Reference (Activation.undo): if the flow class has a ``<task_name>_undo(self, activation)``
+    method, undo calls it."""
+    UNDONE.clear()
+    process = UndoHookFlow.start.run()
+    do_view(session, process.get_task(UndoHookFlow.approve))
+    process = fresh(session, process)
+    process.get_task(UndoHookFlow.wait).activate().cancel()
+    handle = fresh(session, process).get_task(UndoHookFlow.handle)
+    handle.activate().undo()
+    handle = fresh(session, process).get_task(UndoHookFlow.handle)
+    handle.activate().cancel()
+    approve = fresh(session, process).get_task(UndoHookFlow.approve)
+    approve.activate().undo()
+    assert UNDONE == [("handle", handle.id), ("approve", approve.id)]
