@@ -232,7 +232,7 @@ def done(answer: tuple[int, dict[str, str], str]) -> bool:
     return status == 200 and "HX-Redirect" in headers
 
 
-def test_two_people_take_the_same_task_from_the_queue(site: Site, people: dict[str, Person]) -> None:
+def test_two_people_take_one_task_from_the_queue_and_its_page(site: Site, people: dict[str, Person]) -> None:
     _, engine = site
     bob, carol = people["bob"], people["carol"]
     with Rows(engine) as rows:
@@ -248,6 +248,16 @@ def test_two_people_take_the_same_task_from_the_queue(site: Site, people: dict[s
             loser = next(body for status, _, body in answers if status == 409)
             assert f"1 task was already taken by {winner}." in errors(loser)
             assert task.status == STATUS.ASSIGNED and rows.events(task_id, "assign") == 1
+            # The same from the task page's "Assign to me", both pages drawn while it waited.
+            _, task_id, url = rows.desk(None)
+            keys = [shown_of_buttons(person.open(url)) for person in (bob, carol)]
+            answers = at_once(functools.partial(bob.send, url + "assign/", {"shown": keys[0]}),
+                              functools.partial(carol.send, url + "assign/", {"shown": keys[1]}))
+            assert sorted(status for status, _, _ in answers) == [200, 409], [a[0] for a in answers]
+            winner = rows.task(task_id).owner.username  # type: ignore[union-attr]
+            loser = next(body for status, _, body in answers if status == 409)
+            assert f"This task was already taken by {winner}." in errors(loser)
+            assert rows.events(task_id, "assign") == 1
 
 
 def test_a_completion_against_a_managers_process_cancel(site: tuple[str, sa.Engine],
