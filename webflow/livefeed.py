@@ -24,9 +24,9 @@ from flask_sqlalchemy.session import Session
 from redis.exceptions import RedisError
 
 from .core import row_updates, signals
-from .core.models import Task, User
+from .core.models import Group, Task, User, user_group
 from .core.status import STATUS
-from .livestream import SIGNED_OUT as SIGNED_OUT_MESSAGE
+from .livestream import END_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -71,26 +71,36 @@ def _note(session: Any, messages: list[Message]) -> None:
     pending.update(dict.fromkeys(messages))
 
 
-#: A change of one of these ends the user's sessions: their open streams end too.
-SIGN_OUT_FIELDS = ("session_token", "is_active")
+#: A change of one of these ends the user's open streams: their sessions ended (a new
+#: session token: logged out everywhere, a new password; deactivated), or what they may see
+#: and take changed. The page opens another at once: refused by the login check, or with
+#: the channels and queue filter of their permissions now.
+STREAM_FIELDS = ("session_token", "is_active", "is_superuser", "permissions", "groups")
 
 
 def _after_flush(session: Any, flush_context: Any) -> None:
     _note_tasks(session, [*session.new, *session.dirty])
-    _note_sign_outs(session, list(session.dirty))
+    _note_ended_streams(session, list(session.dirty))
 
 
-def _note_sign_outs(session: Any, objects: list[Any]) -> None:
-    """A user logged out everywhere, deactivated or given a new password (their session
-    token changes): their open streams end (``livestream.Subscription``), so no page of a
-    session that no longer works hears of their inbox and queue until its stream's lifetime
-    ends; the browser reconnects, and the login check refuses it."""
+def _note_ended_streams(session: Any, objects: list[Any]) -> None:
+    """End the open streams of the users whose sessions or permissions changed (a group's
+    permissions: its members'), so that no page hears of an inbox, queue or task its user
+    may no longer see until its stream's lifetime ends (``livestream.Subscription``)."""
     if not has_app_context() or not enabled(current_app):
         return
+    users: set[int] = set()
+    groups: list[int] = []
     for obj in objects:
         if isinstance(obj, User) and obj.id is not None and any(
-                _history(sa.inspect(obj), name)[1] for name in SIGN_OUT_FIELDS):
-            _note(session, [(f"user:{obj.id}", SIGNED_OUT_MESSAGE)])
+                _history(sa.inspect(obj), name)[1] for name in STREAM_FIELDS):
+            users.add(obj.id)
+        elif isinstance(obj, Group) and obj.id is not None and _history(sa.inspect(obj), "permissions")[1]:
+            groups.append(obj.id)
+    if groups:
+        users.update(session.execute(sa.select(user_group.c.user_id)
+                                     .where(user_group.c.group_id.in_(groups))).scalars())
+    _note(session, [(f"user:{user_id}", END_STREAMS) for user_id in sorted(users)])
 
 
 def _note_tasks(session: Any, objects: list[Any]) -> None:

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 #: The listening thread ends after this long without an open stream.
 IDLE_SECONDS = 30.0
-#: The message on a user's channel that ends their streams (``livefeed.SIGNED_OUT_MESSAGE``).
-SIGNED_OUT = json.dumps({"kind": "signed-out"})
+#: The message on a user's channel that ends their streams: their sessions or permissions
+#: changed (``livefeed.STREAM_FIELDS``).
+END_STREAMS = json.dumps({"kind": "end-streams"})
 #: An event for the page: (SSE event name, data), or None for "the feed is gone".
 Event = tuple[str, str] | None
 
@@ -42,13 +43,13 @@ class Subscription:
     may_take: Callable[[str, str], bool]
     events: queue.Queue[Event] = field(default_factory=lambda: queue.Queue(maxsize=1000))
     pid: int = field(default_factory=os.getpid)
-    #: The user's sessions ended (logged out everywhere, deactivated, a new password).
-    signed_out: bool = False
+    #: The user's sessions or permissions changed: the page opens another stream.
+    ended: bool = False
 
     def offer(self, channel: str, data: str) -> None:
         name = event_name(channel)
-        if name == "inbox" and data == SIGNED_OUT:
-            self.signed_out = True  # the stream ends (also when the queue is full)
+        if name == "inbox" and data == END_STREAMS:
+            self.ended = True  # the stream ends (also when the queue is full)
             try:
                 self.events.put_nowait(None)
             except queue.Full:
@@ -206,11 +207,11 @@ def stream(hub: Hub, subscription: Subscription, heartbeat: float, lifetime: flo
             try:
                 event = subscription.events.get(timeout=min(heartbeat, max(0.0, deadline - time.monotonic())))
             except queue.Empty:
-                if subscription.signed_out:
+                if subscription.ended:
                     return
                 yield ": heartbeat\n\n"
                 continue
-            if event is None or subscription.signed_out:
+            if event is None or subscription.ended:
                 return
             name, data = event
             yield f"event: {name}\ndata: {data}\n\n"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from test_live_stream import Stream, base_url, live_app, session_cookie, stream  # noqa: F401
 from web_support import AuthActions, hello, user
@@ -70,6 +71,48 @@ def test_an_open_stream_ends_when_its_user_is_signed_out(live_app: Flask, base_u
     conn.request("GET", "/events/", headers={"Cookie": cookie, "HX-Request": "true"})
     assert conn.getresponse().status == 401
     conn.close()
+
+
+def _through_a_group(name: str) -> None:
+    """Before the stream opens: the user's permissions come from a group instead."""
+    from webflow.models import Group
+
+    person = user(name)
+    group = Group(name="approvers", permissions=list(person.permissions))
+    person.permissions = []
+    person.groups.append(group)
+    db.session.commit()
+
+
+def _take_permissions(name: str) -> None:
+    user(name).permissions = []
+
+
+def _take_group_permissions(name: str) -> None:
+    from webflow.models import Group
+
+    db.session.scalar(sa.select(Group).where(Group.name == "approvers")).permissions = []
+
+
+@pytest.mark.parametrize("through_group", [False, True], ids=["own", "group's"])
+def test_an_open_stream_ends_when_its_users_permissions_change(live_app: Flask, base_url: str,  # noqa: F811
+                                                               through_group: bool) -> None:
+    """Before, a stream kept the channels and the queue filter of the permissions its user
+    had when it opened: someone whose permission was taken away went on hearing of every new
+    task of those flows in the queue for up to 5 minutes. Now it ends, and the page's next
+    stream (it is still logged in) is opened with what they may now do."""
+    if through_group:
+        _through_a_group("alice")
+    cookie = session_cookie(live_app, "alice")
+    db.session.remove()
+    with stream(base_url, cookie) as alice:
+        (_take_group_permissions if through_group else _take_permissions)("alice")
+        db.session.commit()
+        assert _ended_within(alice, 2.0), "the stream went on"
+    db.session.remove()
+    with stream(base_url, cookie) as again:
+        hello("for approvers only", by="bob")
+        assert again.next_event(within=0.6) is None  # no queue event: she may take none now
 
 
 def test_a_stream_is_not_ended_by_someone_elses_sign_out_nor_by_an_unrelated_change(
