@@ -51,7 +51,8 @@ class ExtremeFlow(Flow):
     end = flow.End()
 
     def charge_card(self, activation: Any) -> None:
-        raise ValueError("refused: " + WORD)
+        if activation.process.data.get("fail", True):
+            raise ValueError("refused: " + WORD)
 
     def summary(self, process: Any) -> str:
         return str(process.data.get("summary", ""))
@@ -91,6 +92,25 @@ def extreme_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fla
                         activation = task.activate()
                         activation.prepare(data={"ok": True, "note": WORD}, user=owner)
                         activation.done()
+        # Two more run through their reviews to the timer: one waits, late (a stuck timer),
+        # the other's timer is canceled, which leaves the process stalled.
+        for number in range(2):
+            process = ExtremeFlow.start.run(items=[f"{WORD}{k}" for k in range(2)], summary=SUMMARY, fail=False)
+            for task in db.session.scalars(sa.select(Task).where(
+                    Task.process_id == process.id, Task.node_name == "review").order_by(Task.id)).all():
+                with Context(propagate_exception=False, user=bob):
+                    activation = task.activate()
+                    activation.assign(bob)
+                    activation.prepare(data={"ok": True, "note": WORD}, user=bob)
+                    activation.done()
+            timer = db.session.scalars(sa.select(Task).where(Task.process_id == process.id,
+                                                             Task.node_name == "wait")).one()
+            if number == 0:
+                timer.due = timer.created - timedelta(minutes=5)
+            else:
+                with Context(propagate_exception=False, user=boss):
+                    timer.activate().cancel()
+            processes.append(process)
         db.session.commit()
         open_review = db.session.scalars(sa.select(Task).where(
             Task.process_id == processes[1].id, Task.node_name == "review",
@@ -173,6 +193,9 @@ def test_lists_of_long_content_and_hostile_parameters_fit_the_narrowest_phone(
     paths = list(LISTS[who]) + [f"/flows/extreme/{pid}/" for pid in seeded["processes"]]
     if who == "boss":
         failed: Task = seeded["failed"]
+        page.goto(base + "/admin/")
+        for section in ("errors", "stalled", "timers", "stuck"):  # none of them is empty
+            assert page.locator(f"#{section} .wf-error-task, #{section} tbody tr:has(a)").count() >= 1, section
         paths += [f"/flows/extreme/{failed.process_id}/cancel/",
                   f"/admin/confirm/extreme/{failed.process_id}/charge/{failed.id}/retry/"]
     for path in paths:
