@@ -64,3 +64,23 @@ def test_the_timer_counter_counts_every_waiting_timer(app, login) -> None:  # ty
     section = page[page.index('id="timers"'):page.index('id="stuck"')]
     assert section.count('<tr id="timer-') == LISTED
     assert f"the soonest {LISTED} of {LISTED + 2}" in section
+
+
+def test_a_page_past_the_end_shows_the_last_page(app, login) -> None:  # type: ignore[no-untyped-def]
+    """``?page=9`` of three pages said "Page 9 of 3" over an empty table ("No processes.")
+    with a Previous link to page 8, just as empty: what a list left open shows after its
+    last page emptied (tasks taken from the queue while it redraws itself). Now the last
+    page is shown, as the process page already does with its tasks."""
+    app.config["WEBFLOW_PAGE_SIZE"] = 2
+    made = [processes.review_new() for _ in range(5)]
+    oldest = f'href="/flows/repair/{made[0].id}/"'
+    for who, path in (("manager", "/admin/?page=9"), ("viewer", "/flows/repair/?page=9"),
+                      ("clerk", "/queue/?page=9"), ("clerk", "/queue/?page=4")):
+        html = login(who).get(path).get_data(as_text=True)
+        assert "Page 3 of 3" in html, (who, path)
+        assert "Page 9 of" not in html and "Page 4 of" not in html and 'rel="next"' not in html
+        assert "No processes" not in html and "Nothing to take" not in html
+        if path.startswith("/queue/"):
+            assert f'value="{processes.task(made[0], "review").id}"' in html  # the oldest task's row
+        else:
+            assert oldest in html  # the oldest process, on the last page

@@ -35,11 +35,11 @@ from ..jobs import job_mode
 from ..timefmt import parse_local_input
 from .actions import find_action, people_transition, rule_book_names
 from .confirmations import confirmation
+from .inbox import paginate_within
 from .lookups import (
     all_flows,
     flow_or_404,
     managed_flows,
-    page_number,
     parse_day,
     process_or_404,
     process_url,
@@ -119,12 +119,9 @@ def index() -> Any:
         abort(403)
     paths = [f.path() for f in flows.values()]
     values, where = _process_filters(flows)
-    page = db.paginate(
+    page = paginate_within(
         sa.select(Process).where(*where).order_by(Process.created.desc(), Process.id.desc())
-        .options(selectinload(Process.created_by)),
-        page=page_number(), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
-        error_out=False,
-    )
+        .options(selectinload(Process.created_by)), current_app.config["WEBFLOW_PAGE_SIZE"])
     counts = dict(db.session.execute(
         sa.select(Process.status, sa.func.count()).where(*where[:1]).group_by(Process.status)
     ).all())

@@ -28,6 +28,7 @@ from ..extensions import db
 from ..graph_svg import node_states, process_graph
 from ..models import Process, Task, TaskEvent
 from .actions import task_actions
+from .inbox import paginate_within
 from .lookups import (
     ResultPage,
     all_flows,
@@ -94,10 +95,8 @@ def process_list(flow_label: str) -> Any:
         query = query.where(Process.status == STATUS(status))
     if text:
         query = query.where(sa.func.lower(Process.summary).contains(text.lower(), autoescape=True))
-    page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc())
-                       .options(selectinload(Process.created_by)),
-                       page=page_number(),
-                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
+    page = paginate_within(query.order_by(Process.created.desc(), Process.id.desc())
+                           .options(selectinload(Process.created_by)), current_app.config["WEBFLOW_PAGE_SIZE"])
     return render_page("flows/processes.html", ["processes"], flow_class=flow_class, starts=starts,
                        page=page, filters={"status": status, "q": text}, statuses=PROCESS_STATUSES,
                        everyone=everyone, endpoint="flows.process_list", title=flow_class.process_title)

@@ -56,6 +56,21 @@ def sort_order(sort: str) -> list[Any]:
     return [first, Task.id.asc()]
 
 
+def within_pages(number: int, total: int, per_page: int) -> int:
+    """The page asked for, or the last page when it is past the end (a list left open on its
+    last page after that page emptied; a hand-typed number): never an empty page that says
+    "Page 9 of 3" over "nothing here" while earlier pages have rows."""
+    return max(1, min(number, -(-total // per_page)))
+
+
+def paginate_within(query: Any, per_page: int) -> Any:
+    """``db.paginate`` of the asked page (``?page=``), or of the last page when it is past the end."""
+    page = db.paginate(query, page=page_number(), per_page=per_page, error_out=False)
+    if page.total and page.page > (page.pages or 1):
+        page = db.paginate(query, page=page.pages, per_page=per_page, error_out=False)
+    return page
+
+
 @dataclass(frozen=True)
 class Reader:
     """Who asks for a task list, as the lists' conditions read them. Hashable and all a
@@ -240,7 +255,8 @@ def task_page(name: str) -> Any:
         total = nav_counts()[name]
     else:
         total = count(condition)
-    page = db.paginate(query, page=page_number(), per_page=current_app.config["WEBFLOW_PAGE_SIZE"],
+    per_page = current_app.config["WEBFLOW_PAGE_SIZE"]
+    page = db.paginate(query, page=within_pages(page_number(), total, per_page), per_page=per_page,
                        error_out=False, count=False)
     page.total = total  # pages, has_next and the like follow from it
     return page, filters
