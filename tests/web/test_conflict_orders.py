@@ -356,3 +356,17 @@ def test_delegating_from_a_second_tab_after_completing_in_the_first_names_you(ap
     response = second.send("reassign/", {"user_id": user("ben").id, "picker": "1", "note": "yours"}, hx=hx)
     assert_refused_in_place(response, "You completed this task already. Nothing was changed.", hx)
     assert snapshot(process) == before
+
+
+def test_the_open_pages_banner_names_the_system_as_the_history_does_when_the_timeout_cancels(  # type: ignore[no-untyped-def]
+        app, people) -> None:
+    process, answer = answer_of("ann")
+    page = OpenPage(people("ann"), answer)
+    since = re.search(r"banner/\?since=(\d+)", page.html)
+    assert since
+    escalate(process)
+    banner_url = task_url(answer, f"banner/?since={since.group(1)}")
+    banner = people("ann").get(banner_url, hx=True).get_data(as_text=True)
+    history = people("ann").get(task_url(answer)).get_data(as_text=True)
+    assert "The system canceled this task" in banner and "webflow" not in banner
+    assert re.search(r"The system</strong>\s+canceled", history)

@@ -269,7 +269,7 @@ def banner_text(task: Task, user: User) -> str | None:
         .order_by(TaskEvent.id.desc()).limit(1)).first()
     if event is None:
         return None
-    who = event.user.username if event.user else "webflow"
+    who = event.user.username if event.user else "The system"  # as the history names it
     if event.transition in ("assign", "reassign"):
         if task.owner_id == event.user_id:
             return f"{who} took this task"
