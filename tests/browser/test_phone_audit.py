@@ -111,6 +111,8 @@ def extreme_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Fla
                 with Context(propagate_exception=False, user=boss):
                     timer.activate().cancel()
             processes.append(process)
+        # And many in the queue, none taken.
+        processes.append(ExtremeFlow.start.run(items=[f"{WORD}{k}" for k in range(30)], summary=SUMMARY))
         db.session.commit()
         open_review = db.session.scalars(sa.select(Task).where(
             Task.process_id == processes[1].id, Task.node_name == "review",
