@@ -370,3 +370,29 @@ def test_the_open_pages_banner_names_the_system_as_the_history_does_when_the_tim
     history = people("ann").get(task_url(answer)).get_data(as_text=True)
     assert "The system canceled this task" in banner and "webflow" not in banner
     assert re.search(r"The system</strong>\s+canceled", history)
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_a_permission_taken_away_while_the_page_was_open(app, people, hx) -> None:  # type: ignore[no-untyped-def]
+    """ben's queue and task page were drawn while he held the node's permission; it is taken
+    away before he presses Take or Assign to me: 403 (the rule refuses him), said in place
+    for HTMX, nothing taken. ann keeps the task she owns (the rule book's ``owner``)."""
+    process, queued = answer_of(None)
+    _, owned = answer_of("ann")
+    page = OpenPage(people("ben"), queued)
+    people("ben").get("/queue/")
+    ann_page = OpenPage(people("ann"), owned)
+    for name in ("ben", "ann"):
+        db.session.commit()
+        row = user(name)
+        row.permissions = [p for p in row.permissions if p != "answer.can_answer"]
+        db.session.commit()
+    before = snapshot(process)
+    take = people("ben").post("/queue/", {"take": str(queued.id)}, hx=hx)
+    assign = page.send("assign/", hx=hx)
+    for response in (take, assign):
+        assert response.status_code == 403
+        assert (response.headers.get("HX-Reswap") == "none") is hx
+    assert snapshot(process) == before
+    assert ann_page.send("", {"note": "still mine"}).status_code == 303
+    assert fresh(owned).status == STATUS.DONE
