@@ -1926,3 +1926,33 @@ def test_undo_calls_the_flows_node_undo_method(session: Session, people: dict[st
     approve = fresh(session, process).get_task(UndoHookFlow.approve)
     approve.activate().undo()
     assert UNDONE == [("handle", handle.id), ("approve", approve.id)]
+
+
+class RaceFlow(Flow):
+    start = flow.StartFunction().Next(this.fan_out)
+    fan_out = (flow.Split().Each(this.sub, items=lambda act: [1, 2])
+               .Always(this.wait).Always(this.decide))
+    sub = (flow.Subprocess(PurchaseFlow.start, data=lambda act: {"amount": act.task.data["item"]})
+           .Next(this.join))
+    wait = flow.Timer(timedelta(days=1)).Next(this.join)
+    decide = flow.View().Next(this.join)
+    join = flow.Join(until=lambda act: any(t.node_name == "decide" for t in act.arrived),
+                     cancel_rest=True).Next(this.stop)
+    stop = flow.End(terminate=True)
+
+
+def test_cancel_rest_cancels_children_and_timers(session: Session, people: dict[str, User]) -> None:
+    """Partial joins / Subprocess / Time: ``cancel_rest=True`` cancels the region's unfinished
+    tasks when the join fires: a waiting Timer, and subprocess tasks with their children
+    (canceling a subprocess task cancels its unfinished children); the process ends DONE."""
+    process = RaceFlow.start.run()
+    subs = node_tasks(session, process, "sub")
+    children = [session.scalar(sa.select(Process).where(Process.parent_task_id == t.id)) for t in subs]
+    assert [c.status for c in children] == [STATUS.NEW, STATUS.NEW]
+    do_view(session, node_tasks(session, process, "decide")[0])
+    process = fresh(session, process)
+    assert process.status == STATUS.DONE
+    assert [t.status for t in node_tasks(session, process, "sub")] == [STATUS.CANCELED, STATUS.CANCELED]
+    assert node_tasks(session, process, "wait")[0].status == STATUS.CANCELED
+    session.expire_all()
+    assert [session.get(Process, c.id).status for c in children] == [STATUS.CANCELED, STATUS.CANCELED]
