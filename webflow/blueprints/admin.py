@@ -35,7 +35,7 @@ from ..jobs import job_mode
 from ..timefmt import parse_local_input
 from .actions import find_action, people_transition, rule_book_names
 from .confirmations import confirmation
-from .inbox import paginate_within
+from .inbox import count_rows, paginate_within
 from .lookups import (
     all_flows,
     flow_or_404,
@@ -63,7 +63,7 @@ def listed_total(rows: Any, listed: Sequence[Any]) -> int:
     """How many rows the query has: the list's length when it was not cut, else counted."""
     if len(listed) < LISTED:
         return len(listed)
-    return int(db.session.scalar(sa.select(sa.func.count()).select_from(rows.order_by(None).subquery())) or 0)
+    return count_rows(rows)
 
 
 def job_mode_text(app: Flask) -> str:
