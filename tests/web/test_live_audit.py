@@ -166,3 +166,30 @@ def test_the_poll_tells_nothing_of_a_task_the_user_may_not_see(live_app: Flask) 
     later = carol.get(f"/events/poll?task={task.id}", **{"If-None-Match": etag})
     events: list[Any] = later.get_json()["events"] if later.status_code == 200 else []
     assert all(not e["event"].startswith("task-") for e in events)
+
+
+def test_the_stream_takes_hostile_input_and_tells_nothing_of_tasks_it_may_not_see(
+        live_app: Flask, base_url: str) -> None:  # noqa: F811
+    """``/events/`` with ids beyond 2^63, NUL, 5,000 digits and hundreds of ``task=``, and
+    a Last-Event-ID of any size, opens a stream (never a 500); the one real task named
+    belongs to a flow carol may not see, so its change reaches only alice's stream."""
+    from web_support import task_of
+
+    task = task_of(hello("watched"), "approve")
+    alice_cookie, carol_cookie = session_cookie(live_app, "alice"), session_cookie(live_app, "carol")
+    db.session.remove()
+    host, port = base_url.removeprefix("http://").split(":")
+    for query in HOSTILE_QUERIES:
+        for headers in HOSTILE_HEADERS[:3]:
+            conn = http.client.HTTPConnection(host, int(port), timeout=5)
+            conn.request("GET", "/events/" + query, headers={"Cookie": carol_cookie, **headers})
+            response = conn.getresponse()
+            assert response.status == (400 if "%00" in query else 200), (query, headers)
+            conn.close()
+    with stream(base_url, carol_cookie, f"?task={task.id}&task={2**63}") as carol, \
+            stream(base_url, alice_cookie, f"?task={task.id}") as alice:
+        db.session.remove()
+        task_of(db.session.merge(task).process, "approve").activate().assign(user("bob"))
+        db.session.commit()
+        assert f"task-{task.id}" in alice.events_until(f"task-{task.id}", within=1.0)
+        assert carol.next_event(within=0.5) is None
