@@ -133,3 +133,56 @@ def test_a_big_queue_shows_a_capped_badge_and_the_exact_total(app, people) -> No
     assert re.search(r'id="nav-queue-count"[^>]*>2\+<', inbox)
     app.config["WEBFLOW_NAV_COUNT_CAP"] = 3
     assert count(people("bob").get("/inbox/").get_data(as_text=True), "queue") == 3
+
+
+def _failing_for(task_id: int, error: Exception, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The engine refuses the take of one task (its process busy past the lock's wait, or
+    the permission gone under the lock); the others go through the real transition."""
+    from webflow.core.nodes.view import ViewActivation
+
+    original = ViewActivation.run_transition
+
+    def run_transition(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.task.id == task_id:
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ViewActivation, "run_transition", run_transition)
+
+
+def test_a_bulk_take_that_fails_partway_names_what_it_took(app, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A batch whose second take finds its process busy (or the permission gone under the
+    lock) keeps the first take and says so: not the whole-page 503/403 "nothing was
+    changed", which was false, with the taken task still drawn in the queue."""
+    from webflow import FlowLockFailed
+    from webflow.core.exceptions import PermissionDenied
+
+    for error, words in ((FlowLockFailed("could not lock process"), "its process was busy"),
+                         (PermissionDenied("no longer allowed"), "you may no longer take it")):
+        first, second = hello("one"), hello("two")
+        ids = [task_of(first, "approve").id, task_of(second, "approve").id]
+        _failing_for(ids[1], error, monkeypatch)
+        bob = people("bob")
+        bob.get("/queue/")
+        response = bob.post("/queue/", {"task_id": ids}, hx=True)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 200 and 'id="task-list"' in html
+        assert "1 task assigned to you." in html and f"1 task not taken: {words}" in html
+        assert "Nothing was changed" not in html
+        assert task_of(first, "approve").owner_id == user("bob").id
+        assert task_of(second, "approve").owner_id is None
+        assert task_url(task_of(first, "approve")) not in html       # the list is redrawn
+        monkeypatch.undo()
+        bob.post("/queue/", {"task_id": [ids[1]]})                    # tidy for the next round
+
+
+def test_a_bulk_take_whose_every_process_is_busy_is_503_and_takes_nothing(app, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from webflow import FlowLockFailed
+
+    process = hello()
+    approve = task_of(process, "approve")
+    _failing_for(approve.id, FlowLockFailed("could not lock process"), monkeypatch)
+    response = people("bob").post("/queue/", {"task_id": [approve.id]}, hx=True)
+    assert response.status_code == 503
+    assert "1 task not taken: its process was busy. Try again" in response.get_data(as_text=True)
+    assert task_of(process, "approve").owner_id is None

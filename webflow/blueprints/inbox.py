@@ -13,7 +13,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, request, ur
 from flask_login import current_user, login_required
 from sqlalchemy.orm import contains_eager, defer
 
-from ..core.exceptions import TransitionNotAllowed
+from ..core.exceptions import FlowLockFailed, PermissionDenied, TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.models import Comment
 from ..core.nodes.view import ViewActivation
@@ -312,7 +312,10 @@ def queue_assign() -> Any:
         return _after_queue_action(400)
     tasks = _queue_tasks([task_id for task_id in ids if task_id is not None])
     user = current_user._get_current_object()
-    taken, gone = 0, []
+    # Each take is a transaction of its own: one that fails (taken meanwhile, its process
+    # busy past the lock's wait, the permission taken away under the lock) leaves the takes
+    # before it stored, so the answer names both, never "nothing was changed".
+    taken, gone, busy, refused = 0, [], 0, 0
     for task in tasks:
         try:
             if not task.flow_task.can_assign(user, task):
@@ -323,11 +326,29 @@ def queue_assign() -> Any:
         except TransitionNotAllowed:
             db.session.rollback()
             gone.append(task)
+        except FlowLockFailed:
+            db.session.rollback()
+            busy += 1
+        except PermissionDenied:
+            db.session.rollback()
+            refused += 1
     if taken:
         flash(f"{taken} task{'s' if taken != 1 else ''} assigned to you.", "success")
     for message in not_taken_messages(gone, user):
         flash(message, "error")
-    return _after_queue_action(200 if taken else 409)
+    if busy:
+        flash(f"{_tasks(busy)} not taken: {'its process was' if busy == 1 else 'their processes were'} "
+              "busy. Try again in a moment.", "error")
+    if refused:
+        flash(f"{_tasks(refused)} not taken: you may no longer take {'it' if refused == 1 else 'them'}.",
+              "error")
+    if taken:
+        return _after_queue_action(200)
+    return _after_queue_action(409 if gone else 503 if busy else 403)
+
+
+def _tasks(count: int) -> str:
+    return "1 task" if count == 1 else f"{count} tasks"
 
 
 #: What the queue says of tasks it could not take, by what became of them (actions.what_happened).
