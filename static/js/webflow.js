@@ -15,6 +15,21 @@
     box.replaceChildren(p);
   }
 
+  // An error answer is swapped only when webflow wrote it (it carries X-Webflow-Answer, see
+  // web.py): a proxy's 502/503 page, an empty answer or the WSGI server's bare 500 would
+  // otherwise replace the task form (and what was typed in it) or a card with its text.
+  // What the person typed stays; the message says what happened and that trying again is
+  // safe (webflow refuses a repeat of what was already done, in words).
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail;
+    var xhr = detail.xhr;
+    if (!xhr || xhr.status < 400 || !detail.shouldSwap || xhr.getResponseHeader("X-Webflow-Answer")) { return; }
+    detail.shouldSwap = false;
+    detail.isError = false;  // said here, once
+    showError("The server did not answer as it should (" + xhr.status + " " + (xhr.statusText || "") +
+              ") and may be restarting. What you typed is still here: try again in a moment.");
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var xhr = event.detail.xhr;
     showError("That did not work (the server answered " + xhr.status + " " + (xhr.statusText || "") +

@@ -124,6 +124,9 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
     return response
 
 
+#: Marks an answer to HTMX as webflow's own (static/js/webflow.js reads it).
+ANSWER_HEADER = "X-Webflow-Answer"
+
 UNREACHABLE = "The service is busy right now. Please try again in a moment."
 
 
@@ -202,6 +205,11 @@ def register_shared(app: Flask) -> None:
     def vary_on_htmx(response: Response) -> Response:
         # A page and its fragment share a URL: caches must keep them apart.
         response.vary.add("HX-Request")
+        if request.headers.get("HX-Request") == "true":
+            # webflow's own answer: webflow.js swaps an error answer only when it carries
+            # this (a proxy's 502/503 page, or the WSGI server's bare 500, never replaces a
+            # part of the page and what was typed in it).
+            response.headers[ANSWER_HEADER] = "1"
         return response
 
 

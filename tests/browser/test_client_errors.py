@@ -1,0 +1,167 @@
+"""What a person in the browser sees when something goes wrong: the network fails, a proxy
+answers instead of webflow (502/503 with an HTML page or nothing), an action is refused, the
+session ended in another tab, a button is pressed twice. The page must say so, keep what was
+typed, and let the person try again without doing anything twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import screens
+from app_support import in_app_context, make_test_app, serving
+from flask import Flask
+from flask_wtf import FlaskForm
+from wtforms import StringField, TextAreaField
+from wtforms.validators import Length
+
+from webflow import Flow, db, flow, this
+from webflow.models import Task, TaskEvent, User
+
+pytestmark = pytest.mark.browser
+WAIT = 5000
+
+
+class ErrandForm(FlaskForm):
+    summary = StringField("Summary", validators=[Length(max=200)])
+    notes = TextAreaField("Notes", validators=[Length(max=2000)])
+
+
+class ErrandFlow(Flow):
+    """Errands
+
+    Somebody runs an errand and writes down how it went."""
+
+    start = flow.Start(form=ErrandForm).Permission(auto_create=True).Next(this.run)
+    run = flow.View(form=ErrandForm).Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+LABEL = ErrandFlow.flow_label
+PERMS = [f"{LABEL}.view", f"{LABEL}.can_start", f"{LABEL}.can_run"]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    made = make_test_app(f"sqlite:///{tmp_path / 'errors.sqlite'}", [ErrandFlow],
+                         {"alice": PERMS, "bob": PERMS, "admin": PERMS + [f"{LABEL}.manage"]},
+                         "pw", REDIS_URL=None, WEBFLOW_LIVE_POLL_SECONDS=30)
+    with in_app_context(made):
+        yield made
+
+
+def person(name: str) -> User:
+    return db.session.scalar(db.select(User).where(User.username == name))
+
+
+def errand(owner: str | None = None) -> tuple[int, str]:
+    """A started errand (its run task given to ``owner``); the task id and its page's path."""
+    process = ErrandFlow.start.run(data={"summary": "Buy stamps", "notes": ""}, user=person("alice"))
+    task = process.get_task(ErrandFlow.run)
+    if owner:
+        from webflow import Context
+        with Context(user=person(owner)):
+            task.activate().assign(person(owner))
+    task_id, process_id = int(task.id), int(process.id)
+    db.session.remove()
+    return task_id, f"/flows/{LABEL}/{process_id}/run/{task_id}/"
+
+
+def task_row(task_id: int) -> Task:
+    db.session.remove()
+    found = db.session.get(Task, task_id)
+    assert found is not None
+    return found
+
+
+def events(task_id: int, name: str) -> int:
+    db.session.remove()
+    return int(db.session.scalar(db.select(db.func.count()).select_from(TaskEvent).where(
+        TaskEvent.task_id == task_id, TaskEvent.transition == name)) or 0)
+
+
+def open_page(browser: Any, base: str, name: str, path: str, width: int = 1366) -> Any:
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    screens.log_in(context, base, name, "pw")
+    page = context.new_page()
+    page.goto(base + path)
+    page.wait_for_selector("body[data-live-ready]")
+    page.evaluate("window.stayedOnPage = true")  # gone if the page reloads
+    return page
+
+
+def error_message(page: Any) -> str:
+    page.wait_for_selector("#messages .flash.error", timeout=WAIT)
+    return str(page.inner_text("#messages .flash.error"))
+
+
+def fill_work(page: Any) -> None:
+    page.fill("#task-work input[name=summary]", "Stamps bought")
+    page.fill("#task-work textarea[name=notes]", NOTES)
+
+
+NOTES = "The post office was closed,\nso I went to the kiosk."
+
+
+def assert_work_kept(page: Any) -> None:
+    assert page.input_value("#task-work input[name=summary]") == "Stamps bought"
+    assert page.input_value("#task-work textarea[name=notes]") == NOTES
+
+
+def test_complete_with_the_network_down_says_so_keeps_the_form_and_completes_once_on_retry(
+        browser: Any, app: Flask) -> None:
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        bob.route("**/run/*/", lambda route: route.abort("internetdisconnected")
+                  if route.request.method == "POST" else route.continue_())
+        bob.click("#task-work button:has-text('Complete')")
+        assert "could not be reached" in error_message(bob)
+        assert_work_kept(bob)
+        assert bob.is_enabled("#task-work button:has-text('Complete')")
+        assert task_row(task_id).status.value == "ASSIGNED"
+
+        bob.unroute("**/run/*/")
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url(lambda url: "/run/" not in url, timeout=WAIT)
+        assert task_row(task_id).status.value == "DONE"
+        assert events(task_id, "complete") <= 1
+
+
+@pytest.mark.parametrize("status,body", [(503, ""), (502, "<html><body><h1>502 Bad Gateway</h1>"
+                                                          "<hr><center>nginx</center></body></html>"),
+                                         (503, "<html><body><h1>503 Service Unavailable</h1>"
+                                               "No server is available to handle this request.</body></html>"),
+                                         (500, "Internal Server Error")])
+def test_a_proxys_error_page_is_not_swapped_into_the_task_page(browser: Any, app: Flask, status: int,
+                                                               body: str) -> None:
+    """A proxy (or the WSGI server itself) answers instead of webflow: the task form and
+    the status card stay as they were, the message says what happened."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+
+        def proxy(route: Any) -> None:
+            if route.request.method == "POST":
+                route.fulfill(status=status, body=body, content_type="text/html")
+            else:
+                route.continue_()
+
+        bob.route("**/run/**", proxy)
+        bob.click("#task-work button:has-text('Complete')")
+        message = error_message(bob)
+        assert str(status) in message
+        assert_work_kept(bob)
+        assert bob.locator("#task-work h2:has-text('Your task')").count() == 1
+        assert "nginx" not in bob.inner_text("#content")
+
+        bob.click("#task-status button:has-text('Put back')")
+        error_message(bob)
+        assert bob.locator("#task-status button:has-text('Put back')").count() == 1
+        assert "No server is available" not in bob.inner_text("#content")
+        assert_work_kept(bob)
+        assert task_row(task_id).status.value == "ASSIGNED"
