@@ -13,7 +13,7 @@ from flask_login import current_user, login_required
 
 from ..core.models import SavedFilter
 from ..extensions import db
-from .inbox import bp, list_filters, render_list
+from .inbox import SORTS, WHEN_FILTERS, bp, list_filters, render_list
 from .lookups import all_flows
 
 #: The lists a filter can be saved on, and the query keys a filter keeps.
@@ -55,16 +55,37 @@ def mine(list_name: str) -> sa.Select[SavedFilter]:
 
 @bp.app_template_global()
 def saved_filters(list_name: str) -> list[dict[str, Any]]:
-    """My saved filters of the list, by name, each with its link."""
+    """My saved filters of the list, by name, each with its link and, when the list no
+    longer applies all of it (its flow is not served any more, a due filter or sort is gone),
+    why (``stale``)."""
     if not current_user.is_authenticated or list_name not in FILTERED_LISTS:
         return []
     rows = db.session.scalars(mine(list_name).order_by(SavedFilter.name, SavedFilter.id)).all()
-    return [{"id": row.id, "name": row.name,
-             "url": url_for(f"inbox.{list_name}", **_args(row.query))} for row in rows]
+    flows = all_flows()
+    saved = []
+    for row in rows:
+        args = _args(row.query)
+        saved.append({"id": row.id, "name": row.name, "stale": stale_reason(args, flows),
+                      "url": url_for(f"inbox.{list_name}", **args)})
+    return saved
 
 
 def _args(query: str) -> dict[str, Any]:
-    return dict(parse_qsl(query))
+    """The list keys of a stored query. A row of an older format (or an import) may hold
+    others; never handed to ``url_for``, which takes ``endpoint``, ``_external``, ``_scheme``
+    or ``_anchor`` as its own arguments."""
+    return {key: value for key, value in parse_qsl(query) if key in FILTER_KEYS}
+
+
+def stale_reason(args: dict[str, Any], flows: dict[str, Any]) -> str | None:
+    """Why the list would not apply all of a saved filter now (it ignores what it does not
+    know, so the filter would silently show more), or None."""
+    if args.get("flow") and args["flow"] not in flows:
+        return "its flow is no longer served here"
+    if (args.get("when") and args["when"] not in WHEN_FILTERS) or (
+            args.get("sort") and args["sort"].lstrip("-") not in SORTS):
+        return "part of it is no longer offered"
+    return None
 
 
 @bp.route(LIST_URL, methods=["POST"])
