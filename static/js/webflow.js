@@ -130,7 +130,10 @@
   // an "sse:" event, someone else's change) never throws away what you typed: when its new
   // content has no such form (the task went to someone else), that part is not swapped at all
   // (the banner says what happened and offers Reload), and a message you are reading stays
-  // (a live answer brings no message, so it does not empty the box).
+  // (a live answer brings no message, so it does not empty the box). A refusal (an answer of
+  // 400 or more: a Put back or Delegate from a page drawn before someone else took the task)
+  // keeps what you typed the same way, as a refused Complete does, and what you typed or picked
+  // in the form you sent stays in its new copy.
   var KEPT_TYPES = ["checkbox", "radio"];
 
   function fieldsOf(form) {
@@ -167,17 +170,20 @@
     return forms;
   }
 
-  function noteEdits(target, sent) {
+  // keepSent: the sent form's fields are noted too (a refusal): put back into its new copy,
+  // but never a reason to keep the old part (the answer shows what the action found).
+  function noteEdits(target, sent, keepSent) {
     var notes = [];
     formsIn(target).forEach(function (form) {
-      if (sent && (form === sent || form.contains(sent))) { return; }  // its answer decides
+      var isSent = !!sent && (form === sent || form.contains(sent));
+      if (isSent && !keepSent) { return; }  // its answer decides
       var fields = fieldsOf(form).filter(edited).map(function (field) {
         return {key: fieldKey(field), typed: isTyped(field), checked: field.checked, value: field.value,
                 selected: field.tagName === "SELECT" ? Array.prototype.map.call(field.selectedOptions, function (o) { return o.value; }) : null};
       });
       if (fields.length) {
         notes.push({form: form, key: formKey(form), fields: fields,
-                    typed: fields.some(function (f) { return f.typed; })});
+                    typed: !isSent && fields.some(function (f) { return f.typed; })});
       }
     });
     return notes;
@@ -189,6 +195,7 @@
 
   var pending = [];
   var liveAnswer = false;
+  var keepTyped = false;  // a live answer or a refusal: a part that would lose typed text stays
   var oldForms = [];  // the forms on the page before this answer's swaps: never the new copy
 
   function putBack() {
@@ -229,13 +236,16 @@
     pending = [];
     oldForms = Array.prototype.slice.call(document.querySelectorAll("form"));
     liveAnswer = isLive(detail.requestConfig);
+    var refusal = !!detail.xhr && detail.xhr.status >= 400;
+    keepTyped = liveAnswer || refusal;
     if (!detail.shouldSwap || !detail.target) { return; }
-    var notes = noteEdits(detail.target, detail.requestConfig && detail.requestConfig.elt);
-    if (liveAnswer && notes.some(function (n) { return n.typed; }) && typeof detail.serverResponse === "string") {
+    var notes = noteEdits(detail.target, detail.requestConfig && detail.requestConfig.elt, refusal);
+    if (keepTyped && notes.some(function (n) { return n.typed; }) && typeof detail.serverResponse === "string") {
       var answer = new DOMParser().parseFromString(detail.serverResponse, "text/html").body;
       if (notes.some(function (n) { return n.typed && !hasForm(answer, n.key); })) {
-        detail.shouldSwap = false;  // what you typed stays; the banner says what changed
+        detail.shouldSwap = false;  // what you typed stays; the banner (or message) says what changed
         liveAnswer = false;
+        keepTyped = false;
         return;
       }
     }
@@ -250,7 +260,7 @@
       return;
     }
     var notes = noteEdits(target, null);
-    if (liveAnswer && notes.some(function (n) { return n.typed && !hasForm(detail.fragment, n.key); })) {
+    if (keepTyped && notes.some(function (n) { return n.typed && !hasForm(detail.fragment, n.key); })) {
       detail.shouldSwap = false;
       return;
     }
@@ -262,6 +272,7 @@
     pending = [];
     oldForms = [];
     liveAnswer = false;
+    keepTyped = false;
   });
 
   if (document.readyState === "loading") {

@@ -86,6 +86,7 @@ def open_page(browser: Any, base: str, name: str, path: str, width: int = 1366) 
     context = browser.new_context(viewport={"width": width, "height": 900})
     screens.log_in(context, base, name, "pw")
     page = context.new_page()
+    page.set_default_timeout(WAIT)
     page.goto(base + path)
     page.wait_for_selector("body[data-live-ready]")
     page.evaluate("window.stayedOnPage = true")  # gone if the page reloads
@@ -165,3 +166,41 @@ def test_a_proxys_error_page_is_not_swapped_into_the_task_page(browser: Any, app
         assert "No server is available" not in bob.inner_text("#content")
         assert_work_kept(bob)
         assert task_row(task_id).status.value == "ASSIGNED"
+
+
+def reassign(task_id: int, to: str, by: str = "admin") -> None:
+    """Someone else (a manager) hands the task on while the page is open."""
+    from webflow import Context
+    db.session.remove()
+    with Context(user=person(by)):
+        db.session.get(Task, task_id).activate().reassign(user=person(to))  # type: ignore[union-attr]
+    db.session.remove()
+
+
+@pytest.mark.parametrize("button", ["Put back", "Delegate"])
+def test_a_refused_put_back_or_delegate_keeps_what_was_typed_in_the_task_form(
+        browser: Any, app: Flask, button: str) -> None:
+    """bob typed his errand's report; meanwhile a manager gave the task to alice. His Put
+    back (or Delegate) from the page as drawn is refused (409) with what became of the task:
+    the message is shown and announced, and his typed report is still on the screen (to
+    copy, or to send to alice), as after a refused Complete."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        reassign(task_id, "alice")
+        if button == "Delegate":
+            bob.select_option("#task-status select[name=user_id]", label="alice")
+            bob.fill("#task-status input[name=note]", "the kiosk closes at six")
+            bob.click("#task-status button:has-text('Delegate')")
+        else:
+            bob.click("#task-status button:has-text('Put back')")
+        message = error_message(bob)
+        assert "alice" in message
+        assert bob.get_attribute("#messages", "aria-live") == "polite"
+        assert bob.get_attribute("#messages .flash.error", "role") == "alert"
+        assert_work_kept(bob)
+        bob.wait_for_selector("#task-status:has-text('alice')")  # the card reads what became of it
+        assert bob.locator("#task-status button:has-text('Put back')").count() == 0
+        assert bob.evaluate("window.stayedOnPage") is True
+        assert task_row(task_id).owner_id == person("alice").id
