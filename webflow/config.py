@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import sys
@@ -13,6 +14,26 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .core.transaction import engine_options, normalize_database_url
 
 INSTANCE_DIR = Path(os.environ.get("WEBFLOW_INSTANCE", Path.cwd() / "instance"))
+
+
+def number(environ: Mapping[str, str], name: str, default: float, *, whole: bool = True,
+           low: float = 0, high: float = math.inf, low_open: bool = True) -> Any:
+    """A number setting from the environment, refused with a message that names the
+    variable when it is no number, not finite, or out of its range."""
+    raw = (environ.get(name) or "").strip()
+    if not raw:
+        return default
+    kind = "a whole number" if whole else "a number"
+    try:
+        value: float = int(raw) if whole else float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be {kind}, not {raw[:40]!r}") from None
+    too_low = value <= low if low_open else value < low
+    if not math.isfinite(value) or too_low or value > high:
+        bound = f"greater than {low:g}" if low_open else f"at least {low:g}"
+        most = f" and at most {high:g}" if high < math.inf else ""
+        raise ValueError(f"{name} must be {kind} {bound}{most}, not {raw[:40]!r}")
+    return value
 
 
 def from_environment() -> dict[str, Any]:
@@ -32,31 +53,31 @@ def from_environment() -> dict[str, Any]:
         # Jobs without Redis run in the web process on a background thread ("thread"), or
         # right after the commit in the same thread ("inline", what tests use).
         "WEBFLOW_INLINE_JOBS": os.environ.get("WEBFLOW_INLINE_JOBS", "thread"),
-        "WEBFLOW_PAGE_SIZE": int(os.environ.get("WEBFLOW_PAGE_SIZE", "25")),
+        "WEBFLOW_PAGE_SIZE": number(os.environ, "WEBFLOW_PAGE_SIZE", 25, high=1000),
         # The inbox and queue badges count up to this and then show "999+".
-        "WEBFLOW_NAV_COUNT_CAP": int(os.environ.get("WEBFLOW_NAV_COUNT_CAP", "999")),
-        "WEBFLOW_STUCK_JOB_SECONDS": int(os.environ.get("WEBFLOW_STUCK_JOB_SECONDS", "900")),
+        "WEBFLOW_NAV_COUNT_CAP": number(os.environ, "WEBFLOW_NAV_COUNT_CAP", 999),
+        "WEBFLOW_STUCK_JOB_SECONDS": number(os.environ, "WEBFLOW_STUCK_JOB_SECONDS", 900),
         # Jobs on RQ: how often each worker looks for lost jobs, how long a job may be
         # missing from Redis or its worker silent before it is lost, and the Redis socket
         # timeouts of the web process (an enqueue never waits longer).
-        "WEBFLOW_RECONCILE_SECONDS": float(os.environ.get("WEBFLOW_RECONCILE_SECONDS", "15")),
-        "WEBFLOW_JOB_LOST_SECONDS": float(os.environ.get("WEBFLOW_JOB_LOST_SECONDS", "30")),
-        "WEBFLOW_REDIS_TIMEOUT": float(os.environ.get("WEBFLOW_REDIS_TIMEOUT", "1")),
+        "WEBFLOW_RECONCILE_SECONDS": number(os.environ, "WEBFLOW_RECONCILE_SECONDS", 15.0, whole=False),
+        "WEBFLOW_JOB_LOST_SECONDS": number(os.environ, "WEBFLOW_JOB_LOST_SECONDS", 30.0, whole=False),
+        "WEBFLOW_REDIS_TIMEOUT": number(os.environ, "WEBFLOW_REDIS_TIMEOUT", 1.0, whole=False),
         # -- live updates (README: "Live updates") --
         # Open event streams per web process (each holds a thread of gunicorn's gthread
         # worker: keep it below --threads), the heartbeat that finds pages gone away, how
         # long a stream lives before the browser opens a new one, and how often pages poll
         # while no stream is open (without Redis).
-        "WEBFLOW_LIVE_MAX_STREAMS": int(os.environ.get("WEBFLOW_LIVE_MAX_STREAMS", "200")),
-        "WEBFLOW_LIVE_HEARTBEAT": float(os.environ.get("WEBFLOW_LIVE_HEARTBEAT", "15")),
-        "WEBFLOW_LIVE_LIFETIME": float(os.environ.get("WEBFLOW_LIVE_LIFETIME", "300")),
-        "WEBFLOW_LIVE_POLL_SECONDS": float(os.environ.get("WEBFLOW_LIVE_POLL_SECONDS", "5")),
+        "WEBFLOW_LIVE_MAX_STREAMS": number(os.environ, "WEBFLOW_LIVE_MAX_STREAMS", 200, low=0, low_open=False),
+        "WEBFLOW_LIVE_HEARTBEAT": number(os.environ, "WEBFLOW_LIVE_HEARTBEAT", 15.0, whole=False),
+        "WEBFLOW_LIVE_LIFETIME": number(os.environ, "WEBFLOW_LIVE_LIFETIME", 300.0, whole=False),
+        "WEBFLOW_LIVE_POLL_SECONDS": number(os.environ, "WEBFLOW_LIVE_POLL_SECONDS", 5.0, whole=False),
         # -- security (README: "Security") --
         "WEBFLOW_ENV": os.environ.get("WEBFLOW_ENV", ""),
         # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none).
-        "WEBFLOW_PROXY_FIX": int(os.environ.get("WEBFLOW_PROXY_FIX", "0")),
-        "MAX_CONTENT_LENGTH": int(os.environ.get("WEBFLOW_MAX_CONTENT_LENGTH", str(1024 * 1024))),
-        "MAX_FORM_MEMORY_SIZE": int(os.environ.get("WEBFLOW_MAX_CONTENT_LENGTH", str(1024 * 1024))),
+        "WEBFLOW_PROXY_FIX": number(os.environ, "WEBFLOW_PROXY_FIX", 0, low=0, low_open=False, high=10),
+        "MAX_CONTENT_LENGTH": number(os.environ, "WEBFLOW_MAX_CONTENT_LENGTH", 1024 * 1024),
+        "MAX_FORM_MEMORY_SIZE": number(os.environ, "WEBFLOW_MAX_CONTENT_LENGTH", 1024 * 1024),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         # Secure is also set for every request that came over HTTPS (see security.py).
@@ -65,7 +86,7 @@ def from_environment() -> dict[str, Any]:
         "WEBFLOW_LOGIN_LIMIT": os.environ.get("WEBFLOW_LOGIN_LIMIT", "10 per minute;50 per hour"),
         # How often workers (or, without Redis, a thread of each web process) fire due timers;
         # WEBFLOW_TIMER_THREAD: auto (without Redis, not in tests), 1 (always) or 0 (never).
-        "WEBFLOW_TIMER_INTERVAL": float(os.environ.get("WEBFLOW_TIMER_INTERVAL", "5")),
+        "WEBFLOW_TIMER_INTERVAL": number(os.environ, "WEBFLOW_TIMER_INTERVAL", 5.0, whole=False),
         "WEBFLOW_TIMER_THREAD": os.environ.get("WEBFLOW_TIMER_THREAD", "auto"),
         # -- email notifications (README: "Notifications") --
         # The address links in emails start with (no request tells a job which host it is).
@@ -83,13 +104,13 @@ def mail_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     server (``MAIL_SERVER`` unset and no ``MAIL_URL``) notifications are off."""
     settings: dict[str, Any] = {
         "MAIL_SERVER": environ.get("MAIL_SERVER") or None,
-        "MAIL_PORT": int(environ.get("MAIL_PORT") or "25"),
+        "MAIL_PORT": number(environ, "MAIL_PORT", 25, high=65535),
         "MAIL_USERNAME": environ.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": environ.get("MAIL_PASSWORD") or None,
         "MAIL_USE_TLS": _flag(environ.get("MAIL_USE_TLS")),
         "MAIL_USE_SSL": _flag(environ.get("MAIL_USE_SSL")),
         "MAIL_DEFAULT_SENDER": environ.get("MAIL_DEFAULT_SENDER") or "webflow@localhost",
-        "MAIL_TIMEOUT": float(environ.get("MAIL_TIMEOUT") or "10"),
+        "MAIL_TIMEOUT": number(environ, "MAIL_TIMEOUT", 10.0, whole=False),
         # Real SMTP also under TESTING (Flask-Mailman would keep test mail in memory).
         "MAIL_BACKEND": environ.get("MAIL_BACKEND") or "smtp",
     }
@@ -106,6 +127,8 @@ def parse_mail_url(url: str) -> dict[str, Any]:
         port = parts.port
     except ValueError as exc:
         raise ValueError(f"MAIL_URL is not a valid URL ({exc})") from None
+    if port == 0:
+        raise ValueError("MAIL_URL's port must be 1 to 65535, not 0")
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
         raise ValueError("MAIL_URL must look like smtp://user:password@host:port?tls=1 "
                          f"(or smtps://...), not {parts.scheme or 'no'} scheme with host {parts.hostname!r}")

@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from .core import signals
 from .core.context import get_session
-from .core.models import Notification, NotificationSetting, User, utcnow
+from .core.models import Notification, NotificationSetting, Task, User, utcnow
+from .core.status import FINISHED
 from .extensions import db
 
 log = logging.getLogger(__name__)
@@ -299,7 +300,16 @@ def deliver(notification_id: int) -> str:
             return "skipped: already sent, or given up"
         row = session.get(Notification, notification_id)
         assert row is not None
-        message = EmailMultiAlternatives(subject=row.subject, body=row.body, to=[row.email],
+        stale = outdated(session, row)
+        if stale is not None:
+            # Taken, never sent: given up with the reason, so no pass queues it again.
+            session.execute(sa.update(Notification).where(Notification.id == notification_id)
+                            .values(sent=None, attempts=MAX_ATTEMPTS, error=f"not sent: {stale}"))
+            session.commit()
+            return f"skipped: {stale}"
+        person = session.get(User, row.user_id)  # there, with an address: see outdated
+        address = (person.email if person is not None else None) or row.email  # a changed one gets it
+        message = EmailMultiAlternatives(subject=row.subject, body=row.body, to=[address],
                                          from_email=current_app.config.get("MAIL_DEFAULT_SENDER"),
                                          connection=mail.get_connection())
         if row.html:
@@ -318,6 +328,24 @@ def deliver(notification_id: int) -> str:
         return "sent"
     finally:
         session.close()
+
+
+def outdated(session: Session, row: Notification) -> str | None:
+    """Why a notification is no longer true when its turn to be sent comes (a retry after
+    the mail server was down, a queue that was slow), or None. "Assigned to you" for a task
+    that was canceled, finished or given to someone else since, "overdue" for a task no
+    longer theirs, anything for a person who was deactivated, cleared their address or
+    turned that kind off: nothing is sent. (A changed address gets it: see deliver.)"""
+    user = session.get(User, row.user_id)
+    if user is None or not wants(session, user, row.kind):
+        return "the person no longer wants it (inactive, no address, or that kind turned off)"
+    if row.kind in ("assigned", "delegated", "overdue") and row.task_id is not None:
+        task = session.get(Task, row.task_id)
+        if task is None or task.status in FINISHED:
+            return "the task was finished or canceled before it went out"
+        if task.owner_id != row.user_id:
+            return "the task was given to someone else before it went out"
+    return None
 
 
 def requeue_unsent(app: Flask) -> int:
