@@ -20,26 +20,37 @@
   // otherwise replace the task form (and what was typed in it) or a card with its text.
   // What the person typed stays; the message says what happened and that trying again is
   // safe (webflow refuses a repeat of what was already done, in words).
+  // The browser cannot know whether a request that got no answer of webflow's was carried
+  // out (a proxy's 504 can come after the work was done), so the message says neither
+  // "nothing changed" nor "reload" (a reload would throw away what was typed): trying again is
+  // safe, since webflow refuses a repeat of what was already done and says so.
+  var KEPT = " What you typed is still here: try again in a moment (if it was done meanwhile, the page will say so).";
+
+  function answered(xhr) {
+    return "The server did not answer as it should (" + xhr.status + (xhr.statusText ? " " + xhr.statusText : "") +
+           ") and may be restarting." + KEPT;
+  }
+
+  // An error answer is swapped only when webflow wrote it (it carries X-Webflow-Answer, see
+  // web.py): a proxy's 502/503 page, an empty answer or the WSGI server's bare 500 would
+  // otherwise replace the task form (and what was typed in it) or a card with its text.
   document.addEventListener("htmx:beforeSwap", function (event) {
     var detail = event.detail;
     var xhr = detail.xhr;
     if (!xhr || xhr.status < 400 || !detail.shouldSwap || xhr.getResponseHeader("X-Webflow-Answer")) { return; }
     detail.shouldSwap = false;
     detail.isError = false;  // said here, once
-    showError("The server did not answer as it should (" + xhr.status + " " + (xhr.statusText || "") +
-              ") and may be restarting. What you typed is still here: try again in a moment.");
+    showError(answered(xhr));
   });
 
   document.addEventListener("htmx:responseError", function (event) {
-    var xhr = event.detail.xhr;
-    showError("That did not work (the server answered " + xhr.status + " " + (xhr.statusText || "") +
-              "). Nothing was changed; please reload the page and try again.");
+    showError(answered(event.detail.xhr));
   });
   document.addEventListener("htmx:sendError", function () {
-    showError("The server could not be reached. Nothing was changed; check the connection and try again.");
+    showError("The server could not be reached (no connection, or it is restarting)." + KEPT);
   });
   document.addEventListener("htmx:timeout", function () {
-    showError("The server took too long to answer. Please reload the page to see what happened.");
+    showError("The server took too long to answer." + KEPT);
   });
 
   // "All on this page" ticks (or clears) every row's box of its form; a row's box that is

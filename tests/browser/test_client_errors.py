@@ -120,7 +120,8 @@ def test_complete_with_the_network_down_says_so_keeps_the_form_and_completes_onc
         bob.route("**/run/*/", lambda route: route.abort("internetdisconnected")
                   if route.request.method == "POST" else route.continue_())
         bob.click("#task-work button:has-text('Complete')")
-        assert "could not be reached" in error_message(bob)
+        message = error_message(bob)
+        assert "could not be reached" in message and "What you typed is still here" in message
         assert_work_kept(bob)
         assert bob.is_enabled("#task-work button:has-text('Complete')")
         assert task_row(task_id).status.value == "ASSIGNED"
@@ -132,7 +133,7 @@ def test_complete_with_the_network_down_says_so_keeps_the_form_and_completes_onc
         assert events(task_id, "complete") <= 1
 
 
-@pytest.mark.parametrize("status,body", [(503, ""), (502, "<html><body><h1>502 Bad Gateway</h1>"
+@pytest.mark.parametrize("status,body", [(503, ""), (504, ""), (502, "<html><body><h1>502 Bad Gateway</h1>"
                                                           "<hr><center>nginx</center></body></html>"),
                                          (503, "<html><body><h1>503 Service Unavailable</h1>"
                                                "No server is available to handle this request.</body></html>"),
@@ -156,6 +157,10 @@ def test_a_proxys_error_page_is_not_swapped_into_the_task_page(browser: Any, app
         bob.click("#task-work button:has-text('Complete')")
         message = error_message(bob)
         assert str(status) in message
+        # It cannot know whether the work was done (a 504 may come after it), nor send the
+        # person to a reload that would throw away what they typed.
+        assert "Nothing was changed" not in message and "reload" not in message
+        assert "What you typed is still here" in message
         assert_work_kept(bob)
         assert bob.locator("#task-work h2:has-text('Your task')").count() == 1
         assert "nginx" not in bob.inner_text("#content")
@@ -204,3 +209,99 @@ def test_a_refused_put_back_or_delegate_keeps_what_was_typed_in_the_task_form(
         assert bob.locator("#task-status button:has-text('Put back')").count() == 0
         assert bob.evaluate("window.stayedOnPage") is True
         assert task_row(task_id).owner_id == person("alice").id
+
+
+def log_out_elsewhere(page: Any, base: str) -> None:
+    """The same person logs out in another tab of the same browser."""
+    other = page.context.new_page()
+    other.goto(base + "/inbox/")
+    other.click("form.wf-logout button")
+    other.wait_for_url("**/login**")
+    other.close()
+
+
+@pytest.mark.parametrize("action", ["Assign to me", "Post comment"])
+def test_after_logging_out_in_another_tab_an_action_leads_to_login_and_back(
+        browser: Any, app: Flask, action: str) -> None:
+    task_id, path = errand()
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        log_out_elsewhere(bob, base)
+        if action == "Post comment":
+            bob.fill("#comment-text", "where are the stamps?")
+            bob.click("form.wf-comment-form button")
+        else:
+            bob.click(f"#task-status button:has-text('{action}')")
+        bob.wait_for_url("**/login?next=**")
+        assert bob.locator("input[name=password]").count() == 1
+        assert bob.locator("#task-status, #task-work").count() == 0  # not a login form in a card
+        bob.fill("input[name=username]", "bob")
+        bob.fill("input[name=password]", "pw")
+        bob.click("form.wf-form button[type=submit]")
+        bob.wait_for_url(f"**{path}")
+        assert task_row(task_id).owner_id is None  # nothing was done on the way
+
+
+def test_a_double_click_takes_once_and_says_so_once(browser: Any, app: Flask) -> None:
+    task_id, path = errand()
+    second_id, _ = errand()
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        bob.dblclick("#task-status button:has-text('Assign to me')")
+        bob.wait_for_selector("#task-work h2:has-text('Your task')")
+        bob.wait_for_timeout(800)  # a second request, if one was sent, has come back
+        assert bob.locator("#messages .flash").count() == 1
+        assert bob.locator("#messages .flash.error").count() == 0
+        assert events(task_id, "assign") == 1
+
+        bob.goto(base + "/queue/")
+        bob.dblclick(f"#row-task-{second_id} button[name=take]")
+        bob.wait_for_selector("#messages .flash:has-text('1 task assigned to you.')")
+        bob.wait_for_timeout(800)
+        assert bob.locator("#messages .flash").count() == 1
+        assert bob.locator("#messages .flash.error").count() == 0
+        assert events(second_id, "assign") == 1
+
+
+def test_a_double_click_on_post_comment_posts_once(browser: Any, app: Flask) -> None:
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        bob.fill("#comment-text", "Done by noon")
+        bob.dblclick("form.wf-comment-form button")
+        bob.wait_for_selector("#task-history :text('Done by noon')")
+        bob.wait_for_timeout(800)
+        assert bob.locator("#task-history :text('Done by noon')").count() == 1
+        assert bob.locator("#messages .flash.error").count() == 0
+
+
+def test_back_after_complete_shows_the_task_as_it_is_now(browser: Any, app: Flask) -> None:
+    """bob completes his errand (the next page loads whole) and presses Back: the task page
+    he comes back to says the task is done, not the form he already sent."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url(lambda url: "/run/" not in url)
+        bob.wait_for_selector("body[data-live-ready]")
+        assert task_row(task_id).status.value == "DONE"
+        bob.go_back()
+        bob.wait_for_url(f"**{path}")
+        bob.wait_for_selector("#task-work h2")
+        assert bob.inner_text("#task-work h2") == "Done"
+        assert bob.locator("#task-work button:has-text('Complete')").count() == 0
+
+
+def test_back_to_the_queue_after_taking_shows_the_queue_as_it_is_now(browser: Any, app: Flask) -> None:
+    task_id, _ = errand()
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", "/queue/")
+        bob.click(f"#row-task-{task_id} button[name=take]")
+        bob.wait_for_selector("#messages .flash:has-text('1 task assigned to you.')")
+        bob.click("nav.wf-nav a:has-text('Inbox')")
+        bob.wait_for_url("**/inbox/")
+        bob.go_back()
+        bob.wait_for_url("**/queue/")
+        bob.wait_for_selector("#task-list")
+        assert bob.locator(f"#row-task-{task_id}").count() == 0
