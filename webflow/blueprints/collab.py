@@ -87,7 +87,8 @@ def task_draft(flow_label: str, process_id: int, node: str, task_id: int) -> Any
             return refused_form(flow_class, task, user)
         abort(403, "Only the task's owner keeps a draft of its form.")
     fields = [f.name for f in node_form(task.flow_task) if f.name != "csrf_token"]
-    values = {name: request.form.getlist(name) for name in fields if name in request.form}
+    # The fields' own inputs, also those inside a FieldList or FormField (check_draft picks them).
+    values = {name: request.form.getlist(name) for name in request.form}
     try:
         save_draft(db.session(), task, user, values, fields)
     except InputRejected as exc:

@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,9 +17,12 @@ from flask import Blueprint, abort, current_app, flash, redirect, request, url_f
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
+from wtforms import FileField
 
+from ..core.drafts import well_formed
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
+from ..core.json_data import unstorable
 from ..core.models import Comment, task_link
 from ..core.nodes.start import StartActivation
 from ..core.queries import with_alive_leading
@@ -57,9 +61,55 @@ def sees_all_processes(flow_class: type[Flow], user: Any) -> bool:
 
 
 def node_form(node: Node, **kwargs: Any) -> FlaskForm:
-    """The node's Flask-WTF form, or an empty one (just the CSRF token) when it has none."""
+    """The node's Flask-WTF form, or an empty one (just the CSRF token) when it has none.
+    Bound to a POST, a posted name no FieldList can read (``drafts.well_formed``) is 400."""
     form_class = getattr(node, "form", None) or FlaskForm
+    if "formdata" not in kwargs and request.method == "POST" and not all(
+            map(well_formed, [*request.form, *request.files])):
+        abort(400, "The form is damaged: reload the page and fill it in again.")
     return form_class(**kwargs)  # type: ignore[no-any-return]
+
+
+#: What a field that ``process.data`` could not hold says beside it (the form is 422, nothing stored).
+FILE_REFUSED = ("A file cannot be kept here: process data holds text, numbers, yes/no, lists "
+                "and dicts. Nothing was stored.")
+NOT_A_NUMBER = "Give a number (not NaN or an infinity): nothing was stored."
+
+
+def storable_data(form: FlaskForm) -> dict[str, Any] | None:
+    """The validated form's data for ``process.data`` (``form_data``), or None after marking
+    every field whose value the column cannot hold (the page answers 422 with the form as
+    typed): a file (JSON has no place for one; it was kept as the text of its name or of
+    ``FileStorage``, or dropped unseen when the form was not sent as multipart), NaN or an
+    infinity (a FloatField or DecimalField takes "nan" and "inf"), anything else
+    ``json_data.unstorable`` refuses (which would be a 409 error page after the form was
+    accepted, what was typed lost)."""
+    data = form_data(form)
+    refused = False
+    for field in form:
+        if field.name not in data:
+            continue
+        if isinstance(field, FileField):
+            problem = FILE_REFUSED if sent_a_file(field) else None
+        elif isinstance(field.data, Decimal) and not field.data.is_finite():
+            problem = NOT_A_NUMBER
+        else:
+            why = unstorable(data[field.name])
+            problem = (NOT_A_NUMBER if "JSON number" in why else f"This value cannot be stored: {why}."
+                       ) if why is not None else None
+        if problem is not None:
+            refused = True
+            if isinstance(field.errors, list):  # a FormField's are a dict: the flash names it
+                field.errors.append(problem)
+            flash(f"{field.label.text}: {problem}", "error")
+    return None if refused else data
+
+
+def sent_a_file(field: Any) -> bool:
+    """True when the person chose a file for the field: as an upload, or (a form not sent as
+    multipart) as the file's name."""
+    chosen = [*request.files.getlist(field.name), *request.form.getlist(field.name)]
+    return any(getattr(item, "filename", item) for item in chosen) or bool(field.data)
 
 
 @bp.route("/flows/")
@@ -124,7 +174,8 @@ def start(flow_label: str, node: str) -> Any:
                "title": f"Start: {flow_class.process_title}"}
     if request.method == "POST" and (earlier := started_with(token, user)) is not None:
         return already_started(flow_class, earlier, user)
-    if not form.validate_on_submit():
+    data = storable_data(form) if form.validate_on_submit() else None
+    if data is None:
         if request.method == "POST":
             flash("Please correct the marked fields.", "error")
         return render_page("flows/start.html", ["start_form"],
@@ -133,7 +184,7 @@ def start(flow_label: str, node: str) -> Any:
     activation.process.start_token = token if request.form.get(START_TOKEN) else None
     try:
         with engine_context():
-            activation.prepare(data=form_data(form), user=user)
+            activation.prepare(data=data, user=user)
             activation.done()
     except sa.exc.IntegrityError:
         # The same form, sent twice at once: the other request stored its process first.

@@ -36,9 +36,9 @@ from .actions import (
     task_actions,
 )
 from .confirmations import confirmation
-from .flows import bp, node_form
+from .flows import bp, node_form, storable_data
 from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, shown_key, task_url
-from .web import engine_context, form_data, oob_extras, render_page, safe_next, wants_fragment
+from .web import engine_context, oob_extras, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
@@ -157,7 +157,8 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
             return refused_form(flow_class, task, user)
         abort(403)
     form = node_form(task.flow_task)
-    if not form.validate_on_submit():
+    data = storable_data(form) if form.validate_on_submit() else None
+    if data is None:
         flash("Please correct the marked fields.", "error")
         return render_task(flow_class, task, ["work"], status=422, form=form, show_form=True)
     activation = task.activate()
@@ -166,7 +167,7 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     done_id, process_id, title = task.id, task.process_id, task.flow_task.title
     try:
         with engine_context():
-            activation.prepare(data=form_data(form), user=user)
+            activation.prepare(data=data, user=user)
             activation.done()
     except (TransitionNotAllowed, PermissionDenied):
         # Changed between the checks above and the process lock (done asks both again

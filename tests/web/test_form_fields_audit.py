@@ -1,0 +1,281 @@
+"""Forms of every WTForms field type on the built-in start and task pages: valid, invalid and
+hostile input, what process.data keeps, the data cards, and drafts (tests/web/test_tasks.py
+and test_collab_pages.py cover one or two field kinds; this covers the rest)."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField as FlaskFileField
+from flask_wtf.file import MultipleFileField
+from web_support import AuthActions, task_of, task_url
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeLocalField,
+    DecimalField,
+    FieldList,
+    FileField,
+    FloatField,
+    Form,
+    FormField,
+    HiddenField,
+    IntegerField,
+    RadioField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
+from wtforms.validators import DataRequired, Optional
+
+from webflow import Flow, db, flow, this
+from webflow.core.models import TaskDraft
+from webflow.models import Process
+
+
+class Line(Form):
+    item = StringField("Item")
+    qty = IntegerField("Qty", validators=[Optional()])
+
+
+class AllFields(FlaskForm):
+    title = StringField("Title", validators=[DataRequired()], render_kw={"placeholder": "Name it"})
+    day = DateField("Day", validators=[Optional()])
+    moment = DateTimeLocalField("Moment", format="%Y-%m-%dT%H:%M", validators=[Optional()])
+    at = TimeField("At", validators=[Optional()])
+    amount = DecimalField("Amount", places=2, validators=[Optional()])
+    ratio = FloatField("Ratio", validators=[Optional()])
+    count = IntegerField("Count", validators=[Optional()])
+    urgent = BooleanField("Urgent")
+    color = SelectField("Color", choices=[("r", "Red"), ("g", "Green")], default="g")
+    level = SelectField("Level", choices=[(1, "One"), (2, "Two")], coerce=int, validate_choice=True)
+    tags = SelectMultipleField("Tags", choices=[("a", "Alpha"), ("b", "Beta")])
+    size = RadioField("Size", choices=[("s", "Small"), ("l", "Large")], validators=[Optional()])
+    lines = FieldList(FormField(Line), min_entries=1, max_entries=3)
+    secret = HiddenField(default="h1")
+    notes = TextAreaField("Notes")
+
+
+class FieldsAuditFlow(Flow):
+    """Fields audit"""
+
+    start = flow.Start(form=AllFields).Permission(auto_create=True).Next(this.fill)
+    fill = (flow.View(form=AllFields).Permission(auto_create=True)
+            .Assign(lambda act: act.process.created_by).Next(this.end))
+    end = flow.End()
+
+
+class Upload(FlaskForm):
+    title = StringField("Title")
+    scan = FileField("Scan")
+    receipt = FlaskFileField("Receipt")
+    photos = MultipleFileField("Photos")
+
+
+class UploadFlow(Flow):
+    """Upload"""
+
+    start = flow.Start(form=Upload).Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+PERMS = ["fields_audit.view", "fields_audit.can_start", "fields_audit.can_fill"]
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    with in_app_context(make_test_app(db_url, [FieldsAuditFlow, UploadFlow],
+                                      {"alice": [*PERMS, "upload.can_start", "upload.view"], "bob": []},
+                                      "secret")) as app:
+        yield app
+
+
+START = "/flows/fields_audit/start/start/"
+
+VALID = {"title": "Trip", "day": "2026-03-04", "moment": "2026-03-04T10:30", "at": "09:15",
+         "amount": "12.50", "ratio": "0.25", "count": "7", "urgent": "y", "color": "r", "level": "2",
+         "tags": ["a", "b"], "size": "l", "lines-0-item": "pen", "lines-0-qty": "3", "secret": "h1",
+         "notes": "two\nlines"}
+
+
+def latest() -> Process:
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.scalars(db.select(Process).order_by(Process.id.desc())).first()
+
+
+def count() -> int:
+    db.session.commit()
+    return db.session.scalar(db.select(db.func.count()).select_from(Process)) or 0
+
+
+def started(alice: AuthActions, **changes: Any) -> Any:
+    alice.get(START)
+    return alice.post(START, {**VALID, **changes})
+
+
+def test_every_field_type_is_stored_as_json_and_shown_on_both_pages(app: Flask) -> None:
+    alice = AuthActions(app).enter_as("alice")
+    page = alice.get(START).get_data(as_text=True)
+    assert 'placeholder="Name it"' in page and 'value="h1"' in page        # render_kw, a default
+    assert started(alice).status_code == 303
+    process = latest()
+    # What a job function reads back: dates, times and decimals as their ISO / exact text.
+    assert dict(process.data) == {
+        "title": "Trip", "day": "2026-03-04", "moment": "2026-03-04T10:30:00", "at": "09:15:00",
+        "amount": "12.50", "ratio": 0.25, "count": 7, "urgent": True, "color": "r", "level": 2,
+        "tags": ["a", "b"], "size": "l", "lines": [{"item": "pen", "qty": 3}], "secret": "h1",
+        "notes": "two\nlines"}
+    shown = alice.get(f"/flows/fields_audit/{process.id}/")
+    text = shown.get_data(as_text=True)
+    assert shown.status_code == 200 and "Red" in text and "Two" in text and "Alpha, Beta" in text
+    # (PostgreSQL's JSONB orders a nested dict's keys its own way: qty before item.)
+    assert "2026-03-04 10:30" in text and "Item: pen" in text and "Qty: 3" in text
+    assert alice.get(task_url(task_of(process, "fill"))).status_code == 200
+
+
+@pytest.mark.parametrize("changes", [{"level": "3"}, {"level": "x"}, {"color": "zz"}, {"tags": ["a", "q"]},
+                                     {"size": "q"}, {"lines-0-qty": "x"}, {"day": "2026-02-30"},
+                                     {"at": "25:00"}, {"count": "1.5"}, {"amount": "ten"}])
+def test_a_value_outside_the_fields_rules_is_422_with_what_was_typed(app: Flask,
+                                                                     changes: dict[str, Any]) -> None:
+    alice = AuthActions(app).enter_as("alice")
+    response = started(alice, **changes, notes="typed <b>here</b>")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422 and count() == 0
+    assert "typed &lt;b&gt;here&lt;/b&gt;" in text and 'value="Trip"' in text
+
+
+@pytest.mark.parametrize("typed", ["nan", "inf", "-Infinity"])
+def test_a_float_field_given_nan_or_infinity_is_422_with_the_form_kept(app: Flask, typed: str) -> None:
+    """FloatField takes "nan" and "inf" as valid; process.data cannot hold them. It was a
+    409 error page ("Not possible now: process.data cannot hold nan ...") after the form
+    was accepted, the typed form gone; now the field is marked, 422, nothing stored."""
+    alice = AuthActions(app).enter_as("alice")
+    response = started(alice, ratio=typed, notes="keep me")
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422 and count() == 0
+    assert "not NaN or an infinity" in text and "keep me" in text and 'aria-invalid="true"' in text
+    # The task's form too.
+    assert started(alice).status_code == 303
+    fill = task_of(latest(), "fill")
+    alice.get(task_url(fill))
+    done = alice.post(task_url(fill), {**VALID, "ratio": typed, "notes": "keep me"})
+    assert done.status_code == 422 and "keep me" in done.get_data(as_text=True)
+    assert fresh_task(fill).status.value == "ASSIGNED"
+
+
+def test_a_decimal_field_given_nan_or_infinity_is_refused_as_the_float_field_is(app: Flask) -> None:
+    alice = AuthActions(app).enter_as("alice")
+    for typed in ("NaN", "Infinity", "-inf", "sNaN"):
+        response = started(alice, amount=typed)
+        assert response.status_code == 422, typed
+    assert count() == 0
+    assert started(alice, amount="1e400").status_code == 303        # finite: exact text
+    assert latest().data["amount"] == "1E+400"           # str(Decimal): the exact number typed
+
+
+def test_huge_integers_and_a_megabyte_of_text_are_stored_and_shown(app: Flask) -> None:
+    alice = AuthActions(app).enter_as("alice")
+    big = 2**70
+    assert started(alice, count=str(big), notes="x" * 900_000).status_code == 303
+    process = latest()
+    assert process.data["count"] == big and len(process.data["notes"]) == 900_000
+    assert alice.get(f"/flows/fields_audit/{process.id}/").status_code == 200
+    assert alice.get(task_url(task_of(process, "fill"))).status_code == 200
+
+
+def fresh_task(task: Any) -> Any:
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.get(type(task), task.id)
+
+
+@pytest.mark.parametrize("field", ["scan", "receipt", "photos"])
+def test_a_file_is_refused_with_422_never_kept_as_its_name_or_dropped(app: Flask, field: str) -> None:
+    """process.data is JSON: a file has no place in it. A wtforms FileField's upload was
+    stored as the text "<FileStorage: 'a.txt' ('text/plain')>", Flask-WTF's dropped unseen
+    (the form is not multipart: the browser sends the file's name only): now 422, the
+    field marked, nothing stored."""
+    alice = AuthActions(app).enter_as("alice")
+    url = "/flows/upload/start/start/"
+    alice.get(url)
+    upload = alice.client.post(url, data={"csrf_token": alice.token, "title": "t",
+                                          field: (io.BytesIO(b"hello"), "a.txt")},
+                               content_type="multipart/form-data")
+    assert upload.status_code == 422 and "A file cannot be kept here" in upload.get_data(as_text=True)
+    named = alice.post(url, {"title": "t", field: "a.txt"})     # as a browser sends it without multipart
+    assert named.status_code == 422 and count() == 0
+    # No file chosen: started, the field empty.
+    assert alice.post(url, {"title": "t", field: ""}).status_code == 303
+    assert latest().data["title"] == "t" and not latest().data[field]
+
+
+def test_a_draft_keeps_the_entries_of_a_field_list_and_every_field_type(app: Flask) -> None:
+    """Save draft kept only posted names equal to a field's name: a FieldList's or
+    FormField's inputs (``lines-0-item``) were dropped and came back empty."""
+    alice = AuthActions(app).enter_as("alice")
+    assert started(alice).status_code == 303
+    url = task_url(task_of(latest(), "fill"))
+    alice.get(url)
+    typed = {**VALID, "title": "Half", "lines-0-item": "pen", "lines-1-item": "cup", "lines-1-qty": "4",
+             "tags": ["b"], "ratio": "nan?", "day": "2026-0", "sneaky": "x"}
+    assert alice.post(url + "draft/", typed).status_code == 303
+    page = alice.get(url).get_data(as_text=True)
+    for name, value in (("title", "Half"), ("lines-0-item", "pen"), ("lines-1-item", "cup"),
+                        ("lines-1-qty", "4"), ("ratio", "nan?"), ("day", "2026-0")):
+        assert re.search(rf'<input[^>]*name="{name}"[^>]*value="{re.escape(value)}"', page), name
+    assert re.search(r'<option selected value="b">', page) and 'name="sneaky"' not in page
+    assert "sneaky" not in dict(draft_row().data)
+
+
+def test_a_draft_of_an_earlier_form_still_opens(app: Flask) -> None:
+    """A draft saved before the form class changed (a field removed, a FieldList now a
+    number field): the page opens with what still fits."""
+    alice = AuthActions(app).enter_as("alice")
+    assert started(alice).status_code == 303
+    url = task_url(task_of(latest(), "fill"))
+    alice.get(url)
+    assert alice.post(url + "draft/", {**VALID, "title": "Kept"}).status_code == 303
+    row = draft_row()
+    row.data = {**row.data, "gone": ["old"], "count": ["not a number"], "level": ["nine"],
+                "lines-0-qty": ["x"], "day": ["yesterday"], "urgent": ["maybe"]}
+    db.session.commit()
+    page = alice.get(url)
+    assert page.status_code == 200 and 'value="Kept"' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("name", [pytest.param("lines-" + "9" * 5000 + "-item", id="5000-digits"),
+                                  pytest.param("lines-\u00b2-item", id="superscript"),
+                                  pytest.param("lines-\u0663-qty", id="arabic-digit")])
+def test_a_field_list_index_no_int_reads_is_400_not_500(app: Flask, name: str) -> None:
+    """WTForms reads every part of a posted name that ``str.isdigit`` calls a number as a
+    FieldList index, and ``int()`` raised ValueError (a 500) on ``lines-\u00b2-item`` or an
+    index of 5,000 digits: the start form, the Complete and the Save draft of any form
+    with a FieldList. Now 400, nothing stored."""
+    alice = AuthActions(app).enter_as("alice")
+    alice.get(START)
+    assert alice.post(START, {**VALID, name: "x"}).status_code == 400 and count() == 0
+    assert started(alice).status_code == 303
+    fill = task_of(latest(), "fill")
+    url = task_url(fill)
+    alice.get(url)
+    assert alice.post(url, {**VALID, name: "x"}).status_code == 400
+    assert alice.post(url + "draft/", {**VALID, name: "x"}).status_code == 400
+    assert draft_row() is None and fresh_task(fill).status.value == "ASSIGNED"
+    assert alice.get(url).status_code == 200
+
+
+def draft_row() -> Any:
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.scalars(db.select(TaskDraft)).first()
