@@ -127,3 +127,38 @@ def test_settings_of_an_inactive_person_cannot_be_changed(app) -> None:  # type:
     assert response.status_code in (302, 401)
     db.session.expire_all()
     assert user("bob").email is None and db.session.get(NotificationSetting, user("bob").id) is None
+
+
+# -- search: what the person may not see takes no room and is never counted -----------------------
+
+
+def test_processes_i_may_not_see_neither_crowd_out_nor_count_in_my_search(app, people, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The best ``RESULT_CAP`` processes (of the newest ``CANDIDATES``) were chosen before the
+    visibility rule: newer processes dave may not see pushed his own match out ("No task you
+    may see matches"), and their number showed as "more than 1 task: add words"."""
+    from test_search import label_process
+
+    from webflow.core import search
+    from webflow.models import Task, User
+
+    db.session.add(User(username="dave", permissions=["label.can_confirm"], password_hash="x"))
+    db.session.commit()
+
+    def confirm_of(process):  # type: ignore[no-untyped-def]
+        return db.session.scalar(sa.select(Task.id).where(Task.process_id == process.id,
+                                                          Task.node_name == "confirm"))
+
+    older = confirm_of(label_process(people("alice"), amount=77))  # dave may confirm it
+    for n in range(4):
+        hello(f"number 77 again {n}")                               # newer, dave may not see them
+    monkeypatch.setattr(search, "CANDIDATES", 3)
+    monkeypatch.setattr("webflow.blueprints.search.RESULT_CAP", 2)
+    dave = AuthActions(app).enter_as("dave")
+    page = dave.get("/search/?q=77").get_data(as_text=True)
+    assert f'id="row-task-{older}"' in page and page.count("row-task-") == 1
+    assert "more than" not in page and "1 task" in page
+    newer = confirm_of(label_process(people("alice"), amount=77))
+    page = dave.get("/search/?q=77").get_data(as_text=True)
+    assert f'id="row-task-{older}"' in page and f'id="row-task-{newer}"' in page
+    assert "more than" not in page and "2 tasks" in page
+    assert "more than" in people("bob").get("/search/?q=77").get_data(as_text=True)  # bob sees them all

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,16 +114,21 @@ def _match(dialect: str, terms: SearchTerms) -> tuple[Any, Any, sa.ColumnElement
     return fts.c.rowid, -sa.func.bm25(fts_name), fts_name.op("MATCH")(terms.fts5_query()), fts
 
 
-def matching_processes(dialect: str, terms: SearchTerms, *, newest: int | None = None
+def matching_processes(dialect: str, terms: SearchTerms, *, newest: int | None = None,
+                       shown: Callable[[Any], sa.ColumnElement[bool]] | None = None
                        ) -> sa.Select[int, float]:
     """``(process_id, rank)`` of the processes whose document holds every word; a higher
     rank is a better match. Empty terms match nothing. With ``newest``, only the newest
     ``newest`` matches (highest process numbers) are ranked: a word in most documents then
-    costs the reading of that many, not of every document."""
+    costs the reading of that many, not of every document. ``shown(process_id)``: a further
+    condition on the matches (the search page: a task the person may see), asked before
+    the newest are counted, so what it leaves out takes no room among them."""
     if not terms:
         return sa.select(SearchDocument.process_id, sa.literal(0.0).label("rank")).where(sa.false())
     process_id, rank, condition, source = _match(dialect, terms)
     query = sa.select(process_id.label("process_id"), rank.label("rank")).select_from(source).where(condition)
+    if shown is not None:
+        query = query.where(shown(process_id))
     if newest is not None:
         # Both indexes walk a word's documents in process order: newest first, stopped early.
         query = query.order_by(process_id.desc()).limit(newest)
@@ -193,8 +198,16 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
+    kinds = list(kinds)
+
+    def shown(process_id: Any) -> sa.ColumnElement[bool]:
+        # Only processes with a task the person may see are ranked, counted and capped:
+        # others would crowd their matches out of the best ``cap`` and show in the count.
+        return (sa.select(Task.id).join(Process, Task.process_id == Process.id)
+                .where(Task.process_id == process_id, Task.flow_task_type.in_(kinds), visible).exists())
+
     candidates = matching_processes(session.get_bind().dialect.name, terms,
-                                    newest=max(CANDIDATES, cap + 1)).subquery()
+                                    newest=max(CANDIDATES, cap + 1), shown=shown).subquery()
     best = sa.select(candidates).order_by(candidates.c.rank.desc()).limit(cap + 1).subquery()
     # What ``visible`` asks of the process (its starter) is read per matched process by its
     # primary key: joined to the whole table, PostgreSQL may hash all of it instead.
