@@ -13,6 +13,14 @@
     p.setAttribute("role", "alert");
     p.textContent = text;
     box.replaceChildren(p);
+    // No swap follows (screen.js moves focus after swaps): a button disabled while the request
+    // ran (hx-disabled-elt) dropped focus to <body>; it goes to the message, not to the top.
+    var active = document.activeElement;
+    if (!active || active === document.body || !document.contains(active)) {
+      p.setAttribute("tabindex", "-1");
+      p.focus();
+      p.scrollIntoView({block: "nearest"});
+    }
   }
 
   // An error answer is swapped only when webflow wrote it (it carries X-Webflow-Answer, see

@@ -305,3 +305,36 @@ def test_back_to_the_queue_after_taking_shows_the_queue_as_it_is_now(browser: An
         bob.wait_for_url("**/queue/")
         bob.wait_for_selector("#task-list")
         assert bob.locator(f"#row-task-{task_id}").count() == 0
+
+
+def focus_is_lost(page: Any) -> bool:
+    return bool(page.evaluate("!document.activeElement || document.activeElement === document.body"))
+
+
+@pytest.mark.parametrize("failure", ["network", "proxy"])
+def test_focus_after_a_failed_action_is_on_the_message_not_the_top_of_the_page(
+        browser: Any, app: Flask, failure: str) -> None:
+    """A keyboard user presses Complete (the button is disabled while the request runs, so it
+    loses focus): when the request fails, focus goes to the message (README: the message the
+    answer brought), not back to the top of the page."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+
+        def fail(route: Any) -> None:
+            if route.request.method != "POST":
+                route.continue_()
+            elif failure == "network":
+                route.abort("connectionrefused")
+            else:
+                route.fulfill(status=502, body="<h1>Bad Gateway</h1>", content_type="text/html")
+
+        bob.route("**/run/**", fail)
+        bob.focus("#task-work button:has-text('Complete')")
+        bob.keyboard.press("Enter")
+        error_message(bob)
+        bob.wait_for_timeout(300)
+        assert not focus_is_lost(bob)
+        assert bob.evaluate("document.activeElement.closest('#messages') !== null")
+        assert_work_kept(bob)
