@@ -78,9 +78,33 @@ def check_storable(value: Any, where: str = "data") -> None:
 
 def _put(value: Any, owner: Any, key: Any = None) -> Any:
     """A value written into ``owner`` by code (under ``key`` in a dict): checked
-    (``check_storable``), then adopted."""
+    (``check_storable``, ``_holds``), then adopted."""
     check_storable(value if key is None else {key: value})
+    if isinstance(owner, _Tracked) and isinstance(value, dict | list | tuple) and _holds(value, owner):
+        raise InputRejected(f"data cannot hold a value that holds the dict or list it is put into"
+                            f"{f' (under {key!r:.40})' if key is not None else ''}: JSON has no "
+                            "cycles; put in a copy (copy.deepcopy)")
     return _adopt(value, owner)
+
+
+def _holds(value: Any, target: _Tracked) -> bool:
+    """True when ``target`` is ``value`` or inside it. A tracked dict or list keeps the
+    tracked ones put in it (it does not copy them), so putting ``data["a"]`` into itself, or
+    into a dict inside it, made a cycle: telling its owners of a change recursed until
+    RecursionError, after the cycle was in place, and the flush failed ("Circular reference
+    detected") far from the line that wrote it. (The root is copied wherever it is put:
+    ``data["copy"] = data`` makes no cycle.)"""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if item is target:
+            return True
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        stack.extend(child for child in (item.values() if isinstance(item, dict) else item)
+                     if isinstance(child, dict | list | tuple))
+    return False
 
 
 def _adopt(value: Any, owner: Any) -> Any:
