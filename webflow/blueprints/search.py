@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
-from ..core.search import PREFIX_FROM, SearchTerms, search_tasks
+from ..core.search import PREFIX_FROM, SearchTerms, search_tasks, sees_every_flow
 from ..core.visibility import visible_tasks
 from ..extensions import db
 from .lookups import ResultPage, all_flows, page_number
@@ -50,8 +50,9 @@ def search() -> Any:
     user = current_user._get_current_object()
     per_page = current_app.config["WEBFLOW_PAGE_SIZE"]
     number = page_number()
-    found = search_tasks(db.session(), query, visible_tasks(all_flows().values(), user),
-                         kinds=SEARCHED_KINDS, page=number, per_page=per_page, cap=RESULT_CAP)
+    flows = all_flows().values()
+    found = search_tasks(db.session(), query, visible_tasks(flows, user), kinds=SEARCHED_KINDS,
+                         page=number, per_page=per_page, cap=RESULT_CAP, sees_all=sees_every_flow(flows, user))
     page = ResultPage(found.tasks, number, per_page, found.total, found.capped)
     return render_page("search/results.html", ["results"], page=page, query=query,
                        searched=bool(SearchTerms.parse(query)), endpoint="search.search",

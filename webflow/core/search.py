@@ -188,13 +188,24 @@ class SearchPage:
     capped: bool
 
 
+def sees_every_flow(flows: Iterable[Any], user: Any) -> bool:
+    """True when the person sees every process of every flow (``search_tasks`` need not
+    leave out what they may not see before ranking: there is nothing)."""
+    from .visibility import sees_flow
+
+    return all(sees_flow(flow_class, user) for flow_class in flows)
+
+
 def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *,
-                 kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000) -> SearchPage:
+                 kinds: Iterable[str], page: int = 1, per_page: int = 25, cap: int = 1000,
+                 sees_all: bool = False) -> SearchPage:
     """The tasks (of node ``kinds``) that ``visible`` lets the user see whose process is
     among the best ``cap`` matches of ``text``, best first, and how many there are. Ranking
     is the cost of a search: it is done once, for the page and its count together, and only
     over the newest ``CANDIDATES`` matches (at least ``cap + 1``, so that a search cut there
-    is always ``capped``)."""
+    is always ``capped``). Processes without a task the person may see are left out before
+    that, unless ``sees_all`` says there are none (``sees_every_flow``: it costs a lookup
+    per candidate)."""
     terms = SearchTerms.parse(text)
     if not terms:
         return SearchPage([], 0, False)
@@ -207,7 +218,8 @@ def search_tasks(session: Session, text: str, visible: sa.ColumnElement[bool], *
                 .where(Task.process_id == process_id, Task.flow_task_type.in_(kinds), visible).exists())
 
     candidates = matching_processes(session.get_bind().dialect.name, terms,
-                                    newest=max(CANDIDATES, cap + 1), shown=shown).subquery()
+                                    newest=max(CANDIDATES, cap + 1),
+                                    shown=None if sees_all else shown).subquery()
     best = sa.select(candidates).order_by(candidates.c.rank.desc()).limit(cap + 1).subquery()
     # What ``visible`` asks of the process (its starter) is read per matched process by its
     # primary key: joined to the whole table, PostgreSQL may hash all of it instead.
