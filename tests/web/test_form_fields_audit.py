@@ -279,3 +279,15 @@ def draft_row() -> Any:
     db.session.commit()
     db.session.expire_all()
     return db.session.scalars(db.select(TaskDraft)).first()
+
+
+def test_errors_inside_a_field_list_read_as_words_not_python(app: Flask) -> None:
+    """A FieldList's or FormField's errors are lists and dicts: the page printed them as
+    Python (``{'qty': ['Not a valid integer value.']}``); now one item each, named by where."""
+    alice = AuthActions(app).enter_as("alice")
+    response = started(alice, **{"lines-1-item": "cup", "lines-1-qty": "x", "count": "y"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422 and "{&#39;" not in text and "[&#39;" not in text
+    assert "<li>Lines 2 · Qty: Not a valid integer value.</li>" in text
+    assert "<li>Not a valid integer value.</li>" in text           # the plain field's own
+    assert 'value="cup"' in text and 'value="x"' in text
