@@ -172,3 +172,25 @@ def test_bad_numbers_in_the_environment_are_refused_naming_the_variable(monkeypa
             from_environment()
         monkeypatch.delenv(name)
     assert from_environment()["WEBFLOW_PAGE_SIZE"] == 25
+
+
+# -- addresses ------------------------------------------------------------------------------------
+
+
+def test_an_address_smtp_cannot_carry_is_refused_an_international_domain_is_not(smtp_app, inbox, user):
+    """"bób@example.com" was accepted; its mail went out to "=?utf-8?q?b=C3=B3b?=@example.com",
+    someone else's mailbox or none, five times."""
+    from web_support import AuthActions
+
+    bob = AuthActions(smtp_app).enter_as("bob")
+    response = bob.post("/settings/notifications", {"email": "b\u00f3b@example.com", "assigned": "y"})
+    assert response.status_code == 422 and "plain ASCII" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert user("bob").email == "bob@example.com"
+    response = bob.post("/settings/notifications", {"email": "bob@ex\u00e4mple.com", "assigned": "y"})
+    assert response.status_code == 303
+    task = NoticeFlow.start.run().get_task(NoticeFlow.review)
+    with Context(user=user("mona")):
+        task.activate().assign(user("bob"))
+    [message] = inbox.messages
+    assert message["X-Envelope-To"] == "bob@xn--exmple-cua.com"

@@ -55,14 +55,17 @@ def away_context(user: User) -> dict[str, Any]:
     return {"away": away, "away_active": away is not None and away.active(utcnow()),
             "colleagues": colleagues}
 
-#: One address, nothing a mail header could be split with.
-EMAIL_PATTERN = r"^[^@\s<>,;:\"'()\[\]\\]+@[^@\s<>,;:\"'()\[\]\\]+$"
+#: One address, nothing a mail header could be split with. The part before the @ is plain
+#: ASCII (SMTP without SMTPUTF8 cannot carry another: it went out as an encoded word, a
+#: different mailbox); the domain may be international (sent as punycode).
+EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&*+/=?^_`{|}~-]+@[^@\s<>,;:\"'()\[\]\\]+$"
 
 
 class NotificationsForm(FlaskForm):
     email = EmailField("Email address", validators=[
         Optional(), Length(max=254, message="An address has at most 254 characters."),
-        Regexp(EMAIL_PATTERN, message="Give one address like name@example.com.")],
+        Regexp(EMAIL_PATTERN, message="Give one address like name@example.com "
+                                      "(letters before the @ in plain ASCII).")],
         filters=[lambda value: value.strip() if isinstance(value, str) else value],
         description="Where notifications go. Leave it empty to get none.")
     assigned = BooleanField(KINDS["assigned"])
