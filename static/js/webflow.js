@@ -5,12 +5,14 @@
 (function () {
   "use strict";
 
-  function showError(text) {
+  function showError(text) { showMessage(text, "error"); }
+
+  function showMessage(text, kind) {
     var box = document.getElementById("messages");
     if (!box) { return; }
     var p = document.createElement("p");
-    p.className = "flash error";
-    p.setAttribute("role", "alert");
+    p.className = "flash " + kind;
+    p.setAttribute("role", kind === "error" ? "alert" : "status");
     p.textContent = text;
     box.replaceChildren(p);
     // No swap follows (screen.js moves focus after swaps): a button disabled while the request
@@ -223,19 +225,7 @@
         return oldForms.indexOf(candidate) < 0 && formKey(candidate) === note.key;
       })[0];
       if (!form) { return true; }  // not swapped in yet
-      var fields = fieldsOf(form);
-      note.fields.forEach(function (saved) {
-        fields.forEach(function (field) {
-          if (fieldKey(field) !== saved.key) { return; }
-          if (KEPT_TYPES.indexOf(field.type) >= 0) {
-            field.checked = saved.checked;
-          } else if (field.tagName === "SELECT") {
-            Array.prototype.forEach.call(field.options, function (o) { o.selected = saved.selected.indexOf(o.value) >= 0; });
-          } else {
-            field.value = saved.value;
-          }
-        });
-      });
+      applyFields(form, note.fields);
       // "All on this page" stays ticked only while every row's box is.
       form.querySelectorAll("input[data-select-all]").forEach(function (all) {
         var rows = form.querySelectorAll('input[type=checkbox][name="' + all.getAttribute("data-select-all") + '"]');
@@ -243,6 +233,71 @@
       });
       return false;
     });
+  }
+
+  function applyFields(form, saved) {
+    var fields = fieldsOf(form);
+    saved.forEach(function (note) {
+      fields.forEach(function (field) {
+        if (fieldKey(field) !== note.key) { return; }
+        if (KEPT_TYPES.indexOf(field.type) >= 0) {
+          field.checked = note.checked;
+        } else if (field.tagName === "SELECT") {
+          Array.prototype.forEach.call(field.options, function (o) { o.selected = note.selected.indexOf(o.value) >= 0; });
+        } else {
+          field.value = note.value;
+        }
+      });
+    });
+  }
+
+  // -- what you typed survives a new login (README "An expired session") ------------------------
+  // An action sent after the session ended is answered 401 with HX-Redirect to the login form,
+  // which brings the person back to this page. Before htmx follows it, what was typed in the
+  // page's forms is kept in this tab's sessionStorage (under the user's name and the page's
+  // address); back on the page, logged in as the same person, it is put into the same forms
+  // again (not sent: they check it and send it themselves). Anyone else logging in in that
+  // tab never gets it: it is dropped when read.
+  var STASH = "webflow:typed-before-login";
+
+  function whoIsIn() {
+    var name = document.querySelector(".wf-user");
+    return name ? name.textContent.trim() : "";
+  }
+
+  function here() { return window.location.pathname + window.location.search; }
+
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (!xhr || xhr.status !== 401 || !xhr.getResponseHeader("HX-Redirect") || !whoIsIn()) { return; }
+    var notes = noteEdits(document.body, null, true).map(function (note) {
+      return {key: note.key, fields: note.fields};
+    });
+    if (!notes.length) { return; }
+    try {
+      window.sessionStorage.setItem(STASH, JSON.stringify({user: whoIsIn(), page: here(), at: Date.now(), notes: notes}));
+    } catch (ignored) { /* storage full or off: the login still works */ }
+  });
+
+  function bringBackTyped() {
+    var kept = null;
+    try {
+      kept = JSON.parse(window.sessionStorage.getItem(STASH) || "null");
+      if (kept && whoIsIn()) { window.sessionStorage.removeItem(STASH); }
+    } catch (ignored) { return; }
+    if (!kept || !whoIsIn() || kept.user !== whoIsIn() || kept.page !== here() ||
+        !(Date.now() - kept.at < 3600 * 1000)) { return; }
+    var back = false;
+    (kept.notes || []).forEach(function (note) {
+      var form = Array.prototype.filter.call(document.querySelectorAll("form"), function (candidate) {
+        return formKey(candidate) === note.key;
+      })[0];
+      if (form) { applyFields(form, note.fields); back = true; }
+    });
+    if (back) {
+      showMessage("What you typed before you logged in again is back in the form. Nothing was sent: " +
+                  "check it and send it again.", "info");
+    }
   }
 
   function isLive(config) {
@@ -294,9 +349,14 @@
     keepTyped = false;
   });
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", startLiveUpdates);
-  } else {
+  function ready() {
+    bringBackTyped();
     startLiveUpdates();
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", ready);
+  } else {
+    ready();
   }
 })();

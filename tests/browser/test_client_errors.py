@@ -338,3 +338,50 @@ def test_focus_after_a_failed_action_is_on_the_message_not_the_top_of_the_page(
         assert not focus_is_lost(bob)
         assert bob.evaluate("document.activeElement.closest('#messages') !== null")
         assert_work_kept(bob)
+
+
+def test_a_report_typed_while_the_session_ended_is_back_after_logging_in(browser: Any, app: Flask) -> None:
+    """bob writes his report; his session ends (he logged out in another tab) and Complete
+    leads to the login form. After logging in he is back on the task page with his report
+    in the form (not sent: he sends it again), and nobody else who logs in there gets it."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        log_out_elsewhere(bob, base)
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url("**/login?next=**")
+        bob.fill("input[name=username]", "bob")
+        bob.fill("input[name=password]", "pw")
+        bob.click("form.wf-form button[type=submit]")
+        bob.wait_for_url(f"**{path}")
+        bob.wait_for_selector("#task-work input[name=summary]")
+        assert_work_kept(bob)
+        assert "before you logged in" in bob.inner_text("#messages")
+        assert task_row(task_id).status.value == "ASSIGNED"  # nothing was sent on its own
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url(lambda url: "/run/" not in url)
+        assert task_row(task_id).status.value == "DONE"
+
+        # alice's report in the same tab, then admin logs in there: alice's words stay hers.
+        second_id, second = errand("alice")
+        page = bob.context.new_page()
+        page.set_default_timeout(WAIT)
+        page.goto(base + "/inbox/")
+        page.click("form.wf-logout button")
+        page.fill("input[name=username]", "alice")
+        page.fill("input[name=password]", "pw")
+        page.click("form.wf-form button[type=submit]")
+        page.wait_for_url("**/inbox/")
+        page.goto(base + second)
+        fill_work(page)
+        log_out_elsewhere(page, base)
+        page.click("#task-work button:has-text('Complete')")
+        page.wait_for_url("**/login?next=**")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", "pw")
+        page.click("form.wf-form button[type=submit]")
+        page.wait_for_url(f"**{second}")
+        page.wait_for_selector("#task-status")
+        assert "Stamps bought" not in page.content()
+        assert task_row(second_id).status.value == "ASSIGNED"
