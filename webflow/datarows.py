@@ -9,11 +9,19 @@ Keys no form of the flow wrote (a handler's own) keep their name, made readable.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime, time
 from functools import cache
 from typing import Any
 
-from wtforms import BooleanField, DateField, DateTimeField, SelectField, SelectMultipleField
+from wtforms import (
+    BooleanField,
+    DateField,
+    DateTimeField,
+    MonthField,
+    SelectField,
+    SelectMultipleField,
+    TimeField,
+)
 from wtforms.fields.core import UnboundField
 
 from .core.flow import Flow
@@ -54,16 +62,21 @@ def form_fields(flow_class: type[Flow]) -> dict[str, FieldInfo]:
 
 
 def _choices(choices: Any) -> dict[str, str]:
-    """A SelectField's choices as value -> label (pairs, SelectChoice or plain values)."""
+    """A SelectField's choices as value -> label (pairs, SelectChoice or plain values; a
+    dict is of option groups, each a list of those: their labels were not shown before)."""
     found: dict[str, str] = {}
-    if not choices or callable(choices) or isinstance(choices, dict):
+    if not choices or callable(choices):
+        return found
+    if isinstance(choices, dict):
+        for group in choices.values():
+            found.update(_choices(group))
         return found
     for choice in choices:
         if isinstance(choice, str):
             found[choice] = choice
         elif hasattr(choice, "value"):  # SelectChoice
             found[str(choice.value)] = str(choice.label)
-        else:
+        elif isinstance(choice, list | tuple) and len(choice) >= 2:
             found[str(choice[0])] = str(choice[1])
     return found
 
@@ -85,19 +98,32 @@ def formatted(value: Any, info: FieldInfo | None) -> str:
             return ", ".join(info.choices.get(str(v), str(v)) for v in (value or []))
         if issubclass(info.field_class, SelectField):
             return info.choices.get(str(value), str(value))
-    if isinstance(value, str) and info is not None and issubclass(info.field_class, DateTimeField | DateField):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            return value
-        if issubclass(info.field_class, DateTimeField):
-            return f"{parsed:%Y-%m-%d %H:%M}"
-        return f"{date(parsed.year, parsed.month, parsed.day):%Y-%m-%d}"
+    if isinstance(value, str) and info is not None and issubclass(info.field_class, DateTimeField):
+        return _moment(value, info.field_class)
     if isinstance(value, list):
         return ", ".join(formatted(v, None) for v in value)
     if isinstance(value, dict):
         return ", ".join(f"{readable(str(k))}: {formatted(v, None)}" for k, v in value.items())
     return str(value)
+
+
+def _moment(value: str, field_class: type) -> str:
+    """A date, time or month as its field asked for it: ISO text (``0999-01-01``: strftime's
+    ``%Y`` gave ``999``), to the minute, without the midnight a date field never asked for.
+    (WTForms' DateField, TimeField and MonthField are DateTimeFields: a date was shown
+    "2026-03-04 00:00".) Text that is not such a value is shown as it is."""
+    try:
+        if issubclass(field_class, TimeField):
+            moment: time = time.fromisoformat(value)
+            return moment.isoformat("minutes" if moment.second == moment.microsecond == 0 else "seconds")
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if issubclass(field_class, MonthField):
+        return parsed.date().isoformat()[:7]
+    if issubclass(field_class, DateField):
+        return parsed.date().isoformat()
+    return parsed.isoformat(" ", "minutes" if parsed.second == parsed.microsecond == 0 else "seconds")
 
 
 def data_rows(flow_class: type[Flow] | None, data: dict[str, Any] | None) -> list[DataRow]:

@@ -28,6 +28,7 @@ from wtforms import (
     FormField,
     HiddenField,
     IntegerField,
+    MonthField,
     RadioField,
     SelectField,
     SelectMultipleField,
@@ -39,6 +40,7 @@ from wtforms.validators import DataRequired, Optional
 
 from webflow import Flow, db, flow, this
 from webflow.core.models import TaskDraft
+from webflow.datarows import data_rows
 from webflow.models import Process
 
 
@@ -291,3 +293,28 @@ def test_errors_inside_a_field_list_read_as_words_not_python(app: Flask) -> None
     assert "<li>Lines 2 · Qty: Not a valid integer value.</li>" in text
     assert "<li>Not a valid integer value.</li>" in text           # the plain field's own
     assert 'value="cup"' in text and 'value="x"' in text
+
+
+class Dates(FlaskForm):
+    month = MonthField("Month")
+    region = SelectField("Region", choices={"North": [("n", "Northland")], "South": [("s", "Southland")]})
+
+
+class DatesFlow(Flow):
+    """Dates"""
+
+    start = flow.Start(form=Dates).Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_the_data_card_shows_dates_times_and_months_as_their_fields_asked(app: Flask) -> None:
+    """WTForms' DateField, TimeField and MonthField are DateTimeFields: a date was shown
+    "2026-03-04 00:00" (a time never asked for), a month "2026-03-01 00:00", a year below
+    1000 as "1-01-01"; option groups' labels were not looked up."""
+    alice = AuthActions(app).enter_as("alice")
+    assert started(alice, day="0999-03-04").status_code == 303
+    text = alice.get(f"/flows/fields_audit/{latest().id}/").get_data(as_text=True)
+    assert "0999-03-04" in text and "0999-03-04 00:00" not in text
+    assert "2026-03-04 10:30" in text and "09:15" in text and "09:15:00" not in text
+    rows = {row.key: row.value for row in data_rows(DatesFlow, {"month": "2026-03-01", "region": "s"})}
+    assert rows == {"month": "2026-03", "region": "Southland"}
