@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import smtplib
 import threading
 import time
 from datetime import timedelta
@@ -319,15 +320,32 @@ def deliver(notification_id: int) -> str:
         except Exception as exc:
             session.rollback()
             attempts = row.attempts
+            final = refused_for_good(exc)
             session.execute(
                 sa.update(Notification).where(Notification.id == notification_id)
                 .values(sent=None, error=one_line(f"{type(exc).__name__}: {exc}", 1000),
+                        # A refusal the server says is final is not tried four times more.
+                        attempts=MAX_ATTEMPTS if final else Notification.attempts,
                         retry_at=utcnow() + RESEND_AFTER * 2 ** attempts))
             session.commit()
+            if final:
+                log.warning("notification %s given up: the mail server refused %s for good (%s)",
+                            notification_id, row.email, exc)
+                return "given up: the address was refused"
             raise
         return "sent"
     finally:
         session.close()
+
+
+def refused_for_good(exc: BaseException) -> bool:
+    """True when the mail server refused every recipient with a permanent (5xx) answer
+    ("550 no such user"): sending again cannot help. A 4xx, a timeout or a server that is
+    down are tried again."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [answer[0] for answer in exc.recipients.values()]
+        return bool(codes) and all(isinstance(code, int) and 500 <= code < 600 for code in codes)
+    return False
 
 
 def outdated(session: Session, row: Notification) -> str | None:

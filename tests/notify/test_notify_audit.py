@@ -194,3 +194,37 @@ def test_an_address_smtp_cannot_carry_is_refused_an_international_domain_is_not(
         task.activate().assign(user("bob"))
     [message] = inbox.messages
     assert message["X-Envelope-To"] == "bob@xn--exmple-cua.com"
+
+
+class RefusingInbox(SMTPInbox):
+    """A server that knows no ``bob@example.com`` (550) and is busy for ``mona`` (450)."""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+        if address == "bob@example.com":
+            return "550 5.1.1 no such user here"
+        if address == "mona@example.com":
+            return "450 4.2.1 mailbox busy, try later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_an_address_refused_for_good_is_given_up_at_once_a_busy_one_is_retried(db_url, user):
+    """A 550 was tried five times over an hour, each a failed job with a traceback."""
+    from aiosmtpd.controller import Controller
+    from notify_support import free_port
+
+    refusing, port = RefusingInbox(), free_port()
+    controller = Controller(refusing, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        with in_app_context(notify_app(db_url, port)):
+            for name in ("bob", "mona"):
+                task = NoticeFlow.start.run().get_task(NoticeFlow.review)
+                task.activate().assign(user(name))  # no actor: both are told
+            bob_row, mona_row = rows()
+            given_up(bob_row, "550")
+            assert mona_row.sent is None and mona_row.attempts == 1 and "450" in (mona_row.error or "")
+            assert deliver(bob_row.id).startswith("skipped")
+    finally:
+        controller.stop()
+    assert refusing.messages == []
