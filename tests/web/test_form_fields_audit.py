@@ -318,3 +318,39 @@ def test_the_data_card_shows_dates_times_and_months_as_their_fields_asked(app: F
     assert "2026-03-04 10:30" in text and "09:15" in text and "09:15:00" not in text
     rows = {row.key: row.value for row in data_rows(DatesFlow, {"month": "2026-03-01", "region": "s"})}
     assert rows == {"month": "2026-03", "region": "Southland"}
+
+
+class Address(FlaskForm):
+    street = StringField("Street")
+
+
+class Nested(FlaskForm):
+    title = StringField("Title")
+    home = FormField(Address)
+    stops = FieldList(FormField(Address), min_entries=1)
+
+
+class NestedFlow(Flow):
+    """Nested"""
+
+    start = flow.Start(form=Nested).Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_the_csrf_token_of_a_nested_flask_form_is_never_stored_nor_shown(db_url: str) -> None:
+    """A FlaskForm nested in a FormField (in a FieldList too) has a CSRF token of its own,
+    which went into process.data and onto the data card, where every viewer of the process
+    read the starter's live token."""
+    with in_app_context(make_test_app(db_url, [NestedFlow], {"alice": ["nested.view", "nested.can_start"],
+                                                             "bob": ["nested.view"]}, "secret")) as app:
+        alice = AuthActions(app).enter_as("alice")
+        page = alice.get("/flows/nested/start/start/").get_data(as_text=True)
+        tokens = dict(re.findall(r'name="([^"]+-csrf_token)"[^>]*value="([^"]+)"', page))
+        assert set(tokens) == {"home-csrf_token", "stops-0-csrf_token"}
+        response = alice.post("/flows/nested/start/start/",
+                              {"title": "t", "home-street": "a", "stops-0-street": "b", **tokens})
+        assert response.status_code == 303
+        process = latest()
+        assert dict(process.data) == {"title": "t", "home": {"street": "a"}, "stops": [{"street": "b"}]}
+        shown = AuthActions(app).enter_as("bob").get(f"/flows/nested/{process.id}/").get_data(as_text=True)
+        assert alice.token not in shown and "Csrf" not in shown

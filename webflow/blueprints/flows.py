@@ -89,6 +89,7 @@ def storable_data(form: FlaskForm) -> dict[str, Any] | None:
     for field in form:
         if field.name not in data:
             continue
+        data[field.name] = without_tokens(field, data[field.name])
         if isinstance(field, FileField):
             problem = FILE_REFUSED if sent_a_file(field) else None
         elif isinstance(field.data, Decimal) and not field.data.is_finite():
@@ -103,6 +104,19 @@ def storable_data(form: FlaskForm) -> dict[str, Any] | None:
                 field.errors.append(problem)
             flash(f"{field.label.text}: {problem}", "error")
     return None if refused else data
+
+
+def without_tokens(field: Any, value: Any) -> Any:
+    """The field's value without the CSRF token of a FlaskForm nested in it (``FormField``,
+    in a ``FieldList`` too): ``form_data`` drops the form's own token only, and a nested
+    one went into ``process.data``, shown on the data card to everyone who sees the
+    process: the starter's live token, good for a forged request in their name."""
+    if field.type == "FormField" and isinstance(value, dict):
+        return {name: without_tokens(field.form[name], item) for name, item in value.items()
+                if name not in field.form._fields or field.form[name].type != "CSRFTokenField"}
+    if field.type == "FieldList" and isinstance(value, list) and len(value) == len(field.entries):
+        return [without_tokens(entry, item) for entry, item in zip(field.entries, value, strict=True)]
+    return value
 
 
 def sent_a_file(field: Any) -> bool:
