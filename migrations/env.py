@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from logging.config import fileConfig
 
+import sqlalchemy as sa
 from alembic import context
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -81,6 +82,21 @@ def _explain_unknown_revision(connection, exc: CommandError) -> None:  # type: i
             "takes the database back), or restore a backup. Nothing was changed.") from exc
 
 
+def _tell_unindexed(connection) -> None:  # type: ignore[no-untyped-def]
+    """Processes without a search document (a database upgraded past 0010_search with
+    processes in it: the documents hold flow titles, which only the app knows) are not
+    found by search until the app writes them: say so, with the command."""
+    inspector = sa.inspect(connection)
+    if not (inspector.has_table("search_document") and inspector.has_table("process")):
+        return
+    missing = connection.exec_driver_sql(
+        "SELECT count(*) FROM process WHERE NOT EXISTS "
+        "(SELECT 1 FROM search_document WHERE search_document.process_id = process.id)").scalar()
+    if missing:
+        logger.warning("%s processes have no search document yet: search does not find them until "
+                       "`flask --app wsgi webflow search-index` has run", missing)
+
+
 def run_migrations_online() -> None:
     """Run the migrations on a connection of the app's engine.
 
@@ -104,6 +120,7 @@ def run_migrations_online() -> None:
                     raise
                 if sqlite:
                     _check_foreign_keys(connection)
+                _tell_unindexed(connection)
         finally:
             if sqlite:
                 connection.rollback()  # nothing open after a commit; after a failure, undone

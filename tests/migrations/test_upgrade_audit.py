@@ -183,3 +183,17 @@ def test_a_database_ahead_of_the_code_is_told_so(app: Flask, db_url: str) -> Non
     with db.engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
     assert stored == "0099_from_the_future"
+
+
+def test_an_upgrade_past_0010_with_processes_names_the_index_command(app: Flask, db_url: str) -> None:
+    """The processes of a database upgraded past 0010_search have no search document: search
+    found none of them, and nothing said so where the upgrade ran."""
+    upgrade(revision="0009_notify")
+    fill("0009_notify")
+    db.engine.dispose()
+    result = flask_db(db_url, "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "2 processes have no search document yet" in result.stderr
+    assert "flask --app wsgi webflow search-index" in result.stderr
+    quiet = flask_db(db_url, "upgrade")  # at the head, and still unindexed: said again
+    assert "no search document" in quiet.stderr
