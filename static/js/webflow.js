@@ -53,6 +53,22 @@
     showError(answered(xhr));
   });
 
+  // A page open longer than its CSRF token lives (an hour): the refusal brings a fresh token
+  // (web.py), put here into the page's htmx headers and its forms, so pressing again works.
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    var token = xhr && xhr.getResponseHeader("X-Webflow-CSRF-Token");
+    if (!token) { return; }
+    var headers = {};
+    try { headers = JSON.parse(document.body.getAttribute("hx-headers") || "{}"); } catch (ignored) { /* ours */ }
+    headers["X-CSRFToken"] = token;
+    document.body.setAttribute("hx-headers", JSON.stringify(headers));
+    document.querySelectorAll('input[name="csrf_token"]').forEach(function (field) {
+      field.value = token;
+      field.defaultValue = token;
+    });
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     showError(answered(event.detail.xhr));
   });

@@ -385,3 +385,33 @@ def test_a_report_typed_while_the_session_ended_is_back_after_logging_in(browser
         page.wait_for_selector("#task-status")
         assert "Stamps bought" not in page.content()
         assert task_row(second_id).status.value == "ASSIGNED"
+
+
+@pytest.fixture
+def short_tokens(tmp_path: Path) -> Iterator[Flask]:
+    """Forms' CSRF tokens that expire after three seconds (an hour by default)."""
+    made = make_test_app(f"sqlite:///{tmp_path / 'tokens.sqlite'}", [ErrandFlow],
+                         {"bob": PERMS}, "pw", REDIS_URL=None, WEBFLOW_LIVE_POLL_SECONDS=30,
+                         WTF_CSRF_TIME_LIMIT=3)
+    with in_app_context(made):
+        yield made
+
+
+def test_a_page_open_longer_than_its_token_lives_completes_on_the_second_press(
+        browser: Any, short_tokens: Flask) -> None:
+    """bob's task page stayed open longer than a form's token lives (an hour; here three seconds).
+    Complete is refused with what to do, his report stays, and pressing Complete again
+    works: no reload (which would throw his report away)."""
+    task_id, path = errand("bob")
+    with serving(short_tokens) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        bob.wait_for_timeout(3500)
+        bob.click("#task-work button:has-text('Complete')")
+        message = error_message(bob)
+        assert "again" in message and "reload" not in message.lower()
+        assert_work_kept(bob)
+        assert task_row(task_id).status.value == "ASSIGNED"
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url(lambda url: "/run/" not in url)
+        assert task_row(task_id).status.value == "DONE"

@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf.csrf import CSRFError
+from flask_wtf.csrf import CSRFError, generate_csrf
 from jinja2_fragments.flask import render_blocks
 from markupsafe import escape
 from sqlalchemy.exc import DBAPIError
@@ -126,6 +126,8 @@ def _error_response(status: int, message: str, headers: dict[str, str] | None = 
 
 #: Marks an answer to HTMX as webflow's own (static/js/webflow.js reads it).
 ANSWER_HEADER = "X-Webflow-Answer"
+#: A fresh CSRF token for a page whose token expired (static/js/webflow.js puts it in place).
+FRESH_TOKEN_HEADER = "X-Webflow-CSRF-Token"
 
 UNREACHABLE = "The service is busy right now. Please try again in a moment."
 
@@ -182,6 +184,14 @@ def register_shared(app: Flask) -> None:
         user's stale form gets a message that says what to do."""
         if not current_user.is_authenticated:
             return to_login(coming_from())
+        if request.headers.get("HX-Request") == "true":
+            # The page's token outlived WTF_CSRF_TIME_LIMIT (an hour): webflow.js puts this
+            # fresh one into the page, so the same button works again and nothing typed is
+            # lost to a reload. Only the site's own scripts can read a header (no CORS).
+            response = _error_response(400, "This page was open a long time, so that was not sent "
+                                            "(nothing was changed). Press the button again: it works now.")
+            response.headers[FRESH_TOKEN_HEADER] = generate_csrf()
+            return response
         return _error_response(400, "This page was open too long or is out of date: reload it "
                                     "and try again. Nothing was changed.")
 
