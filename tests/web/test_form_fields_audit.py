@@ -41,7 +41,7 @@ from wtforms.validators import DataRequired, Optional
 from webflow import Flow, db, flow, this
 from webflow.core.models import TaskDraft
 from webflow.datarows import data_rows
-from webflow.models import Process
+from webflow.models import Process, User
 
 
 class Line(Form):
@@ -354,3 +354,47 @@ def test_the_csrf_token_of_a_nested_flask_form_is_never_stored_nor_shown(db_url:
         assert dict(process.data) == {"title": "t", "home": {"street": "a"}, "stops": [{"street": "b"}]}
         shown = AuthActions(app).enter_as("bob").get(f"/flows/nested/{process.id}/").get_data(as_text=True)
         assert alice.token not in shown and "Csrf" not in shown
+
+
+class NeedsArgs(FlaskForm):
+    name = StringField("Name")
+
+    def __init__(self, required_thing: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+
+
+class Raises(FlaskForm):
+    name = StringField("Name")
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        raise RuntimeError("boom")
+
+
+class OddFlow(Flow):
+    """Odd forms"""
+
+    start = flow.Start(form=Raises).Permission(auto_create=True).Next(this.fill)
+    fill = (flow.View(form=NeedsArgs).Permission(auto_create=True)
+            .Assign(lambda act: act.process.created_by).Next(this.end))
+    end = flow.End()
+
+
+def test_a_form_that_raises_is_a_500_that_stores_nothing_and_breaks_no_other_page(db_url: str) -> None:
+    """A developer's bug (validate raises; __init__ wants an argument webflow cannot give):
+    the 500 page, nothing stored, and the pages that do not build the form still open."""
+    odd = ["odd.view", "odd.can_start", "odd.can_fill"]
+    with in_app_context(make_test_app(db_url, [OddFlow], {"alice": odd, "bob": ["odd.view"]}, "secret",
+                                      PROPAGATE_EXCEPTIONS=False)) as app:
+        alice = AuthActions(app).enter_as("alice")
+        assert alice.get("/flows/odd/start/start/").status_code == 200
+        response = alice.post("/flows/odd/start/start/", {"name": "x"})
+        assert response.status_code == 500 and "boom" not in response.get_data(as_text=True)
+        assert count() == 0
+        process = OddFlow.start.run(data={"name": "x"}, user=db.session.scalar(
+            db.select(User).where(User.username == "alice")))
+        fill = task_of(process, "fill")
+        assert alice.get(task_url(fill)).status_code == 500       # the owner's form cannot be built
+        bob = AuthActions(app).enter_as("bob")
+        assert bob.get(task_url(fill)).status_code == 200          # everyone else's page opens
+        assert bob.get(f"/flows/odd/{process.id}/").status_code == 200
+        assert fresh_task(fill).status.value == "ASSIGNED"
