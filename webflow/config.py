@@ -90,9 +90,21 @@ def from_environment() -> dict[str, Any]:
         "WEBFLOW_TIMER_THREAD": os.environ.get("WEBFLOW_TIMER_THREAD", "auto"),
         # -- email notifications (README: "Notifications") --
         # The address links in emails start with (no request tells a job which host it is).
-        "WEBFLOW_BASE_URL": os.environ.get("WEBFLOW_BASE_URL") or None,
+        "WEBFLOW_BASE_URL": base_url(os.environ.get("WEBFLOW_BASE_URL") or None),
         **mail_settings(os.environ),
     }
+
+
+def base_url(url: str | None) -> str | None:
+    """``WEBFLOW_BASE_URL`` checked: an http(s) address with a host (a path prefix is kept);
+    anything else would put broken links in every email."""
+    if url is None:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url.strip()):
+        raise ValueError(f"WEBFLOW_BASE_URL must look like https://flow.example.com (a path may follow), "
+                         f"not {url[:80]!r}")
+    return url.strip()
 
 
 def _flag(value: str | None) -> bool:

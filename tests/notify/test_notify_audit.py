@@ -228,3 +228,15 @@ def test_an_address_refused_for_good_is_given_up_at_once_a_busy_one_is_retried(d
     finally:
         controller.stop()
     assert refusing.messages == []
+
+
+@pytest.mark.parametrize("url", ["https://", "ftp://flow.example.com", "http://flow example.com", "/app"])
+def test_a_base_url_that_makes_broken_links_is_refused(monkeypatch, url: str) -> None:
+    """"https://" made every mail's link "https:///flows/..."; "ftp://x" became "http://x"."""
+    from webflow.config import from_environment
+
+    monkeypatch.setenv("WEBFLOW_BASE_URL", url)
+    with pytest.raises(ValueError, match="WEBFLOW_BASE_URL"):
+        from_environment()
+    monkeypatch.setenv("WEBFLOW_BASE_URL", "https://flow.example.com/app")
+    assert from_environment()["WEBFLOW_BASE_URL"] == "https://flow.example.com/app"
