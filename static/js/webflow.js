@@ -50,7 +50,8 @@
     if (!xhr || xhr.status < 400 || !detail.shouldSwap || xhr.getResponseHeader("X-Webflow-Answer")) { return; }
     detail.shouldSwap = false;
     detail.isError = false;  // said here, once
-    showError(answered(xhr));
+    showError(onlyReading(event) ? "The server did not answer as it should (" + xhr.status + ")." + STALE
+                                 : answered(xhr));
   });
 
   // A page open longer than its CSRF token lives (an hour): the refusal brings a fresh token
@@ -69,14 +70,27 @@
     });
   });
 
+  // A GET the person did not send as an action (a live refresh, a job's status polling, a
+  // sort or a filter) changed nothing: the page only says it may be out of date.
+  var STALE = " This part of the page may be out of date until the server is back.";
+
+  function onlyReading(event) {
+    var config = event.detail && event.detail.requestConfig;
+    return !!config && String(config.verb || "").toLowerCase() === "get";
+  }
+
   document.addEventListener("htmx:responseError", function (event) {
-    showError(answered(event.detail.xhr));
+    var xhr = event.detail.xhr;
+    showError(onlyReading(event) ? "The server did not answer as it should (" + xhr.status + ")." + STALE
+                                 : answered(xhr));
   });
-  document.addEventListener("htmx:sendError", function () {
-    showError("The server could not be reached (no connection, or it is restarting)." + KEPT);
+  document.addEventListener("htmx:sendError", function (event) {
+    showError(onlyReading(event) ? "The server could not be reached." + STALE
+                                 : "The server could not be reached (no connection, or it is restarting)." + KEPT);
   });
-  document.addEventListener("htmx:timeout", function () {
-    showError("The server took too long to answer." + KEPT);
+  document.addEventListener("htmx:timeout", function (event) {
+    showError(onlyReading(event) ? "The server took too long to answer." + STALE
+                                 : "The server took too long to answer." + KEPT);
   });
 
   // "All on this page" ticks (or clears) every row's box of its form; a row's box that is

@@ -415,3 +415,43 @@ def test_a_page_open_longer_than_its_token_lives_completes_on_the_second_press(
         bob.click("#task-work button:has-text('Complete')")
         bob.wait_for_url(lambda url: "/run/" not in url)
         assert task_row(task_id).status.value == "DONE"
+
+
+def test_double_clicks_on_the_saved_filters_buttons_do_it_once_and_say_so(browser: Any, app: Flask) -> None:
+    """Save and × (delete) are plain form posts: a double click sends one, and the page
+    shows its success, not a refusal of the second ("already saved", 404)."""
+    errand()
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", "/queue/?sort=created")
+        bob.click("details.wf-save-filter summary")
+        bob.fill("input[name=name][form=save-filter-form]", "Oldest first")
+        bob.dblclick("button[form=save-filter-form]")
+        bob.wait_for_selector("#messages .flash")
+        bob.wait_for_load_state("load")
+        bob.wait_for_timeout(500)
+        assert bob.locator("#messages .flash.error").count() == 0, bob.inner_text("#messages")
+        assert "saved" in bob.inner_text("#messages")
+        assert bob.locator(".wf-saved-filters li").count() == 1
+
+        bob.dblclick(".wf-saved-filters button.wf-filter-delete")
+        bob.wait_for_selector("#messages .flash:has-text('deleted')")
+        bob.wait_for_load_state("load")
+        bob.wait_for_timeout(500)
+        assert bob.locator("#messages .flash.error").count() == 0
+        assert "/queue/" in bob.url
+        assert bob.locator("h1").first.inner_text() != "Error 404"
+
+
+def test_a_background_refresh_that_fails_does_not_ask_the_person_to_try_again(browser: Any, app: Flask) -> None:
+    """A live refresh of the queue (someone else's change) finds the server gone: the page
+    says it may be out of date, not that something the person did failed."""
+    errand()
+    with serving(app) as base:
+        bob = open_page(browser, base, "bob", "/queue/")
+        bob.route("**/queue/**", lambda route: route.abort("connectionrefused")
+                  if route.request.headers.get("hx-request") else route.continue_())
+        bob.evaluate("htmx.trigger(document.getElementById('task-list'), 'sse:queue', {data: ''})")
+        message = error_message(bob)
+        assert "try again" not in message and "What you typed" not in message
+        assert "out of date" in message
+        assert bob.locator("#task-list").count() == 1
