@@ -398,3 +398,55 @@ def test_a_form_that_raises_is_a_500_that_stores_nothing_and_breaks_no_other_pag
         assert bob.get(task_url(fill)).status_code == 200          # everyone else's page opens
         assert bob.get(f"/flows/odd/{process.id}/").status_code == 200
         assert fresh_task(fill).status.value == "ASSIGNED"
+
+
+FIELDS = ["title", "day", "moment", "at", "amount", "ratio", "count", "urgent", "color", "level", "tags",
+          "size", "lines-0-item", "lines-0-qty", "secret", "notes"]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_any_text_in_any_field_is_stored_or_refused_never_a_500(app: Flask) -> None:
+    """Hypothesis: text of every plane (not NUL: 400 before any view) in each field of the
+    start form: 303 with what reads back as JSON, or 422 with nothing stored."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alice = AuthActions(app).enter_as("alice")
+    alice.get(START)
+    text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+    numberish = st.sampled_from(["1e309", "-0", "0x10", "1_000", "٣", "１", "+5", "1e-400", "9" * 40, " 7 ",
+                                 "2026-02-29", "9999-12-31T23:59", "24:00", "NaN", "-inf", "1.5e3"])
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(changes=st.dictionaries(st.sampled_from(FIELDS), text | numberish, min_size=1, max_size=4))
+    def check(changes: dict[str, str]) -> None:
+        before = count()
+        response = alice.post(START, {**VALID, **changes})
+        assert response.status_code in (303, 422), (changes, response.status_code)
+        assert count() == before + (response.status_code == 303)
+
+    check()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_any_draft_reopens(app: Flask) -> None:
+    """Hypothesis: whatever text a draft keeps in any field (a FieldList's inputs too), the
+    task page opens with it (200), or the draft is refused (422)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    alice = AuthActions(app).enter_as("alice")
+    assert started(alice).status_code == 303
+    url = task_url(task_of(latest(), "fill"))
+    alice.get(url)
+    names = st.sampled_from([*FIELDS, "lines-1-qty", "lines-7-item", "lines-x", "lines--", "tags"])
+    text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(changes=st.dictionaries(names, text, min_size=1, max_size=5))
+    def check(changes: dict[str, str]) -> None:
+        saved = alice.post(url + "draft/", changes)
+        assert saved.status_code in (303, 422), changes
+        assert alice.get(url).status_code == 200, changes
+
+    check()
