@@ -90,8 +90,10 @@ def storable_data(form: FlaskForm) -> dict[str, Any] | None:
         if field.name not in data:
             continue
         data[field.name] = without_tokens(field, data[field.name])
-        if isinstance(field, FileField):
-            problem = FILE_REFUSED if sent_a_file(field) else None
+        if any(map(sent_a_file, file_fields(field))):
+            problem = FILE_REFUSED
+        elif any(isinstance(inner, FileField) for inner in file_fields(field)):
+            problem = None  # no file chosen: the field's empty value is stored
         elif isinstance(field.data, Decimal) and not field.data.is_finite():
             problem = NOT_A_NUMBER
         else:
@@ -117,6 +119,18 @@ def without_tokens(field: Any, value: Any) -> Any:
     if field.type == "FieldList" and isinstance(value, list) and len(value) == len(field.entries):
         return [without_tokens(entry, item) for entry, item in zip(field.entries, value, strict=True)]
     return value
+
+
+def file_fields(field: Any) -> list[Any]:
+    """The file fields among ``field`` and the fields inside it (a FieldList's entries, a
+    FormField's fields)."""
+    if isinstance(field, FileField):
+        return [field]
+    if field.type == "FieldList":
+        return [inner for entry in field.entries for inner in file_fields(entry)]
+    if field.type == "FormField":
+        return [inner for sub in field.form for inner in file_fields(sub)]
+    return []
 
 
 def sent_a_file(field: Any) -> bool:
