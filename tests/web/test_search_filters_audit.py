@@ -162,3 +162,53 @@ def test_processes_i_may_not_see_neither_crowd_out_nor_count_in_my_search(app, p
     assert f'id="row-task-{older}"' in page and f'id="row-task-{newer}"' in page
     assert "more than" not in page and "2 tasks" in page
     assert "more than" in people("bob").get("/search/?q=77").get_data(as_text=True)  # bob sees them all
+
+
+def test_any_text_reaches_either_full_text_syntax_as_plain_words(app) -> None:  # type: ignore[no-untyped-def]
+    """Random text (every Unicode category but surrogates) never makes the query fail."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from webflow.core.search import search_tasks
+
+    hello("apples \u00bd \uff11\uff12 \u0663 na\u0308ive")
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=80))
+    def search(text: str) -> None:
+        page = search_tasks(db.session(), text, sa.true(), kinds=["HUMAN", "START"])
+        assert page.total >= 0
+        db.session.rollback()
+
+    search()
+
+
+def test_a_saved_filter_link_shows_the_list_it_was_saved_from(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the search, a filter is saved whole (its link gives the same list) or refused."""
+    import re
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    bob = people("bob")
+    bob.get("/queue/")
+    shown = re.compile(r'<input type="search" name="q" value="([^"]*)"')
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(q=st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=250),
+           sort=st.sampled_from(["", "-due", "priority", "nonsense", "-created"]),
+           flow=st.sampled_from(["", "hello_world", "label", "gone"]))
+    def save_and_follow(q: str, sort: str, flow: str) -> None:
+        query = f"q={raw(q)}&sort={sort}&flow={flow}"
+        listed = bob.client.get(f"/queue/?{query}").get_data(as_text=True)
+        response = bob.client.post(f"/queue/filters/?{query}", **form(bob, name="prop"))  # type: ignore[arg-type]
+        assert response.status_code in (303, 422)
+        if response.status_code == 422:
+            assert "too long to save" in response.get_data(as_text=True)
+            return
+        html = bob.client.get("/queue/").get_data(as_text=True)
+        link = html.split(">prop</a>")[0].rsplit('<a href="', 1)[1].rstrip('"').replace("&amp;", "&")
+        followed = bob.client.get(link).get_data(as_text=True)
+        assert shown.findall(followed)[:1] == shown.findall(listed)[:1]
+
+    save_and_follow()
