@@ -159,3 +159,17 @@ def test_search_index_and_init_db_twice_are_safe(app: Flask) -> None:
         assert run(app, "init-db").exit_code == 0
     with app.app_context():
         assert db.session.scalars(sa.select(SearchDocument.body)).all() == before
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ('raise ValueError("boom at import")', "ValueError: boom at import"), ("x = (", "SyntaxError")])
+def test_a_flow_module_that_fails_to_import_is_one_line(app: Flask, tmp_path, monkeypatch, source: str,
+                                                        words: str) -> None:
+    """A module that raised anything but ImportError while importing was a traceback."""
+    (tmp_path / "broken_flow_module.py").write_text(source + "\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "broken_flow_module", raising=False)
+    for command in ("graph", "check"):
+        result = run(app, command, "broken_flow_module:SomeFlow")
+        refused(result, "importing 'broken_flow_module:SomeFlow' failed", code=2)
+        assert words in result.output

@@ -65,6 +65,9 @@ def find_flow(name: str) -> type[Flow]:
             f"{name!r} is neither a served flow label ({', '.join(sorted(flows))}) "
             f"nor an importable 'module:Class'"
         ) from exc
+    except Exception as exc:  # the module was found but failed while it was imported
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        raise click.BadParameter(f"importing {name!r} failed: {reason}") from exc
 
 
 @webflow_cli.command("graph")
