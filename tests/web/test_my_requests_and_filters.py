@@ -130,3 +130,13 @@ def test_a_nul_in_a_filter_name_is_refused(app, people) -> None:  # type: ignore
     assert bob.post("/archive/filters/", {"name": "x"}).status_code == 404  # no filters on the archive
     assert bob.post("/queue/filters/", {"name": "x"}, csrf=False).status_code == 400
     assert saved() == []
+
+
+def test_my_requests_past_the_last_page_shows_the_last_page(app, people) -> None:  # type: ignore[no-untyped-def]
+    """``?page=9`` of two pages said "Page 9 of 2" over "You have not started anything yet."
+    (as the other lists did before they showed their last page)."""
+    app.config["WEBFLOW_PAGE_SIZE"] = 2
+    made = [hello(f"parcel {n}", by="alice") for n in range(3)]
+    html = people("alice").get("/requests/?page=9").get_data(as_text=True)
+    assert "Page 2 of 2" in html and "Page 9" not in html
+    assert rows(html) == [made[0].id] and "not started anything" not in html

@@ -225,3 +225,22 @@ def test_the_starter_finds_their_process_and_no_one_elses(app, people) -> None: 
         assert task_of(mine, "approve").id in listed
         assert {db.session.get(Task, i).process_id for i in listed} == {mine.id}
     assert task_of(theirs, "approve").id in found(people("bob"), "plums")
+
+
+def test_a_search_past_its_last_page_shows_the_last_page(app, people) -> None:  # type: ignore[no-untyped-def]
+    """``?page=9`` of a two-page search said "No task you may see matches" although it had
+    matches on the pages before."""
+    app.config["WEBFLOW_PAGE_SIZE"] = 2
+    for n in range(3):
+        hello(f"pallet {n}")
+    bob = people("bob")
+    first = bob.get("/search/?q=pallet").get_data(as_text=True)
+    pages = int(re.search(r"Page 1 of (\d+)", first).group(1))  # type: ignore[union-attr]
+    assert pages >= 2
+    last = bob.get(f"/search/?q=pallet&page={pages}").get_data(as_text=True)
+    response = bob.get("/search/?q=pallet&page=9")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and "No task you may see matches" not in html
+    assert f"Page {pages} of {pages}" in html and "Page 9" not in html
+    listed = [int(n) for n in re.findall(r'id="row-task-(\d+)"', html)]
+    assert listed and listed == [int(n) for n in re.findall(r'id="row-task-(\d+)"', last)]

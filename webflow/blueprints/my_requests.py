@@ -13,7 +13,8 @@ from sqlalchemy.orm import selectinload
 from ..core.status import FINISHED, STATUS
 from ..extensions import db
 from ..models import Process, Task
-from .lookups import all_flows, page_number
+from .inbox import paginate_within
+from .lookups import all_flows
 from .web import render_page
 
 bp = Blueprint("my_requests", __name__)
@@ -34,8 +35,8 @@ def index() -> Any:
         Process.flow_class_path.in_([f.path() for f in all_flows().values()]))
     if state:
         query = query.where(Process.status == STATES[state])
-    page = db.paginate(query.order_by(Process.created.desc(), Process.id.desc()), page=page_number(),
-                       per_page=current_app.config["WEBFLOW_PAGE_SIZE"], error_out=False)
+    page = paginate_within(query.order_by(Process.created.desc(), Process.id.desc()),
+                           current_app.config["WEBFLOW_PAGE_SIZE"])
     return render_page("my_requests/index.html", ["requests"], page=page, state=state,
                        states=STATES, steps=open_steps(page.items), endpoint="my_requests.index",
                        title="My requests")

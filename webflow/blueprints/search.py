@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from ..core.search import PREFIX_FROM, SearchTerms, search_tasks, sees_every_flow
 from ..core.visibility import visible_tasks
 from ..extensions import db
+from .inbox import within_pages
 from .lookups import ResultPage, all_flows, page_number
 from .web import render_page
 
@@ -51,8 +52,14 @@ def search() -> Any:
     per_page = current_app.config["WEBFLOW_PAGE_SIZE"]
     number = page_number()
     flows = all_flows().values()
-    found = search_tasks(db.session(), query, visible_tasks(flows, user), kinds=SEARCHED_KINDS,
-                         page=number, per_page=per_page, cap=RESULT_CAP, sees_all=sees_every_flow(flows, user))
+    visible, sees_all = visible_tasks(flows, user), sees_every_flow(flows, user)
+    found = search_tasks(db.session(), query, visible, kinds=SEARCHED_KINDS,
+                         page=number, per_page=per_page, cap=RESULT_CAP, sees_all=sees_all)
+    last = within_pages(number, found.total, per_page)
+    if last != number:  # past the end (a hand-typed number, matches gone meanwhile): the last page
+        number = last
+        found = search_tasks(db.session(), query, visible, kinds=SEARCHED_KINDS,
+                             page=number, per_page=per_page, cap=RESULT_CAP, sees_all=sees_all)
     page = ResultPage(found.tasks, number, per_page, found.total, found.capped)
     return render_page("search/results.html", ["results"], page=page, query=query,
                        searched=bool(SearchTerms.parse(query)), endpoint="search.search",
