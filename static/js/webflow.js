@@ -138,6 +138,7 @@
         .then(function (response) {
           if (response.status !== 200) { return null; }
           etag = response.headers.get("ETag") || etag;
+          body.setAttribute("data-live-seen", etag);
           return response.json();
         })
         .then(function (answer) {
@@ -297,16 +298,47 @@
 
   function here() { return window.location.pathname + window.location.search; }
 
-  document.addEventListener("htmx:beforeOnLoad", function (event) {
-    var xhr = event.detail.xhr;
-    if (!xhr || xhr.status !== 401 || !xhr.getResponseHeader("HX-Redirect") || !whoIsIn()) { return; }
+  // why: "login" (the session ended) or "fresh" (a page shown again by Back was out of date).
+  function stashTyped(why) {
+    if (!whoIsIn()) { return; }
     var notes = noteEdits(document.body, null, true).map(function (note) {
       return {key: note.key, fields: note.fields};
     });
     if (!notes.length) { return; }
     try {
-      window.sessionStorage.setItem(STASH, JSON.stringify({user: whoIsIn(), page: here(), at: Date.now(), notes: notes}));
+      window.sessionStorage.setItem(STASH, JSON.stringify({user: whoIsIn(), page: here(), at: Date.now(),
+                                                           why: why, notes: notes}));
     } catch (ignored) { /* storage full or off: the login still works */ }
+  }
+
+  document.addEventListener("htmx:beforeOnLoad", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.status === 401 && xhr.getResponseHeader("HX-Redirect")) { stashTyped("login"); }
+  });
+
+  // -- Back (or Forward) to a page kept whole in the browser's back/forward cache -------------
+  // The page is shown as it was left, which may be before what happened since (the task you
+  // completed still shows its form; after logging out, your inbox). It asks the server (the
+  // live poll, with what the page had seen) and loads itself again when anything changed or
+  // the session ended; what was typed comes back into the same forms (stashTyped).
+  window.addEventListener("pageshow", function (event) {
+    var body = document.body;
+    var pollUrl = body && body.getAttribute("data-live-poll");
+    if (!event.persisted || !pollUrl) { return; }
+    var etag = body.getAttribute("data-live-seen") || '"' + body.getAttribute("data-live-etag") + '"';
+    fetch(pollUrl, {headers: {"If-None-Match": etag}, cache: "no-store", credentials: "same-origin"})
+      .then(function (response) {
+        if (response.status === 304) { return false; }
+        if (response.redirected || response.status !== 200) { return true; }  // logged out, or unsure
+        return response.json().then(function (answer) { return !!(answer.events && answer.events.length); });
+      })
+      .then(function (stale) {
+        if (stale) {
+          stashTyped("fresh");
+          window.location.reload();
+        }
+      })
+      .catch(function () { /* no server: the page stays as it is, live updates catch up later */ });
   });
 
   function bringBackTyped() {
@@ -325,7 +357,10 @@
       if (form) { applyFields(form, note.fields); back = true; }
     });
     if (back) {
-      showMessage("What you typed before you logged in again is back in the form. Nothing was sent: " +
+      showMessage(kept.why === "fresh" ?
+                  "This page had changed since you left it and was loaded again; what you typed is back in the form. " +
+                  "Nothing was sent." :
+                  "What you typed before you logged in again is back in the form. Nothing was sent: " +
                   "check it and send it again.", "info");
     }
   }

@@ -275,7 +275,22 @@ def test_a_double_click_on_post_comment_posts_once(browser: Any, app: Flask) -> 
         assert bob.locator("#messages .flash.error").count() == 0
 
 
-def test_back_after_complete_shows_the_task_as_it_is_now(browser: Any, app: Flask) -> None:
+@pytest.fixture
+def bfcache_browser() -> Iterator[Any]:
+    """Chromium with its back/forward cache on, as people have it (Playwright turns it off)."""
+    from conftest import ARGS, CHROMIUM
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
+                                              ignore_default_args=["--disable-back-forward-cache"])
+        yield chromium
+        chromium.close()
+
+
+def test_back_after_complete_shows_the_task_as_it_is_now(bfcache_browser: Any, app: Flask) -> None:
+    browser = bfcache_browser
     """bob completes his errand (the next page loads whole) and presses Back: the task page
     he comes back to says the task is done, not the form he already sent."""
     task_id, path = errand("bob")
@@ -286,14 +301,14 @@ def test_back_after_complete_shows_the_task_as_it_is_now(browser: Any, app: Flas
         bob.wait_for_url(lambda url: "/run/" not in url)
         bob.wait_for_selector("body[data-live-ready]")
         assert task_row(task_id).status.value == "DONE"
-        bob.go_back()
-        bob.wait_for_url(f"**{path}")
-        bob.wait_for_selector("#task-work h2")
-        assert bob.inner_text("#task-work h2") == "Done"
+        bob.go_back(wait_until="commit")  # from the back/forward cache: no load event
+        bob.wait_for_url(f"**{path}", wait_until="commit")
+        bob.wait_for_selector("#task-work h2:text-is('Done')")
         assert bob.locator("#task-work button:has-text('Complete')").count() == 0
 
 
-def test_back_to_the_queue_after_taking_shows_the_queue_as_it_is_now(browser: Any, app: Flask) -> None:
+def test_back_to_the_queue_after_taking_shows_the_queue_as_it_is_now(bfcache_browser: Any, app: Flask) -> None:
+    browser = bfcache_browser
     task_id, _ = errand()
     with serving(app) as base:
         bob = open_page(browser, base, "bob", "/queue/")
@@ -301,8 +316,8 @@ def test_back_to_the_queue_after_taking_shows_the_queue_as_it_is_now(browser: An
         bob.wait_for_selector("#messages .flash:has-text('1 task assigned to you.')")
         bob.click("nav.wf-nav a:has-text('Inbox')")
         bob.wait_for_url("**/inbox/")
-        bob.go_back()
-        bob.wait_for_url("**/queue/")
+        bob.go_back(wait_until="commit")  # from the back/forward cache: no load event
+        bob.wait_for_url("**/queue/", wait_until="commit")
         bob.wait_for_selector("#task-list")
         assert bob.locator(f"#row-task-{task_id}").count() == 0
 
@@ -473,3 +488,30 @@ def test_double_clicks_on_save_draft_and_complete_store_once(browser: Any, app: 
         assert bob.locator("#messages .flash.error").count() == 0
         assert "is done" in bob.inner_text("#messages")
         assert events(task_id, "done") == 1
+
+
+def test_back_to_an_unchanged_page_keeps_it_and_back_after_logging_out_shows_the_login(
+        bfcache_browser: Any, app: Flask) -> None:
+    """Back to a task page where nothing happened meanwhile: the page as it was left, typed
+    report included (no reload). Back after logging out: the login form, not the inbox of
+    the person who just left the computer."""
+    task_id, path = errand("bob")
+    with serving(app) as base:
+        bob = open_page(bfcache_browser, base, "bob", path)
+        fill_work(bob)
+        bob.click("nav.wf-nav a:has-text('Inbox')")
+        bob.wait_for_url("**/inbox/")
+        bob.go_back(wait_until="commit")
+        bob.wait_for_url(f"**{path}", wait_until="commit")
+        bob.wait_for_selector("#task-work input[name=summary]")
+        bob.wait_for_timeout(1000)  # the page's question to the server has been answered
+        assert bob.evaluate("window.stayedOnPage") is True
+        assert_work_kept(bob)
+
+        bob.click("form.wf-logout button")
+        bob.wait_for_url("**/login**")
+        bob.go_back(wait_until="commit")
+        bob.wait_for_url("**/login**", wait_until="commit")
+        bob.wait_for_selector("input[name=password]")
+        assert "Stamps bought" not in bob.content()
+        assert task_row(task_id).status.value == "ASSIGNED"
