@@ -25,11 +25,6 @@
     }
   }
 
-  // An error answer is swapped only when webflow wrote it (it carries X-Webflow-Answer, see
-  // web.py): a proxy's 502/503 page, an empty answer or the WSGI server's bare 500 would
-  // otherwise replace the task form (and what was typed in it) or a card with its text.
-  // What the person typed stays; the message says what happened and that trying again is
-  // safe (webflow refuses a repeat of what was already done, in words).
   // The browser cannot know whether a request that got no answer of webflow's was carried
   // out (a proxy's 504 can come after the work was done), so the message says neither
   // "nothing changed" nor "reload" (a reload would throw away what was typed): trying again is
