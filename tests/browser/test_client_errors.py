@@ -515,3 +515,34 @@ def test_back_to_an_unchanged_page_keeps_it_and_back_after_logging_out_shows_the
         bob.wait_for_selector("input[name=password]")
         assert "Stamps bought" not in bob.content()
         assert task_row(task_id).status.value == "ASSIGNED"
+
+
+@pytest.fixture
+def short_wait(tmp_path: Path) -> Iterator[Flask]:
+    """Pages that give up on an answer after 1.5 s (30 s by default)."""
+    made = make_test_app(f"sqlite:///{tmp_path / 'wait.sqlite'}", [ErrandFlow],
+                         {"bob": PERMS}, "pw", REDIS_URL=None, WEBFLOW_LIVE_POLL_SECONDS=30,
+                         WEBFLOW_REQUEST_TIMEOUT_MS=1500)
+    with in_app_context(made):
+        yield made
+
+
+def test_a_server_that_never_answers_complete_is_given_up_on_and_said(browser: Any, short_wait: Flask) -> None:
+    """The server hangs on bob's Complete: the page does not leave the buttons disabled in
+    silence; it says the server took too long, keeps his report and lets him try again."""
+    task_id, path = errand("bob")
+    with serving(short_wait) as base:
+        bob = open_page(browser, base, "bob", path)
+        fill_work(bob)
+        held: list[Any] = []
+        bob.route("**/run/*/", lambda route: held.append(route) if route.request.method == "POST"
+                  else route.continue_())
+        bob.click("#task-work button:has-text('Complete')")
+        message = error_message(bob)
+        assert "took too long" in message and "What you typed is still here" in message
+        assert_work_kept(bob)
+        assert bob.is_enabled("#task-work button:has-text('Complete')")
+        bob.unroute("**/run/*/")
+        bob.click("#task-work button:has-text('Complete')")
+        bob.wait_for_url(lambda url: "/run/" not in url)
+        assert task_row(task_id).status.value == "DONE"
