@@ -72,6 +72,8 @@ def from_environment() -> dict[str, Any]:
         "WEBFLOW_LIVE_HEARTBEAT": number(os.environ, "WEBFLOW_LIVE_HEARTBEAT", 15.0, whole=False),
         "WEBFLOW_LIVE_LIFETIME": number(os.environ, "WEBFLOW_LIVE_LIFETIME", 300.0, whole=False),
         "WEBFLOW_LIVE_POLL_SECONDS": number(os.environ, "WEBFLOW_LIVE_POLL_SECONDS", 5.0, whole=False),
+        # How long a page waits for an HTMX answer before it says the server did not answer.
+        "WEBFLOW_REQUEST_TIMEOUT_MS": number(os.environ, "WEBFLOW_REQUEST_TIMEOUT_MS", 30000),
         # -- security (README: "Security") --
         "WEBFLOW_ENV": os.environ.get("WEBFLOW_ENV", ""),
         # How many proxies in front of the app set X-Forwarded-For/-Proto/-Host (0: none).
