@@ -275,24 +275,10 @@ def test_a_double_click_on_post_comment_posts_once(browser: Any, app: Flask) -> 
         assert bob.locator("#messages .flash.error").count() == 0
 
 
-@pytest.fixture
-def bfcache_browser() -> Iterator[Any]:
-    """Chromium with its back/forward cache on, as people have it (Playwright turns it off)."""
-    from conftest import ARGS, CHROMIUM
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS,
-                                              ignore_default_args=["--disable-back-forward-cache"])
-        yield chromium
-        chromium.close()
-
-
 def test_back_after_complete_shows_the_task_as_it_is_now(bfcache_browser: Any, app: Flask) -> None:
-    browser = bfcache_browser
     """bob completes his errand (the next page loads whole) and presses Back: the task page
     he comes back to says the task is done, not the form he already sent."""
+    browser = bfcache_browser
     task_id, path = errand("bob")
     with serving(app) as base:
         bob = open_page(browser, base, "bob", path)
