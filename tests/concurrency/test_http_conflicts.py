@@ -11,10 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -28,7 +25,7 @@ import sqlalchemy as sa
 from app_support import in_app_context, make_test_app
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
-from test_http_race import Browser, free_port
+from test_http_race import Browser, gunicorn
 from wtforms import StringField
 
 from webflow import STATUS, Flow, fire_due_timers, flow, this
@@ -37,7 +34,6 @@ from webflow.core.models import Comment, TaskDraft, utcnow
 from webflow.models import Process, Task, TaskEvent, User
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
 ROUNDS = int(os.environ.get("WEBFLOW_RACE_ROUNDS", "4"))
 PASSWORD = "pw"
 
@@ -133,34 +129,13 @@ def site(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site
     Base.metadata.drop_all(engine)
     with in_app_context(make_test_app(pg_url, [DeskFlow, PanelFlow], USERS, PASSWORD)):
         pass  # tables and users made; its pool is closed
-    port = free_port()
     env = {**os.environ, "DATABASE_URL": pg_url, "WEBFLOW_FLOWS": FLOWS, "SECRET_KEY": "conflicts",
            "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_INSTANCE": str(tmp_path_factory.mktemp("instance")),
            "PYTHONPATH": os.pathsep.join([str(HERE), str(HERE.parent), os.environ.get("PYTHONPATH", "")])}
-    env.pop("REDIS_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "3", "--bind", f"127.0.0.1:{port}",
-         "--timeout", "60", "wsgi:app"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(base + "/login", timeout=2).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("gunicorn did not come up:\n" + proc.stderr.read().decode()[-3000:])  # type: ignore[union-attr]
-                time.sleep(0.2)
-        yield base, engine
+        with gunicorn(env, workers=3) as base:
+            yield base, engine
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
         engine.dispose()
 
 

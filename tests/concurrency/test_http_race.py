@@ -19,6 +19,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -77,19 +78,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[str]:
-    """The app under gunicorn, two sync worker processes, on a fresh database with alice."""
-    app = make_test_app(db_url, [HelloWorldFlow], {"alice": PERMS}, "pw")
-    with in_app_context(app):
-        pass  # its pool is closed: nothing of it is shared with the server's workers
-
+@contextmanager
+def gunicorn(env: dict[str, str], workers: int) -> Iterator[str]:
+    """``wsgi:app`` under gunicorn with ``workers`` sync worker processes and ``env`` (no
+    Redis: jobs inline), on a free port; its base URL once it answers, stopped on exit."""
+    env = {key: value for key, value in env.items() if key != "REDIS_URL"}
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": db_url, "WEBFLOW_FLOWS": FLOW_SPEC, "SECRET_KEY": "race",
-           "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_INSTANCE": str(tmp_path)}
-    env.pop("REDIS_URL", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
          "--timeout", "60", "wsgi:app"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
@@ -111,6 +107,19 @@ def server(db_url: str, tmp_path: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
+
+
+@pytest.fixture
+def server(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """The app under gunicorn, two sync worker processes, on a fresh database with alice."""
+    app = make_test_app(db_url, [HelloWorldFlow], {"alice": PERMS}, "pw")
+    with in_app_context(app):
+        pass  # its pool is closed: nothing of it is shared with the server's workers
+
+    env = {**os.environ, "DATABASE_URL": db_url, "WEBFLOW_FLOWS": FLOW_SPEC, "SECRET_KEY": "race",
+           "WEBFLOW_INLINE_JOBS": "inline", "WEBFLOW_INSTANCE": str(tmp_path)}
+    with gunicorn(env, workers=2) as base:
+        yield base
 
 
 def race(url: str, form: dict[str, str], *browsers: Browser) -> tuple[list[tuple[int, str]],
