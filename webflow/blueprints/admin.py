@@ -35,11 +35,12 @@ from ..jobs import job_mode
 from ..timefmt import parse_local_input
 from .actions import find_action, people_transition, rule_book_names
 from .confirmations import confirmation
-from .inbox import count_rows, paginate_within
+from .inbox import count_rows
 from .lookups import (
     all_flows,
     flow_or_404,
     managed_flows,
+    paginate_within,
     parse_day,
     process_or_404,
     process_url,

@@ -32,12 +32,12 @@ from ..extensions import db
 from ..graph_svg import node_states, process_graph
 from ..models import Process, Task, TaskEvent
 from .actions import task_actions
-from .inbox import paginate_within
 from .lookups import (
     ResultPage,
     all_flows,
     flow_or_404,
     page_number,
+    paginate_within,
     parse_id,
     process_or_404,
     process_url,

@@ -22,7 +22,7 @@ from ..core.status import STATUS
 from ..extensions import db
 from ..models import Process, Task, TaskEvent, User
 from .actions import what_happened
-from .lookups import all_flows, list_args, page_number, parse_id
+from .lookups import all_flows, list_args, page_number, parse_id, within_pages
 from .web import engine_context, render_page, wants_fragment
 
 bp = Blueprint("inbox", __name__)
@@ -54,21 +54,6 @@ def sort_order(sort: str) -> list[Any]:
     if descending or name not in ("due", "priority"):
         return [first, Task.id.desc()]  # newest first among equals, as the lists always did
     return [first, Task.id.asc()]
-
-
-def within_pages(number: int, total: int, per_page: int) -> int:
-    """The page asked for, or the last page when it is past the end (a list left open on its
-    last page after that page emptied; a hand-typed number): never an empty page that says
-    "Page 9 of 3" over "nothing here" while earlier pages have rows."""
-    return max(1, min(number, -(-total // per_page)))
-
-
-def paginate_within(query: Any, per_page: int) -> Any:
-    """``db.paginate`` of the asked page (``?page=``), or of the last page when it is past the end."""
-    page = db.paginate(query, page=page_number(), per_page=per_page, error_out=False)
-    if page.total and page.page > (page.pages or 1):
-        page = db.paginate(query, page=page.pages, per_page=per_page, error_out=False)
-    return page
 
 
 @dataclass(frozen=True)

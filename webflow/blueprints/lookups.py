@@ -141,6 +141,21 @@ def page_number() -> int:
     return min(parse_id(request.args.get("page")) or 1, 10**6)
 
 
+def within_pages(number: int, total: int, per_page: int) -> int:
+    """The page asked for, or the last page when it is past the end (a list left open on its
+    last page after that page emptied; a hand-typed number): never an empty page that says
+    "Page 9 of 3" over "nothing here" while earlier pages have rows."""
+    return max(1, min(number, -(-total // per_page)))
+
+
+def paginate_within(query: Any, per_page: int) -> Any:
+    """``db.paginate`` of the asked page (``?page=``), or of the last page when it is past the end."""
+    page = db.paginate(query, page=page_number(), per_page=per_page, error_out=False)
+    if page.total and page.page > (page.pages or 1):
+        page = db.paginate(query, page=page.pages, per_page=per_page, error_out=False)
+    return page
+
+
 def parse_day(raw: str | None) -> date | None:
     """A ``YYYY-MM-DD`` day from 1900 to 9998 (a day later is still a day), else None."""
     try:

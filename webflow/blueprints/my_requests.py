@@ -13,8 +13,7 @@ from sqlalchemy.orm import selectinload
 from ..core.status import FINISHED, STATUS
 from ..extensions import db
 from ..models import Process, Task
-from .inbox import paginate_within
-from .lookups import all_flows
+from .lookups import all_flows, paginate_within
 from .web import render_page
 
 bp = Blueprint("my_requests", __name__)

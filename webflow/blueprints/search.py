@@ -12,8 +12,7 @@ from markupsafe import Markup, escape
 from ..core.search import PREFIX_FROM, SearchTerms, search_tasks, sees_every_flow
 from ..core.visibility import visible_tasks
 from ..extensions import db
-from .inbox import within_pages
-from .lookups import ResultPage, all_flows, page_number
+from .lookups import ResultPage, all_flows, page_number, within_pages
 from .web import render_page
 
 bp = Blueprint("search", __name__)
