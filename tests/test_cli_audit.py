@@ -49,9 +49,10 @@ def users() -> list[tuple[str, bool]]:
 
 
 @pytest.mark.parametrize("args", [["search-index"], ["create-user", "ann", "--password", "pw"],
-                                  ["fire-timers"]])
+                                  ["fire-timers"], ["worker", "--burst"]])
 def test_a_database_without_tables_is_told_to_upgrade(db_url: str, args: list[str]) -> None:
-    """They printed a SQL traceback; fire-timers logged one and said "0 timers fired." (exit 0)."""
+    """They printed a SQL traceback; fire-timers logged one and said "0 timers fired." (exit 0);
+    the worker started and failed every job it took."""
     app = make(db_url)
     result = run(app, *args)
     refused(result, "has no webflow tables")

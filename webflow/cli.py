@@ -233,4 +233,6 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
     """Run an RQ worker for job tasks (needs REDIS_URL)."""
     from .worker import run_worker
 
+    require_schema()
+    db.engine.dispose()  # the check's connection must not be inherited by forked job horses
     run_worker(current_app._get_current_object(), list(queues) or ["default"], burst)  # type: ignore[attr-defined]
