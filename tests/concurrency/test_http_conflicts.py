@@ -384,3 +384,23 @@ def test_a_comment_while_the_process_is_canceled(site: Site, people: dict[str, P
             texts = rows.session.scalars(sa.select(Comment.text).where(Comment.task_id == task_id)).all()
             assert texts == [f"note {n} for @boss"]
             assert rows.process(process_id).status == STATUS.CANCELED
+
+
+def test_one_comment_form_sent_twice_at_once_posts_once(site: Site, people: dict[str, Person]) -> None:
+    """A double click that reaches two server processes at the same moment: one comment,
+    and both answers show it (the second says it was already posted)."""
+    _, engine = site
+    bob = people["bob"]
+    with Rows(engine) as rows:
+        for n in range(ROUNDS):
+            _, task_id, url = rows.desk("bob")
+            token = re.search(r'name="comment_token" value="([0-9a-f]{32})"', bob.open(url))
+            assert token, "the comment form carries no one-time token"
+            form = {"text": f"only once {n}", "comment_token": token.group(1)}
+            answers = at_once(*[functools.partial(bob.send, url + "comments/", form)] * 2)
+            assert [a[0] for a in answers] == [200, 200], [(a[0], errors(a[2])) for a in answers]
+            assert all(a[2].count(f"only once {n}") == 1 for a in answers)
+            assert sum("already posted" in a[2] for a in answers) == 1
+            rows.fresh()
+            texts = rows.session.scalars(sa.select(Comment.text).where(Comment.task_id == task_id)).all()
+            assert texts == [f"only once {n}"]

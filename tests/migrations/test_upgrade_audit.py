@@ -27,7 +27,7 @@ TABLES = {"0001": ("group", "user", "user_group", "process", "task", "task_link"
           "0009_notify": ("notification_setting", "overdue_notice", "notification"),
           "0010_search": ("search_document", "saved_filter")}
 ORDER = ["0001", "0002", "0003", "0004", "0005", "0006", "0007_timezone", "0008_collab", "0009_notify",
-         "0010_search", "0011_sqlite_timestamps"]
+         "0010_search", "0011_sqlite_timestamps", "0012_comment_token"]
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def counts(revision: str) -> dict[str, int]:
         return {name: conn.exec_driver_sql(f'SELECT count(*) FROM "{name}"').scalar() for name in tables}
 
 
-@pytest.mark.parametrize("revision", ["0001", "0002", "0008_collab", "0010_search"])
+@pytest.mark.parametrize("revision", ["0001", "0002", "0008_collab", "0010_search", "0011_sqlite_timestamps"])
 def test_upgrading_a_database_with_rows_keeps_every_row(app: Flask, revision: str) -> None:
     """0003 rebuilds ``process`` in batch mode on SQLite (copy, DROP TABLE, rename): with
     foreign keys on, the DROP deleted every task, link and event through ON DELETE CASCADE."""
@@ -150,10 +150,30 @@ def test_the_upgraded_rows_work_on(app: Flask) -> None:
 
 def test_downgrading_keeps_the_rows_of_the_tables_that_stay(app: Flask) -> None:
     upgrade()
-    fill("0011_sqlite_timestamps")
+    fill("0012_comment_token")
     before = counts("0002")
     downgrade(revision="0002")
     assert counts("0002") == before
+
+
+def test_comments_from_before_0012_have_no_token_and_keep_through_a_downgrade(app: Flask) -> None:
+    """0012 gives comments the token of the form that posted them: older comments have none
+    (any number of them may), a token is stored once, and going back keeps every comment."""
+    upgrade(revision="0011_sqlite_timestamps")
+    fill("0011_sqlite_timestamps")
+    upgrade()
+    insert = ("INSERT INTO comment(process_id, task_id, author_id, text, mentions, created, post_token) "
+              "VALUES (1, 2, 2, 'thanks', '[]', '2026-01-02 10:00:00', {})")
+    with db.engine.begin() as conn:
+        assert conn.exec_driver_sql("SELECT post_token FROM comment").scalars().all() == [None]
+        conn.exec_driver_sql(insert.format("NULL"))
+        conn.exec_driver_sql(insert.format("'" + "a" * 32 + "'"))
+    with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+        conn.exec_driver_sql(insert.format("'" + "a" * 32 + "'"))
+    downgrade(revision="0011_sqlite_timestamps")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT text FROM comment ORDER BY id").scalars().all() == [
+            "please @ben", "thanks", "thanks"]
 
 
 def flask_db(db_url: str, *args: str) -> subprocess.CompletedProcess[str]:

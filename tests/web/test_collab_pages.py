@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from web_flows import LabelFlow
 from web_support import fresh, snapshot, task_of, task_url, user
 
 from webflow import STATUS, db
 from webflow.core.models import Comment, OutOfOffice, TaskDraft
+from webflow.core.signals import comment_posted
 
 
 def confirm_of(owner: str | None = "alice"):  # type: ignore[no-untyped-def]
@@ -97,6 +101,85 @@ def test_hostile_ids_in_comment_urls_are_404_never_500(app, people) -> None:  # 
                 f"/flows/label/{process.id}/start/{confirm.id}/comments/"):
         assert alice.post(url, {"text": "x"}).status_code == 404
     assert comments() == []
+
+
+def post_token(html: str) -> str:
+    """The comment form's one-time token on the page or fragment."""
+    match = re.search(r'name="comment_token" value="([0-9a-f]{32})"', html)
+    assert match, "the comment form carries no one-time token"
+    return match.group(1)
+
+
+@pytest.mark.parametrize("hx", [False, True])
+@pytest.mark.parametrize("where", ["task", "process"])
+def test_a_comment_form_sent_twice_posts_one_comment(app, people, where: str, hx: bool) -> None:  # type: ignore[no-untyped-def]
+    """A double click without JavaScript, a retry after the answer was lost, Back and send
+    again: the same form stores one comment, tells no one twice, and says it was already
+    posted. The page drawn after a post has a new form, whose comment is a new one."""
+    process, confirm = confirm_of()
+    page_url = task_url(confirm) if where == "task" else process_url(process)
+    alice = people("alice")
+    told: list[list[str]] = []
+
+    def note(sender, comment, mentions, **extra) -> None:  # type: ignore[no-untyped-def]
+        told.append([u.username for u in mentions])
+
+    token = post_token(alice.get(page_url).get_data(as_text=True))
+    form = {"text": "please check, @bob", "comment_token": token}
+    with comment_posted.connected_to(note):
+        first = alice.post(page_url + "comments/", form, hx=hx)
+        again = alice.post(page_url + "comments/", form, hx=hx)
+    assert comments() == ["please check, @bob"] and len(told) == 1  # the mentions sent once
+    if hx:
+        assert first.status_code == again.status_code == 200
+        second_html = again.get_data(as_text=True)
+        next_token = post_token(first.get_data(as_text=True))
+    else:
+        assert first.status_code == again.status_code == 303
+        second_html = alice.get(again.headers["Location"]).get_data(as_text=True)
+        next_token = post_token(second_html)
+    assert "already posted" in second_html and second_html.count("please check,") == 1
+    assert next_token != token
+    meant_again = alice.post(page_url + "comments/", {**form, "comment_token": next_token}, hx=hx)
+    assert meant_again.status_code in (200, 303)
+    assert comments() == ["please check, @bob", "please check, @bob"]  # meant twice: posted twice
+
+
+def test_a_comment_without_a_token_is_posted_each_time(app, people) -> None:  # type: ignore[no-untyped-def]
+    """A client that sends no token (a script) gets what it asks for: nothing to match."""
+    process, confirm = confirm_of()
+    alice = people("alice")
+    for _ in range(2):
+        assert alice.post(task_url(confirm, "comments/"), {"text": "ping"}).status_code == 303
+    assert comments() == ["ping", "ping"]
+
+
+@pytest.mark.parametrize("token", ["x", "A" * 32, "a" * 31, "a" * 33, "a" * 5000, "é" * 32, "a" * 31 + "\n"])
+def test_a_damaged_comment_token_is_refused_with_the_text_kept(app, people, token: str) -> None:  # type: ignore[no-untyped-def]
+    process, confirm = confirm_of()
+    alice = people("alice")
+    alice.get(task_url(confirm))
+    for url in (task_url(confirm, "comments/"), process_url(process) + "comments/"):
+        response = alice.post(url, {"text": "kept words", "comment_token": token}, hx=True)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422 and "damaged" in html and "kept words" in html, url
+        assert post_token(html) != token
+    assert comments() == []
+
+
+def test_a_token_of_someone_elses_comment_or_another_process_is_refused(app, people) -> None:  # type: ignore[no-untyped-def]
+    process, confirm = confirm_of()
+    other, _ = confirm_of()
+    alice, bob = people("alice"), people("bob")
+    token = post_token(alice.get(task_url(confirm)).get_data(as_text=True))
+    mine = alice.post(task_url(confirm, "comments/"), {"text": "mine", "comment_token": token})
+    assert mine.status_code == 303
+    bob.get(task_url(confirm))
+    answer = bob.post(task_url(confirm, "comments/"), {"text": "his", "comment_token": token}, hx=True)
+    assert answer.status_code == 422 and "already used" in answer.get_data(as_text=True)
+    answer = alice.post(process_url(other) + "comments/", {"text": "there", "comment_token": token}, hx=True)
+    assert answer.status_code == 422 and "already used" in answer.get_data(as_text=True)
+    assert comments() == ["mine"]
 
 
 # -- delegation --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from flask import Flask, abort, flash, redirect, request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
-from ..core.comments import MENTION, post_comment
+from ..core.comments import MENTION, AlreadyPosted, new_post_token, post_comment
 from ..core.drafts import save_draft
 from ..core.exceptions import InputRejected, PermissionDenied, TransitionNotAllowed
 from ..core.models import Comment
@@ -21,6 +21,14 @@ from .tasks import TASK_URL, can_complete, changed_since_drawn, load_visible_tas
 from .web import render_page, wants_fragment
 
 PROCESS_URL = "/flows/<flow_label>/<int:process_id>/"
+#: The comment forms' hidden one-time token (``core.comments.post_comment``'s ``token``).
+POST_TOKEN = "comment_token"
+ALREADY_POSTED = "This comment was already posted (the form was sent twice); it is shown once."
+
+
+def sent_token() -> str | None:
+    """The comment form's token, or None from a client that sends none (nothing to match)."""
+    return request.form.get(POST_TOKEN) or None
 #: The task page's parts a comment changes: the history, where comments are listed.
 COMMENT_BLOCKS = ["history"]
 
@@ -32,7 +40,11 @@ def task_comment(flow_label: str, process_id: int, node: str, task_id: int) -> A
     flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
     text = request.form.get("text", "")
     try:
-        post_comment(db.session(), task.process, user, text, task=task)
+        post_comment(db.session(), task.process, user, text, task=task, token=sent_token())
+        posted = True
+    except AlreadyPosted:
+        flash(ALREADY_POSTED, "info")
+        posted = False
     except InputRejected as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -41,7 +53,8 @@ def task_comment(flow_label: str, process_id: int, node: str, task_id: int) -> A
         abort(403)
     if wants_fragment():
         return render_task(flow_class, task, COMMENT_BLOCKS)
-    flash("Your comment was posted.", "success")
+    if posted:
+        flash("Your comment was posted.", "success")
     return redirect(task_url(task) + "#task-history", code=303)
 
 
@@ -57,7 +70,11 @@ def process_comment(flow_label: str, process_id: int) -> Any:
     text = request.form.get("text", "")
     status = 200
     try:
-        post_comment(db.session(), process, user, text)
+        post_comment(db.session(), process, user, text, token=sent_token())
+        posted = True
+    except AlreadyPosted:
+        flash(ALREADY_POSTED, "info")
+        posted = False
     except InputRejected as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -65,7 +82,8 @@ def process_comment(flow_label: str, process_id: int) -> Any:
     except PermissionDenied:
         abort(403)
     if status == 200 and not wants_fragment():
-        flash("Your comment was posted.", "success")
+        if posted:
+            flash("Your comment was posted.", "success")
         return redirect(process_url(process) + "#comments", code=303)
     db.session.expire_all()
     return render_page("flows/process_detail.html", ["comments"], status=status,
@@ -131,3 +149,6 @@ def comment_html(comment: Comment) -> Markup:
 
 def register(app: Flask) -> None:
     app.add_template_filter(comment_html, "comment_html")
+    # Each comment form drawn gets a token of its own (a fresh one after every post, as the
+    # form is drawn again with the list it posts to).
+    app.add_template_global(new_post_token, "new_post_token")

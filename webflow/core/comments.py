@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from .exceptions import InputRejected, PermissionDenied
+from .exceptions import FlowRuntimeError, InputRejected, PermissionDenied
 from .json_data import text_problem
 from .models import Comment, Process, Task, User
 from .signals import comment_posted
 from .transaction import unit_of_work
 from .visibility import can_see_process, can_see_task
 
+#: A comment form's one-time token, as ``new_post_token`` makes it.
+TOKEN = re.compile(r"[0-9a-f]{32}")
 #: The longest comment, in characters.
 MAX_COMMENT = 5000
 #: At most this many different names in one comment are looked up as mentions.
@@ -49,13 +52,30 @@ def mentioned_names(text: str) -> list[str]:
     return list(names)[:MAX_MENTIONS]
 
 
+def new_post_token() -> str:
+    """A fresh one-time token for a comment form."""
+    return secrets.token_hex(16)
+
+
+class AlreadyPosted(FlowRuntimeError):
+    """The form's token already posted a comment (``.comment``): nothing new was stored."""
+
+    def __init__(self, comment: Comment) -> None:
+        super().__init__(f"comment {comment.id} was already posted with this form")
+        self.comment = comment
+
+
 def post_comment(session: Session, process: Process, author: User, text: str | None,
-                 task: Task | None = None) -> Comment:
+                 task: Task | None = None, token: str | None = None) -> Comment:
     """Store a comment by ``author`` on the process (or one of its tasks) and return it.
 
     The author must see what they comment on. Mentions are the named users who are active
     and see it too (anything else after an @ stays plain text); ``comment_posted`` is sent
-    with them once the row has its id, inside the transaction."""
+    with them once the row has its id, inside the transaction.
+
+    ``token`` is the posting form's one-time token: when this author's comment with that
+    token exists (the same form sent again), AlreadyPosted names it and nothing is stored
+    or sent. The check runs under the process lock, so two copies sent at once store one."""
     text = check_comment(text)
     if task is not None and task.process_id != process.id:
         raise PermissionDenied(f"task {task.id} is not a task of process {process.id}")
@@ -66,13 +86,23 @@ def post_comment(session: Session, process: Process, author: User, text: str | N
     with unit_of_work(session, process.id):
         if not sees(author):
             raise PermissionDenied(f"{author} may not see what they comment on")
+        if token is not None:
+            if not TOKEN.fullmatch(token):
+                raise InputRejected("The comment form was damaged in transit and nothing was "
+                                    "posted: post the comment again.")
+            earlier = session.scalar(sa.select(Comment).where(Comment.post_token == token))
+            if earlier is not None:
+                if earlier.author_id != author.id or earlier.process_id != process.id:
+                    raise InputRejected("This form was already used: reload the page and write "
+                                        "the comment again.")
+                raise AlreadyPosted(earlier)
         names = mentioned_names(text)
         found = {u.username: u for u in session.scalars(
             sa.select(User).where(User.username.in_(names), User.is_active.is_(True)))} if names else {}
         mentions = [found[name] for name in names
                     if name in found and found[name].id != author.id and sees(found[name])]
         comment = Comment(process=process, task=task, author=author, text=text,
-                          mentions=[u.username for u in mentions])
+                          mentions=[u.username for u in mentions], post_token=token)
         session.add(comment)
         session.flush()
         comment_posted.send(process.flow_class, process=process, task=task, comment=comment,

@@ -475,6 +475,7 @@ class Comment(Base):
     __table_args__ = (
         sa.Index("ix_comment_process_created", "process_id", "created"),
         sa.Index("ix_comment_task_created", "task_id", "created"),
+        sa.Index("ux_comment_post_token", "post_token", unique=True),
     )
 
     id: Mapped[intpk]
@@ -484,6 +485,10 @@ class Comment(Base):
     text: Mapped[str] = mapped_column(sa.Text)
     # The usernames the comment mentions (users who could see it when it was posted).
     mentions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # The one-time token of the form that posted it: the same form sent again (a double
+    # click without JavaScript, a retry after a dropped answer, Back and send) finds this
+    # comment instead of storing a second. None for comments posted without a form's token.
+    post_token: Mapped[str | None] = mapped_column(sa.String(64))
     created: Mapped[timestamp]
 
     author: Mapped[User | None] = relationship(lazy="joined")
