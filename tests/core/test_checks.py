@@ -65,3 +65,21 @@ def test_the_demo_flows_are_sound():
     from webflow.demo.shipment import ShipmentFlow
 
     assert check_flow(HelloWorldFlow) == [] and check_flow(ShipmentFlow) == []
+
+
+@pytest.mark.parametrize("name", ["shown", "start_token", "csrf_token"])
+def test_a_form_field_named_like_the_pages_own_hidden_fields_is_an_error(name: str) -> None:
+    """The task page adds ``shown`` and the start page ``start_token`` to the node's form:
+    a field of the same name was sent twice and one value silently lost."""
+    from flask_wtf import FlaskForm
+    from wtforms import StringField
+
+    form = type("ClashForm", (FlaskForm,), {name: StringField(name), "note": StringField("Note")})
+    cls = define(f"Clash{name.title().replace('_', '')}Flow",
+                 start=flow.Start(form=form).Next(this.work), work=flow.View(form=form).Next(this.end),
+                 end=flow.End())
+    assert findings(cls) == [("error", "start"), ("error", "work")]
+    assert f"the form's field '{name}' has a name the page uses" in cls.caught[0]
+    fine = type("FineForm", (FlaskForm,), {"note": StringField("Note")})
+    assert check_flow(define("NoClashFlow", start=flow.Start(form=fine).Next(this.work),
+                             work=flow.View(form=fine).Next(this.end), end=flow.End())) == []

@@ -56,6 +56,22 @@ def _reachable(starts: Iterable[Node]) -> set[str]:
     return seen
 
 
+#: Names the pages give hidden inputs of their own in a node's form: a form field of the
+#: same name would be sent twice, and one of the two values lost (the CSRF token, the start
+#: form's one-time token, the task page's record of what it was drawn for).
+PAGE_FIELDS = ("csrf_token", "start_token", "shown")
+
+
+def _form_fields(node: Node) -> list[str]:
+    """The names of the fields the node's form class declares (WTForms' unbound fields),
+    read without importing WTForms: the engine core knows no web library."""
+    form = getattr(node, "form", None)
+    if form is None:
+        return []
+    return [name for name in dir(form)
+            if not name.startswith("_") and hasattr(getattr(form, name, None), "field_class")]
+
+
 def check_flow(flow_class: type[Flow]) -> list[Finding]:
     """Every finding for the flow, errors first, in node order."""
     nodes = list(flow_class.nodes())
@@ -81,6 +97,11 @@ def check_flow(flow_class: type[Flow]) -> list[Finding]:
         if node.task_type == "SWITCH" and getattr(node, "_default_node", None) is None:
             found.append(Finding(Level.WARNING, node.name, "Switch without .Default(): a process in which "
                                                            "no case holds stops here in ERROR"))
+        clashes = [name for name in _form_fields(node) if name in PAGE_FIELDS]
+        if clashes:
+            found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, clashes))} "
+                                                         "has a name the page uses for a hidden field of its "
+                                                         "own: rename it, or one of the two values is lost"))
         if node.task_type != "END" and not _successors(node):
             found.append(Finding(Level.WARNING, node.name, "no .Next(): a process that gets here outside a "
                                                            "parallel branch stalls (nothing left to do, no End "
