@@ -22,7 +22,7 @@ from wtforms import FileField
 from ..core.drafts import well_formed
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
-from ..core.json_data import unstorable
+from ..core.json_data import NOT_A_JSON_NUMBER, unstorable
 from ..core.models import Comment, task_link
 from ..core.nodes.start import StartActivation
 from ..core.queries import with_alive_leading
@@ -90,16 +90,17 @@ def storable_data(form: FlaskForm) -> dict[str, Any] | None:
         if field.name not in data:
             continue
         data[field.name] = without_tokens(field, data[field.name])
-        if any(map(sent_a_file, file_fields(field))):
+        files = file_fields(field)
+        if any(map(sent_a_file, files)):
             problem = FILE_REFUSED
-        elif any(isinstance(inner, FileField) for inner in file_fields(field)):
+        elif files:
             problem = None  # no file chosen: the field's empty value is stored
         elif isinstance(field.data, Decimal) and not field.data.is_finite():
             problem = NOT_A_NUMBER
         else:
             why = unstorable(data[field.name])
-            problem = (NOT_A_NUMBER if "JSON number" in why else f"This value cannot be stored: {why}."
-                       ) if why is not None else None
+            problem = (None if why is None else NOT_A_NUMBER if NOT_A_JSON_NUMBER in why
+                       else f"This value cannot be stored: {why}.")
         if problem is not None:
             refused = True
             if isinstance(field.errors, list):  # a FormField's are a dict: the flash names it

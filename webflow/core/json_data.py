@@ -25,6 +25,9 @@ from sqlalchemy.ext.mutable import Mutable, MutableDict
 
 from .exceptions import InputRejected
 
+#: What ``unstorable`` says of NaN or an infinity (a form tells those apart by it).
+NOT_A_JSON_NUMBER = ", which is not a JSON number"
+
 
 def unstorable(value: Any) -> str | None:
     """Why ``value`` cannot be stored as JSON the same way on both databases, or None:
@@ -37,7 +40,7 @@ def unstorable(value: Any) -> str | None:
     if isinstance(value, str):
         return text_problem(value)
     if isinstance(value, float):
-        return None if math.isfinite(value) else f"{value!r}, which is not a JSON number"
+        return None if math.isfinite(value) else f"{value!r}{NOT_A_JSON_NUMBER}"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
