@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, query_expression, relationship, validates
 from sqlalchemy.schema import DDL
 
-from .exceptions import storable_text
+from .exceptions import FlowRuntimeError, storable_text
 from .json_data import DataDict, check_storable, dumps, same_json
 from .status import STATUS
 
@@ -257,6 +257,20 @@ class User(Queryable, Base):
     def __repr__(self) -> str:
         return f"<User {self.username}>"
 
+
+def stored_user(user: Any, what: str) -> User:
+    """The ``user`` a call names (``what``: the call), refused unless it is a ``User`` row
+    that is stored or that the caller added to the session: a ``User(...)`` built and
+    never added was stored by the call as a side effect (``assign(User(username="x",
+    is_superuser=True))`` made that superuser), and a username failed as an AttributeError
+    deep inside."""
+    if not isinstance(user, User):
+        raise FlowRuntimeError(f"{what} needs a user (a webflow.models.User), not {user!r:.80}")
+    state = sa.inspect(user)
+    if state.transient or state.deleted or state.was_deleted:
+        raise FlowRuntimeError(f"{what}: user {user.username!r} is not stored: add it to the session "
+                               "and commit it first (the engine never creates users)")
+    return user
 
 class Process(Queryable, Base):
     __tablename__ = "process"

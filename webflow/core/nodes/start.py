@@ -11,7 +11,7 @@ from ..activation import Activation
 from ..context import get_session
 from ..exceptions import PermissionDenied
 from ..fsm import condition, process_not_canceled, transition
-from ..models import Process, Task, utcnow
+from ..models import Process, Task, stored_user, utcnow
 from ..permissions import managing, starter
 from ..queries import hold_tasks, process_tasks
 from ..status import FINISHED, STATUS
@@ -61,6 +61,7 @@ class StartActivation(Activation):
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
         """Take the start data and who starts; writes nothing (safe on GET)."""
         if user is not None:
+            stored_user(user, "prepare()")  # a username, a User never stored: refused here
             if not self.flow_task.can_execute(user):
                 raise PermissionDenied(f"{user} may not start {self.flow_class.process_title}")
             self.task.owner = user

@@ -15,7 +15,7 @@ from ..drafts import clear_draft
 from ..exceptions import FlowRuntimeError, InputRejected, PermissionDenied
 from ..fsm import transition
 from ..json_data import text_problem
-from ..models import User, utcnow
+from ..models import User, stored_user, utcnow
 from ..permissions import assigning, managing, owner, reassigning, to_permitted
 from ..status import STATUS
 from .base import PageNode
@@ -88,8 +88,7 @@ class ViewActivation(Activation):
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
     def assign(self, user: User) -> None:
         """Make the user the task's owner (their substitute while they are away)."""
-        if not isinstance(user, User):  # None, a username: refused here, not as an AttributeError
-            raise FlowRuntimeError(f"assign() needs a user, not {user!r}")
+        stored_user(user, "assign()")  # None, a username, a User never stored: refused here
         owner = self._give_to(user, "assign")
         self.set_status(STATUS.ASSIGNED)
         if owner is user:  # a substitute was told already (reason "substitute")
@@ -117,8 +116,7 @@ class ViewActivation(Activation):
         Run by the task's owner it is a *delegation* (the reference's one reassign edge; the
         rule book lets the owner hand it to a colleague who may do it): the note goes into the
         audit trail and ``task_delegated`` tells the new owner."""
-        if not isinstance(user, User):
-            raise FlowRuntimeError(f"reassign() needs a user, not {user!r}")
+        stored_user(user, "reassign()")
         note = (note or "").strip()
         if len(note) > MAX_NOTE or text_problem(note) is not None:  # json_data's rule for text
             raise InputRejected(f"A note holds at most {MAX_NOTE:,} characters "
@@ -192,7 +190,7 @@ class ViewActivation(Activation):
     @transition(source=STATUS.ASSIGNED, target=STATUS.PREPARED, locked=False, permission=owner)
     def prepare(self, data: dict[str, Any] | None = None, user: Any = None) -> None:
         """Take the form data; writes nothing (safe on GET)."""
-        if user is not None and self.task.owner_id != user.id:
+        if user is not None and self.task.owner_id != stored_user(user, "prepare()").id:
             raise PermissionDenied(f"task {self.describe()} is not assigned to {user}")
         if data is not None and not isinstance(data, Mapping):  # a list made dict() raise TypeError
             raise FlowRuntimeError(f"prepare() takes the form's data as a dict, not {data!r:.80}")
