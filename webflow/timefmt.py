@@ -52,14 +52,22 @@ def reader_zone() -> tzinfo:
 
 
 def local(stamp: datetime) -> datetime:
-    return aware_utc(stamp).astimezone(reader_zone())
+    """``stamp`` in the reader's zone; in UTC when that zone would carry it past the first or
+    last datetime (a due date of 9999-12-31 23:00 UTC read in Tokyo, the year 1 in New York:
+    the engine stores such instants, and every page listing the task was a 500)."""
+    value = aware_utc(stamp)
+    try:
+        return value.astimezone(reader_zone())
+    except OverflowError:
+        return value
 
 
 def exact(stamp: datetime, seconds: bool = False) -> str:
     """``2026-12-04 09:30 CET``: the time in the reader's zone, with the zone (and with
     ``seconds``, ``09:30:15``: the hover title, where two events of one minute differ)."""
     value = local(stamp)
-    shown = f"{value:%Y-%m-%d %H:%M:%S}" if seconds else f"{value:%Y-%m-%d %H:%M}"
+    # isoformat, not strftime: %Y writes the year 1 as "1", not "0001"
+    shown = value.replace(tzinfo=None).isoformat(" ", "seconds" if seconds else "minutes")
     return f"{shown} {value.tzname() or 'UTC'}"
 
 
@@ -121,7 +129,7 @@ def reader_zone_name() -> str:
 
 def local_input(stamp: datetime | None) -> str:
     """The value of a ``datetime-local`` input: the time in the reader's zone, no zone."""
-    return f"{local(stamp):%Y-%m-%dT%H:%M}" if stamp is not None else ""
+    return local(stamp).replace(tzinfo=None).isoformat("T", "minutes") if stamp is not None else ""
 
 
 def parse_local_input(text: str) -> datetime | None:
