@@ -378,6 +378,10 @@ class Activation:
         uow = current_unit_of_work()
         waiting = uow.deferred[-1] if uow is not None and uow.deferred else None
         for activation in created:
+            if activation.task.status == STATUS.CANCELED:
+                # Canceled before its turn came: a sibling created with it ran first and
+                # ended the region (a partial join's cancel_rest, a terminating End).
+                continue
             if waiting is not None and activation.guards_itself:
                 waiting.append(activation)
             else:

@@ -1,0 +1,105 @@
+"""Audit 3: unhappy paths of fan-out, partial joins, terminating Ends and subprocesses,
+on both databases, from code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from webflow import STATUS, Context, Flow, flow, this
+from webflow.models import Process, Task, User
+
+
+def rows(session: Any, process: Process) -> list[tuple[str, str]]:
+    session.expire_all()
+    return [(t.node_name, t.status.value) for t in sorted(process.tasks, key=lambda t: t.id)]
+
+
+def of(session: Any, process: Process, node: str) -> list[Task]:
+    session.expire_all()
+    return sorted((t for t in process.tasks if t.node_name == node), key=lambda t: t.id)
+
+
+def complete(session: Any, task: Task, user: User, data: dict[str, Any] | None = None) -> None:
+    session.expire_all()
+    activation = task.activate()
+    if task.status == STATUS.NEW:
+        activation.assign(user)
+    activation.prepare(data=data or {}, user=user)
+    activation.done()
+    session.commit()
+
+
+def children(session: Any, task: Task) -> list[Process]:
+    session.expire_all()
+    return list(session.scalars(sa.select(Process).where(Process.parent_task_id == task.id)
+                                .order_by(Process.id)))
+
+
+def first_arrival(act: Any) -> bool:
+    return len(act.arrived) >= 1
+
+
+def noop(act: Any) -> None:
+    pass
+
+
+# -- branches that run straight through ------------------------------------------------------
+
+
+class FirstHandlerFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.h, items=lambda act: act.process.data["items"])
+    h = flow.Handler(noop).Next(this.join)
+    join = flow.Join(until=first_arrival, cancel_rest=True).Next(this.end)
+    end = flow.End()
+
+
+class AutoKidFlow(Flow):
+    start = flow.StartFunction().Next(this.end)
+    end = flow.End()
+
+
+class FirstChildFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.sub, items=lambda act: act.process.data["items"])
+    sub = flow.Subprocess(AutoKidFlow.start).Next(this.join)
+    join = flow.Join(until=first_arrival, cancel_rest=True).Next(this.end)
+    end = flow.End()
+
+
+class RaceToTheEndFlow(Flow):
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.quit).Next(this.work)
+    quit = flow.Handler(noop).Next(this.stop)
+    stop = flow.End(terminate=True)
+    work = flow.Handler(noop).Next(this.end)
+    end = flow.End()
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+@pytest.mark.parametrize("flow_class", [FirstHandlerFlow, FirstChildFlow], ids=["handlers", "subprocesses"])
+def test_a_branch_that_runs_straight_through_to_a_cancel_rest_join_cancels_its_siblings(
+        session, flow_class, propagate):
+    """The first automatic branch fires the partial join, which cancels its siblings before
+    they had their turn: they stay canceled. The process used to fail to start
+    (``perform is not allowed for task h #4 in status CANCELED``), under the web policy too."""
+    with Context(propagate_exception=propagate):
+        process = flow_class.start.run(items=[1, 2, 3])
+    node = "h" if flow_class is FirstHandlerFlow else "sub"
+    assert rows(session, process) == [("start", "DONE"), ("fan", "DONE"), (node, "DONE"), (node, "CANCELED"),
+                                      (node, "CANCELED"), ("join", "DONE"), ("end", "DONE")]
+    assert process.status == STATUS.DONE
+    if node == "sub":  # only the branch that ran started a child
+        assert [len(children(session, t)) for t in of(session, process, "sub")] == [1, 0, 0]
+
+
+@pytest.mark.parametrize("propagate", [True, False], ids=["code", "web"])
+def test_a_terminating_end_reached_before_a_sibling_ran_cancels_it(session, propagate):
+    with Context(propagate_exception=propagate):
+        process = RaceToTheEndFlow.start.run()
+    assert dict(rows(session, process)) == {"start": "DONE", "split": "DONE", "quit": "DONE",
+                                                 "stop": "DONE", "work": "CANCELED"}
+    assert process.status == STATUS.DONE
