@@ -45,3 +45,32 @@ def test_a_due_date_the_readers_zone_cannot_hold_is_shown_in_utc(app, people, du
     response = manager.post(task_url(approve, "due/"), {"due": f"{shown[:10]}T{shown[11:16]}", "priority": "3"})
     assert response.status_code == 303
     assert aware_utc(fresh(approve).due) == due and fresh(approve).priority == 3
+
+
+def test_a_manager_changes_the_due_date_of_a_task_whose_priority_is_beyond_the_form(app, people) -> None:  # type: ignore[no-untyped-def]
+    """A flow's ``.Priority`` may answer anything the column holds (5000 for a large
+    amount). The due form sent that priority back unchanged and was refused ("a whole
+    number from -1000 to 1000", 422), and the page's input (min -1000, max 1000) would not
+    even let a browser send it: the manager could not move the due date without lowering
+    the priority. The task's own priority, sent back, is no change; a new one keeps the
+    range."""
+    approve = task_of(hello(), "approve")
+    set_due(approve, datetime(2031, 1, 1, tzinfo=UTC), priority=5000)
+    manager = people("manager")
+    page = manager.get(task_url(approve)).get_data(as_text=True)
+    field = next(tag for tag in page.split("<input") if 'name="priority"' in tag)
+    assert 'value="5000"' in field and 'max="5000"' in field and 'min="-1000"' in field
+    response = manager.post(task_url(approve, "due/"), {"due": "2031-02-01T09:00", "priority": "5000"})
+    assert response.status_code == 303
+    changed = fresh(approve)
+    assert (aware_utc(changed.due), changed.priority) == (datetime(2031, 2, 1, 9, tzinfo=UTC), 5000)
+    for other in ("5001", "1001", "-5000"):  # another value out of range: refused, nothing changed
+        refused = manager.post(task_url(approve, "due/"), {"due": "2031-03-01T09:00", "priority": other})
+        assert refused.status_code == 422 and "Nothing was changed" in refused.get_data(as_text=True)
+    lowered = manager.post(task_url(approve, "due/"), {"due": "2031-02-01T09:00", "priority": "7"})
+    assert lowered.status_code == 303
+    assert fresh(approve).priority == 7
+    set_due(approve, datetime(2031, 1, 1, tzinfo=UTC), priority=-2**31)
+    field = next(tag for tag in manager.get(task_url(approve)).get_data(as_text=True).split("<input")
+                 if 'name="priority"' in tag)
+    assert f'min="{-2**31}"' in field and 'max="1000"' in field

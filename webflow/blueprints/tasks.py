@@ -423,7 +423,9 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
         # (else the seconds it dropped would read as "changed the due date").
         due = task.due if shown_due.strip() == local_input(task.due) else parse_local_input(shown_due)
         priority = int(request.form.get("priority", "").strip() or "x")
-        if not -1000 <= priority <= 1000:
+        # The form's range is for a manager's choice; the task's own priority (a flow's
+        # .Priority may answer 5000) sent back unchanged is no change, not out of range.
+        if priority != task.priority and not -1000 <= priority <= 1000:
             raise ValueError("priority out of range")
     except ValueError:
         flash("Give the due date as a date and time (or leave it empty) and the priority as a "
