@@ -296,7 +296,11 @@ class Timeout(Node):
     def fire_time(self, host_task: Task) -> datetime | None:
         if self.after is None:
             return aware_utc(host_task.due) if host_task.due is not None else None
-        return aware_utc(host_task.created or utcnow()) + self.after
+        try:
+            return aware_utc(host_task.created or utcnow()) + self.after
+        except OverflowError:  # as a .Due past the last datetime: in the engine's family
+            raise FlowRuntimeError(f"{self.title}: {self.after} after the task's creation is past the "
+                                   "last datetime") from None
 
     def create_for(self, host: Activation) -> Activation | None:
         """The timer task for a new view task, or None when the view task has no due time."""
@@ -318,6 +322,10 @@ class TimeoutOwner(Node):
         ``cancel=False`` leaves it open (a reminder)."""
         if after is not None and (not isinstance(after, timedelta) or after < timedelta(0)):
             raise FlowRuntimeError(f"OnTimeout() after= takes a timedelta of zero or more, not {after!r}")
+        if after is not None and after > datetime.max.replace(tzinfo=UTC) - utcnow():
+            # timedelta.max meant as "never": every task of the view failed to be created
+            # with an OverflowError. (Leave out .OnTimeout for a task that never times out.)
+            raise FlowRuntimeError(f"OnTimeout() after={after} reaches past the year 9999")
         self = self._writable()
         self._timeouts = (*self._timeouts, (node, after, bool(cancel)))  # type: ignore[attr-defined]
         return self
