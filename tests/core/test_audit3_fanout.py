@@ -103,3 +103,69 @@ def test_a_terminating_end_reached_before_a_sibling_ran_cancels_it(session, prop
     assert dict(rows(session, process)) == {"start": "DONE", "split": "DONE", "quit": "DONE",
                                                  "stop": "DONE", "work": "CANCELED"}
     assert process.status == STATUS.DONE
+
+
+# -- a partial join whose until failed ------------------------------------------------------------
+
+
+def enough_approvals(act: Any) -> bool:
+    return sum(bool(t.data.get("approved")) for t in act.arrived) >= act.process.data["needed"]
+
+
+class ThresholdFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Next(this.join)
+    join = flow.Join(until=enough_approvals, cancel_rest=True).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_retry_of_a_join_whose_until_failed_asks_the_until_again(session, root):
+    """The until failed on the first arrival (``needed`` was missing); the manager puts it
+    in and presses Retry. One approval of the two needed: the join waits again for the
+    other reviewers. It used to fire at once and cancel their open tasks."""
+    process = ThresholdFlow.start.run(items=["a", "b", "c"])
+    session.commit()
+    with Context(propagate_exception=False, user=root):
+        complete(session, of(session, process, "review")[0], root, {"approved": True})
+        (join,) = of(session, process, "join")
+        assert join.status == STATUS.ERROR and "KeyError: 'needed'" in join.comments
+        process.data = {**process.data, "needed": 2}
+        session.commit()
+        join.activate().retry()
+        session.commit()
+        assert rows(session, process) == [("start", "DONE"), ("fan", "DONE"), ("review", "DONE"),
+                                          ("review", "NEW"), ("review", "NEW"), ("join", "STARTED")]
+        assert join.comments is None
+        complete(session, of(session, process, "review")[2], root, {"approved": True})
+    assert rows(session, process) == [("start", "DONE"), ("fan", "DONE"), ("review", "DONE"),
+                                      ("review", "CANCELED"), ("review", "DONE"), ("join", "DONE"),
+                                      ("after", "NEW")]
+
+
+def test_retry_of_a_join_whose_until_still_fails_leaves_it_in_error(session, root):
+    process = ThresholdFlow.start.run(items=["a", "b"])
+    session.commit()
+    with Context(propagate_exception=False, user=root):
+        complete(session, of(session, process, "review")[0], root, {"approved": True})
+        (join,) = of(session, process, "join")
+        join.activate().retry()
+        session.commit()
+    assert rows(session, process) == [("start", "DONE"), ("fan", "DONE"), ("review", "DONE"),
+                                      ("review", "NEW"), ("join", "ERROR")]
+    assert "KeyError: 'needed'" in of(session, process, "join")[0].comments
+
+
+def test_retry_of_a_failed_join_fires_it_when_its_region_is_finished(session, root):
+    """Every branch arrived while the join was in ERROR: the retry fires it, as before."""
+    process = ThresholdFlow.start.run(items=["a", "b"])
+    session.commit()
+    with Context(propagate_exception=False, user=root):
+        for task in of(session, process, "review"):
+            complete(session, task, root, {"approved": False})
+        process.data = {**process.data, "needed": 2}
+        session.commit()
+        of(session, process, "join")[0].activate().retry()
+        session.commit()
+    assert [s for n, s in rows(session, process) if n in ("join", "after")] == ["DONE", "NEW"]

@@ -86,6 +86,7 @@ README_MACHINES: dict[str, set[Edge]] = {
         ("STARTED", "DONE", "done"), ("STARTED", "ERROR", "done"),
         ("STARTED", "DONE", "perform"), ("STARTED", "ERROR", "perform"),
         ("ERROR", "DONE", "retry"), ("ERROR", "ERROR", "retry"),
+        ("ERROR", "STARTED", "retry"),  # asked again: until does not hold yet, it waits
         ("DONE", "DONE", "activate_next"),
         ("DONE", "NEW", "undo"), ("ERROR", "NEW", "undo"),
         ("NEW", "CANCELED", "cancel"), ("STARTED", "CANCELED", "cancel"),

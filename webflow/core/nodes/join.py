@@ -121,15 +121,19 @@ class JoinActivation(Activation):
         its guard), and the person who finished the branch sees their work done."""
         if self.get_status() != STATUS.STARTED:
             return
+        if self._ready():
+            self.done()
+
+    def _ready(self) -> bool:
+        """``is_done``; a failing ``until`` under the web policy is kept for ``_complete``
+        to raise inside its guard (the join goes to ERROR), and counts as ready."""
         try:
-            ready = self.is_done()
+            return self.is_done()
         except Exception as failure:
             if propagate_exception():
                 raise
             self._until_failed = failure
-            ready = True
-        if ready:
-            self.done()
+            return True
 
     def _previous(self) -> list[Any]:
         """The tasks linked before this join: what the transaction holds (its own list, or
@@ -191,6 +195,12 @@ class JoinActivation(Activation):
             if until(self):
                 return True
         return not count_unfinished(self.session, self.process, token_prefix=prefix)
+
+    def _region_finished(self) -> bool:
+        """True when no task of the split's branches is outside DONE/CANCELED (the join
+        fires then, whatever its ``until`` would say)."""
+        prefix = self.split_prefix()
+        return prefix is None or not count_unfinished(self.session, self.process, token_prefix=prefix)
 
     def _region(self) -> list[Task]:
         prefix = self.split_prefix()
@@ -264,11 +274,17 @@ class JoinActivation(Activation):
         """Complete the join now, without waiting for the remaining branches."""
         self._complete()
 
-    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Retry")
+    @transition(source=STATUS.ERROR, target=[STATUS.DONE, STATUS.ERROR, STATUS.STARTED], permission=managing,
+                label="Retry")
     def retry(self) -> None:
-        """Continue the flow again after an error."""
+        """Ask again after an error: fire when the region is finished or ``until`` holds now
+        (the flow continues), else wait again (STARTED) for the next arrival. A retry used
+        to fire the join whatever ``until`` said, canceling the open branches under
+        ``cancel_rest``; firing now regardless is *Run now* (``perform``) on the waiting join."""
         self.task.comments = None
-        self._complete()
+        self.set_status(STATUS.STARTED)
+        if self._region_finished() or self._ready():
+            self._complete()
 
     @transition(source=STATUS.DONE, conditions=[next_tasks_missing, region_join_not_fired],
                 permission=managing, label="Activate next")
