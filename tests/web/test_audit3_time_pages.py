@@ -3,15 +3,18 @@ the manager's due form for a task whose priority the flow set outside the form's
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from web_support import fresh, hello, task_of, task_url
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from web_support import PASSWORD, AuthActions, fresh, hello, task_of, task_url
 
-from webflow import db
+from webflow import STATUS, Flow, db, fire_due_timers, flow, this
 from webflow.core.nodes.timer import aware_utc
-from webflow.models import Task
+from webflow.models import Process, Task, User
 
 
 def set_due(task: Task, due: datetime | None, priority: int = 0) -> None:
@@ -74,3 +77,98 @@ def test_a_manager_changes_the_due_date_of_a_task_whose_priority_is_beyond_the_f
     field = next(tag for tag in manager.get(task_url(approve)).get_data(as_text=True).split("<input")
                  if 'name="priority"' in tag)
     assert f'min="{-2**31}"' in field and 'max="1000"' in field
+
+
+class WaitThenWorkFlow(Flow):
+    """Wait an hour, then work"""
+
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(timedelta(hours=1)).Next(this.work)
+    work = (flow.View().Permission(auto_create=True)
+            .OnTimeout(this.nudge, after=timedelta(minutes=30), cancel=False).Next(this.end))
+    nudge = flow.Handler(this.count_nudge)
+    end = flow.End()
+
+    def count_nudge(self, activation):  # type: ignore[no-untyped-def]
+        activation.process.data = {**activation.process.data,
+                                   "nudges": activation.process.data.get("nudges", 0) + 1}
+
+
+@pytest.fixture
+def timer_app(db_url: str) -> Iterator[Flask]:
+    users = {"boss": ["wait_then_work.manage"], "worker": ["wait_then_work.view", "wait_then_work.can_work"]}
+    with in_app_context(make_test_app(db_url, [WaitThenWorkFlow], users, PASSWORD)) as app:
+        yield app
+
+
+def of(process: Process, node: str) -> list[Task]:
+    db.session.commit()
+    db.session.expire_all()
+    return list(db.session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == node)
+                                   .order_by(Task.id)))
+
+
+def wait_again_button(page: str) -> bool:
+    return "/schedule/" in page and ">\n    Wait again</button>" in page
+
+
+def test_an_undone_timer_can_be_made_to_wait_again_from_its_page(timer_app) -> None:  # type: ignore[no-untyped-def]
+    """A manager undid a fired timer (to redo what came after it). The timer stood NEW with
+    "The engine runs this step" on its page, but nothing ever ran it: no worker fires a NEW
+    timer, and the page offered only Cancel (its ``schedule`` was for code only). The
+    process could go neither on nor back without canceling. Now the page says it waits for
+    a manager, and **Wait again** schedules it at its time (at once if that passed; the
+    due form moves it); a reminder undone the same way can be sent again."""
+    boss, worker = AuthActions(timer_app).enter_as("boss"), AuthActions(timer_app).enter_as("worker")
+    process = WaitThenWorkFlow.start.run()
+    (timer,) = of(process, "wait")
+    due = aware_utc(timer.due)
+    assert fire_due_timers(now=due) == 1
+    (work,) = of(process, "work")
+    assert boss.post(task_url(work, "cancel/")).status_code == 303
+    assert boss.post(task_url(timer, "undo/")).status_code == 303
+    assert fresh(timer).status == STATUS.NEW
+    assert fire_due_timers(now=due + timedelta(days=1)) == 0  # an undone timer waits for nobody
+
+    page = boss.get(task_url(timer)).get_data(as_text=True)
+    assert "The engine runs this step" not in page
+    assert "Undone: this timer waits for nothing" in page and wait_again_button(page)
+    assert not wait_again_button(worker.get(task_url(timer)).get_data(as_text=True))
+    assert worker.post(task_url(timer, "schedule/")).status_code == 403
+    assert fresh(timer).status == STATUS.NEW
+
+    assert boss.post(task_url(timer, "schedule/")).status_code == 303
+    assert (fresh(timer).status, aware_utc(fresh(timer).due)) == (STATUS.SCHEDULED, due)
+    assert boss.post(task_url(timer, "schedule/")).status_code == 409  # waiting already
+    assert fire_due_timers(now=due) == 1
+    assert [t.status for t in of(process, "work")] == [STATUS.CANCELED, STATUS.NEW]
+
+    # the new work task's reminder fires, is undone, and is sent again
+    reminder = of(process, "work_timeout")[-1]
+    assert fire_due_timers(now=aware_utc(reminder.due)) == 1
+    (nudge,) = of(process, "nudge")
+    for task, transition in ((nudge, "undo"), (nudge, "cancel"), (reminder, "undo")):
+        assert boss.post(task_url(task, f"{transition}/")).status_code == 303, transition
+    assert wait_again_button(boss.get(task_url(reminder)).get_data(as_text=True))
+    assert boss.post(task_url(reminder, "schedule/")).status_code == 303
+    assert fire_due_timers(now=datetime.now(UTC) + timedelta(hours=2)) == 1
+    assert fresh(process).data == {"nudges": 2}
+
+
+def test_the_old_timer_of_an_undone_escalation_does_not_wait_again(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Undo of an escalation opens a new approval with timers of its own; its old timer
+    stays NEW for good (its approval is canceled): it offers no Wait again, and refuses it."""
+    db.session.add(User(username="admin", is_superuser=True))
+    db.session.commit()
+    process = hello()
+    approve = task_of(process, "approve")
+    assert fire_due_timers(now=aware_utc(approve.created) + timedelta(minutes=3)) == 1
+    escalate, timer = task_of(process, "escalate"), task_of(process, "approve_timeout")
+    admin = people("admin")
+    for task, transition in ((escalate, "unassign"), (escalate, "cancel"), (timer, "undo")):
+        assert admin.post(task_url(task, f"{transition}/")).status_code == 303, transition
+    assert fresh(timer).status == STATUS.NEW
+    assert not wait_again_button(admin.get(task_url(timer)).get_data(as_text=True))
+    before = [(t.id, t.status) for t in of(process, "approve_timeout")]
+    assert admin.post(task_url(timer, "schedule/")).status_code == 409
+    assert [(t.id, t.status) for t in of(process, "approve_timeout")] == before
