@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,7 +19,7 @@ from ..core.flow import Flow
 from ..core.models import TIMER_TYPES, Comment, as_utc
 from ..core.nodes.view import MAX_NOTE
 from ..core.status import STATUS
-from ..core.timers import change_due
+from ..core.timers import UNCHANGED, Unchanged, change_due
 from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
@@ -418,15 +419,23 @@ def task_due(flow_label: str, process_id: int, node: str, task_id: int) -> Any:
     if not flow_class.can_manage(current_user):
         abort(403)
     try:
-        shown_due = request.form.get("due", "")
-        # The form shows the due date to the minute: sent back unchanged, it is no change
-        # (else the seconds it dropped would read as "changed the due date").
-        due = task.due if shown_due.strip() == local_input(task.due) else parse_local_input(shown_due)
-        priority = int(request.form.get("priority", "").strip() or "x")
+        # A field sent back as the form showed it (``due_drawn``, ``priority_drawn``; a form
+        # without them: as the task has it now) is no change: neither the seconds the form
+        # drops nor what another manager changed since the page was drawn (before, a second
+        # manager's priority change put the first one's new due date back).
+        sent_due = request.form.get("due", "")
+        drawn_due = request.form.get("due_drawn", local_input(task.due))
+        due: datetime | None | Unchanged = (
+            UNCHANGED if sent_due.strip() == drawn_due.strip() else parse_local_input(sent_due))
+        sent_priority = int(request.form.get("priority", "").strip() or "x")
+        drawn_priority = request.form.get("priority_drawn", "").strip()
+        unchanged = sent_priority == (int(drawn_priority) if drawn_priority.lstrip("-").isdecimal()
+                                      and len(drawn_priority) < 12 else task.priority)
         # The form's range is for a manager's choice; the task's own priority (a flow's
         # .Priority may answer 5000) sent back unchanged is no change, not out of range.
-        if priority != task.priority and not -1000 <= priority <= 1000:
+        if not unchanged and not -1000 <= sent_priority <= 1000:
             raise ValueError("priority out of range")
+        priority = None if unchanged else sent_priority
     except ValueError:
         flash("Give the due date as a date and time (or leave it empty) and the priority as a "
               "whole number from -1000 to 1000. Nothing was changed.", "error")

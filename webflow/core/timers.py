@@ -170,8 +170,20 @@ def _fail_safely(session: Session, task_id: int, process_id: int, reason: str) -
         return False
 
 
-def change_due(task: Task, due: datetime | None, priority: int | None = None) -> None:
-    """A manager's new due date (None: none) and priority for an unfinished task, audited.
+class Unchanged:
+    """``change_due(task, UNCHANGED, priority)``: keep the due date the task has when the
+    change runs (under the lock), whatever it was when the caller read it."""
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged()
+
+
+def change_due(task: Task, due: datetime | None | Unchanged, priority: int | None = None) -> None:
+    """A manager's new due date (None: none; ``UNCHANGED``: keep it) and priority (None:
+    keep it) for an unfinished task, audited.
 
     A waiting timer fires at its new due time; the boundary timers of a view that fire
     "at task.due" (``OnTimeout(after=None)``) move with it."""
@@ -187,10 +199,10 @@ def change_due(task: Task, due: datetime | None, priority: int | None = None) ->
             raise TransitionNotAllowed(
                 f"process {task.process_id} is CANCELED: the due date of task "
                 f"{task.node_name} #{task.id} is final")
-        new_due = aware_utc(due) if due is not None else None
+        old_due = aware_utc(task.due) if task.due is not None else None
+        new_due = old_due if isinstance(due, Unchanged) else aware_utc(due) if due is not None else None
         if priority is not None:  # the rule a node's .Priority answers by, checked before anything moves
             priority = check_priority(priority, f"task {task.node_name} #{task.id}")
-        old_due = aware_utc(task.due) if task.due is not None else None
         is_timer = task.flow_task_type in TIMER_TYPES
         if is_timer and new_due is None:
             raise TransitionNotAllowed("a timer needs a time to fire at")
