@@ -169,3 +169,40 @@ def test_retry_of_a_failed_join_fires_it_when_its_region_is_finished(session, ro
         of(session, process, "join")[0].activate().retry()
         session.commit()
     assert [s for n, s in rows(session, process) if n in ("join", "after")] == ["DONE", "NEW"]
+
+
+def two_approvals(act: Any) -> bool:
+    return sum(bool(t.data.get("approved")) for t in act.arrived) >= 2
+
+
+class TwoOfThreeFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: ["a", "b", "c"])
+    review = flow.View().Next(this.join)
+    join = flow.Join(until=two_approvals, cancel_rest=True).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_an_answer_redone_before_the_join_fired_counts_with_the_earlier_arrivals(session, root):
+    """a approves, b rejects; the manager takes b back before the join fired (cancel the
+    waiting join, undo b) and b approves: two approvals, the join fires and c's open
+    review is canceled. The new join used to see b's arrival only (a's had reached the
+    canceled one), waited for c and fired only once c answered too."""
+    process = TwoOfThreeFlow.start.run()
+    session.commit()
+    with Context(propagate_exception=False, user=root):
+        a, b, c = of(session, process, "review")
+        complete(session, a, root, {"approved": True})
+        complete(session, b, root, {"approved": False})
+        (join,) = of(session, process, "join")
+        join.activate().cancel()
+        session.commit()
+        b.activate().undo()
+        session.commit()
+        complete(session, b, root, {"approved": True})
+    assert rows(session, process) == [("start", "DONE"), ("fan", "DONE"), ("review", "DONE"),
+                                      ("review", "DONE"), ("review", "CANCELED"), ("join", "CANCELED"),
+                                      ("join", "DONE"), ("after", "NEW")]
+    join = of(session, process, "join")[1].activate()
+    assert [t.id for t in join.arrived] == [a.id, b.id]

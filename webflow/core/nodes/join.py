@@ -71,8 +71,43 @@ class JoinActivation(Activation):
                 activation._absorbed = True
                 return activation
         created = super().create(flow_task, prev_activation, join_token)
+        if tokens.is_branch(token) and not straight_from_split:
+            cls._carry_over(created.task, flow_task, prev_activation, join_token, tokens.split_prefix(token))
         created.start()  # type: ignore[attr-defined]  # a JoinActivation: this class's create
         return created
+
+    @staticmethod
+    def _carry_over(join: Task, flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> None:
+        """Link to a new join the branches that reached a canceled one of the same split
+        and are still DONE: a manager canceled the waiting join to take a branch back (a
+        branch is undone only once what it led to is canceled), and the branch redone
+        starts this join. ``arrived`` counts them with it, as it counted them before."""
+        session = get_session()
+        if not any(task.node_name == flow_task.name and task.token == join_token
+                   and task.status == STATUS.CANCELED
+                   for task in process_tasks(session, prev_activation.process)):
+            return  # the common case, answered from memory: no join canceled here
+        canceled = sa.orm.aliased(Task)
+        uow = current_unit_of_work()
+        if uow is not None:
+            uow.write_links()
+        reached = session.scalars(
+            sa.select(Task)
+            .join(task_link, task_link.c.previous_id == Task.id)
+            .join(canceled, canceled.id == task_link.c.task_id)
+            .where(
+                canceled.process_id == prev_activation.task.process_id,
+                canceled.node_name == flow_task.name,
+                canceled.token == join_token,
+                canceled.status == STATUS.CANCELED,
+                Task.status == STATUS.DONE,
+                Task.token.startswith(prefix, autoescape=True),
+            )
+            .order_by(Task.id)
+        ).unique().all()
+        for task in reached:
+            if task is not prev_activation.task:
+                link_tasks(task, join)
 
     @staticmethod
     def _waiting_joins(session: Any, flow_task: Any, process: Any, join_token: str) -> list[Task]:
