@@ -10,6 +10,7 @@ from flask import Flask
 
 from . import config
 from .core.context import set_session_provider
+from .core.exceptions import FlowRuntimeError
 from .core.flow import Flow, import_flow
 from .core.transaction import configure_engine
 from .extensions import csrf, db, fresh_pool_after_fork, login_manager, migrate
@@ -53,7 +54,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.url_map.converters["int"] = IdConverter
 
-    flows = [import_flow(spec) for spec in app.config.get("WEBFLOW_FLOWS") or DEMO_FLOWS]
+    specs = app.config.get("WEBFLOW_FLOWS") or DEMO_FLOWS
+    if isinstance(specs, str):  # was read letter by letter: "cannot import flow 'm'"
+        raise FlowRuntimeError("WEBFLOW_FLOWS is a list of flow classes or 'module:ClassName' strings, "
+                               f"not the string {specs!r:.80} (write [{specs!r:.80}])")
+    flows = [import_flow(spec) for spec in specs]
     app.extensions["webflow_flows"] = _flows_by_label(flows)
 
     from . import jobs

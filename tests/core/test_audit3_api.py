@@ -18,11 +18,11 @@ from webflow.models import Process, User
 Snapshot = dict[str, list[tuple[Any, ...]]]
 
 
-def define(name: str, **nodes: Any) -> type[Flow]:
+def define(name: str, _base: type[Flow] = Flow, **nodes: Any) -> type[Flow]:
     """A flow class made as a ``class`` statement makes it (checker warnings muted)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return type(name, (Flow,), {"__module__": __name__, **nodes})
+        return type(name, (_base,), {"__module__": __name__, **nodes})
 
 
 def count(session: Session, model: type) -> int:
@@ -78,3 +78,190 @@ def test_a_user_added_to_the_session_by_the_caller_is_taken(session: Session) ->
     session.add(newcomer)
     process = UserArgFlow.start.run(data={}, user=newcomer)
     assert process.created_by is newcomer and newcomer.id is not None
+
+
+# -- flows defined wrong fail when the class is created ----------------------------------
+
+
+def _shared_node() -> dict[str, Any]:
+    shared = flow.View().Next(this.end)
+    return {"start": flow.StartFunction().Next(this.first), "first": shared, "second": shared,
+            "end": flow.End()}
+
+
+def _form_class() -> type:
+    from flask_wtf import FlaskForm
+    from wtforms import StringField
+
+    return type("NoteForm", (FlaskForm,), {"note": StringField("Note")})
+
+
+def _plain(**nodes: Any) -> dict[str, Any]:
+    """start -> work (or the given nodes) -> end."""
+    return {"start": flow.StartFunction().Next(this.work), "work": flow.View().Next(this.end),
+            "end": flow.End(), **nodes}
+
+
+WRONG: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
+    # One node object under two names: tasks of 'first' were stored as 'second'.
+    "SharedNodeFlow": (_shared_node, r"SharedNodeFlow\.second: the node of 'first' is used again "
+                                     r"as 'second'"),
+    # A start node as a target: its task waited for ever (no transition could move it).
+    "NextToStartFlow": (lambda: _plain(work=flow.View().Next(this.start)),
+                        r"NextToStartFlow\.work leads to 'start', a start node"),
+    "ThenToStartFlow": (lambda: _plain(work=flow.If(lambda act: True).Then(this.again).Else(this.end),
+                                       again=flow.StartFunction().Next(this.end)),
+                        r"ThenToStartFlow\.work leads to 'again', a start node"),
+    # .Next on a node that does not take it was dropped without a word.
+    "IfNextFlow": (lambda: _plain(work=flow.If(lambda act: True).Then(this.end).Else(this.end)
+                                  .Next(this.other), other=flow.View().Next(this.end)),
+                   r"IfNextFlow\.work: an If continues with \.Then\(\) and \.Else\(\), not \.Next\(\)"),
+    "SwitchNextFlow": (lambda: _plain(work=flow.Switch().Case(this.end, lambda act: True)
+                                      .Default(this.end).Next(this.end)),
+                       r"SwitchNextFlow\.work: a Switch continues with \.Case\(\) and \.Default\(\), "
+                       r"not \.Next\(\)"),
+    "EndNextFlow": (lambda: _plain(end=flow.End().Next(this.work)),
+                    r"EndNextFlow\.end: an End has no \.Next\(\)"),
+    # Callables that are not callable failed when the first task was created or shown.
+    "AssignTextFlow": (lambda: _plain(work=flow.View().Assign("ann").Next(this.end)),
+                       r"AssignTextFlow\.work: Assign\(\) takes a callable\(activation\), not 'ann' "
+                       r"\(for a username write \.Assign\(username='ann'\)\)"),
+    "OnCreateFlow": (lambda: _plain(work=flow.View().onCreate("notify").Next(this.end)),
+                     r"OnCreateFlow\.work: onCreate\(\) takes a callable\(activation\), not 'notify'"),
+    "AvailableFlow": (lambda: _plain(start=flow.Start().Available(True).Next(this.work)),
+                      r"AvailableFlow\.start: Available\(\) takes a callable\(user\), not True"),
+    "PermissionNumberFlow": (lambda: _plain(work=flow.View().Permission(3).Next(this.end)),
+                             r"PermissionNumberFlow\.work: Permission\(\) takes a permission name"),
+    # A form that is not a form class: a 500 on the task page.
+    "FormTextFlow": (lambda: _plain(work=flow.View(form="ExpenseForm").Next(this.end)),
+                     r"FormTextFlow\.work: form= takes a Flask-WTF form class \(a FlaskForm "
+                     r"subclass\), not 'ExpenseForm'"),
+    "FormFunctionFlow": (lambda: _plain(start=flow.Start(form=lambda request: None).Next(this.work)),
+                         r"FormFunctionFlow\.start: form= takes a Flask-WTF form class"),
+    # A node named like an attribute of Flow hid it ('path': TypeError: 'View' object is not
+    # callable; 'summary': every list of the flow failed).
+    "PathNodeFlow": (lambda: _plain(work=flow.View().Next(this.path), path=flow.View().Next(this.end)),
+                     r"PathNodeFlow\.path: a node cannot be named 'path': Flow uses that name"),
+    "SummaryNodeFlow": (lambda: _plain(work=flow.View().Next(this.summary),
+                                       summary=flow.View().Next(this.end)),
+                        r"SummaryNodeFlow\.summary: a node cannot be named 'summary'"),
+    # A Start (a form people fill in) as a subprocess: the engine started the child without
+    # its form, so the child's data lacked every field of it.
+    "FormChildFlow": (lambda: _plain(work=flow.Subprocess(UserArgFlow.start).Next(this.end)),
+                      r"FormChildFlow\.work: Subprocess needs another flow's StartFunction "
+                      r"\(OtherFlow\.start\), got <Start UserArgFlow\.start>, a start form"),
+    # Job settings the worker compared and slept on: TypeError inside the worker.
+    "JobRetriesFlow": (lambda: _plain(work=flow.Job(print, retries="3").Next(this.end)),
+                       r"JobRetriesFlow\.work: Job\(\) retries= takes a whole number of 0 or more, "
+                       r"not '3'"),
+    "JobTimeoutFlow": (lambda: _plain(work=flow.Job(print, timeout=0).Next(this.end)),
+                       r"JobTimeoutFlow\.work: Job\(\) timeout= takes a whole number of seconds above 0, "
+                       r"not 0"),
+    "JobBackoffFlow": (lambda: _plain(work=flow.Job(print, backoff=-1).Next(this.end)),
+                       r"JobBackoffFlow\.work: Job\(\) backoff= takes seconds, 0 or more, not -1"),
+    "JobQueueFlow": (lambda: _plain(work=flow.Job(print, queue="").Next(this.end)),
+                     r"JobQueueFlow\.work: Job\(\) queue= takes a queue name, not ''"),
+    # Labels that no URL can carry.
+    "SlashLabelFlow": (lambda: _plain(flow_label="sales/expense"),
+                       r"SlashLabelFlow: flow_label 'sales/expense' is not a label"),
+    "NumberLabelFlow": (lambda: _plain(flow_label=7), r"NumberLabelFlow: flow_label 7 is not a label"),
+    "EmptyLabelFlow": (lambda: _plain(flow_label=""), r"EmptyLabelFlow: flow_label '' is not a label"),
+}
+
+
+@pytest.mark.parametrize("name", list(WRONG))
+def test_a_flow_defined_wrong_fails_when_the_class_is_created(name: str) -> None:
+    nodes, message = WRONG[name]
+    with pytest.raises(FlowRuntimeError, match=message):
+        define(name, **nodes())
+
+
+def test_what_the_class_checks_still_lets_through() -> None:
+    """A form class, a method of the flow, callables, labels with hyphens, a node reused
+    by a subclass and a parent's node under a second name in a subclass are all fine."""
+    form = _form_class()
+
+    def pick(act: Any) -> None:
+        return None
+
+    parent = define("GoodParentFlow", flow_label="good-parent_1",
+                    start=flow.Start(form=form).Permission(auto_create=True).Available(lambda user: True)
+                    .Next(this.work),
+                    work=flow.View(form=form).Permission("good.can_work").Assign(pick).onCreate(pick)
+                    .Next(this.check),
+                    check=flow.If(lambda act: True).Then(this.end).Else(this.end), end=flow.End())
+    child = define("GoodChildFlow", parent, again=parent.work, work=parent.work.Next(this.end))
+    assert child.node("again") is not child.node("work") and child.node("again").name == "again"
+    assert parent.node("work").name == "work" and parent.flow_label == "good-parent_1"
+
+
+# -- running from code with wrong arguments ----------------------------------------------
+
+
+def test_the_default_start_function_refuses_positional_arguments(session: Session) -> None:
+    """``Flow.begin.run({"amount": 5})`` started a process with empty data: the dict was
+    dropped without a word."""
+    with pytest.raises(FlowRuntimeError, match=r"UserArgFlow\.begin\.run\(\) takes keyword arguments "
+                                               r"only .*got 1 positional"):
+        UserArgFlow.begin.run({"amount": 5})
+    assert count(session, Process) == 0
+    assert UserArgFlow.begin.run(amount=5).data == {"amount": 5}
+
+
+@pytest.mark.parametrize("data", [["amount", 5], "amount", 5])
+def test_start_run_with_data_that_is_not_a_dict_says_so(session: Session, users: dict[str, User],
+                                                        data: Any) -> None:
+    """``Start.run(data=[...])`` failed with TypeError: cannot convert dictionary update
+    sequence element #0 to a sequence (a View's prepare already said what it wanted)."""
+    with pytest.raises(FlowRuntimeError, match=r"prepare\(\) takes the start data as a dict, not"):
+        UserArgFlow.start.run(data=data, user=users["root"])
+    assert count(session, Process) == 0
+
+
+# -- app start: the flows an app serves ---------------------------------------------------
+
+
+def _app(tmp_path: Any, flows: Any) -> Any:
+    from webflow import create_app
+
+    return create_app({"TESTING": True, "SECRET_KEY": "t", "WEBFLOW_FLOWS": flows,
+                       "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'app.sqlite'}"})
+
+
+def test_two_flows_of_one_class_name_in_two_modules_stop_the_app_naming_both(tmp_path: Any) -> None:
+    """Same class name, same label, same permissions: served together they would share
+    URLs and permissions, so the app refuses to start and names both classes."""
+    first = type("TwinFlow", (Flow,), {"__module__": "sales.flows", **_plain()})
+    second = type("TwinFlow", (Flow,), {"__module__": "hr.flows", **_plain()})
+    with pytest.raises(ValueError, match=r"two flows share the label 'twin': sales\.flows\.TwinFlow "
+                                         r"and hr\.flows\.TwinFlow"):
+        _app(tmp_path, [first, second])
+
+
+@pytest.mark.parametrize(("flows", "message"), [
+    ([dict], r"WEBFLOW_FLOWS: <class 'dict'> is not a Flow subclass"),
+    ([Flow], r"WEBFLOW_FLOWS: <class 'webflow\.core\.flow\.Flow'> is Flow itself"),
+    ([UserArgFlow()], r"WEBFLOW_FLOWS: .* is not a flow class"),
+    (f"{__name__}:UserArgFlow", r"WEBFLOW_FLOWS is a list of flow classes or 'module:ClassName' "
+                                r"strings, not the string"),
+])
+def test_a_flows_setting_that_names_no_flow_stops_the_app_with_one_line(tmp_path: Any, flows: Any,
+                                                                        message: str) -> None:
+    """``WEBFLOW_FLOWS: [dict]`` or ``[Flow]`` failed with AttributeError: type object has no
+    attribute 'flow_label'; a single string was read letter by letter ("cannot import flow 't'")."""
+    with pytest.raises(FlowRuntimeError, match=message):
+        _app(tmp_path, flows)
+
+
+def test_a_form_class_that_is_not_a_flask_wtf_form_is_a_checker_warning() -> None:
+    """A class that is no form (a stand-in) is let through, and the checker says what the
+    pages will make of it."""
+    from webflow.core.checks import FlowCheckWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        type("StandInFormFlow", (Flow,), {"__module__": __name__, **_plain(work=flow.View(form=dict)
+                                                                            .Next(this.end))})
+    assert [str(w.message) for w in caught if issubclass(w.category, FlowCheckWarning)] == [
+        "StandInFormFlow: warning: work: form= dict is not a Flask-WTF form class (a FlaskForm subclass): "
+        "the built-in page cannot show or check it"]

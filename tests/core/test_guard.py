@@ -227,7 +227,7 @@ class ViewThenHandlersFlow(ThreeHandlersFlow):
     """A person's task, then three handlers in parallel"""
 
     start = flow.StartFunction().Next(this.review)
-    review = flow.View(lambda request: None).Next(this.split)
+    review = flow.View().Next(this.split)
 
 
 def every_row(session: Session) -> list[Any]:

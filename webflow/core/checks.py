@@ -97,6 +97,12 @@ def check_flow(flow_class: type[Flow]) -> list[Finding]:
         if node.task_type == "SWITCH" and getattr(node, "_default_node", None) is None:
             found.append(Finding(Level.WARNING, node.name, "Switch without .Default(): a process in which "
                                                            "no case holds stops here in ERROR"))
+        form = getattr(node, "form", None)
+        # Duck-typed (the core imports no web library): what the pages call on the form.
+        if isinstance(form, type) and not callable(getattr(form, "validate_on_submit", None)):
+            found.append(Finding(Level.WARNING, node.name, f"form= {form.__name__} is not a Flask-WTF form "
+                                                           "class (a FlaskForm subclass): the built-in page "
+                                                           "cannot show or check it"))
         clashes = [name for name in _form_fields(node) if name in PAGE_FIELDS]
         if clashes:
             found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, clashes))} "

@@ -164,8 +164,15 @@ def resolve_flow_class(path: str) -> type[Flow]:
 
 def import_flow(spec: str | type[Flow]) -> type[Flow]:
     """A flow class from the class itself or a ``"module:ClassName"`` string."""
-    if isinstance(spec, type):
+    if isinstance(spec, type):  # a class that is no flow failed later, as an AttributeError
+        if spec is Flow:
+            raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r} is Flow itself: name your subclass of it")
+        if not issubclass(spec, Flow):
+            raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r} is not a Flow subclass")
         return spec
+    if not isinstance(spec, str):
+        raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r:.80} is not a flow class or a "
+                               "'module:ClassName' string")
     module, sep, name = spec.partition(":")
     if not sep:
         module, _, name = spec.rpartition(".")
@@ -210,6 +217,17 @@ class FlowMeta(type):
                 if isinstance(value, Node):
                     nodes.pop(attr, None)  # keep definition order, subclass position wins
                     nodes[attr] = value
+        fresh: dict[int, str] = {}
+        for attr, node in nodes.items():
+            if attr in _FLOW_ATTRIBUTES:
+                raise FlowRuntimeError(f"{name}.{attr}: a node cannot be named {attr!r}: Flow uses that "
+                                       "name (rename the node)")
+            if node.flow_class is None:  # made in this class body: one attribute each
+                if id(node) in fresh:
+                    raise FlowRuntimeError(
+                        f"{name}.{attr}: the node of {fresh[id(node)]!r} is used again as {attr!r}: "
+                        "a node is one step of the flow, make a node for each name")
+                fresh[id(node)] = attr
         for attr, node in list(nodes.items()):
             if node.flow_class is not None and node.flow_class is not cls:
                 node = node._writable()  # inherited: this class gets its own copy
@@ -229,6 +247,10 @@ class FlowMeta(type):
         flow_cls._nodes = nodes
         if "flow_label" not in attrs:
             flow_cls.flow_label = _snake_case(name)
+        label = flow_cls.flow_label
+        if not isinstance(label, str) or not re.fullmatch(r"[\w-]+", label):
+            raise FlowRuntimeError(f"{name}: flow_label {label!r} is not a label: it goes into URLs "
+                                   "and permission names, so use letters, digits, _ and - only")
         doc = (attrs.get("__doc__") or "").strip()
         first, _, rest = doc.partition("\n")
         flow_cls.process_title = attrs.get("process_title") or first.strip() or name
@@ -236,6 +258,13 @@ class FlowMeta(type):
         flow_cls._instance = None
         for node in nodes.values():
             node.resolve(flow_cls)
+        for node in nodes.values():
+            for target, _ in node.outgoing():
+                if target.task_type == "START":
+                    raise FlowRuntimeError(
+                        f"{name}.{node.name} leads to {target.name!r}, a start node: a start node "
+                        "begins a process and cannot be a step after another (its task would wait "
+                        "for ever)")
         if not any(n.task_type == "START" for n in nodes.values()):
             raise FlowRuntimeError(f"flow {name} has no start node")
         from .checks import warn_findings
@@ -352,3 +381,10 @@ class Flow(metaclass=FlowMeta):
         parts = [f"{k}: {v}" for k, v in list((process.data or {}).items())[:4]
                  if not isinstance(v, dict | list)]
         return "; ".join(parts)  # cut to the column's length where it is stored
+
+
+#: What a node must not be named: Flow's own attributes (a node named ``path`` or
+#: ``summary`` hid the method the engine and the pages call).
+_FLOW_ATTRIBUTES = frozenset(
+    {attr for attr in vars(Flow) if not attr.startswith("__")}
+    | {"flow_label", "process_title", "process_description", "check_findings", "_nodes", "_instance"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from ..exceptions import FlowRuntimeError
 from ..flow import Node
 
 N = TypeVar("N", bound="Node")
@@ -55,6 +56,25 @@ class PageNode(PermissionMixin):
     def resolve(self, flow_class: Any) -> None:
         super().resolve(flow_class)
         self.view_func = None if self.view is None else flow_class.resolve_callable(self.view, self)
+        where = f"{flow_class.__name__}.{self.name}"
+        # A class that is not a form is the checker's warning (a stand-in for tests of code).
+        if self.form is not None and not isinstance(self.form, type):
+            raise FlowRuntimeError(f"{where}: form= takes a Flask-WTF form class (a FlaskForm subclass), "
+                                   f"not {self.form!r:.80}")
+        if not self._auto_create and self._permission is not None and not (
+                isinstance(self._permission, str) and self._permission.strip()):
+            raise FlowRuntimeError(f"{where}: Permission() takes a permission name (text) or "
+                                   f"auto_create=True, not {self._permission!r:.80}")
+
+
+def require_callable(flow_class: Any, node: Node, builder: str, func: Any, takes: str = "activation") -> None:
+    """Refuse, when the flow class is created, a builder's callable that cannot be called
+    (it failed when the first task was created or the page shown)."""
+    if not callable(func):
+        hint = f" (for a username write .Assign(username={func!r}))" if builder == "Assign" and isinstance(
+            func, str) else ""
+        raise FlowRuntimeError(f"{flow_class.__name__}.{node.name}: {builder}() takes a callable({takes}), "
+                               f"not {func!r:.80}{hint}")
 
 
 def call_with_activation(func: Callable[..., Any] | None, activation: Any) -> Any:

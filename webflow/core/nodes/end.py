@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .. import signals
 from ..activation import Activation
+from ..exceptions import FlowRuntimeError
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
@@ -52,3 +55,9 @@ class End(Node):
     def __init__(self, terminate: bool = False) -> None:
         super().__init__()
         self.terminate = terminate
+
+    def resolve(self, flow_class: Any) -> None:
+        if self._next:  # the graph drew the edge, the engine never took it
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: an End has no .Next(): the "
+                                   "process ends here")
+        super().resolve(flow_class)

@@ -102,6 +102,9 @@ class If(Node):
     def resolve(self, flow_class: Any) -> None:
         if self._then is None or self._else is None:
             raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: If needs .Then() and .Else()")
+        if self._next:  # was dropped without a word
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: an If continues with .Then() "
+                                   "and .Else(), not .Next()")
         self._next_nodes = []
         self._cond = flow_class.resolve_callable(self.cond, self)
         self._then_node = flow_class.resolve_node(self._then, self)
@@ -137,6 +140,9 @@ class Switch(Node):
         return self
 
     def resolve(self, flow_class: Any) -> None:
+        if self._next:  # was dropped without a word
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: a Switch continues with .Case() "
+                                   "and .Default(), not .Next()")
         self._next_nodes = []
         self._resolved_cases = [
             (flow_class.resolve_node(node, self), flow_class.resolve_callable(cond, self))

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
-from ..exceptions import storable_text
+from ..exceptions import FlowRuntimeError, storable_text
 from ..flow import Node
 from ..fsm import transition
 from ..models import utcnow
@@ -177,3 +177,16 @@ class Job(TimeFields, Node):
     def resolve(self, flow_class: Any) -> None:
         super().resolve(flow_class)
         self._func = flow_class.resolve_callable(self.func, self)
+        # The worker compares, multiplies and hands these to RQ: a wrong one failed there.
+        where = f"{flow_class.__name__}.{self.name}: Job()"
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise FlowRuntimeError(f"{where} retries= takes a whole number of 0 or more, "
+                                   f"not {self.retries!r:.40}")
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int) or self.timeout <= 0:
+            raise FlowRuntimeError(f"{where} timeout= takes a whole number of seconds above 0, "
+                                   f"not {self.timeout!r:.40}")
+        if (isinstance(self.backoff, bool) or not isinstance(self.backoff, int | float)
+                or not 0 <= self.backoff < float("inf")):
+            raise FlowRuntimeError(f"{where} backoff= takes seconds, 0 or more, not {self.backoff!r:.40}")
+        if not isinstance(self.queue, str) or not self.queue.strip():
+            raise FlowRuntimeError(f"{where} queue= takes a queue name, not {self.queue!r:.40}")

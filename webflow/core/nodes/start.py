@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from .. import signals
 from .. import token as tokens
 from ..activation import Activation
 from ..context import get_session
-from ..exceptions import PermissionDenied
+from ..exceptions import FlowRuntimeError, PermissionDenied
 from ..fsm import condition, process_not_canceled, transition
 from ..models import Process, Task, stored_user, utcnow
 from ..permissions import managing, starter
 from ..queries import hold_tasks, process_tasks
 from ..status import FINISHED, STATUS
 from ..transaction import current_unit_of_work, unit_of_work
-from .base import PageNode
+from .base import PageNode, require_callable
 
 
 @condition("the process has other unfinished tasks: cancel the process instead")
@@ -66,6 +66,8 @@ class StartActivation(Activation):
                 raise PermissionDenied(f"{user} may not start {self.flow_class.process_title}")
             self.task.owner = user
             self.process.created_by = user
+        if data is not None and not isinstance(data, Mapping):  # dict() raised TypeError or ValueError
+            raise FlowRuntimeError(f"prepare() takes the start data as a dict, not {data!r:.80}")
         self._data = dict(data or {})
         self.task.started = utcnow()
         self._hold_in_memory(STATUS.PREPARED)
@@ -133,6 +135,11 @@ class Start(PageNode):
         self._available = func
         return self
 
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        if self._available is not None:
+            require_callable(flow_class, self, "Available", self._available, takes="user")
+
     def can_execute(self, user: Any, task: Any = None) -> bool:
         """True when the user may start a process here."""
         if not self.user_has_permission(user):
@@ -165,6 +172,10 @@ class StartFunction(Start):
 
     def run(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         """Run the start function; the default one stores kwargs in process.data."""
+        if self._func is None and args:  # they were dropped without a word
+            raise FlowRuntimeError(
+                f"{self.flow_class.__name__}.{self.name}.run() takes keyword arguments only (the default "
+                f"start function stores them in process.data), got {len(args)} positional")
         activation = StartActivation.new(self)
         with unit_of_work(get_session()):
             if self._func is None:

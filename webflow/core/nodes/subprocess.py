@@ -166,7 +166,12 @@ class Subprocess(Node):
 
     def resolve(self, flow_class: Any) -> None:
         super().resolve(flow_class)
-        if getattr(self.start_node, "task_type", None) != "START" or self.start_node.flow_class is None:
+        from .start import StartFunction
+
+        start = self.start_node
+        if not isinstance(start, StartFunction) or start.flow_class is None:
+            # A Start (a form people fill in) was started by the engine without its form.
+            what = ", a start form" if getattr(start, "task_type", None) == "START" else ""
             raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: Subprocess needs another flow's "
-                                   f"start node (OtherFlow.start), got {self.start_node!r}")
+                                   f"StartFunction (OtherFlow.start), got {start!r}{what}")
         self._data = None if self.data is None else flow_class.resolve_callable(self.data, self)

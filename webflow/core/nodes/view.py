@@ -18,7 +18,7 @@ from ..json_data import text_problem
 from ..models import User, stored_user, utcnow
 from ..permissions import assigning, managing, owner, reassigning, to_permitted
 from ..status import STATUS
-from .base import PageNode
+from .base import PageNode, require_callable
 from .timer import TimeFields, TimeoutOwner
 
 #: The longest note a delegation takes, in characters.
@@ -267,6 +267,13 @@ class View(TimeFields, TimeoutOwner, PageNode):
         self = self._writable()
         self._on_create = [*self._on_create, func]
         return self
+
+    def resolve(self, flow_class: Any) -> None:
+        super().resolve(flow_class)
+        if self._assign_func is not None:
+            require_callable(flow_class, self, "Assign", self._assign_func)
+        for func in self._on_create:
+            require_callable(flow_class, self, "onCreate", func)
 
     def resolve_assignee(self, activation: Any) -> User | None:
         if self._assign_func is not None:
