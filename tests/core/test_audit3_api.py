@@ -218,6 +218,46 @@ def test_start_run_with_data_that_is_not_a_dict_says_so(session: Session, users:
     assert count(session, Process) == 0
 
 
+@pytest.mark.parametrize("value", [None, [1, 2], "text"])
+@pytest.mark.parametrize("column", ["process", "task"])
+def test_data_is_a_dict_and_assigning_anything_else_is_refused(session: Session, column: str,
+                                                               value: Any) -> None:
+    """``process.data = None`` was taken and stored as JSON null, after which every
+    ``process.data["x"]`` (conditions, pages) failed with TypeError; a list failed with
+    SQLAlchemy's ValueError. Both are refused on the line, the data unchanged."""
+    from webflow.core.exceptions import InputRejected
+
+    process = UserArgFlow.begin.run(amount=5)
+    row = process if column == "process" else process.get_task(UserArgFlow.begin)
+    before = dict(row.data)
+    with pytest.raises(InputRejected, match=r"data holds a JSON dict: assign a dict, not"):
+        row.data = value
+    assert row.data == before
+    session.commit()
+    session.expire_all()
+    assert row.data == before
+
+
+class OtherFlow(Flow):
+    begin = flow.StartFunction().Next(this.work)
+    work = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_get_task_refuses_a_node_of_another_flow_or_a_name(session: Session) -> None:
+    """``process.get_task(OtherFlow.work)`` on a UserArgFlow process handed back
+    UserArgFlow's ``work`` task (the nodes share a name); a name failed with
+    AttributeError: 'str' object has no attribute 'name'."""
+    process = UserArgFlow.begin.run()
+    with pytest.raises(FlowRuntimeError, match=r"<View OtherFlow\.work> is not a node of "
+                                               r"UserArgFlow, the flow of process \d+"):
+        process.get_task(OtherFlow.work)
+    with pytest.raises(FlowRuntimeError, match=r"get_task\(\) takes a node of the flow "
+                                               r"\(UserArgFlow\.work\), not 'work'"):
+        process.get_task("work")  # type: ignore[arg-type]
+    assert process.get_task(UserArgFlow.work).node_name == "work"
+
+
 # -- app start: the flows an app serves ---------------------------------------------------
 
 
@@ -251,6 +291,16 @@ def test_a_flows_setting_that_names_no_flow_stops_the_app_with_one_line(tmp_path
     attribute 'flow_label'; a single string was read letter by letter ("cannot import flow 't'")."""
     with pytest.raises(FlowRuntimeError, match=message):
         _app(tmp_path, flows)
+
+
+@pytest.mark.parametrize("actor", ["ann", 3])
+def test_a_context_user_that_is_a_name_or_an_id_is_refused_where_it_is_given(actor: Any) -> None:
+    """``with Context(user="ann"): activation.assign(ann)`` failed inside the permission
+    check with AttributeError: 'str' object has no attribute 'id'."""
+    from webflow import Context
+
+    with pytest.raises(FlowRuntimeError, match=r"Context\(user=\.\.\.\) takes a User \(or None\), not"):
+        Context(user=actor)
 
 
 def test_a_form_class_that_is_not_a_flask_wtf_form_is_a_checker_warning() -> None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from webflow import STATUS, Context, Flow, flow, signals, this
-from webflow.core import Base, row_updates
+from webflow.core import Base, row_updates, transaction
 from webflow.core.models import task_link
 from webflow.core.sqlcount import SQLCounter
 from webflow.models import Process, SearchDocument, Task, TaskEvent, User
@@ -180,9 +180,12 @@ def test_a_change_the_orm_must_order_is_left_to_the_flush(rebuilt: Session) -> N
     rebuilt.commit()
     process = FoldFlow.start.run()  # type: ignore[attr-defined]
     task = task_of(rebuilt, process, "review")
-    newcomer = User(username="newcomer", permissions=PERMISSIONS)
-    with Context(propagate_exception=True):
-        task.activate().assign(newcomer)  # newcomer is pending: no id to write yet
+    # Added inside the transition's transaction (a user the engine is handed must be in the
+    # session: a User never added is refused), so newcomer is pending: no id to write yet.
+    with Context(propagate_exception=True), transaction.unit_of_work(rebuilt, process.id):
+        newcomer = User(username="newcomer", permissions=PERMISSIONS)
+        rebuilt.add(newcomer)
+        task.activate().assign(newcomer)
     rebuilt.expire_all()
     task = task_of(rebuilt, process, "review")
     assert task.status == STATUS.ASSIGNED and task.owner.username == "newcomer"

@@ -72,6 +72,9 @@ class Context:
     _unset: Any = object()
 
     def __init__(self, propagate_exception: bool | None = None, user: Any = _unset) -> None:
+        if isinstance(user, str | bytes | int | float | dict | list | tuple):
+            # A username or an id failed inside the first permission check (AttributeError).
+            raise FlowRuntimeError(f"Context(user=...) takes a User (or None), not {user!r:.80}")
         self.propagate_exception = propagate_exception
         self.user = user
         self._tokens: list[tuple[ContextVar[Any], Token[Any]]] = []

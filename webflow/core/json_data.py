@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Iterable
 from typing import Any, SupportsIndex
 
-from sqlalchemy.ext.mutable import Mutable, MutableDict
+from sqlalchemy.ext.mutable import MutableDict
 
 from .exceptions import InputRejected
 
@@ -340,4 +340,7 @@ class DataDict(_DictWrites, MutableDict[str, Any]):  # type: ignore[misc]
             return value
         if isinstance(value, dict):
             return cls(value)
-        return Mutable.coerce(key, value)  # type: ignore[no-any-return]
+        # None was stored as JSON null (then every data["x"] failed), a list failed with
+        # SQLAlchemy's ValueError: the column holds a dict, as SPEC says.
+        raise InputRejected(f"process.data and task.data: data holds a JSON dict: assign a dict, "
+                            f"not {value!r:.80}")

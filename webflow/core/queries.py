@@ -22,6 +22,17 @@ if TYPE_CHECKING:
 
 def get_task(process: Process, flow_task: Node, status: STATUS | list[STATUS] | None = None) -> Task:
     """The one task of the process at the node; an error if there are none or several."""
+    from .flow import Node
+
+    flow_class = process.flow_class
+    if not isinstance(flow_task, Node):
+        names = [node.name for node in flow_class.nodes()]
+        example = flow_task if flow_task in names else names[0]
+        raise FlowRuntimeError(f"get_task() takes a node of the flow ({flow_class.__name__}.{example}), "
+                               f"not {flow_task!r:.80}")
+    if not issubclass(flow_class, flow_task.flow_class):  # a node of the same name was taken
+        raise FlowRuntimeError(f"{flow_task!r} is not a node of {flow_class.__name__}, the flow of "
+                               f"process {process.id}")
     query = sa.select(Task).where(Task.process_id == process.id, Task.node_name == flow_task.name)
     if status is not None:
         statuses = [status] if isinstance(status, STATUS | str) else list(status)
