@@ -154,7 +154,8 @@ def test_a_comment_without_a_token_is_posted_each_time(app, people) -> None:  # 
     assert comments() == ["ping", "ping"]
 
 
-@pytest.mark.parametrize("token", ["x", "A" * 32, "a" * 31, "a" * 33, "a" * 5000, "é" * 32, "a" * 31 + "\n"])
+@pytest.mark.parametrize("token", ["x", "A" * 32, "a" * 31, "a" * 33, "a" * 5000, "é" * 32, "a" * 31 + "\n"],
+                         ids=["short", "capitals", "31", "33", "5000", "accents", "newline"])
 def test_a_damaged_comment_token_is_refused_with_the_text_kept(app, people, token: str) -> None:  # type: ignore[no-untyped-def]
     process, confirm = confirm_of()
     alice = people("alice")
