@@ -315,3 +315,23 @@ def test_a_form_class_that_is_not_a_flask_wtf_form_is_a_checker_warning() -> Non
     assert [str(w.message) for w in caught if issubclass(w.category, FlowCheckWarning)] == [
         "StandInFormFlow: warning: work: form= dict is not a Flask-WTF form class (a FlaskForm subclass): "
         "the built-in page cannot show or check it"]
+
+
+# -- users and groups ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("model", [User, "Group"])
+@pytest.mark.parametrize("value", ["expense.can_approve", [3], ("expense.can_approve", None)])
+def test_permissions_are_a_list_of_names_and_a_string_is_refused(model: Any, value: Any) -> None:
+    """``Group(permissions="expense.can_approve")`` was taken as the set of its letters: the
+    group's users lacked the permission without a word (and held 'e', 'x', ...)."""
+    from webflow.models import Group
+
+    cls = Group if model == "Group" else User
+    with pytest.raises(FlowRuntimeError, match=r"permissions is a list of permission names"):
+        cls(name="approvers", permissions=value) if cls is Group else cls(username="x", permissions=value)
+    row = cls(name="ok") if cls is Group else cls(username="ok")
+    with pytest.raises(FlowRuntimeError, match=r"permissions is a list of permission names"):
+        row.permissions = value
+    row.permissions = ["expense.can_approve", "expense.view"]
+    assert row.permissions == ["expense.can_approve", "expense.view"]

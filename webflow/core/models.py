@@ -170,12 +170,29 @@ task_link = sa.Table(
 )
 
 
+def permission_names(value: Any) -> list[str]:
+    """``permissions`` of a user or group: a list of names. A string was taken as the set of
+    its letters (``permissions="expense.can_approve"`` granted 'e', 'x', ... and not the
+    permission), a number failed later in ``has_perm``."""
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, list | tuple | set | frozenset) or not all(
+            isinstance(name, str) for name in value):
+        raise FlowRuntimeError(f"permissions is a list of permission names (['expense.can_approve']), "
+                               f"not {value!r:.80}")
+    return list(value)
+
+
 class Group(Queryable, Base):
     __tablename__ = "group"
 
     id: Mapped[intpk]
     name: Mapped[str] = mapped_column(sa.String(150), unique=True)
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
+
+    @validates("permissions")
+    def _permission_names(self, key: str, value: Any) -> list[str]:
+        return permission_names(value)
 
     def __repr__(self) -> str:
         return f"<Group {self.name}>"
@@ -191,6 +208,10 @@ class User(Queryable, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     permissions: Mapped[list[str]] = mapped_column(JSONType, default=list)
     groups: Mapped[list[Group]] = relationship(secondary=user_group)
+
+    @validates("permissions")
+    def _permission_names(self, key: str, value: Any) -> list[str]:
+        return permission_names(value)
     # Loaded with the user (one outer join), so that giving a task to someone reads whether
     # they are away without a statement of its own in the transition.
     away: Mapped[OutOfOffice | None] = relationship(
