@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from webflow import STATUS, Context, Flow, flow, this
+from webflow import STATUS, Context, Flow, FlowRuntimeError, flow, this
 from webflow.models import Process, Task, User
 
 
@@ -206,3 +206,53 @@ def test_an_answer_redone_before_the_join_fired_counts_with_the_earlier_arrivals
                                       ("join", "DONE"), ("after", "NEW")]
     join = of(session, process, "join")[1].activate()
     assert [t.id for t in join.arrived] == [a.id, b.id]
+
+
+# -- a subprocess whose child never starts -------------------------------------------------------
+
+
+def maybe_start(activation: Any, go: bool = False) -> Any:
+    """A start function that starts a process only when asked to."""
+    if go:
+        activation.prepare(data={"go": True})
+        activation.done()
+    return activation
+
+
+class MaybeKidFlow(Flow):
+    start = flow.StartFunction(maybe_start).Next(this.end)
+    end = flow.End()
+
+
+class MaybeParentFlow(Flow):
+    start = flow.StartFunction().Next(this.sub)
+    sub = flow.Subprocess(MaybeKidFlow.start, data=lambda act: {"go": act.process.data["go"]}).Next(this.end)
+    end = flow.End()
+
+
+def test_a_child_start_function_that_starts_nothing_fails_the_subprocess_task(session, root):
+    """The child's start function returned without ``activation.done()``: no child exists,
+    so nothing would ever end the subprocess task. It used to wait STARTED for good (the
+    process neither stalled nor in ERROR, in no list); it is the task's failure now, and
+    a retry once the data says go starts the child."""
+    with Context(propagate_exception=False, user=root):
+        process = MaybeParentFlow.start.run(go=False)
+        session.commit()
+        (sub,) = of(session, process, "sub")
+        assert sub.status == STATUS.ERROR
+        assert "MaybeKidFlow.start started no process" in sub.comments
+        assert children(session, sub) == []
+        process.data = {"go": True}
+        session.commit()
+        sub.activate().retry()
+        session.commit()
+    assert [c.status for c in children(session, sub)] == [STATUS.DONE]
+    assert rows(session, process) == [("start", "DONE"), ("sub", "DONE"), ("end", "DONE")]
+    assert process.status == STATUS.DONE
+
+
+def test_a_child_start_function_that_starts_nothing_raises_under_the_code_policy(session):
+    with pytest.raises(FlowRuntimeError, match="started no process"):
+        MaybeParentFlow.start.run(go=False)
+    session.rollback()
+    assert session.scalars(sa.select(Process)).all() == []

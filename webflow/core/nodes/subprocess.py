@@ -83,6 +83,12 @@ class SubprocessActivation(Activation):
             child.done()
         else:
             start_func(child, **kwargs)
+            if child.get_status() != STATUS.DONE:
+                # Nothing was started, so nothing would ever end this task: it waited
+                # STARTED for good, a process no list showed as stuck.
+                raise FlowRuntimeError(
+                    f"{node.name}: {node.start_node.flow_class.__name__}.{node.start_node.name} started no "
+                    "process (its function returned without calling activation.done())")
         # A child that ran straight through has already finished this task (child_ended).
 
     def child_ended(self, child: Process) -> None:
