@@ -82,18 +82,13 @@ def test_a_manager_changes_the_due_date_of_a_task_whose_priority_is_beyond_the_f
 
 
 class WaitThenWorkFlow(Flow):
-    """Wait an hour, then work"""
+    """Prepare, wait an hour, then work"""
 
-    start = flow.StartFunction().Next(this.wait)
+    start = flow.StartFunction().Next(this.prepare)
+    prepare = flow.Handler(lambda activation: None).Next(this.wait)
     wait = flow.Timer(timedelta(hours=1)).Next(this.work)
-    work = (flow.View().Permission(auto_create=True)
-            .OnTimeout(this.nudge, after=timedelta(minutes=30), cancel=False).Next(this.end))
-    nudge = flow.Handler(this.count_nudge)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
     end = flow.End()
-
-    def count_nudge(self, activation):  # type: ignore[no-untyped-def]
-        activation.process.data = {**activation.process.data,
-                                   "nudges": activation.process.data.get("nudges", 0) + 1}
 
 
 @pytest.fixture
@@ -110,18 +105,12 @@ def of(process: Process, node: str) -> list[Task]:
                                    .order_by(Task.id)))
 
 
-def wait_again_button(page: str) -> bool:
-    return "/schedule/" in page and ">\n    Wait again</button>" in page
-
-
-def test_an_undone_timer_can_be_made_to_wait_again_from_its_page(timer_app) -> None:  # type: ignore[no-untyped-def]
-    """A manager undid a fired timer (to redo what came after it). The timer stood NEW with
-    "The engine runs this step" on its page, but nothing ever ran it: no worker fires a NEW
-    timer, and the page offered only Cancel (its ``schedule`` was for code only). The
-    process could go neither on nor back without canceling. Now the page says it waits for
-    a manager, and **Wait again** schedules it at its time (at once if that passed; the
-    due form moves it); a reminder undone the same way can be sent again."""
-    boss, worker = AuthActions(timer_app).enter_as("boss"), AuthActions(timer_app).enter_as("worker")
+def test_an_undone_timers_page_says_nothing_runs_it_and_how_to_wait_again(timer_app) -> None:  # type: ignore[no-untyped-def]
+    """A manager undid a fired timer (to redo what came after it). Its page said "The
+    engine runs this step", but nothing ever does: workers fire waiting timers only, and
+    an undone timer is a dead end (the process is listed as stalled). The page now says so
+    and names the repair, which works: cancel it, then Activate next on the step before."""
+    boss = AuthActions(timer_app).enter_as("boss")
     process = WaitThenWorkFlow.start.run()
     (timer,) = of(process, "wait")
     due = aware_utc(timer.due)
@@ -134,46 +123,38 @@ def test_an_undone_timer_can_be_made_to_wait_again_from_its_page(timer_app) -> N
 
     page = boss.get(task_url(timer)).get_data(as_text=True)
     assert "The engine runs this step" not in page
-    assert "Undone: this timer waits for nothing" in page and wait_again_button(page)
-    assert not wait_again_button(worker.get(task_url(timer)).get_data(as_text=True))
-    assert worker.post(task_url(timer, "schedule/")).status_code == 403
-    assert fresh(timer).status == STATUS.NEW
+    assert "Undone: this timer waits for nothing, and nothing will run it" in page
+    assert "cancel it,\n        then use Activate next on the step before it" in page
 
-    assert boss.post(task_url(timer, "schedule/")).status_code == 303
-    assert (fresh(timer).status, aware_utc(fresh(timer).due)) == (STATUS.SCHEDULED, due)
-    assert boss.post(task_url(timer, "schedule/")).status_code == 409  # waiting already
-    assert fire_due_timers(now=due) == 1
+    (prepare,) = of(process, "prepare")
+    assert boss.post(task_url(timer, "cancel/")).status_code == 303
+    assert boss.post(task_url(prepare, "activate_next/")).status_code == 303
+    old, new = of(process, "wait")
+    assert (old.status, new.status) == (STATUS.CANCELED, STATUS.SCHEDULED)
+    assert fire_due_timers(now=aware_utc(new.due)) == 1
     assert [t.status for t in of(process, "work")] == [STATUS.CANCELED, STATUS.NEW]
 
-    # the new work task's reminder fires, is undone, and is sent again
-    reminder = of(process, "work_timeout")[-1]
-    assert fire_due_timers(now=aware_utc(reminder.due)) == 1
-    (nudge,) = of(process, "nudge")
-    for task, transition in ((nudge, "undo"), (nudge, "cancel"), (reminder, "undo")):
-        assert boss.post(task_url(task, f"{transition}/")).status_code == 303, transition
-    assert wait_again_button(boss.get(task_url(reminder)).get_data(as_text=True))
-    assert boss.post(task_url(reminder, "schedule/")).status_code == 303
-    assert fire_due_timers(now=datetime.now(UTC) + timedelta(hours=2)) == 1
-    assert fresh(process).data == {"nudges": 2}
 
-
-def test_the_old_timer_of_an_undone_escalation_does_not_wait_again(app, people) -> None:  # type: ignore[no-untyped-def]
+def test_the_old_timer_of_an_undone_escalation_says_it_waits_for_nothing(app, people) -> None:  # type: ignore[no-untyped-def]
     """Undo of an escalation opens a new approval with timers of its own; its old timer
-    stays NEW for good (its approval is canceled): it offers no Wait again, and refuses it."""
+    stays NEW until that approval finishes. Its page said "The engine runs this step"."""
     db.session.add(User(username="admin", is_superuser=True))
     db.session.commit()
     process = hello()
     approve = task_of(process, "approve")
     assert fire_due_timers(now=aware_utc(approve.created) + timedelta(minutes=3)) == 1
-    escalate, timer = task_of(process, "escalate"), task_of(process, "approve_timeout")
+    escalate, timer = task_of(process, "escalate"), of(process, "approve_timeout")[0]
     admin = people("admin")
     for task, transition in ((escalate, "unassign"), (escalate, "cancel"), (timer, "undo")):
         assert admin.post(task_url(task, f"{transition}/")).status_code == 303, transition
     assert fresh(timer).status == STATUS.NEW
-    assert not wait_again_button(admin.get(task_url(timer)).get_data(as_text=True))
-    before = [(t.id, t.status) for t in of(process, "approve_timeout")]
-    assert admin.post(task_url(timer, "schedule/")).status_code == 409
-    assert [(t.id, t.status) for t in of(process, "approve_timeout")] == before
+    page = admin.get(task_url(timer)).get_data(as_text=True)
+    assert "The engine runs this step" not in page
+    assert "It is canceled when the open task of its step finishes" in page
+    reopened = task_of(process, "approve")
+    assert admin.post(task_url(reopened, "assign/")).status_code == 303
+    assert admin.post(task_url(reopened), {}).status_code in (200, 303)
+    assert fresh(timer).status == STATUS.CANCELED
 
 
 def due_form(page: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
-from ..fsm import condition, transition
+from ..fsm import transition
 from ..models import TIMER_TYPES, Task, utcnow
 from ..permissions import managing
 from ..queries import as_tasks, process_tasks
@@ -126,11 +126,6 @@ class TimeFields(Node):
         task.priority = check_priority(priority, self.name)
 
 
-@condition("the task it watches was canceled")
-def watched_task_open(activation: Any) -> bool:
-    return bool(activation.may_wait())
-
-
 class AbstractTimerActivation(Activation):
     """NEW -> SCHEDULED (due set) -> DONE when it fires; canceled while it waits."""
 
@@ -143,16 +138,7 @@ class AbstractTimerActivation(Activation):
     def fire_time(self) -> datetime | None:
         raise NotImplementedError
 
-    def may_wait(self) -> bool:
-        """Whether waiting (again) makes sense: a boundary timer only while its task is open."""
-        return True
-
-    # A manager's "Wait again" for a timer that undo left NEW: before, only code could
-    # schedule it, so from the pages it waited for nothing, for good.
-    @transition(source=STATUS.NEW, target=[STATUS.SCHEDULED, STATUS.ERROR], conditions=[watched_task_open],
-                permission=managing, label="Wait again",
-                help="Have this undone timer wait again: it fires at its time (at once if that "
-                     "has passed).")
+    @transition(source=STATUS.NEW, target=[STATUS.SCHEDULED, STATUS.ERROR])
     def schedule(self) -> None:
         """Wait until the fire time (stored as ``task.due``). A ``wait`` callable that fails
         is this timer's failure (ERROR with the traceback under the web policy, as a job's
@@ -262,16 +248,6 @@ class TimeoutActivation(AbstractTimerActivation):
         return self.flow_task.fire_time(self._host or self.host_task())
 
     _host: Task | None = None
-
-    def may_wait(self) -> bool:
-        # The old timer of an undone escalation: its view task was canceled (a new one
-        # watches the token); waiting again would fail to cancel it when it fires.
-        try:
-            host = self._host or self.host_task()
-        except FlowRuntimeError:  # no view task to watch
-            return False
-        # (Not "finished": a view being undone is still DONE while its timers are re-armed.)
-        return host.status != STATUS.CANCELED
 
     def on_fire(self) -> None:
         if not self.flow_task.cancel:
