@@ -59,7 +59,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         raise FlowRuntimeError("WEBFLOW_FLOWS is a list of flow classes or 'module:ClassName' strings, "
                                f"not the string {specs!r:.80} (write [{specs!r:.80}])")
     flows = [import_flow(spec) for spec in specs]
-    app.extensions["webflow_flows"] = _flows_by_label(flows)
+    app.extensions["webflow_flows"] = _flows_by_label(_with_subprocess_flows(flows))
 
     from . import jobs
 
@@ -89,6 +89,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
     app.cli.add_command(webflow_cli)
     return app
+
+
+def _with_subprocess_flows(flows: list[type[Flow]]) -> list[type[Flow]]:
+    """The flows, then the flows their ``Subprocess`` nodes start (at any depth): a child
+    process of a flow the app did not serve could not be opened, worked on or repaired
+    (its page and tasks were 404, /admin/ did not list it), and its parent waited for it."""
+    served = list(flows)
+    for flow_class in served:  # grows while it is read: children's children too
+        for node in flow_class.nodes():
+            child = getattr(node, "start_node", None) if node.task_type == "SUBPROCESS" else None
+            if child is not None and child.flow_class not in served:
+                served.append(child.flow_class)
+    return served
 
 
 def _flows_by_label(flows: list[type[Flow]]) -> dict[str, type[Flow]]:

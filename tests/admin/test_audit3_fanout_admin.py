@@ -1,0 +1,78 @@
+"""Audit 3: what managers and people see of fan-outs, partial joins, terminating Ends and
+subprocesses on the pages, and the actions they run there (both databases)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from admin_support import PASSWORD, Actions
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webflow import STATUS, Flow, db, flow, this
+from webflow.models import Process, Task
+
+
+class KidFlow(Flow):
+    """Kid errand"""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+class FanFlow(Flow):
+    """Fan"""
+
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.sub, items=lambda act: act.process.data["items"])
+    sub = flow.Subprocess(KidFlow.start).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+USERS = {"boss": ["fan.view", "fan.manage", "kid.view", "kid.manage", "kid.can_work"]}
+
+
+@pytest.fixture
+def parent_only(db_url: str) -> Iterator[Flask]:
+    """An app whose WEBFLOW_FLOWS names the parent flow only."""
+    app = make_test_app(db_url, [FanFlow], USERS, PASSWORD, WTF_CSRF_ENABLED=False)
+    with in_app_context(app):
+        yield app
+
+
+def client(app: Flask, name: str) -> FlaskClient:
+    logged_in = app.test_client()
+    Actions(logged_in).login(name)
+    return logged_in
+
+
+def tasks(process: Process) -> list[Task]:
+    db.session.expire_all()
+    return sorted(process.tasks, key=lambda t: t.id)
+
+
+def test_the_child_of_a_flow_not_listed_in_webflow_flows_can_be_opened_and_worked_on(parent_only):
+    """The app lists FanFlow only; its subprocess starts KidFlow. The parent's page linked
+    to the child and the link was a 404, as was the child's task: nobody could do the
+    work or repair it, and the parent waited for ever. The flows a served flow's
+    subprocesses start are served with it."""
+    boss = client(parent_only, "boss")
+    process = FanFlow.start.run(items=["x"])
+    (sub,) = [t for t in tasks(process) if t.node_name == "sub"]
+    child = db.session.scalar(db.select(Process).where(Process.parent_task_id == sub.id))
+    page = boss.get(f"/flows/fan/{process.id}/").get_data(as_text=True)
+    assert f'href="/flows/kid/{child.id}/"' in page
+    assert boss.get(f"/flows/kid/{child.id}/").status_code == 200
+    (work,) = [t for t in tasks(child) if t.node_name == "work"]
+    base = f"/flows/kid/{child.id}/work/{work.id}/"
+    assert boss.get(base).status_code == 200
+    assert boss.post(f"{base}assign/", data={"user": ""}).status_code in (302, 303)
+    assert boss.post(base, data={}).status_code in (302, 303)
+    db.session.expire_all()
+    assert child.status == STATUS.DONE and process.status == STATUS.DONE
+    assert re.search(r"Kid errand", boss.get("/flows/").get_data(as_text=True))
