@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webflow import Flow, FlowRuntimeError, flow, this
+from webflow import STATUS, Flow, FlowRuntimeError, flow, this
 from webflow.models import Process, User
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -335,3 +335,51 @@ def test_permissions_are_a_list_of_names_and_a_string_is_refused(model: Any, val
         row.permissions = value
     row.permissions = ["expense.can_approve", "expense.view"]
     assert row.permissions == ["expense.can_approve", "expense.view"]
+
+
+# -- activations: what SPEC names behaves as it says ---------------------------------------
+
+
+class GateFlow(Flow):
+    start = flow.StartFunction().Next(this.check)
+    check = flow.If(lambda act: act.process.data.get("ok")).Then(this.split).Else(this.end)
+    split = flow.Split().Next(this.a).Each(this.b, items=lambda act: ["x", "y"])
+    a = flow.View().Permission(auto_create=True).Next(this.join)
+    b = flow.View().Permission(auto_create=True).Next(this.join)
+    join = flow.Join().Next(this.end)
+    end = flow.End()
+
+
+def finish(task: Any, user: User) -> None:
+    activation = task.activate()
+    activation.assign(user)
+    activation.prepare(data={}, user=user)
+    activation.done()
+
+
+def test_gates_calculate_next_and_joins_is_done_answer_as_spec_says(session: Session,
+                                                                     users: dict[str, User]) -> None:
+    """``calculate_next()`` is the list of (node, token) of every gate: a Split's was
+    (node, token, branch data) triples, so ``for node, token in ...`` failed with ValueError;
+    ``is_done()`` tells whether the join's region is finished; ``has_perm``, ``set_status``."""
+    root, ann = users["root"], users["ann"]
+    process = GateFlow.start.run(ok=True)
+    check = process.get_task(GateFlow.check).activate()
+    assert [(node.name, token) for node, token in check.calculate_next()] == [("split", "start")]
+    split = process.get_task(GateFlow.split)
+    assert [(node.name, token) for node, token in split.activate().calculate_next()] == [
+        ("a", f"start/{split.id}_1"), ("b", f"start/{split.id}_2"), ("b", f"start/{split.id}_3")]
+    finish(process.get_task(GateFlow.a), root)
+    join = process.get_task(GateFlow.join).activate()
+    assert join.get_status() == STATUS.STARTED and join.is_done() is False
+    branches = [t for t in process.tasks if t.node_name == "b"]
+    assert branches[0].activate().has_perm(root) and not branches[0].activate().has_perm(ann)
+    for task in branches:
+        finish(task, root)
+    session.expire_all()
+    join = process.get_task(GateFlow.join).activate()
+    assert join.get_status() == STATUS.DONE and join.is_done() is True
+    assert process.status == STATUS.DONE
+    end = process.get_task(GateFlow.end).activate()
+    end.set_status("DONE")
+    assert end.get_status() is STATUS.DONE

@@ -28,7 +28,12 @@ class AbstractGateActivation(Activation):
         self.perform()
 
     def calculate_next(self) -> list[tuple[Node, str]]:
-        """The nodes to activate, each with its token."""
+        """The nodes to activate, each with its token (a Split's fan-out branches carry
+        their item too, which the engine keeps: ``_targets``)."""
+        return [(target[0], target[1]) for target in self._targets()]
+
+    def _targets(self) -> list[Any]:
+        """What ``_activate`` takes: (node, token), or (node, token, branch data)."""
         return self.flow_task.calculate(self)  # type: ignore[no-any-return]
 
     def activate_next(self) -> None:
@@ -40,7 +45,7 @@ class AbstractGateActivation(Activation):
             self.task.started = utcnow()
             self.ensure_ids()  # conditions see saved rows (and split tokens need the id)
             self.send(signals.task_started)
-            targets = self.calculate_next()  # first: a failing condition leaves nothing behind
+            targets = self._targets()  # first: a failing condition leaves nothing behind
             # Finished before anything downstream runs: a join downstream sees the gate
             # DONE, and nothing of it is left to write when its savepoint ends.
             self.task.finished = utcnow()
@@ -49,7 +54,7 @@ class AbstractGateActivation(Activation):
             self._activate(targets)
 
     def _activate_next(self) -> None:
-        self._activate(self.calculate_next())
+        self._activate(self._targets())
 
     @transition(source=STATUS.NEW, target=[STATUS.DONE, STATUS.ERROR], permission=managing, label="Run now")
     def perform(self) -> None:
