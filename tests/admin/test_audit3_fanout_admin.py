@@ -4,6 +4,7 @@ subprocesses on the pages, and the actions they run there (both databases)."""
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -11,8 +12,11 @@ from admin_support import PASSWORD, Actions
 from app_support import in_app_context, make_test_app
 from flask import Flask
 from flask.testing import FlaskClient
+from flask_wtf import FlaskForm
+from wtforms import StringField
 
 from webflow import STATUS, Flow, db, flow, this
+from webflow.core.checks import FlowCheckWarning
 from webflow.models import Process, Task
 
 
@@ -76,3 +80,48 @@ def test_the_child_of_a_flow_not_listed_in_webflow_flows_can_be_opened_and_worke
     db.session.expire_all()
     assert child.status == STATUS.DONE and process.status == STATUS.DONE
     assert re.search(r"Kid errand", boss.get("/flows/").get_data(as_text=True))
+
+
+
+class NoteForm(FlaskForm):
+    index = StringField("Index card")
+    item = StringField("Item")
+    note = StringField("Note")
+
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", FlowCheckWarning)  # the checker's error is the point
+
+    class NoteFlow(Flow):
+        """Notes"""
+
+        start = flow.StartFunction().Next(this.fan)
+        fan = flow.Split().Each(this.note, items=lambda act: ["alpha", "beta"])
+        note = flow.View(form=NoteForm).Permission(auto_create=True).Next(this.join)
+        join = flow.Join().Next(this.end)
+        end = flow.End()
+
+
+def test_a_branch_form_with_fields_named_item_and_index_keeps_the_branch_and_its_page(db_url):
+    """A fan-out View's answers are stored beside the branch's item and index in task.data:
+    fields of those names replaced them, and the task page was a 500 (a TypeError adding
+    1 to the text typed as the index). The branch keeps its item and index, the page says
+    which item it was for, and the flow checker calls such a field an error."""
+    perms = ["note.view", "note.manage", "note.can_note"]
+    app = make_test_app(db_url, [NoteFlow], {"boss": perms}, PASSWORD, WTF_CSRF_ENABLED=False)
+    with in_app_context(app):
+        boss = client(app, "boss")
+        process = NoteFlow.start.run()
+        task = [t for t in tasks(process) if t.node_name == "note"][0]
+        base = f"/flows/note/{process.id}/note/{task.id}/"
+        assert boss.post(f"{base}assign/", data={"user": ""}).status_code in (302, 303)
+        assert boss.post(base, data={"index": "A-7", "item": "stapler", "note": "ok"}).status_code in (302, 303)
+        page = boss.get(base)
+        assert page.status_code == 200
+        assert "For <strong>alpha</strong>" in page.get_data(as_text=True)
+        db.session.expire_all()
+        assert task.status == STATUS.DONE
+        assert task.data == {"item": "alpha", "index": 0, "note": "ok"}
+    assert [str(f) for f in NoteFlow.check_findings if "Each branch" in f.message] == [
+        "error: note: the form's field 'index', 'item' has the name of what a Split().Each branch keeps "
+        "in task.data (item, index): rename it, or its answer is lost"]

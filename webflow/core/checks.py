@@ -62,6 +62,11 @@ def _reachable(starts: Iterable[Node]) -> set[str]:
 PAGE_FIELDS = ("csrf_token", "start_token", "shown")
 
 
+#: What a fan-out branch's task holds from its split (``Split().Each``): a View's answers
+#: there are stored beside them in ``task.data``, so a form field may not be named so.
+BRANCH_FIELDS = ("item", "index")
+
+
 def _form_fields(node: Node) -> list[str]:
     """The names of the fields the node's form class declares (WTForms' unbound fields),
     read without importing WTForms: the engine core knows no web library."""
@@ -108,6 +113,13 @@ def check_flow(flow_class: type[Flow]) -> list[Finding]:
             found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, clashes))} "
                                                          "has a name the page uses for a hidden field of its "
                                                          "own: rename it, or one of the two values is lost"))
+        fan_out = getattr(node, "fan_out", False)
+        taken = [name for name in _form_fields(node) if name in BRANCH_FIELDS] if fan_out else []
+        if taken:
+            found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, taken))} has "
+                                                         "the name of what a Split().Each branch keeps in "
+                                                         "task.data (item, index): rename it, or its answer is "
+                                                         "lost"))
         if node.task_type != "END" and not _successors(node):
             found.append(Finding(Level.WARNING, node.name, "no .Next(): a process that gets here outside a "
                                                            "parallel branch stalls (nothing left to do, no End "

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from .. import signals
 from ..activation import Activation, next_tasks_missing, region_join_not_fired
 from ..away import substitute_for
+from ..checks import BRANCH_FIELDS
 from ..context import current_actor, get_session
 from ..drafts import clear_draft
 from ..exceptions import FlowRuntimeError, InputRejected, PermissionDenied
@@ -205,7 +206,11 @@ class ViewActivation(Activation):
         clear_draft(self.session, self.task)
         if self.flow_task.fan_out:
             # One of several parallel reviewers: their answers stay apart, beside the item.
-            task.data = {**(task.data or {}), **self._data}
+            # The item and index stay the branch's: an answer of that name replaced them,
+            # and a text "index" broke the task page (the flow checker calls such a form
+            # field an error, see checks.BRANCH_FIELDS).
+            before = dict(task.data or {})
+            task.data = {**before, **self._data, **{k: before[k] for k in BRANCH_FIELDS if k in before}}
         else:
             if self._data:
                 process.data = {**(process.data or {}), **self._data}
