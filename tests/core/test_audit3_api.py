@@ -120,6 +120,9 @@ WRONG: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
                                       .Default(this.end).Next(this.end)),
                        r"SwitchNextFlow\.work: a Switch continues with \.Case\(\) and \.Default\(\), "
                        r"not \.Next\(\)"),
+    # A Switch with nowhere to go: every process failed there ("no case matched").
+    "EmptySwitchFlow": (lambda: _plain(work=flow.Switch()),
+                        r"EmptySwitchFlow\.work: a Switch needs \.Case\(\) or \.Default\(\)"),
     "EndNextFlow": (lambda: _plain(end=flow.End().Next(this.work)),
                     r"EndNextFlow\.end: an End has no \.Next\(\)"),
     # Callables that are not callable failed when the first task was created or shown.

@@ -148,6 +148,8 @@ class Switch(Node):
         if self._next:  # was dropped without a word
             raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: a Switch continues with .Case() "
                                    "and .Default(), not .Next()")
+        if not self._cases and self._default is None:  # every process failed here at run time
+            raise FlowRuntimeError(f"{flow_class.__name__}.{self.name}: a Switch needs .Case() or .Default()")
         self._next_nodes = []
         self._resolved_cases = [
             (flow_class.resolve_node(node, self), flow_class.resolve_callable(cond, self))
