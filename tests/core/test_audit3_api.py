@@ -386,3 +386,27 @@ def test_gates_calculate_next_and_joins_is_done_answer_as_spec_says(session: Ses
     end = process.get_task(GateFlow.end).activate()
     end.set_status("DONE")
     assert end.get_status() is STATUS.DONE
+
+
+class OpenFlow(Flow):
+    start = flow.Start().Next(this.work)
+    work = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_nodes_without_permission_settings_are_for_the_flows_viewers(session: Session) -> None:
+    """A Start or View without ``.Permission()`` is open to whoever may see the flow
+    (``<label>.view`` or ``.manage``), not to everyone and not to no one."""
+    from webflow.core import PermissionDenied
+
+    viewer = User(username="viewer", permissions=["open.view"])
+    stranger = User(username="stranger", permissions=["other.view"])
+    session.add_all([viewer, stranger])
+    session.commit()
+    assert OpenFlow.start.can_execute(viewer) and not OpenFlow.start.can_execute(stranger)
+    with pytest.raises(PermissionDenied):
+        OpenFlow.start.run(data={}, user=stranger)
+    process = OpenFlow.start.run(data={}, user=viewer)
+    task = process.get_task(OpenFlow.work)
+    assert task.owner_permission is None
+    assert task.activate().has_perm(viewer) and not task.activate().has_perm(stranger)
