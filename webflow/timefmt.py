@@ -8,6 +8,7 @@ page, no JavaScript) or with an unknown zone, times are shown in UTC and say so.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 from urllib.parse import unquote
@@ -148,7 +149,26 @@ def parse_local_input(text: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
+#: The instants a ``change_due`` or ``reschedule`` note holds (``core.timers._text``: isoformat).
+_NOTED_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:[+-]\d\d:\d\d)?")
+
+
+def due_change_note(comments: str) -> str:
+    """A ``change_due`` / ``reschedule`` note for people: ``due 2031-01-15T14:30:00+00:00 ->
+    none; priority 0 -> 7`` reads ``Due 2031-01-15 09:30 EST → none; priority 0 → 7``."""
+
+    def shown(match: re.Match[str]) -> str:
+        try:
+            return exact(datetime.fromisoformat(match.group(0)))
+        except ValueError:
+            return match.group(0)
+
+    text = _NOTED_INSTANT.sub(shown, comments).replace(" -> ", " → ")
+    return text[:1].upper() + text[1:]
+
+
 def register(app: Flask) -> None:
+    app.add_template_global(due_change_note, "due_change_note")
     app.add_template_global(reader_zone_name, "reader_zone_name")
     app.add_template_global(local_input, "local_input")
     app.add_template_global(time_tag, "time_tag")

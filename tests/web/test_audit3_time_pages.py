@@ -190,3 +190,24 @@ def test_two_managers_changing_due_date_and_priority_at_once_keep_both_changes(a
     assert second.post(task_url(approve, "due/"), {**second_form, "due": ""}).status_code == 303
     changed = fresh(approve)
     assert (changed.due, changed.priority) == (None, -4)
+
+
+def test_the_history_shows_a_due_change_old_and_new_in_the_readers_zone(app, people) -> None:  # type: ignore[no-untyped-def]
+    """The change is stored with the old and new values (README: "a change_due event in
+    the task's history with the old and new values"), but the page's history said only
+    "changed the due date or priority": nobody could see from what to what. It now shows
+    both, the times in the reader's zone."""
+    approve = task_of(hello(), "approve")
+    set_due(approve, datetime(2031, 1, 10, 17, tzinfo=UTC), priority=0)
+    manager = people("manager")
+    manager.client.set_cookie("tz", "America/New_York")
+    manager.get(task_url(approve))
+    changed = manager.post(task_url(approve, "due/"), {"due": "2031-01-15T09:30", "priority": "7"})
+    assert changed.status_code == 303
+    page = manager.get(task_url(approve)).get_data(as_text=True)
+    assert "Due 2031-01-10 12:00 EST → 2031-01-15 09:30 EST; priority 0 → 7" in page
+    assert manager.post(task_url(approve, "due/"), {"due": "", "priority": "7"}).status_code == 303
+    berlin = people("bob")
+    berlin.client.set_cookie("tz", "Europe/Berlin")
+    page = berlin.get(task_url(approve)).get_data(as_text=True)
+    assert "Due 2031-01-15 15:30 CET → none" in page
