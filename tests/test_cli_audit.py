@@ -50,10 +50,10 @@ def users() -> list[tuple[str, bool]]:
 
 @pytest.mark.parametrize("args", [["search-index"], ["create-user", "ann", "--password", "pw"],
                                   ["fire-timers"], ["worker", "--burst"]])
-def test_a_database_without_tables_is_told_to_upgrade(db_url: str, args: list[str]) -> None:
+def test_a_database_without_tables_is_told_to_upgrade(bare_db_url: str, args: list[str]) -> None:
     """They printed a SQL traceback; fire-timers logged one and said "0 timers fired." (exit 0);
     the worker started and failed every job it took."""
-    app = make(db_url)
+    app = make(bare_db_url)
     result = run(app, *args)
     refused(result, "has no webflow tables")
     assert "flask --app wsgi db upgrade" in result.output and "0 timers fired" not in result.output
@@ -62,10 +62,10 @@ def test_a_database_without_tables_is_told_to_upgrade(db_url: str, args: list[st
         db.engine.dispose()
 
 
-def test_a_database_at_an_older_revision_is_told_to_upgrade(db_url: str) -> None:
+def test_a_database_at_an_older_revision_is_told_to_upgrade(bare_db_url: str) -> None:
     from flask_migrate import upgrade
 
-    app = make(db_url)
+    app = make(bare_db_url)
     with app.app_context():
         upgrade(revision="0009_notify")
         db.engine.dispose()

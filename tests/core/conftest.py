@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from webflow.core import Base, User, create_engine
+from webflow.core import Base, User
 from webflow.core import jobs as core_jobs
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -68,23 +68,4 @@ def stored(engine: sa.Engine) -> Callable[[], Snapshot]:
             }
 
     return snapshot
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """As the shared fixture, but PostgreSQL tables are emptied, not dropped: faster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite'}"
-    url: str = request.getfixturevalue("pg_url")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        existing = set(sa.inspect(conn).get_table_names())
-        names = [t.name for t in Base.metadata.sorted_tables if t.name in existing]
-        if names and len(existing) == len(Base.metadata.sorted_tables):
-            for name in reversed(names):  # children first; DELETE beats TRUNCATE on tiny tables
-                conn.exec_driver_sql(f'DELETE FROM "{name}"')
-        else:
-            Base.metadata.drop_all(conn)
-    engine.dispose()
-    return url
 
