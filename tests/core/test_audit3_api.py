@@ -112,6 +112,10 @@ WRONG: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     "ThenToStartFlow": (lambda: _plain(work=flow.If(lambda act: True).Then(this.again).Else(this.end),
                                        again=flow.StartFunction().Next(this.end)),
                         r"ThenToStartFlow\.work leads to 'again', a start node"),
+    # A node of another flow was taken by its name: the task went to this flow's 'end'.
+    "ForeignNextFlow": (lambda: _plain(work=flow.View().Next(UserArgFlow.end)),
+                        r"ForeignNextFlow\.work: <End UserArgFlow\.end> is a node of UserArgFlow, another "
+                        r"flow: refer to this flow's nodes as this\.<name>"),
     # .Next on a node that does not take it was dropped without a word.
     "IfNextFlow": (lambda: _plain(work=flow.If(lambda act: True).Then(this.end).Else(this.end)
                                   .Next(this.other), other=flow.View().Next(this.end)),
@@ -193,8 +197,9 @@ def test_what_the_class_checks_still_lets_through() -> None:
                     work=flow.View(form=form).Permission("good.can_work").Assign(pick).onCreate(pick)
                     .Next(this.check),
                     check=flow.If(lambda act: True).Then(this.end).Else(this.end), end=flow.End())
-    child = define("GoodChildFlow", parent, again=parent.work, work=parent.work.Next(this.end))
+    child = define("GoodChildFlow", parent, again=parent.work, work=parent.work.Next(parent.end))
     assert child.node("again") is not child.node("work") and child.node("again").name == "again"
+    assert [target for target, _ in child.node("work").outgoing()] == [child.node("end")]
     assert parent.node("work").name == "work" and parent.flow_label == "good-parent_1"
 
 

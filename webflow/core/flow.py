@@ -337,6 +337,11 @@ class Flow(metaclass=FlowMeta):
                     f"{cls.__name__}.{referrer.name}: the target node must be an attribute "
                     "of the flow; refer to it as this.<name>"
                 )
+            if ref.flow_class is not None and not issubclass(cls, ref.flow_class):
+                # It was taken by its name: the task went to this flow's node of that name.
+                raise FlowRuntimeError(
+                    f"{cls.__name__}.{referrer.name}: {ref!r} is a node of {ref.flow_class.__name__}, "
+                    "another flow: refer to this flow's nodes as this.<name>")
             ref = ref.name
         name = ref.name if isinstance(ref, NodeRef) else ref
         if not isinstance(name, str):
