@@ -256,3 +256,46 @@ def test_a_child_start_function_that_starts_nothing_raises_under_the_code_policy
         MaybeParentFlow.start.run(go=False)
     session.rollback()
     assert session.scalars(sa.select(Process)).all() == []
+
+
+# -- a child reopened after its parent moved on --------------------------------------------------
+
+
+class ErrandFlow(Flow):
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Next(this.end)
+    end = flow.End()
+
+
+class ErrandsFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.sub, items=lambda act: [1, 2])
+    sub = flow.Subprocess(ErrandFlow.start).Next(this.join)
+    join = flow.Join().Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_canceling_the_parent_cancels_a_child_reopened_after_its_task_finished(session, root):
+    """Both errands were done and the parent went on; a manager reopened one errand (undo
+    of its End). Canceling the parent left that child open, alive under a canceled parent
+    for good; it is canceled with the parent now, like the children of open tasks."""
+    with Context(propagate_exception=False, user=root):
+        process = ErrandsFlow.start.run()
+        session.commit()
+        subs = of(session, process, "sub")
+        kids = [children(session, t)[0] for t in subs]
+        for kid in kids:
+            complete(session, of(session, kid, "work")[0], root)
+        assert [t.status for t in of(session, process, "sub")] == [STATUS.DONE, STATUS.DONE]
+        of(session, kids[0], "end")[0].activate().undo()
+        session.commit()
+        session.expire_all()
+        assert kids[0].status == STATUS.NEW
+        process.cancel()
+        session.commit()
+    session.expire_all()
+    assert process.status == STATUS.CANCELED
+    assert [k.status for k in kids] == [STATUS.CANCELED, STATUS.DONE]
+    assert rows(session, kids[0]) == [("start", "DONE"), ("work", "DONE"), ("end", "CANCELED")]
+    assert [t.status for t in of(session, process, "sub")] == [STATUS.DONE, STATUS.DONE]

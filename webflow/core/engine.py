@@ -262,5 +262,13 @@ def cancel_process(process: Process) -> None:
         process.finished = utcnow()
         process.stalled = None
         cancel_tasks(process, unfinished_tasks(process))
+        # Children still open although the task that started them has finished (a manager
+        # reopened one by undoing its End): canceling the parent cancels them too, as it
+        # cancels the children of its unfinished subprocess tasks.
+        for child in session.scalars(
+                sa.select(Process).join(Task, Task.id == Process.parent_task_id)
+                .where(Task.process_id == process.id, Process.status == STATUS.NEW).order_by(Process.id)):
+            if child.status == STATUS.NEW:  # as this transaction holds it
+                cancel_process(child)
         record_event(session, process, None, "cancel_process", STATUS.NEW, STATUS.CANCELED)
         notify_parent(process)
