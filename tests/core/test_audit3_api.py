@@ -168,6 +168,13 @@ WRONG: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
                        r"JobBackoffFlow\.work: Job\(\) backoff= takes seconds, 0 or more, not -1"),
     "JobQueueFlow": (lambda: _plain(work=flow.Job(print, queue="").Next(this.end)),
                      r"JobQueueFlow\.work: Job\(\) queue= takes a queue name, not ''"),
+    # Names longer than their columns: PostgreSQL refused the first task's INSERT (DataError),
+    # SQLite stored them.
+    "LongNodeFlow": (lambda: _plain(work=flow.View().Next(this.end), **{"n" * 101: flow.View().Next(this.end)}),
+                     r"LongNodeFlow\.n{101}: a node's name is at most 100 characters \(it is stored with "
+                     r"each task\), this one has 101"),
+    "L" * 250 + "Flow": (lambda: _plain(), r"L{250}Flow: the flow's path '[\w.]+\.L+Flow' is \d+ "
+                                           r"characters long: it is stored with each process, at most 255"),
     # Labels that no URL can carry.
     "SlashLabelFlow": (lambda: _plain(flow_label="sales/expense"),
                        r"SlashLabelFlow: flow_label 'sales/expense' is not a label"),
@@ -415,3 +422,11 @@ def test_nodes_without_permission_settings_are_for_the_flows_viewers(session: Se
     task = process.get_task(OpenFlow.work)
     assert task.owner_permission is None
     assert task.activate().has_perm(viewer) and not task.activate().has_perm(stranger)
+
+
+def test_the_name_limits_are_the_columns_lengths() -> None:
+    from webflow.core.flow import MAX_NODE_NAME, MAX_PATH
+    from webflow.models import Task
+
+    assert MAX_PATH == Process.__table__.c.flow_class.type.length == Task.__table__.c.flow_class.type.length
+    assert MAX_NODE_NAME == Task.__table__.c.flow_task.type.length

@@ -145,6 +145,10 @@ class Node:
         return f"<{type(self).__name__} {owner}.{self.name}>"
 
 
+#: The lengths of the columns that store a flow's path and a node's name (core.models).
+MAX_PATH = 255
+MAX_NODE_NAME = 100
+
 _registry: dict[str, type[Flow]] = {}
 
 
@@ -267,6 +271,15 @@ class FlowMeta(type):
                         "for ever)")
         if not any(n.task_type == "START" for n in nodes.values()):
             raise FlowRuntimeError(f"flow {name} has no start node")
+        # Stored with each process and task: PostgreSQL refused a longer one at the first
+        # INSERT (DataError), SQLite stored it (the columns of core.models).
+        if len(flow_cls.path()) > MAX_PATH:
+            raise FlowRuntimeError(f"{name}: the flow's path {flow_cls.path()!r} is {len(flow_cls.path())} "
+                                   f"characters long: it is stored with each process, at most {MAX_PATH}")
+        for attr in nodes:
+            if len(attr) > MAX_NODE_NAME:
+                raise FlowRuntimeError(f"{name}.{attr}: a node's name is at most {MAX_NODE_NAME} characters "
+                                       f"(it is stored with each task), this one has {len(attr)}")
         from .checks import warn_findings
 
         flow_cls.check_findings = warn_findings(flow_cls)
