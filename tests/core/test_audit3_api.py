@@ -430,3 +430,17 @@ def test_the_name_limits_are_the_columns_lengths() -> None:
 
     assert MAX_PATH == Process.__table__.c.flow_class.type.length == Task.__table__.c.flow_class.type.length
     assert MAX_NODE_NAME == Task.__table__.c.flow_task.type.length
+
+
+@pytest.mark.parametrize("value", [None, "method"])
+def test_a_subclass_that_shadows_a_parents_node_with_a_non_node_is_refused(value: str | None) -> None:
+    """``class Child(Parent): notify = None`` (meant to drop the node) or a method named like
+    the parent's node was overwritten by a copy of the parent's node without a word."""
+    parent = define("ShadowParentFlow", **_plain())
+
+    def work(self: Any, activation: Any) -> None:
+        return None
+
+    with pytest.raises(FlowRuntimeError, match=r"ShadowChildFlow\.work: the node 'work' of ShadowParentFlow "
+                                               r"cannot be replaced by something that is not a node"):
+        define("ShadowChildFlow", parent, work=work if value == "method" else None)

@@ -221,6 +221,13 @@ class FlowMeta(type):
                 if isinstance(value, Node):
                     nodes.pop(attr, None)  # keep definition order, subclass position wins
                     nodes[attr] = value
+        for attr, value in attrs.items():
+            inherited = nodes.get(attr)
+            if inherited is not None and not isinstance(value, Node):
+                # It was overwritten by a copy of the parent's node without a word.
+                owner = inherited.flow_class.__name__ if inherited.flow_class else "a base class"
+                raise FlowRuntimeError(f"{name}.{attr}: the node {attr!r} of {owner} cannot be replaced by "
+                                       "something that is not a node (give it another name)")
         fresh: dict[int, str] = {}
         for attr, node in nodes.items():
             if attr in _FLOW_ATTRIBUTES:
