@@ -299,3 +299,48 @@ def test_canceling_the_parent_cancels_a_child_reopened_after_its_task_finished(s
     assert [k.status for k in kids] == [STATUS.CANCELED, STATUS.DONE]
     assert rows(session, kids[0]) == [("start", "DONE"), ("work", "DONE"), ("end", "CANCELED")]
     assert [t.status for t in of(session, process, "sub")] == [STATUS.DONE, STATUS.DONE]
+
+
+# -- a fan-out run again over a shorter list -----------------------------------------------------
+
+
+def majority(act: Any) -> bool:
+    return len(act.arrived) * 2 > len(act.branches)
+
+
+class MajorityFlow(Flow):
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: act.process.data["items"])
+    review = flow.View().Next(this.join)
+    join = flow.Join(until=majority, cancel_rest=True).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_branches_of_a_fan_out_run_again_over_fewer_items_are_this_runs_only(session, root):
+    """Four reviewers, then the list is cut to three: the manager cancels the branches,
+    undoes the split, mends the data and runs it again. A majority of three is two; the
+    join counted the fourth, canceled branch of the first run too (four branches), so two
+    answers were no majority and the third reviewer had to answer as well."""
+    with Context(propagate_exception=False, user=root):
+        process = MajorityFlow.start.run(items=["a", "b", "c", "d"])
+        session.commit()
+        for task in of(session, process, "review"):
+            task.activate().cancel()
+        session.commit()
+        (fan,) = of(session, process, "fan")
+        fan.activate().undo()
+        process.data = {"items": ["a", "b", "c"]}
+        session.commit()
+        fan.activate().perform()
+        session.commit()
+        fresh = [t for t in of(session, process, "review") if t.status == STATUS.NEW]
+        assert len(fresh) == 3
+        complete(session, fresh[0], root)
+        complete(session, fresh[1], root)
+        join = of(session, process, "join")[0]
+        assert len(join.activate().branches) == 3
+    assert [t.status for t in of(session, process, "review")] == [STATUS.CANCELED] * 4 + [
+        STATUS.DONE, STATUS.DONE, STATUS.CANCELED]
+    assert [t.status for t in of(session, process, "join")] == [STATUS.DONE]
+    assert [t.status for t in of(session, process, "after")] == [STATUS.NEW]

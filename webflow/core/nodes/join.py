@@ -270,8 +270,15 @@ class JoinActivation(Activation):
             uow.write_links()
         led = set(self.session.scalars(
             sa.select(task_link.c.task_id).where(task_link.c.previous_id == split_id)))
+        # The latest run began when the split last started: a token of an earlier, longer
+        # run that this run has no task on is not a branch of it (it counted a canceled
+        # leftover, so an until over len(branches) waited for one branch too many).
+        split = self.session.get(Task, split_id)
+        began = as_utc(split.started) if split is not None and split.started is not None else None
         newest: dict[str, Task] = {}
         for task in self._region():
+            if began is not None and task.created is not None and as_utc(task.created) < began:
+                continue
             if task.id in led and "/" not in task.token[len(prefix):]:
                 kept = newest.get(task.token)
                 if kept is None or (kept.id or 0) < (task.id or 0):
