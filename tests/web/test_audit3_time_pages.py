@@ -206,6 +206,9 @@ def test_the_history_shows_a_due_change_old_and_new_in_the_readers_zone(app, peo
     assert changed.status_code == 303
     page = manager.get(task_url(approve)).get_data(as_text=True)
     assert "Due 2031-01-10 12:00 EST → 2031-01-15 09:30 EST; priority 0 → 7" in page
+    process_page = manager.get(f"/flows/hello_world/{approve.process_id}/").get_data(as_text=True)
+    assert "Due 2031-01-10 12:00 EST → 2031-01-15 09:30 EST; priority 0 → 7" in process_page
+    assert "2031-01-10T17:00:00+00:00" not in process_page  # not as a traceback in UTC
     assert manager.post(task_url(approve, "due/"), {"due": "", "priority": "7"}).status_code == 303
     berlin = people("bob")
     berlin.client.set_cookie("tz", "Europe/Berlin")
