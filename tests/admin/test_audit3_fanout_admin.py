@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from admin_support import PASSWORD, Actions
@@ -13,7 +14,7 @@ from app_support import in_app_context, make_test_app
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import BooleanField, StringField
 
 from webflow import STATUS, Flow, db, flow, this
 from webflow.core.checks import FlowCheckWarning
@@ -125,3 +126,46 @@ def test_a_branch_form_with_fields_named_item_and_index_keeps_the_branch_and_its
     assert [str(f) for f in NoteFlow.check_findings if "Each branch" in f.message] == [
         "error: note: the form's field 'index', 'item' has the name of what a Split().Each branch keeps "
         "in task.data (item, index): rename it, or its answer is lost"]
+
+
+def enough(act: Any) -> bool:
+    return sum(bool(t.data.get("approved")) for t in act.arrived) >= act.process.data["needed"]
+
+
+class VoteForm(FlaskForm):
+    approved = BooleanField("Approved")
+
+
+class VoteFlow(Flow):
+    """Vote"""
+
+    start = flow.StartFunction().Next(this.fan)
+    fan = flow.Split().Each(this.review, items=lambda act: ["a", "b", "c"])
+    review = flow.View(form=VoteForm).Permission(auto_create=True).Next(this.join)
+    join = flow.Join(until=enough, cancel_rest=True).Next(this.after)
+    after = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+def test_retry_of_a_failed_partial_join_from_the_page_waits_for_the_other_reviewers(db_url):
+    """The until failed on the first approval (``needed`` missing); the manager mends the
+    data and presses Retry on the join's page: the join waits again and the two open
+    reviews stay open (Retry fired it at once and canceled them)."""
+    perms = ["vote.view", "vote.manage", "vote.can_review", "vote.can_after"]
+    app = make_test_app(db_url, [VoteFlow], {"boss": perms}, PASSWORD, WTF_CSRF_ENABLED=False)
+    with in_app_context(app):
+        boss = client(app, "boss")
+        process = VoteFlow.start.run()
+        first = [t for t in tasks(process) if t.node_name == "review"][0]
+        base = f"/flows/vote/{process.id}/review/{first.id}/"
+        assert boss.post(f"{base}assign/", data={"user": ""}).status_code in (302, 303)
+        assert boss.post(base, data={"approved": "y"}).status_code in (302, 303)
+        (join,) = [t for t in tasks(process) if t.node_name == "join"]
+        assert join.status == STATUS.ERROR
+        process.data = {**process.data, "needed": 2}
+        db.session.commit()
+        assert boss.get(f"/admin/confirm/vote/{process.id}/join/{join.id}/retry/").status_code == 200
+        answer = boss.post(f"/flows/vote/{process.id}/join/{join.id}/retry/", follow_redirects=True)
+        assert answer.status_code == 200
+        assert [(t.node_name, t.status.value) for t in tasks(process)][2:] == [
+            ("review", "DONE"), ("review", "NEW"), ("review", "NEW"), ("join", "STARTED")]
