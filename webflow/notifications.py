@@ -33,6 +33,7 @@ from .core.context import get_session
 from .core.models import Notification, NotificationSetting, Task, User, utcnow
 from .core.status import FINISHED
 from .extensions import db
+from .timefmt import exact_for
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ def on_comment_posted(sender: Any, process: Any = None, task: Any = None, commen
 
 def on_task_overdue(sender: Any, process: Any = None, task: Any = None, user: Any = None, due: Any = None,
                     **extra: Any) -> None:
-    notify("overdue", user, process, task, due=due)
+    # In the zone the person set, as their pages show it (it said UTC to everyone).
+    notify("overdue", user, process, task, due=due, due_text=exact_for(due, user) if due is not None else "")
 
 
 # Connected once, for every app: a receiver does nothing outside an app with mail configured.

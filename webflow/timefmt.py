@@ -66,7 +66,21 @@ def local(stamp: datetime) -> datetime:
 def exact(stamp: datetime, seconds: bool = False) -> str:
     """``2026-12-04 09:30 CET``: the time in the reader's zone, with the zone (and with
     ``seconds``, ``09:30:15``: the hover title, where two events of one minute differ)."""
-    value = local(stamp)
+    return written(local(stamp), seconds)
+
+
+def exact_for(stamp: datetime, person: Any) -> str:
+    """``exact`` for someone who is not reading a page (a mail): in the zone they set
+    (Settings), else UTC."""
+    value = aware_utc(stamp)
+    try:
+        value = value.astimezone(zone_named(getattr(person, "timezone", None)) or UTC)
+    except OverflowError:
+        pass
+    return written(value)
+
+
+def written(value: datetime, seconds: bool = False) -> str:
     # isoformat, not strftime: %Y writes the year 1 as "1", not "0001"
     shown = value.replace(tzinfo=None).isoformat(" ", "seconds" if seconds else "minutes")
     return f"{shown} {value.tzname() or 'UTC'}"

@@ -214,3 +214,32 @@ def test_the_history_shows_a_due_change_old_and_new_in_the_readers_zone(app, peo
     berlin.client.set_cookie("tz", "Europe/Berlin")
     page = berlin.get(task_url(approve)).get_data(as_text=True)
     assert "Due 2031-01-15 15:30 CET → none" in page
+
+
+def test_the_overdue_mail_gives_the_due_time_in_the_recipients_own_zone(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A person who set their time zone (Settings) read every page in it, but the overdue
+    mail said "it was due 2026-12-06 08:00 UTC". It is written in their zone now (UTC, and
+    says so, for whoever set none)."""
+    from webflow import notifications
+    from webflow.core.overdue import notice_overdue_tasks
+    from webflow.models import Notification
+
+    app.config["MAIL_SERVER"] = "127.0.0.1"
+    monkeypatch.setattr(notifications, "dispatch", lambda app, ids: None)  # stored, not sent
+    for name, zone in (("bob", "Asia/Tokyo"), ("alice", None)):
+        db.session.execute(sa.update(User).where(User.username == name)
+                           .values(email=f"{name}@example.com", timezone=zone))
+    db.session.commit()
+    due = datetime(2031, 1, 10, 17, tzinfo=UTC)
+    for name in ("bob", "alice"):
+        approve = task_of(hello(by=name), "approve")
+        approve.activate().assign(db.session.scalar(sa.select(User).where(User.username == name)))
+        db.session.commit()
+        set_due(approve, due)
+    # the overdue pass of fire_due_timers (here alone: the demo's escalation would fire first)
+    assert notice_overdue_tasks(due + timedelta(minutes=1)) == 2
+    db.session.commit()
+    bodies = {row.email: row.body for row in db.session.scalars(
+        sa.select(Notification).where(Notification.kind == "overdue"))}
+    assert "it was due 2031-01-11 02:00 JST." in bodies["bob@example.com"]
+    assert "it was due 2031-01-10 17:00 UTC." in bodies["alice@example.com"]
