@@ -243,3 +243,31 @@ def test_the_overdue_mail_gives_the_due_time_in_the_recipients_own_zone(app, mon
         sa.select(Notification).where(Notification.kind == "overdue"))}
     assert "it was due 2031-01-11 02:00 JST." in bodies["bob@example.com"]
     assert "it was due 2031-01-10 17:00 UTC." in bodies["alice@example.com"]
+
+
+def test_a_task_its_timeout_canceled_says_so_not_that_the_engine_runs_it(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Bob had the approval open when its timeout escalated it. His Complete was refused
+    (rightly), but the page under the refusal, like the task's page for anyone since,
+    read "Canceled. The engine runs this step.": as if something were still to come. It
+    says now that nobody finished it in time and the process went on without it; a task a
+    manager canceled says it was canceled."""
+    db.session.add(User(username="admin", is_superuser=True))
+    db.session.commit()
+    approve = task_of(hello(), "approve")
+    bob = people("bob")
+    assert bob.post(task_url(approve, "assign/")).status_code == 303
+    page = bob.get(task_url(approve)).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([^"]*)"', page)
+    assert shown
+    assert fire_due_timers(now=aware_utc(approve.created) + timedelta(minutes=3)) == 1
+    refused = bob.post(task_url(approve), {"approved": "y", "shown": html.unescape(shown.group(1))})
+    assert refused.status_code == 409
+    seen_later = people("manager").get(task_url(approve)).get_data(as_text=True)
+    for page in (refused.get_data(as_text=True), seen_later):
+        assert "The engine runs this step" not in page
+        assert "Nobody finished this task in time: its timeout canceled it" in page
+
+    other = task_of(hello(), "approve")
+    assert people("manager").post(task_url(other, "cancel/")).status_code == 303
+    page = people("manager").get(task_url(other)).get_data(as_text=True)
+    assert "The engine runs this step" not in page and "This task was canceled" in page
