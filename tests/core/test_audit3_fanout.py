@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from webflow import STATUS, Context, Flow, FlowRuntimeError, flow, this
+from webflow import STATUS, Context, Flow, FlowRuntimeError, TransitionNotAllowed, flow, this
 from webflow.models import Process, Task, User
 
 
@@ -344,3 +344,26 @@ def test_branches_of_a_fan_out_run_again_over_fewer_items_are_this_runs_only(ses
         STATUS.DONE, STATUS.DONE, STATUS.CANCELED]
     assert [t.status for t in of(session, process, "join")] == [STATUS.DONE]
     assert [t.status for t in of(session, process, "after")] == [STATUS.NEW]
+
+
+def test_the_end_of_a_child_of_a_canceled_parent_cannot_be_undone(session, root):
+    """The errand was done, then the parent canceled. Undo of the errand's End reopened
+    it: a live child under a canceled parent, which nothing would cancel again. Refused
+    now, with the reason; a child of a parent that is still open can be reopened as before."""
+    with Context(propagate_exception=False, user=root):
+        process = ErrandsFlow.start.run()
+        session.commit()
+        kids = [children(session, t)[0] for t in of(session, process, "sub")]
+        complete(session, of(session, kids[0], "work")[0], root)
+        end = of(session, kids[0], "end")[0].activate()
+        assert "undo" in [t.name for t in end.get_available_transitions()]
+        process.cancel()
+        session.commit()
+        session.expire_all()
+        end = of(session, kids[0], "end")[0].activate()
+        assert "undo" not in [t.name for t in end.get_available_transitions()]
+        with pytest.raises(TransitionNotAllowed, match="the process that started it was canceled"):
+            end.undo()
+        session.rollback()
+    session.expire_all()
+    assert [k.status for k in kids] == [STATUS.DONE, STATUS.CANCELED]
