@@ -28,7 +28,7 @@ from ..core.exceptions import TransitionNotAllowed
 from ..core.flow import Flow
 from ..core.models import TIMER_TYPES, Process, Task
 from ..core.status import FINISHED, STATUS
-from ..core.timers import change_due, due_timers_query, fire_timer
+from ..core.timers import change_due, due_timers_query, fire_or_fail
 from ..extensions import db
 from ..graph_svg import flow_svg
 from ..jobs import job_mode
@@ -251,9 +251,14 @@ def timer_action(task_id: int, action: str) -> Any:
     label = f"{task.flow_task.title} #{task.id}"
     with Context(propagate_exception=False, user=current_user._get_current_object()):
         if action == "fire":
-            if not fire_timer(db.session(), task.id):
+            if not fire_or_fail(db.session(), task.id):
                 return _timer_refused(f"{label} is not waiting any more: nothing was fired.", 409)
-            flash(f"{label} fired.", "success")
+            failed = db.session.scalar(sa.select(Task.status).where(Task.id == task.id)) == STATUS.ERROR
+            if failed:
+                flash(f"{label} fired, but what comes after it could not be stored: it is in ERROR "
+                      "with the reason (Tasks in ERROR), for a retry once that is mended.", "error")
+            else:
+                flash(f"{label} fired.", "success")
         else:
             try:
                 when = parse_local_input(request.form.get("due", ""))

@@ -19,7 +19,7 @@ from ..core.flow import Flow
 from ..core.models import TIMER_TYPES, Comment, as_utc
 from ..core.nodes.view import MAX_NOTE
 from ..core.status import STATUS
-from ..core.timers import UNCHANGED, Unchanged, change_due
+from ..core.timers import UNCHANGED, Unchanged, change_due, fire_or_fail
 from ..core.visibility import may_see_task
 from ..extensions import db
 from ..models import Task, TaskEvent, User
@@ -371,7 +371,13 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
     label = button_label(declared, activation, user)
     try:
         with engine_context():
-            getattr(activation, declared.name)(**arguments)
+            if declared.name == "fire" and task.flow_task_type in TIMER_TYPES:
+                # As every firing: one that cannot be committed leaves the timer in ERROR
+                # with the reason (core.timers.fire_or_fail), not a 500 with nothing kept.
+                if not fire_or_fail(db.session(), task.id, process_id=task.process_id):
+                    raise TransitionNotAllowed("the timer is not waiting any more")
+            else:
+                getattr(activation, declared.name)(**arguments)
     except (TransitionNotAllowed, PermissionDenied) as exc:
         # Allowed above, refused under the process lock: the task changed meanwhile (its
         # status, or its owner, whom the rule asks about).

@@ -83,6 +83,25 @@ def fire_timer(session: Session, task_id: int, now: datetime | None = None,
     return True
 
 
+def fire_or_fail(session: Session, task_id: int, now: datetime | None = None,
+                 process_id: int | None = None) -> bool:
+    """``fire_timer``; when the firing cannot be committed (what came after the timer left a
+    value the database refuses only when the rows are written, past every node's guard),
+    the timer is stored as ERROR with the reason instead, for a manager to retry. True if
+    the timer fired or was stored as failed. A busy process (FlowLockFailed) is raised."""
+    try:
+        return fire_timer(session, task_id, now, process_id)
+    except FlowLockFailed:
+        raise
+    except Exception:
+        session.rollback()
+        reason = traceback.format_exc()
+        log.error("timer task %s could not be fired:\n%s", task_id, reason)
+        if process_id is None:
+            process_id = session.scalar(sa.select(Task.process_id).where(Task.id == task_id))
+        return process_id is not None and _fail_safely(session, task_id, process_id, reason)
+
+
 def fail_timer(session: Session, task_id: int, process_id: int, reason: str) -> bool:
     """Store a waiting timer as ERROR with ``reason`` (its firing could not be committed);
     True if it was still waiting. It goes through the timer's own ``fire`` (SCHEDULED ->
@@ -140,20 +159,15 @@ def _fire_timers(now: datetime, session: Session, max_seconds: float | None) -> 
                 if deadline is not None and time.monotonic() > deadline:
                     return fired
                 try:
-                    done = fire_timer(session, task_id, now, process_id)
+                    # A firing that fails where no node's guard catches it (at the commit:
+                    # what came after the timer wrote a value the database refuses, or a
+                    # traceback with a NUL in it) ended the whole call before, and as this
+                    # timer stays due and first in line, no timer fired ever again. Now the
+                    # timer is stored as ERROR (a manager retries it) and the rest fire.
+                    done = fire_or_fail(session, task_id, now, process_id)
                 except FlowLockFailed:
                     log.warning("timer task %s: its process is busy; the next round fires it", task_id)
                     done = False
-                except Exception:
-                    # The firing failed where no node's guard catches it: at the commit (what
-                    # came after the timer wrote a value the database refuses, or a traceback
-                    # with a NUL in it). Before, the exception ended the whole call, and as
-                    # this timer stays due and first in line, no timer fired ever again. Now
-                    # the timer is stored as ERROR (a manager retries it) and the rest fire.
-                    session.rollback()
-                    reason = traceback.format_exc()
-                    log.error("timer task %s could not be fired:\n%s", task_id, reason)
-                    done = _fail_safely(session, task_id, process_id, reason)
                 fired += done
                 if not done:
                     passed.add(task_id)
