@@ -367,3 +367,37 @@ def test_the_end_of_a_child_of_a_canceled_parent_cannot_be_undone(session, root)
         session.rollback()
     session.expire_all()
     assert [k.status for k in kids] == [STATUS.DONE, STATUS.CANCELED]
+
+
+class OneErrandFlow(Flow):
+    start = flow.StartFunction().Next(this.sub)
+    sub = flow.Subprocess(ErrandFlow.start).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_undo_of_the_start_cancels_a_child_reopened_after_its_task_finished(session, root):
+    """The manager unwinds the parent backwards (the errand's task undone and canceled, its
+    finished errand reopened meanwhile) to its start: undo of the start cancels the parent,
+    and used to leave the errand open under it for good. It is canceled with the parent,
+    as by a process cancel."""
+    with Context(propagate_exception=False, user=root):
+        process = OneErrandFlow.start.run()
+        session.commit()
+        (sub,) = of(session, process, "sub")
+        (kid,) = children(session, sub)
+        complete(session, of(session, kid, "work")[0], root)
+        of(session, process, "after")[0].activate().cancel()
+        session.commit()
+        sub.activate().undo()
+        session.commit()
+        sub.activate().cancel()
+        session.commit()
+        of(session, kid, "end")[0].activate().undo()  # the errand reopened
+        session.commit()
+        of(session, process, "start")[0].activate().undo()
+        session.commit()
+    session.expire_all()
+    assert process.status == STATUS.CANCELED
+    assert kid.status == STATUS.CANCELED
+    assert rows(session, kid) == [("start", "DONE"), ("work", "DONE"), ("end", "CANCELED")]

@@ -249,6 +249,18 @@ def cancel_plan(activation: Activation) -> tuple[str, ...] | None:
     return next((plan for plan in CANCEL_PLANS if plan[0] in available), None)
 
 
+def cancel_open_children(process: Process) -> None:
+    """Cancel the children still open although the task that started them has finished (a
+    manager reopened one by undoing its End): a process canceled (or undone at its start)
+    cancels them too, as it cancels the children of its unfinished subprocess tasks."""
+    session = get_session()
+    for child in session.scalars(
+            sa.select(Process).join(Task, Task.id == Process.parent_task_id)
+            .where(Task.process_id == process.id, Process.status == STATUS.NEW).order_by(Process.id)):
+        if child.status == STATUS.NEW:  # as this transaction holds it
+            cancel_process(child)
+
+
 def cancel_process(process: Process) -> None:
     """Cancel every unfinished task (undoing first where needed), then the process."""
     session = get_session()
@@ -262,13 +274,6 @@ def cancel_process(process: Process) -> None:
         process.finished = utcnow()
         process.stalled = None
         cancel_tasks(process, unfinished_tasks(process))
-        # Children still open although the task that started them has finished (a manager
-        # reopened one by undoing its End): canceling the parent cancels them too, as it
-        # cancels the children of its unfinished subprocess tasks.
-        for child in session.scalars(
-                sa.select(Process).join(Task, Task.id == Process.parent_task_id)
-                .where(Task.process_id == process.id, Process.status == STATUS.NEW).order_by(Process.id)):
-            if child.status == STATUS.NEW:  # as this transaction holds it
-                cancel_process(child)
+        cancel_open_children(process)
         record_event(session, process, None, "cancel_process", STATUS.NEW, STATUS.CANCELED)
         notify_parent(process)

@@ -109,7 +109,7 @@ class StartActivation(Activation):
                 permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the start: the process is canceled."""
-        from ..engine import notify_parent
+        from ..engine import cancel_open_children, notify_parent
 
         Activation.undo.func(self)
         self.process.status = STATUS.CANCELED
@@ -117,6 +117,7 @@ class StartActivation(Activation):
         # The start is undone once its only task was canceled, which marked the process
         # stalled: a canceled process is no longer stalled (as cancel_process clears it).
         self.process.stalled = None
+        cancel_open_children(self.process)  # a child reopened after its task finished
         notify_parent(self.process)
 
 
