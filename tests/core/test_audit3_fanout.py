@@ -401,3 +401,50 @@ def test_undo_of_the_start_cancels_a_child_reopened_after_its_task_finished(sess
     assert process.status == STATUS.CANCELED
     assert kid.status == STATUS.CANCELED
     assert rows(session, kid) == [("start", "DONE"), ("work", "DONE"), ("end", "CANCELED")]
+
+
+class TwoEndsFlow(Flow):
+    start = flow.StartFunction().Next(this.split)
+    split = flow.Split().Next(this.a).Next(this.b)
+    a = flow.View().Next(this.end_a)
+    b = flow.View().Next(this.end_b)
+    end_a = flow.End()
+    end_b = flow.End()
+
+
+class TwoEndsParentFlow(Flow):
+    start = flow.StartFunction().Next(this.sub)
+    sub = flow.Subprocess(TwoEndsFlow.start).Next(this.after)
+    after = flow.View().Next(this.end)
+    end = flow.End()
+
+
+def test_no_task_of_a_finished_child_of_a_canceled_parent_reopens_it(session, root):
+    """The child is DONE (one End canceled by a manager, the other reached), the parent is
+    canceled. Undo (or Activate next) of the branch whose End was canceled reopened the
+    child under its canceled parent; every transition but cancel is refused there now."""
+    with Context(propagate_exception=False, user=root):
+        process = TwoEndsParentFlow.start.run()
+        session.commit()
+        (kid,) = children(session, of(session, process, "sub")[0])
+        for node in ("a", "b"):
+            complete(session, of(session, kid, node)[0], root)
+        of(session, kid, "end_b")[0].activate().undo()
+        session.commit()
+        of(session, kid, "end_b")[0].activate().cancel()
+        session.commit()
+        session.expire_all()
+        assert kid.status == STATUS.DONE
+        b = of(session, kid, "b")[0].activate()
+        assert {"undo", "activate_next"} <= {t.name for t in b.get_available_transitions()}
+        process.cancel()
+        session.commit()
+        session.expire_all()
+        b = of(session, kid, "b")[0].activate()
+        assert b.get_available_transitions() == []
+        for name in ("undo", "activate_next"):
+            with pytest.raises(TransitionNotAllowed, match="the process that started it was canceled"):
+                getattr(b, name)()
+            session.rollback()
+    session.expire_all()
+    assert kid.status == STATUS.DONE and process.status == STATUS.CANCELED

@@ -124,6 +124,9 @@ class Transition:
         if self.name != "cancel" and _process_canceled(activation, load=self.locked):
             return (f"{self.name} is not allowed for task {activation.describe()}: "
                     f"its process was canceled")
+        if self.name != "cancel" and _parent_canceled(activation, load=self.locked):
+            return (f"{self.name} is not allowed for task {activation.describe()}: "
+                    f"the process that started it was canceled")
         status = activation.get_status()
         if status not in self.sources:
             return (
@@ -199,6 +202,27 @@ def _process_canceled(activation: Activation, *, load: bool) -> bool:
 
     uow = current_unit_of_work()
     return uow is None or process not in uow.quiet
+
+
+def _parent_canceled(activation: Activation, *, load: bool) -> bool:
+    """True for a task of a finished child process whose parent (or the top of its tree)
+    was canceled: an undo or activate_next there reopened the child, alive for good under
+    a canceled parent, which cancels its open children only once. A child still open when
+    its parent is canceled is canceled with it, so only a DONE one is asked (no statement
+    for the tasks of a top-level process, nor of an open one)."""
+    if not load and "process" not in activation.task.__dict__:
+        return False
+    process = activation.process
+    if process is None or process.status != STATUS.DONE or process.parent_task_id is None:
+        return False
+    parent = process.parent_task
+    if parent is not None and parent.process.status == STATUS.CANCELED:
+        return True
+    from .context import get_session
+    from .models import Process
+
+    top = get_session().get(Process, process.root_process_id) if process.root_process_id else None
+    return top is not None and top.status == STATUS.CANCELED
 
 
 class BoundTransition:

@@ -8,18 +8,10 @@ from .. import signals
 from ..activation import Activation
 from ..exceptions import FlowRuntimeError
 from ..flow import Node
-from ..fsm import condition, transition
+from ..fsm import transition
 from ..models import utcnow
 from ..permissions import managing
 from ..status import FINISHED, STATUS
-
-
-@condition("the process that started it was canceled")
-def parent_not_canceled(activation: Activation) -> bool:
-    """A child process whose parent was canceled stays ended: reopened, it would live on
-    under a canceled parent, which cancels its children only once."""
-    parent = activation.process.parent_task  # no query for a top-level process
-    return parent is None or parent.process.status != STATUS.CANCELED
 
 
 class EndActivation(Activation):
@@ -45,7 +37,7 @@ class EndActivation(Activation):
         self.send(signals.task_finished)
 
     @transition(source=STATUS.DONE, target=STATUS.NEW,
-                conditions=(*Activation.undo.conditions, parent_not_canceled),
+                conditions=Activation.undo.conditions,
                 permission=managing, label="Undo")
     def undo(self) -> None:
         """Undo the end: the process is open again."""
