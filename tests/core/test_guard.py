@@ -307,3 +307,53 @@ def test_a_handler_that_changes_data_in_place_after_a_failure_is_saved(session: 
         process_id = ThreeHandlersFlow.start.run().id
     stored = session.get(Process, process_id)
     assert stored is not None and stored.data == {"h2": True, "h3": True}
+
+
+class DuplicateFlow(Flow):
+    """A person's task, then a handler that adds a row of another model: a group whose name
+    may already be taken (the database refuses it when the row is written)."""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Next(this.record)
+    record = flow.Handler(lambda act: act.session.add(sa_group(act.process.data["group"]))).Next(this.end)
+    end = flow.End()
+
+
+def sa_group(name: str) -> Any:
+    from webflow.core.models import Group
+
+    return Group(name=name)
+
+
+def test_a_row_the_database_refuses_fails_its_node_not_the_persons_completion(session: Session) -> None:
+    """Under the web policy a handler's own row that the database refuses (here a duplicate
+    unique name) was written only at the commit, after every guard: the whole completion
+    failed and the person's work was lost (a 500 on the web). The node that added it is
+    now in ERROR with the reason and the person's task is DONE."""
+    from webflow.core.models import Group
+
+    session.add(Group(name="taken"))
+    worker = User(username="worker", is_superuser=True)
+    session.add(worker)
+    session.commit()
+    process = DuplicateFlow.start.run(group="taken")  # type: ignore[attr-defined]
+    work = process.get_task(DuplicateFlow.work)
+    with Context(propagate_exception=False):
+        work.activate().assign(worker)
+        activation = work.activate()
+        activation.prepare(data={"note": "kept"}, user=worker)
+        activation.done()
+    session.expire_all()
+    tasks = {t.node_name: t for t in session.scalars(sa.select(Task).where(Task.process_id == process.id))}
+    assert tasks["work"].status == STATUS.DONE
+    assert tasks["record"].status == STATUS.ERROR and "taken" in tasks["record"].comments
+    assert "end" not in tasks
+    assert session.get(Process, process.id).data["note"] == "kept"  # type: ignore[union-attr]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Group)) == 1
+    session.execute(sa.update(Process).where(Process.id == process.id).values(data={"group": "free"}))
+    session.commit()
+    with Context(propagate_exception=False):
+        tasks["record"].activate().retry()
+    session.expire_all()
+    assert session.get(Process, process.id).status == STATUS.DONE  # type: ignore[union-attr]
+    assert session.scalars(sa.select(Group.name).order_by(Group.name)).all() == ["free", "taken"]

@@ -1,4 +1,6 @@
-"""A timer fired by hand whose next step leaves a write the database refuses only at the
+"""Steps whose writes the database refuses only when the rows are written.
+
+A timer fired by hand whose next step leaves a write the database refuses only at the
 commit (a handler that left the process pointing at no user, say): no node's guard sees
 it, as the engine writes the rows last. Before, Fire now (admin page) and Fire (the
 timer's page) were a 500 and nothing was kept; now, as ``fire_due_timers`` does, the
@@ -6,6 +8,7 @@ timer is stored as ERROR with the reason, for a manager to retry once that is me
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,7 +20,7 @@ from flask import Flask
 from web_support import PASSWORD, AuthActions
 
 from webflow import STATUS, Flow, db, flow, this
-from webflow.models import Process, Task
+from webflow.models import Group, Process, Task
 
 
 def poison(activation: Any) -> None:
@@ -103,3 +106,43 @@ def test_fire_on_the_timers_page_stores_the_timer_as_error(app: Flask, hx: bool)
     assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:500]
     stored_as_failed(process)
     mended_and_retried(boss, process)
+
+
+class RecordFlow(Flow):
+    """A person's task, then a handler that records a group whose name may be taken."""
+
+    start = flow.StartFunction().Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.record)
+    record = flow.Handler(lambda act: act.session.add(Group(name=act.process.data["group"]))).Next(this.end)
+    end = flow.End()
+
+
+@pytest.fixture
+def record_app(db_url: str) -> Iterator[Flask]:
+    users = {"worker": ["record.view", "record.can_work"]}
+    with in_app_context(make_test_app(db_url, [RecordFlow], users, PASSWORD)) as app:
+        yield app
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_a_completion_whose_next_step_adds_a_refused_row_is_kept(record_app: Flask, hx: bool) -> None:
+    """The handler's row was written only with the commit: the database refused it there,
+    the person got a 500 and their completion was lost. Now the handler is in ERROR with
+    the reason, and the person's task is done with what they sent."""
+    db.session.add(Group(name="taken"))
+    db.session.commit()
+    process = RecordFlow.start.run(group="taken")
+    work = task_at(process, "work")
+    worker = person(record_app, "worker")
+    url = f"/flows/record/{process.id}/work/{work.id}/"
+    worker.get(url)
+    assert worker.post(url + "assign/").status_code == 303
+    page = worker.get(url).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([^"]*)"', page)
+    assert shown
+    answer = worker.post(url, {"shown": shown.group(1)}, hx=hx)
+    assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:300]
+    assert task_at(process, "work").status == STATUS.DONE
+    record = task_at(process, "record")
+    assert record.status == STATUS.ERROR and "taken" in (record.comments or "")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Group)) == 1

@@ -407,6 +407,7 @@ class Activation:
             uow.deferred.append([])
         try:
             yield
+            guarded.settle()  # a row the database refuses fails this node, not the commit
         except Exception:
             if uow is not None:
                 uow.deferred.pop()  # tasks created in the block are gone with it
