@@ -20,6 +20,21 @@ PG_ADMIN_URL = os.environ.get("WEBFLOW_TEST_PG", "postgresql://postgres@127.0.0.
 REQUIRE_SERVICES = os.environ.get("WEBFLOW_REQUIRE_SERVICES") == "1"
 
 
+#: Folders whose tests run one after another on one xdist worker (``--dist loadgroup``):
+#: the job, race and notification tests time what they see and start servers and workers
+#: of their own; the browser tests drive one Chromium at a time and write the README's
+#: screenshots. Every other test is spread over both workers.
+ONE_WORKER = {"jobs": "timed", "concurrency": "timed", "notify": "timed", "browser": "browser"}
+TESTS = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(TESTS).parts[0]
+        if folder in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(ONE_WORKER[folder]))
+
+
 def _service_missing(what: str, exc: Exception) -> None:
     if REQUIRE_SERVICES:
         pytest.fail(f"{what} is not reachable: {exc}")
