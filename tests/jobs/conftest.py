@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
-from job_support import FLOWS, job_app_on
+from job_support import FLOWS, forget_queue_keys, job_app_on
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -29,6 +29,7 @@ def start_worker(request, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]
     """Start `flask webflow worker` processes on the job app's database and queues
     (``env=`` overrides settings; each worker's output goes to a log in tmp_path)."""
     workers: list[subprocess.Popen] = []  # type: ignore[type-arg]
+    served: set[tuple[str, str]] = set()  # (Redis URL, queue prefix) of each worker
 
     def start(*args: str, env: dict[str, str] | None = None,
               app: Flask | None = None) -> subprocess.Popen:  # type: ignore[type-arg]
@@ -42,6 +43,7 @@ def start_worker(request, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]
                        WEBFLOW_RECONCILE_SECONDS="1", WEBFLOW_JOB_LOST_SECONDS="4",
                        PYTHONPATH=os.pathsep.join([str(HERE), str(ROOT)]))
         environ.update(env or {})
+        served.add((environ["REDIS_URL"], environ["WEBFLOW_QUEUE_PREFIX"]))
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "wsgi", "webflow", "worker", *args],
@@ -61,3 +63,7 @@ def start_worker(request, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    # The app's own teardown cleaned Redis already, but a job that finished while its worker
+    # stopped (after that) wrote its hash again: the next test's job of that id found it.
+    for redis_url, prefix in served:
+        forget_queue_keys(redis_url, prefix)

@@ -42,11 +42,17 @@ def job_app_on(db_url: str, redis_url: str) -> Iterator[Flask]:
         yield app
         db.session.remove()
         db.engine.dispose()
+    forget_queue_keys(redis_url, prefix)
+
+
+def forget_queue_keys(redis_url: str, prefix: str) -> None:
+    """Delete what an app's queues left in Redis: its keys, and the job hashes of its jobs.
+    Job hashes are named by job id only, and ids restart with every fresh database: a hash
+    left behind made the next test's job of the same id look like another app's."""
     try:
         conn = Redis.from_url(redis_url, socket_connect_timeout=1)
         for key in conn.scan_iter(f"*{prefix}*"):
             conn.delete(key)
-        # Job hashes are named by job id only (ids restart with every fresh database).
         for key in conn.scan_iter("rq:job:webflow-task-*"):
             if (conn.hget(key, "origin") or b"").startswith(prefix.encode()):
                 conn.delete(key)
