@@ -197,6 +197,9 @@ def test_a_wide_fan_out_is_asked_a_handful_of_tasks(session: Session, users: dic
 
 
 EXAMPLES = int(os.environ.get("WEBFLOW_HYPOTHESIS_EXAMPLES", "30"))
+# The property and the check of what it met run on one xdist worker, in file order.
+pytestmark = pytest.mark.xdist_group("cancel_blocker")
+
 SEEN: set[bool] = set()  # whether the property met processes that can and cannot be canceled
 MOVES = st.lists(st.tuples(st.sampled_from(["assign", "done", "cancel", "retry"]),
                            st.integers(0, 10)), max_size=8)
