@@ -34,6 +34,7 @@ FLOWS = ["job_flows:JobFlow", "job_flows:FaultFlow", "job_flows:JobOnlyFlow",
 def job_app_on(db_url: str, redis_url: str) -> Iterator[Flask]:
     """An app on ``db_url`` (tables created) that sends jobs to RQ under a prefix of its own."""
     prefix = f"webflow-test-{uuid.uuid4().hex[:8]}"
+    forget_queue_keys(redis_url, "webflow-test-")  # any earlier job test's leftovers (they run one by one)
     app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": redis_url,
                       "WEBFLOW_QUEUE_PREFIX": prefix, "WEBFLOW_FLOWS": FLOWS,
                       "WEBFLOW_JOB_LOST_SECONDS": 4, "SECRET_KEY": "test"})
