@@ -53,12 +53,17 @@ def reader_zone() -> tzinfo:
 
 
 def local(stamp: datetime) -> datetime:
-    """``stamp`` in the reader's zone; in UTC when that zone would carry it past the first or
-    last datetime (a due date of 9999-12-31 23:00 UTC read in Tokyo, the year 1 in New York:
-    the engine stores such instants, and every page listing the task was a 500)."""
+    """``stamp`` in the reader's zone (``in_zone``)."""
+    return in_zone(stamp, reader_zone())
+
+
+def in_zone(stamp: datetime, zone: tzinfo) -> datetime:
+    """``stamp`` in ``zone``; in UTC when that zone would carry it past the first or last
+    datetime (a due date of 9999-12-31 23:00 UTC read in Tokyo, the year 1 in New York: the
+    engine stores such instants, and every page listing the task was a 500)."""
     value = aware_utc(stamp)
     try:
-        return value.astimezone(reader_zone())
+        return value.astimezone(zone)
     except OverflowError:
         return value
 
@@ -72,12 +77,7 @@ def exact(stamp: datetime, seconds: bool = False) -> str:
 def exact_for(stamp: datetime, person: Any) -> str:
     """``exact`` for someone who is not reading a page (a mail): in the zone they set
     (Settings), else UTC."""
-    value = aware_utc(stamp)
-    try:
-        value = value.astimezone(zone_named(getattr(person, "timezone", None)) or UTC)
-    except OverflowError:
-        pass
-    return written(value)
+    return written(in_zone(stamp, zone_named(getattr(person, "timezone", None)) or UTC))
 
 
 def written(value: datetime, seconds: bool = False) -> str:

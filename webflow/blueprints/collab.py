@@ -10,9 +10,10 @@ from flask import Flask, abort, flash, redirect, request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
 
-from ..core.comments import MENTION, AlreadyPosted, new_post_token, post_comment
+from ..core.comments import MENTION, AlreadyPosted, post_comment
 from ..core.drafts import save_draft
 from ..core.exceptions import InputRejected, PermissionDenied, TransitionNotAllowed
+from ..core.form_tokens import new_form_token
 from ..core.models import Comment
 from ..extensions import db
 from .flows import bp, may_see_process, node_form, process_detail_context
@@ -21,16 +22,22 @@ from .tasks import TASK_URL, can_complete, changed_since_drawn, load_visible_tas
 from .web import render_page, wants_fragment
 
 PROCESS_URL = "/flows/<flow_label>/<int:process_id>/"
-#: The comment forms' hidden one-time token (``core.comments.post_comment``'s ``token``).
-POST_TOKEN = "comment_token"
-ALREADY_POSTED = "This comment was already posted (the form was sent twice); it is shown once."
-
-
-def sent_token() -> str | None:
-    """The comment form's token, or None from a client that sends none (nothing to match)."""
-    return request.form.get(POST_TOKEN) or None
 #: The task page's parts a comment changes: the history, where comments are listed.
 COMMENT_BLOCKS = ["history"]
+#: The comment forms' hidden one-time token (``core.comments.post_comment``'s ``token``).
+POST_TOKEN = "comment_token"
+
+
+def post_once(process: Any, user: Any, text: str, task: Any = None) -> bool:
+    """Post the comment with its form's token (None from a client that sends none: nothing
+    to match); False, said on the page, when that form had posted it already. A refused
+    comment raises as ``post_comment`` does."""
+    try:
+        post_comment(db.session(), process, user, text, task=task, token=request.form.get(POST_TOKEN) or None)
+    except AlreadyPosted:
+        flash("This comment was already posted (the form was sent twice); it is shown once.", "info")
+        return False
+    return True
 
 
 @bp.route(TASK_URL + "comments/", methods=["POST"])
@@ -40,11 +47,7 @@ def task_comment(flow_label: str, process_id: int, node: str, task_id: int) -> A
     flow_class, task, user = load_visible_task(flow_label, process_id, node, task_id)
     text = request.form.get("text", "")
     try:
-        post_comment(db.session(), task.process, user, text, task=task, token=sent_token())
-        posted = True
-    except AlreadyPosted:
-        flash(ALREADY_POSTED, "info")
-        posted = False
+        posted = post_once(task.process, user, text, task)
     except InputRejected as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -70,11 +73,7 @@ def process_comment(flow_label: str, process_id: int) -> Any:
     text = request.form.get("text", "")
     status = 200
     try:
-        post_comment(db.session(), process, user, text, token=sent_token())
-        posted = True
-    except AlreadyPosted:
-        flash(ALREADY_POSTED, "info")
-        posted = False
+        posted = post_once(process, user, text)
     except InputRejected as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -151,4 +150,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(comment_html, "comment_html")
     # Each comment form drawn gets a token of its own (a fresh one after every post, as the
     # form is drawn again with the list it posts to).
-    app.add_template_global(new_post_token, "new_post_token")
+    app.add_template_global(new_form_token, "new_form_token")

@@ -5,8 +5,6 @@ The task pages join this blueprint from ``tasks.py`` (endpoints ``flows.task_*``
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,6 +20,7 @@ from wtforms import FileField
 from ..core.drafts import well_formed
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
+from ..core.form_tokens import is_form_token, new_form_token
 from ..core.json_data import NOT_A_JSON_NUMBER, unstorable
 from ..core.models import Comment, task_link
 from ..core.nodes.start import StartActivation
@@ -230,15 +229,14 @@ def start(flow_label: str, node: str) -> Any:
 #: The start form's hidden one-time token: the same rendered form sent again (Back button,
 #: double click, a retry after a timeout) finds the process it started instead of another.
 START_TOKEN = "start_token"
-TOKEN_PATTERN = re.compile(r"[0-9a-f]{32}")
 
 
 def start_token() -> str:
     """The token the posted form carries (400 when malformed), or a new one for the form."""
     sent = request.form.get(START_TOKEN, "") if request.method == "POST" else ""
     if not sent:
-        return secrets.token_hex(16)
-    if not TOKEN_PATTERN.fullmatch(sent):
+        return new_form_token()
+    if not is_form_token(sent):
         abort(400, "The form is damaged: reload the page and fill it in again.")
     return sent
 

@@ -108,13 +108,13 @@ def check_flow(flow_class: type[Flow]) -> list[Finding]:
             found.append(Finding(Level.WARNING, node.name, f"form= {form.__name__} is not a Flask-WTF form "
                                                            "class (a FlaskForm subclass): the built-in page "
                                                            "cannot show or check it"))
-        clashes = [name for name in _form_fields(node) if name in PAGE_FIELDS]
+        fields = _form_fields(node)
+        clashes = [name for name in fields if name in PAGE_FIELDS]
         if clashes:
             found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, clashes))} "
                                                          "has a name the page uses for a hidden field of its "
                                                          "own: rename it, or one of the two values is lost"))
-        fan_out = getattr(node, "fan_out", False)
-        taken = [name for name in _form_fields(node) if name in BRANCH_FIELDS] if fan_out else []
+        taken = [name for name in fields if name in BRANCH_FIELDS] if getattr(node, "fan_out", False) else []
         if taken:
             found.append(Finding(Level.ERROR, node.name, f"the form's field {', '.join(map(repr, taken))} has "
                                                          "the name of what a Split().Each branch keeps in "

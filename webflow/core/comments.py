@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import re
-import secrets
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from .exceptions import FlowRuntimeError, InputRejected, PermissionDenied
+from .form_tokens import is_form_token
 from .json_data import text_problem
 from .models import Comment, Process, Task, User
 from .signals import comment_posted
 from .transaction import unit_of_work
 from .visibility import can_see_process, can_see_task
 
-#: A comment form's one-time token, as ``new_post_token`` makes it.
-TOKEN = re.compile(r"[0-9a-f]{32}")
 #: The longest comment, in characters.
 MAX_COMMENT = 5000
 #: At most this many different names in one comment are looked up as mentions.
@@ -52,11 +50,6 @@ def mentioned_names(text: str) -> list[str]:
     return list(names)[:MAX_MENTIONS]
 
 
-def new_post_token() -> str:
-    """A fresh one-time token for a comment form."""
-    return secrets.token_hex(16)
-
-
 class AlreadyPosted(FlowRuntimeError):
     """The form's token already posted a comment (``.comment``): nothing new was stored."""
 
@@ -87,7 +80,7 @@ def post_comment(session: Session, process: Process, author: User, text: str | N
         if not sees(author):
             raise PermissionDenied(f"{author} may not see what they comment on")
         if token is not None:
-            if not TOKEN.fullmatch(token):
+            if not is_form_token(token):
                 raise InputRejected("The comment form was damaged in transit and nothing was "
                                     "posted: post the comment again.")
             earlier = session.scalar(sa.select(Comment).where(Comment.post_token == token))

@@ -293,6 +293,7 @@ def stored_user(user: Any, what: str) -> User:
                                "and commit it first (the engine never creates users)")
     return user
 
+
 class Process(Queryable, Base):
     __tablename__ = "process"
     __table_args__ = (

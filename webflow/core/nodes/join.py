@@ -83,9 +83,8 @@ class JoinActivation(Activation):
         branch is undone only once what it led to is canceled), and the branch redone
         starts this join. ``arrived`` counts them with it, as it counted them before."""
         session = get_session()
-        if not any(task.node_name == flow_task.name and task.token == join_token
-                   and task.status == STATUS.CANCELED
-                   for task in process_tasks(session, prev_activation.process)):
+        if not JoinActivation._joins_at(session, flow_task, prev_activation.process, join_token,
+                                        STATUS.CANCELED):
             return  # the common case, answered from memory: no join canceled here
         canceled = sa.orm.aliased(Task)
         uow = current_unit_of_work()
@@ -115,15 +114,20 @@ class JoinActivation(Activation):
         the process's task list): STARTED; NEW again after an undo; in ERROR (a failed
         ``until`` or next step), where the arrival waits for a manager's retry instead of
         starting a second join."""
-        return as_tasks(session, [task for task in process_tasks(session, process)
-                                  if task.node_name == flow_task.name and task.token == join_token
-                                  and task.status in (STATUS.STARTED, STATUS.NEW, STATUS.ERROR)])
+        return as_tasks(session, JoinActivation._joins_at(session, flow_task, process, join_token,
+                                                          STATUS.STARTED, STATUS.NEW, STATUS.ERROR))
+
+    @staticmethod
+    def _joins_at(session: Any, flow_task: Any, process: Any, join_token: str, *statuses: STATUS) -> list[Any]:
+        """The node's join tasks on the token in these statuses, from the process's task list
+        the transaction holds (no statement)."""
+        return [task for task in process_tasks(session, process)
+                if task.node_name == flow_task.name and task.token == join_token and task.status in statuses]
 
     @staticmethod
     def _fired_join(flow_task: Any, prev_activation: Any, join_token: str, prefix: str) -> Task | None:
         session = get_session()
-        if not any(task.node_name == flow_task.name and task.token == join_token and task.status == STATUS.DONE
-                   for task in process_tasks(session, prev_activation.process)):
+        if not JoinActivation._joins_at(session, flow_task, prev_activation.process, join_token, STATUS.DONE):
             return None  # the common case, answered from memory: no join fired here yet
         previous = sa.orm.aliased(Task)
         uow = current_unit_of_work()
@@ -229,7 +233,7 @@ class JoinActivation(Activation):
             self.ensure_ids()  # the flow's callable sees saved rows, as every node callable does
             if until(self):
                 return True
-        return not count_unfinished(self.session, self.process, token_prefix=prefix)
+        return self._region_finished()
 
     def _region_finished(self) -> bool:
         """True when no task of the split's branches is outside DONE/CANCELED (the join
