@@ -346,3 +346,40 @@ def read_then_write(url: str, rounds: int, worker: int, barrier: Any, results: A
         results.put(("error", traceback.format_exc()))
     finally:
         engine.dispose()
+
+
+def record_group(activation: Any) -> None:
+    """A handler's own row: a group named by the process, which another process may take."""
+    from webflow.models import Group
+
+    activation.session.add(Group(name=activation.process.data["group"]))
+
+
+class RecordGroupFlow(Flow):
+    start = flow.StartFunction().Next(this.record)
+    record = flow.Handler(record_group).Next(this.end)
+    end = flow.End()
+
+
+def start_recording(url: str, names: list[str], worker: int, barrier: Any, results: Any) -> None:
+    """Child process: under the web policy, start a RecordGroupFlow for each name (the other
+    children start the same names at the same moment). Reports what each start raised."""
+    from webflow import Context
+
+    stats: dict[str, Any] = {"worker": worker, "raised": []}
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session, use_session(session):
+            barrier.wait(BARRIER_TIMEOUT)
+            for name in names:
+                try:
+                    with Context(propagate_exception=False):
+                        RecordGroupFlow.start.run(group=name)  # type: ignore[attr-defined]
+                except Exception as exc:  # the test wants none
+                    session.rollback()
+                    stats["raised"].append(f"{type(exc).__name__}: {exc}")
+        results.put(("ok", stats))
+    except Exception:
+        results.put(("error", traceback.format_exc()))
+    finally:
+        engine.dispose()
