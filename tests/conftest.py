@@ -28,6 +28,9 @@ ONE_WORKER = {"jobs": "timed", "concurrency": "timed", "notify": "timed", "brows
 TESTS = Path(__file__).resolve().parent
 
 
+# tryfirst: xdist's own hook reads the xdist_group markers to name each test's group, so
+# the markers must be on the items before it runs (added after it, they are ignored).
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         folder = item.path.relative_to(TESTS).parts[0]
