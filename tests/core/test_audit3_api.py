@@ -444,3 +444,57 @@ def test_a_subclass_that_shadows_a_parents_node_with_a_non_node_is_refused(value
     with pytest.raises(FlowRuntimeError, match=r"ShadowChildFlow\.work: the node 'work' of ShadowParentFlow "
                                                r"cannot be replaced by something that is not a node"):
         define("ShadowChildFlow", parent, work=work if value == "method" else None)
+
+
+# -- a base class of shared methods ------------------------------------------------------
+
+
+class StampingBase(Flow):
+    """Methods and settings shared by the flows below; it declares no nodes."""
+
+    stamp_name = "base"
+
+    def stamp(self, activation: Any) -> None:
+        activation.process.data["stamped_by"] = f"{self.stamp_name}:{type(self).__name__}"
+
+
+class FirstStampFlow(StampingBase):
+    stamp_name = "first"
+    start = flow.StartFunction().Next(this.mark)
+    mark = flow.Handler(this.stamp).Next(this.end)
+    end = flow.End()
+
+
+class SecondStampFlow(StampingBase):
+    start = flow.StartFunction().Next(this.mark)
+    mark = flow.Handler(this.stamp).Next(this.end)
+    end = flow.End()
+
+
+def test_a_base_class_of_shared_methods_serves_the_flows_that_subclass_it(session: Session,
+                                                                           tmp_path: Any) -> None:
+    """``class StampingBase(Flow)`` with methods and no nodes failed when the class was
+    created ("flow StampingBase has no start node"), so flows could not share callbacks
+    through a base class. Each subclass runs the base's method on its own instance."""
+    first, second = FirstStampFlow.start.run(), SecondStampFlow.start.run()
+    session.commit()
+    assert (first.status, first.data) == (STATUS.DONE, {"stamped_by": "first:FirstStampFlow"})
+    assert (second.status, second.data) == (STATUS.DONE, {"stamped_by": "base:SecondStampFlow"})
+    assert [FirstStampFlow.flow_label, SecondStampFlow.flow_label] == ["first_stamp", "second_stamp"]
+    from webflow.blueprints.lookups import all_flows
+
+    with _app(tmp_path, [FirstStampFlow, f"{__name__}:SecondStampFlow"]).app_context():
+        assert all_flows() == {"first_stamp": FirstStampFlow, "second_stamp": SecondStampFlow}
+
+
+@pytest.mark.parametrize("spec", [StampingBase, f"{__name__}:StampingBase"])
+def test_serving_a_base_class_that_declares_no_nodes_is_refused(tmp_path: Any, spec: Any) -> None:
+    with pytest.raises(FlowRuntimeError, match=r"WEBFLOW_FLOWS: StampingBase declares no nodes: it is "
+                                               r"a base class for other flows, not a flow to serve"):
+        _app(tmp_path, [FirstStampFlow, spec])
+
+
+def test_a_class_with_nodes_but_no_start_says_how_to_write_a_base() -> None:
+    with pytest.raises(FlowRuntimeError, match=r"flow HalfBaseFlow has no start node \(a base class of "
+                                               r"shared methods for other flows declares no nodes at all\)"):
+        define("HalfBaseFlow", end=flow.End())

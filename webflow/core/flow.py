@@ -173,7 +173,7 @@ def import_flow(spec: str | type[Flow]) -> type[Flow]:
             raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r} is Flow itself: name your subclass of it")
         if not issubclass(spec, Flow):
             raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r} is not a Flow subclass")
-        return spec
+        return _served(spec)
     if not isinstance(spec, str):
         raise FlowRuntimeError(f"WEBFLOW_FLOWS: {spec!r:.80} is not a flow class or a "
                                "'module:ClassName' string")
@@ -186,8 +186,15 @@ def import_flow(spec: str | type[Flow]) -> type[Flow]:
         cls = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise FlowRuntimeError(f"cannot import flow {spec!r}: {exc}") from exc
-    if not (isinstance(cls, type) and issubclass(cls, Flow)):
+    if not (isinstance(cls, type) and issubclass(cls, Flow)) or cls is Flow:
         raise FlowRuntimeError(f"{spec!r} is not a Flow subclass")
+    return _served(cls)
+
+
+def _served(cls: type[Flow]) -> type[Flow]:
+    if cls.is_base:
+        raise FlowRuntimeError(f"WEBFLOW_FLOWS: {cls.__name__} declares no nodes: it is a base class for "
+                               "other flows, not a flow to serve (list the flows that subclass it)")
     return cls
 
 
@@ -221,6 +228,12 @@ class FlowMeta(type):
                 if isinstance(value, Node):
                     nodes.pop(attr, None)  # keep definition order, subclass position wins
                     nodes[attr] = value
+        if not nodes:
+            # A base of shared methods and settings for flows that subclass it: nothing to
+            # check, label or register; WEBFLOW_FLOWS refuses it (import_flow).
+            flow_cls._nodes, flow_cls.is_base = {}, True
+            return
+        flow_cls.is_base = False
         for attr, value in attrs.items():
             inherited = nodes.get(attr)
             if inherited is not None and not isinstance(value, Node):
@@ -277,7 +290,8 @@ class FlowMeta(type):
                         "begins a process and cannot be a step after another (its task would wait "
                         "for ever)")
         if not any(n.task_type == "START" for n in nodes.values()):
-            raise FlowRuntimeError(f"flow {name} has no start node")
+            raise FlowRuntimeError(f"flow {name} has no start node (a base class of shared methods for "
+                                   "other flows declares no nodes at all)")
         # Stored with each process and task: PostgreSQL refused a longer one at the first
         # INSERT (DataError), SQLite stored it (the columns of core.models).
         if len(flow_cls.path()) > MAX_PATH:
@@ -303,6 +317,8 @@ class Flow(metaclass=FlowMeta):
     _instance: ClassVar[Flow | None]
     #: What the flow checker found when the class was created (see ``checks``).
     check_findings: ClassVar[list[Any]]
+    #: True for a subclass that declares no nodes: a base of shared methods for other flows.
+    is_base: ClassVar[bool] = True
 
     @classmethod
     def path(cls) -> str:
