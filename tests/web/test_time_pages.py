@@ -101,12 +101,30 @@ def test_filters_overdue_and_due_this_week(app, people) -> None:  # type: ignore
     assert all(f"row-task-{t.id}" not in week for t in (late, far, undated))
     everything = bob.get("/queue/?when=nonsense").get_data(as_text=True)
     assert "4 tasks" in everything
-    # the inbox and the archive filter the same way
+    # the inbox filters the same way
     db.session.execute(sa.update(Task).where(Task.id == late.id).values(owner_id=user("bob").id,
                                                                         status="ASSIGNED"))
     db.session.commit()
     assert f"row-task-{late.id}" in bob.get("/inbox/?when=overdue").get_data(as_text=True)
     assert "No task matches" in bob.get("/inbox/?when=week").get_data(as_text=True)
+
+
+def test_the_archive_offers_no_due_filter_and_ignores_one_in_its_address(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Finished tasks are never overdue (the lists flag none), yet the archive offered
+    "Overdue" and listed under it every finished task whose due date had passed."""
+    now = datetime.now(UTC)
+    late, soon = (task_of(hello(t), "approve") for t in ("late", "soon"))
+    set_due(late, now - timedelta(days=2))
+    set_due(soon, now + timedelta(days=2))
+    db.session.execute(sa.update(Task).where(Task.id.in_([late.id, soon.id]))
+                       .values(owner_id=user("bob").id, status="DONE", finished=now))
+    db.session.commit()
+    bob = people("bob")
+    for when in ("overdue", "week"):
+        page = bob.get(f"/archive/?when={when}").get_data(as_text=True)
+        assert f"row-task-{late.id}" in page and f"row-task-{soon.id}" in page and "2 tasks" in page
+        assert 'name="when"' not in page and "Overdue" not in page
+    assert 'name="when"' in bob.get("/inbox/").get_data(as_text=True)
 
 
 def test_the_task_page_shows_the_due_date_in_the_readers_zone(app, people) -> None:  # type: ignore[no-untyped-def]

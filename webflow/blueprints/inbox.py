@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -109,6 +109,9 @@ class TaskList:
     empty: str
     #: The order when the query string asks for none (or for one the list does not know).
     default_sort: str = DEFAULT_SORT
+    #: The due filters it offers: none on the archive, whose finished tasks are never overdue
+    #: (their due dates are history; the lists flag no finished task).
+    when_filters: dict[str, str] = field(default_factory=lambda: WHEN_FILTERS)
 
 
 #: The work lists show the highest priority first (SPEC: ``.Priority``, "higher comes first
@@ -120,7 +123,7 @@ LISTS = {
     "inbox": TaskList("Inbox", inbox_condition, "Nothing to do: no task is assigned to you.", WORK_SORT),
     "queue": TaskList("Queue", queue_condition, "The queue is empty: no task is waiting to be taken.",
                       WORK_SORT),
-    "archive": TaskList("Archive", archive_condition, "You have not finished any task yet."),
+    "archive": TaskList("Archive", archive_condition, "You have not finished any task yet.", when_filters={}),
 }
 
 
@@ -189,7 +192,8 @@ def nav_counts() -> dict[str, int]:
     return g.nav_counts  # type: ignore[no-any-return]
 
 
-def list_filters(flows: dict[str, type[Flow]], default_sort: str = DEFAULT_SORT) -> dict[str, Any]:
+def list_filters(flows: dict[str, type[Flow]], default_sort: str = DEFAULT_SORT,
+                 when_filters: dict[str, str] = WHEN_FILTERS) -> dict[str, Any]:
     """The list's flow filter, free text, due filter and sort from the query string (bad
     values ignored: the list's ``default_sort``)."""
     args = request.args
@@ -197,7 +201,7 @@ def list_filters(flows: dict[str, type[Flow]], default_sort: str = DEFAULT_SORT)
     return {
         "flow": args.get("flow", "") if args.get("flow", "") in flows else "",
         "q": args.get("q", "").strip()[:200],
-        "when": args.get("when", "") if args.get("when", "") in WHEN_FILTERS else "",
+        "when": args.get("when", "") if args.get("when", "") in when_filters else "",
         "sort": sort if sort.lstrip("-") in SORTS else default_sort,
     }
 
@@ -223,7 +227,7 @@ def task_page(name: str) -> Any:
     """One page of the named list, filtered and sorted as the query string says."""
     user = current_user._get_current_object()
     flows = all_flows()
-    filters = list_filters(flows, LISTS[name].default_sort)
+    filters = list_filters(flows, LISTS[name].default_sort, LISTS[name].when_filters)
     condition, query = list_rows(name, reader_of(user), served_paths(),
                                  flows[filters["flow"]].path() if filters["flow"] else "", filters["sort"])
     if filters["when"]:  # relative to now: added to the kept statement, not kept
@@ -250,8 +254,9 @@ def task_page(name: str) -> Any:
 def render_list(name: str, status: int = 200, filter_name: str = "") -> Any:
     page, filters = task_page(name)
     return render_page("inbox/list.html", ["tasks"], status=status, page=page, filters=filters,
-                       flows=all_flows(), when_filters=WHEN_FILTERS, list_name=name, filter_name=filter_name,
-                       endpoint=f"inbox.{name}", listing=LISTS[name], title=LISTS[name].title)
+                       flows=all_flows(), when_filters=LISTS[name].when_filters, list_name=name,
+                       filter_name=filter_name, endpoint=f"inbox.{name}", listing=LISTS[name],
+                       title=LISTS[name].title)
 
 
 @bp.route("/inbox/")
