@@ -18,6 +18,7 @@ from flask import Flask, g, has_request_context, request
 from flask_login import current_user
 from markupsafe import Markup, escape
 
+from .core.models import TIMER_TYPES
 from .core.nodes.timer import aware_utc
 from .core.status import FINISHED
 
@@ -100,11 +101,14 @@ def relative(stamp: datetime, now: datetime | None = None) -> str:
 
 
 def due_state(task: Any, now: datetime | None = None) -> str | None:
-    """'overdue', 'today' (due later today, in the reader's zone) or None."""
+    """'overdue', 'today' (due later today, in the reader's zone) or None; for a timer, whose
+    due date is when it fires: 'late' once that passed unfired, else None."""
     if task.due is None or task.status in FINISHED:
         return None
     now = now or datetime.now(UTC)
     due = aware_utc(task.due)
+    if task.flow_task_type in TIMER_TYPES:
+        return "late" if due <= now else None
     if due <= now:
         return "overdue"
     if local(due).date() == now.astimezone(reader_zone()).date():
@@ -128,7 +132,9 @@ def when(stamp: datetime | None, ago: bool = False) -> Markup:
 
 
 DUE_BADGES = {"overdue": Markup(' <span class="wf-badge wf-due-overdue">Overdue</span>'),
-              "today": Markup(' <span class="wf-badge wf-due-today">Due today</span>')}
+              "today": Markup(' <span class="wf-badge wf-due-today">Due today</span>'),
+              "late": Markup(' <span class="wf-badge wf-due-overdue" title="Its time has passed and '
+                             'nothing fired it yet: is a worker running?">Late</span>')}
 
 
 def due_tag(task: Any) -> Markup:

@@ -142,3 +142,27 @@ def test_late_timers_are_stuck_and_overdue_tasks_are_counted_per_flow(app) -> No
     overdue = page[page.index('id="overdue"'):page.index('id="timers"')]
     assert "1 overdue" in overdue
     assert f"#{timer.id}</td>" not in page[page.index('id="stuck"'):]
+
+
+def test_a_timer_past_its_time_is_late_not_overdue_in_the_list_and_on_its_page(app) -> None:  # type: ignore[no-untyped-def]
+    """A timer's due date is when it fires: past it, nothing fired it (no worker?). The
+    waiting-timer list and the timer's page called that "Overdue", a person's word; a timer
+    due later today was "Due today"."""
+    late, today, later = TimedFlow.start.run(), TimedFlow.start.run(), TimedFlow.start.run()
+    now = datetime.now(UTC)
+    for process, due in ((late, now - timedelta(minutes=5)), (today, now + timedelta(minutes=1)),
+                         (later, now + timedelta(days=3))):
+        db.session.execute(sa.update(Task).where(Task.id == timer_of(process).id).values(due=due))
+    db.session.commit()
+    boss = client(app, "boss")
+    page = boss.get("/admin/").get_data(as_text=True)
+    section = page[page.index('id="timers"'):page.index('id="stuck"')]
+    rows = dict(re.findall(r'<tr id="timer-(\d+)">(.*?)</tr>', section, re.S))
+    assert ">Late</span>" in rows[str(timer_of(late).id)]
+    for process in (today, later):
+        assert "wf-badge" not in rows[str(timer_of(process).id)]
+    assert "Overdue" not in section and "Due today" not in section
+    timer = timer_of(late)
+    task_page = boss.get(f"/flows/timed/{late.id}/wait/{timer.id}/").get_data(as_text=True)
+    due = task_page[task_page.index('id="task-due"'):].split("</dd>")[0]
+    assert ">Late</span>" in due and "Overdue" not in due
