@@ -498,3 +498,43 @@ def test_a_class_with_nodes_but_no_start_says_how_to_write_a_base() -> None:
     with pytest.raises(FlowRuntimeError, match=r"flow HalfBaseFlow has no start node \(a base class of "
                                                r"shared methods for other flows declares no nodes at all\)"):
         define("HalfBaseFlow", end=flow.End())
+
+
+# -- exception_guard on a task with no way out of ERROR ------------------------------------
+
+
+@pytest.mark.parametrize("node", ["work", "end"])
+def test_exception_guard_from_code_never_strands_a_task_in_an_error_it_cannot_leave(
+        session: Session, users: dict[str, User], node: str) -> None:
+    """A View (or an End) has no transition out of ERROR: ``exception_guard()`` called on
+    its activation from code, under the web policy, stored ERROR all the same, and the task
+    could then be neither done, undone nor canceled. The failure is now an ``error`` row of
+    the audit trail with the traceback, what the block did is undone, and the task keeps
+    its status and its transitions."""
+    from webflow import Context
+    from webflow.models import Task, TaskEvent
+
+    process = UserArgFlow.begin.run()
+    session.commit()
+    task = session.scalars(sa.select(Task).where(Task.process_id == process.id,
+                                                 Task.node_name == "work")).one()
+    if node == "end":
+        task = Task(process=process, flow_class_path=task.flow_class_path, node_name="end",
+                    flow_task_type="END", token=task.token)
+        session.add(task)
+        session.commit()
+    activation = task.activate()
+    before = activation.get_status()
+    with Context(propagate_exception=False, user=users["root"]):
+        with activation.exception_guard():
+            process.data = {"half": "done"}
+            raise RuntimeError("the callback failed")
+    session.commit()
+    session.expire_all()
+    assert task.status == before and task.comments is None
+    assert process.data == {}
+    event = session.scalars(sa.select(TaskEvent).where(TaskEvent.task_id == task.id)
+                            .order_by(TaskEvent.id.desc())).first()
+    assert event is not None and event.transition == "error" and event.to_status == before
+    assert "RuntimeError: the callback failed" in (event.comments or "")
+    assert {t.name for t in task.activate().get_available_transitions()} >= {"cancel"}

@@ -130,6 +130,15 @@ def next_tasks_missing(activation: Activation) -> bool:
     again it would link the task twice to a join that waits, or start a second branch."""
     return not alive_leading_tasks(activation)
 
+_leaves_error: dict[type, bool] = {}
+
+
+def leaves_error(cls: type) -> bool:
+    """True when some transition of the activation class starts at ERROR."""
+    if cls not in _leaves_error:
+        _leaves_error[cls] = any(STATUS.ERROR in t.sources for t in declared_transitions(cls).values())
+    return _leaves_error[cls]
+
 
 class Activation:
     """Wraps one task; its transitions change the task's status under the process lock."""
@@ -395,10 +404,13 @@ class Activation:
         database only if something inside the block writes (see webflow.core.guard).
         ``store_error=False`` is for a task whose state machine has no ERROR (a View's
         ``.Assign`` and ``.onCreate``): what the block did is undone and the failure is an
-        ``error`` row of the audit trail, with the traceback; the task stays as it was."""
+        ``error`` row of the audit trail, with the traceback; the task stays as it was. A
+        task whose state machine has no way out of ERROR (a View's) is always kept so:
+        stored in ERROR it could be neither retried, undone nor canceled."""
         if propagate_exception():
             yield
             return
+        store_error = store_error and leaves_error(type(self))
         guarded = Guard(self.session)
         uow = current_unit_of_work()
         events_before = len(uow.events) if uow is not None else 0
