@@ -127,6 +127,14 @@ WRONG: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
     # A Switch with nowhere to go: every process failed there ("no case matched").
     "EmptySwitchFlow": (lambda: _plain(work=flow.Switch()),
                         r"EmptySwitchFlow\.work: a Switch needs \.Case\(\) or \.Default\(\)"),
+    # Two .Next() on a plain node ran both on one token, outside a split: a Join after
+    # them found no split and fired at the first arrival.
+    "ForkedViewFlow": (lambda: _plain(work=flow.View().Next(this.end).Next(this.other),
+                                      other=flow.View().Next(this.end)),
+                       r"ForkedViewFlow\.work: \.Next\(\) is given 2 times; a node continues to one node "
+                       r"\(to run several at once, lead to a flow\.Split\(\) and \.Next\(\) each from it\)"),
+    "ForkedStartFlow": (lambda: _plain(start=flow.StartFunction().Next(this.work).Next(this.end)),
+                        r"ForkedStartFlow\.start: \.Next\(\) is given 2 times"),
     "EndNextFlow": (lambda: _plain(end=flow.End().Next(this.work)),
                     r"EndNextFlow\.end: an End has no \.Next\(\)"),
     # Callables that are not callable failed when the first task was created or shown.

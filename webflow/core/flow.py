@@ -281,6 +281,12 @@ class FlowMeta(type):
         flow_cls.process_description = attrs.get("process_description") or rest.strip()
         flow_cls._instance = None
         for node in nodes.values():
+            # Two .Next() on a plain node ran both targets on one token, outside any split:
+            # a Join after them found no split and fired at the first arrival.
+            if type(node).Next is Node.Next and len(node._next) > 1:
+                raise FlowRuntimeError(
+                    f"{name}.{node.name}: .Next() is given {len(node._next)} times; a node continues to "
+                    "one node (to run several at once, lead to a flow.Split() and .Next() each from it)")
             node.resolve(flow_cls)
         for node in nodes.values():
             for target, _ in node.outgoing():
