@@ -166,3 +166,8 @@ def test_a_timer_past_its_time_is_late_not_overdue_in_the_list_and_on_its_page(a
     task_page = boss.get(f"/flows/timed/{late.id}/wait/{timer.id}/").get_data(as_text=True)
     due = task_page[task_page.index('id="task-due"'):].split("</dd>")[0]
     assert ">Late</span>" in due and "Overdue" not in due
+    words = " ".join(task_page.split())
+    assert "This timer was due to fire <time" in words and "and nothing has fired it yet" in words
+    waiting = timer_of(later)
+    later_page = boss.get(f"/flows/timed/{later.id}/wait/{waiting.id}/").get_data(as_text=True)
+    assert "This timer fires <time" in later_page and "was due to fire" not in later_page
