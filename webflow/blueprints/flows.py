@@ -5,7 +5,8 @@ The task pages join this blueprint from ``tasks.py`` (endpoints ``flows.task_*``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,8 @@ from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from sqlalchemy.orm import selectinload
 from wtforms import FileField
+from wtforms.form import BaseForm
+from wtforms.validators import StopValidation
 
 from ..core.drafts import well_formed
 from ..core.engine import cancel_blocker, stall_reason
@@ -66,7 +69,33 @@ def node_form(node: Node, **kwargs: Any) -> FlaskForm:
     if "formdata" not in kwargs and request.method == "POST" and not all(
             map(well_formed, [*request.form, *request.files])):
         abort(400, "The form is damaged: reload the page and fill it in again.")
-    return form_class(**kwargs)  # type: ignore[no-any-return]
+    form = form_class(**kwargs)
+    for field in number_fields(form):
+        refuse_non_number(field)
+    return form  # type: ignore[no-any-return]
+
+
+def number_fields(field: Any) -> Iterator[Any]:
+    """Every field in ``field`` (a form, a FieldList, a FormField) and those inside them."""
+    for inner in (field.entries if getattr(field, "type", "") == "FieldList"
+                  else field.form if getattr(field, "type", "") == "FormField"
+                  else field if isinstance(field, BaseForm) else ()):
+        yield inner
+        yield from number_fields(inner)
+
+
+def refuse_non_number(field: Any) -> None:
+    """A number field given NaN or an infinity ("nan", "snan", "inf": Decimal and float read
+    them) says so and runs no other check of its value: a Decimal NaN raises on comparing
+    (WTForms' NumberRange, a form's own ``validate_<field>``) and a signaling one on
+    ``math.isnan``, which made a 500 of the form; a DecimalField inside a FieldList or
+    FormField stored the text "NaN" or "Infinity" where a number belongs."""
+    value = getattr(field, "data", None)
+    if isinstance(value, Decimal | float) and not (
+            value.is_finite() if isinstance(value, Decimal) else math.isfinite(value)):
+        def stop(form: Any) -> None:
+            raise StopValidation(NOT_A_NUMBER)
+        field.pre_validate = stop  # this bound field only: the chain of checks is skipped
 
 
 #: What a field that ``process.data`` could not hold says beside it (the form is 422, nothing stored).
