@@ -146,3 +146,97 @@ def test_a_completion_whose_next_step_adds_a_refused_row_is_kept(record_app: Fla
     record = task_at(process, "record")
     assert record.status == STATUS.ERROR and "taken" in (record.comments or "")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Group)) == 1
+
+
+def complete_work(app: Flask, process: Process, hx: bool = False) -> Any:
+    """The worker takes the task and sends its form; the answer to the send."""
+    work = task_at(process, "work")
+    worker = person(app, "worker")
+    url = f"/flows/spoilt/{process.id}/work/{work.id}/"
+    worker.get(url)
+    assert worker.post(url + "assign/").status_code == 303
+    page = worker.get(url).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([^"]*)"', page)
+    assert shown
+    return worker.post(url, {"shown": shown.group(1)}, hx=hx)
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_a_completion_whose_next_step_spoils_an_engine_row_is_kept(app: Flask, hx: bool) -> None:
+    """The handler after the person's task sets the process to a user who does not exist.
+    The engine writes process and task rows once, at the end, past every node's guard: the
+    database refused them at the commit, the person got a 500 and their completion was lost.
+    Now the call is run again with each node's rows written inside its own savepoint, so the
+    refusal is the handler's: it is in ERROR with the reason, the person's task is DONE."""
+    from webflow.core.timers import fire_or_fail
+
+    process = SpoiltFlow.start.run()
+    assert fire_or_fail(db.session(), task_at(process, "wait").id)  # on to the person's task
+    db.session.commit()
+    db.session.execute(sa.update(Process).where(Process.id == process.id).values(data={"poison": True}))
+    db.session.commit()
+    answer = complete_work(app, process, hx)
+    assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:300]
+    assert task_at(process, "work").status == STATUS.DONE
+    after = task_at(process, "after_work")
+    assert after.status == STATUS.ERROR
+    assert "FOREIGN KEY" in (after.comments or "") or "foreign key" in (after.comments or "")
+    db.session.expire_all()
+    stored = db.session.get(Process, process.id)
+    assert stored is not None and stored.created_by_id is None and stored.status == STATUS.NEW
+
+
+def spoil(activation: Any) -> None:
+    """Give the process a value of a unique column that another process holds: refused at
+    the commit only (the starter is a relationship the start sets, which a changed
+    ``created_by_id`` does not outlive)."""
+    activation.process.start_token = "taken"
+
+
+class SpoiltStartFlow(Flow):
+    """A start form, then a handler that spoils the process row."""
+
+    start = flow.Start().Permission(auto_create=True).Next(this.spoil)
+    spoil = flow.Handler(spoil).Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+@pytest.fixture
+def start_app(db_url: str) -> Iterator[Flask]:
+    users = {"boss": ["spoilt_start.manage", "spoilt_start.view", "spoilt_start.can_start"]}
+    with in_app_context(make_test_app(db_url, [SpoiltStartFlow], users, PASSWORD)) as app:
+        yield app
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_a_start_whose_first_step_spoils_an_engine_row_starts_the_process(start_app: Flask, hx: bool) -> None:
+    """The start form was a 500 and started nothing; now the process is started and the
+    handler is in ERROR with the reason, for a manager to retry once it is mended. A
+    manager's retry that fails the same way is answered, not a 500: the handler stays in
+    ERROR with the new reason."""
+    db.session.add(Process(flow_class_path="elsewhere.Flow", start_token="taken"))
+    db.session.commit()
+    boss = person(start_app, "boss")
+    page = boss.get("/flows/spoilt_start/start/start/").get_data(as_text=True)
+    token = re.search(r'name="start_token" value="([^"]*)"', page)
+    assert token
+    answer = boss.post("/flows/spoilt_start/start/start/", {"start_token": token.group(1)}, hx=hx)
+    assert answer.status_code in (200, 303), answer.get_data(as_text=True)[:300]
+    db.session.expire_all()
+    process = db.session.scalars(sa.select(Process).where(Process.flow_class_path != "elsewhere.Flow")).one()
+    handler = task_at(process, "spoil")
+    assert handler.status == STATUS.ERROR
+    assert "UNIQUE" in (handler.comments or "") or "unique" in (handler.comments or "")
+    assert process.start_token == token.group(1)
+    assert task_at(process, "start").status == STATUS.DONE
+
+    url = f"/flows/spoilt_start/{process.id}/spoil/{handler.id}/"
+    boss.get(url)
+    answer = boss.post(url + "retry/", hx=hx)
+    assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:300]
+    again = task_at(process, "spoil")
+    assert again.status == STATUS.ERROR and again.id == handler.id
+    events = db.session.scalars(sa.select(sa.text("transition")).select_from(sa.text("task_event"))
+                                .where(sa.text(f"task_id = {handler.id}"))).all()
+    assert events.count("retry") == 1

@@ -24,6 +24,7 @@ from ..core.drafts import well_formed
 from ..core.engine import cancel_blocker, stall_reason
 from ..core.flow import Flow, Node
 from ..core.form_tokens import is_form_token, new_form_token
+from ..core.guard import kept_on_refusal
 from ..core.json_data import NOT_A_JSON_NUMBER, unstorable
 from ..core.models import Comment, task_link
 from ..core.nodes.start import StartActivation
@@ -237,12 +238,17 @@ def start(flow_label: str, node: str) -> Any:
             flash("Please correct the marked fields.", "error")
         return render_page("flows/start.html", ["start_form"],
                            status=422 if request.method == "POST" else 200, **context)
-    activation = StartActivation.new(start_node)
-    activation.process.start_token = token if request.form.get(START_TOKEN) else None
-    try:
+
+    def begin() -> Any:
+        activation = StartActivation.new(start_node)
+        activation.process.start_token = token if request.form.get(START_TOKEN) else None
         with engine_context():
             activation.prepare(data=data, user=user)
             activation.done()
+        return activation.process
+
+    try:
+        process = kept_on_refusal(db.session(), begin)
     except sa.exc.IntegrityError:
         # The same form, sent twice at once: the other request stored its process first.
         db.session.rollback()
@@ -250,7 +256,6 @@ def start(flow_label: str, node: str) -> Any:
         if earlier is None:
             abort(409, "This form was already used: reload the page and fill it in again.")
         return already_started(flow_class, earlier, user)
-    process = activation.process
     flash(f"{flow_class.process_title} #{process.id} is started.", "success")
     return redirect(_after_start(flow_class, process, user), code=303)
 

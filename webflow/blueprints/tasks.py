@@ -16,6 +16,7 @@ from ..core.comments import comments_of
 from ..core.drafts import draft_of
 from ..core.exceptions import PermissionDenied, TransitionNotAllowed
 from ..core.flow import Flow
+from ..core.guard import kept_on_refusal
 from ..core.models import TIMER_TYPES, Comment, as_utc
 from ..core.nodes.view import MAX_NOTE
 from ..core.status import STATUS
@@ -162,14 +163,18 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if data is None:
         flash("Please correct the marked fields.", "error")
         return render_task(flow_class, task, ["work"], status=422, form=form, show_form=True)
-    activation = task.activate()
     # What the answer names, read now: the engine's commit expires every row, and reading
     # them afterwards would cost a statement each.
     done_id, process_id, title = task.id, task.process_id, task.flow_task.title
-    try:
+
+    def complete() -> None:
         with engine_context():
+            activation = task.activate()
             activation.prepare(data=data, user=user)
             activation.done()
+
+    try:
+        kept_on_refusal(db.session(), complete)
     except (TransitionNotAllowed, PermissionDenied):
         # Changed between the checks above and the process lock (done asks both again
         # under it): canceled, done, or handed to someone else meanwhile.
@@ -377,7 +382,9 @@ def task_transition(flow_label: str, process_id: int, node: str, task_id: int, t
                 if not fire_or_fail(db.session(), task.id, process_id=task.process_id):
                     raise TransitionNotAllowed("the timer is not waiting any more")
             else:
-                getattr(activation, declared.name)(**arguments)
+                # Run again on a fresh activation if the database refuses the rows at the
+                # end (a handler's bad value): see kept_on_refusal.
+                kept_on_refusal(db.session(), lambda: getattr(task.activate(), declared.name)(**arguments))
     except (TransitionNotAllowed, PermissionDenied) as exc:
         # Allowed above, refused under the process lock: the task changed meanwhile (its
         # status, or its owner, whom the rule asks about).

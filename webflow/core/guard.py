@@ -40,9 +40,12 @@ as under the code policy, instead of once per node.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import weakref
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -53,6 +56,8 @@ from .json_data import DataDict, plain
 from .models import MutableJSONType, Process, Task
 from .transaction import current_unit_of_work
 
+T = TypeVar("T")
+
 #: On a DBAPI connection's info: the open guards' savepoints, [name, sent] each, outermost first.
 SAVEPOINTS = "webflow_savepoints"
 #: On a session's info: the open guards, outermost first (each notes what flushes inside it wrote).
@@ -60,6 +65,35 @@ GUARDS = "webflow_guards"
 #: Off: every guard flushes what came before it (the earlier way, which the tests compare
 #: with this one).
 LEAVE_UNSAVED = True
+#: On (``writing_each_node``): every guard writes what came before it and what its node
+#: did, inside the node's savepoint: see ``kept_on_refusal``.
+_each_node: contextvars.ContextVar[bool] = contextvars.ContextVar("webflow_each_node", default=False)
+
+
+@contextmanager
+def writing_each_node() -> Iterator[None]:
+    """Guards write every row, the engine's own too, before their node ends."""
+    token = _each_node.set(True)
+    try:
+        yield
+    finally:
+        _each_node.reset(token)
+
+
+def kept_on_refusal(session: Session, call: Callable[[], T]) -> T:
+    """Run ``call`` (an engine call that commits, under the web policy). The engine writes
+    processes and tasks once, at the end, past every node's guard: a value the database
+    refuses only then (a handler that left the process naming a user who does not exist)
+    failed the whole call, and a person's completion was lost. Then the call is rolled
+    back and run once more with each node's rows written inside its own savepoint, so the
+    refusal fails the node that caused it (ERROR with the reason) and the rest is kept.
+    The happy path costs nothing; a refusal outside every node is raised again."""
+    try:
+        return call()
+    except (sa.exc.IntegrityError, sa.exc.DataError):
+        session.rollback()
+    with writing_each_node():
+        return call()
 
 
 class Guard:
@@ -67,7 +101,7 @@ class Guard:
     ``release()`` or ``roll_back()`` (Activation.exception_guard)."""
 
     def __init__(self, session: Session) -> None:
-        held = _unsaved_engine_rows(session) if LEAVE_UNSAVED else None
+        held = _unsaved_engine_rows(session) if LEAVE_UNSAVED and not _each_node.get() else None
         if held is None:
             session.flush()  # what came before the guard is not the guard's to undo
             held = []
@@ -100,7 +134,7 @@ class Guard:
         a person's completion was lost with a 500. The engine's own rows stay unsaved for
         the one statement at the end (what they hold is checked when it is set), so a node
         that touches only them still costs no statement."""
-        if _unsaved_engine_rows(self.session) is None:
+        if _each_node.get() or _unsaved_engine_rows(self.session) is None:
             session: Any = self.session
             # In a savepoint of SQLAlchemy's own: a flush that fails outside one ends the
             # whole transaction (the session rolls it back), and this node's failure must
