@@ -4,7 +4,11 @@ A timer fired by hand whose next step leaves a write the database refuses only a
 commit (a handler that left the process pointing at no user, say): no node's guard sees
 it, as the engine writes the rows last. Before, Fire now (admin page) and Fire (the
 timer's page) were a 500 and nothing was kept; now, as ``fire_due_timers`` does, the
-timer is stored as ERROR with the reason, for a manager to retry once that is mended."""
+timer is stored as ERROR with the reason, for a manager to retry once that is mended.
+
+A person's completion, a start form and a manager's transition whose next steps leave such
+a value are run again writing each node's rows in its own savepoint (``kept_on_refusal``):
+the node that left it is in ERROR with the reason, and the person's work is kept."""
 
 from __future__ import annotations
 
