@@ -112,6 +112,19 @@ def test_fire_on_the_timers_page_stores_the_timer_as_error(app: Flask, hx: bool)
     mended_and_retried(boss, process)
 
 
+def complete_work(app: Flask, label: str, process: Process, hx: bool = False) -> Any:
+    """The worker takes the task and sends its form; the answer to the send."""
+    work = task_at(process, "work")
+    worker = person(app, "worker")
+    url = f"/flows/{label}/{process.id}/work/{work.id}/"
+    worker.get(url)
+    assert worker.post(url + "assign/").status_code == 303
+    page = worker.get(url).get_data(as_text=True)
+    shown = re.search(r'name="shown" value="([^"]*)"', page)
+    assert shown
+    return worker.post(url, {"shown": shown.group(1)}, hx=hx)
+
+
 class RecordFlow(Flow):
     """A person's task, then a handler that records a group whose name may be taken."""
 
@@ -136,33 +149,12 @@ def test_a_completion_whose_next_step_adds_a_refused_row_is_kept(record_app: Fla
     db.session.add(Group(name="taken"))
     db.session.commit()
     process = RecordFlow.start.run(group="taken")
-    work = task_at(process, "work")
-    worker = person(record_app, "worker")
-    url = f"/flows/record/{process.id}/work/{work.id}/"
-    worker.get(url)
-    assert worker.post(url + "assign/").status_code == 303
-    page = worker.get(url).get_data(as_text=True)
-    shown = re.search(r'name="shown" value="([^"]*)"', page)
-    assert shown
-    answer = worker.post(url, {"shown": shown.group(1)}, hx=hx)
+    answer = complete_work(record_app, "record", process, hx)
     assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:300]
     assert task_at(process, "work").status == STATUS.DONE
     record = task_at(process, "record")
     assert record.status == STATUS.ERROR and "taken" in (record.comments or "")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Group)) == 1
-
-
-def complete_work(app: Flask, process: Process, hx: bool = False) -> Any:
-    """The worker takes the task and sends its form; the answer to the send."""
-    work = task_at(process, "work")
-    worker = person(app, "worker")
-    url = f"/flows/spoilt/{process.id}/work/{work.id}/"
-    worker.get(url)
-    assert worker.post(url + "assign/").status_code == 303
-    page = worker.get(url).get_data(as_text=True)
-    shown = re.search(r'name="shown" value="([^"]*)"', page)
-    assert shown
-    return worker.post(url, {"shown": shown.group(1)}, hx=hx)
 
 
 @pytest.mark.parametrize("hx", [False, True])
@@ -179,7 +171,7 @@ def test_a_completion_whose_next_step_spoils_an_engine_row_is_kept(app: Flask, h
     db.session.commit()
     db.session.execute(sa.update(Process).where(Process.id == process.id).values(data={"poison": True}))
     db.session.commit()
-    answer = complete_work(app, process, hx)
+    answer = complete_work(app, "spoilt", process, hx)
     assert answer.status_code == (200 if hx else 303), answer.get_data(as_text=True)[:300]
     assert task_at(process, "work").status == STATUS.DONE
     after = task_at(process, "after_work")
