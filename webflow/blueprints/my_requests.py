@@ -20,6 +20,8 @@ bp = Blueprint("my_requests", __name__)
 
 #: The status filter: open processes, or those that ended one way or the other.
 STATES = {"open": STATUS.NEW, "done": STATUS.DONE, "canceled": STATUS.CANCELED}
+#: Open steps named per process; the rest are counted (a fan-out has thousands open at once).
+STEPS_SHOWN = 10
 
 
 @bp.route("/requests/")
@@ -36,20 +38,32 @@ def index() -> Any:
         query = query.where(Process.status == STATES[state])
     page = paginate_within(query.order_by(Process.created.desc(), Process.id.desc()),
                            current_app.config["WEBFLOW_PAGE_SIZE"])
+    steps, more = open_steps(page.items, user)
     return render_page("my_requests/index.html", ["requests"], page=page, state=state,
-                       states=STATES, steps=open_steps(page.items), endpoint="my_requests.index",
+                       states=STATES, steps=steps, more=more, endpoint="my_requests.index",
                        title="My requests")
 
 
-def open_steps(processes: list[Process]) -> dict[int, list[Task]]:
-    """Each process's unfinished tasks with their owners (one query for the page)."""
+def open_steps(processes: list[Process], user: Any) -> tuple[dict[int, list[Task]], dict[int, int]]:
+    """Each process's first ``STEPS_SHOWN`` unfinished tasks with their owners, and how
+    many more it has (one query for the page). A fan-out's thousands of open steps were
+    each read and drawn: a page of megabytes. A step's deadline timer is the flow's own
+    business: only its managers see it (and count it)."""
     steps: dict[int, list[Task]] = defaultdict(list)
+    more: dict[int, int] = {}
     if not processes:
-        return steps
-    tasks = db.session.scalars(
-        sa.select(Task).where(Task.process_id.in_([p.id for p in processes]),
-                              Task.status.not_in(list(FINISHED)))
-        .order_by(Task.id).options(selectinload(Task.owner)))
-    for task in tasks:
+        return steps, more
+    managed = [p.flow_class.path() for p in processes if p.flow_class.can_manage(user)]
+    shown = sa.or_(Task.flow_task_type != "TIMEOUT", Task.flow_class_path.in_(managed))
+    ranked = (sa.select(Task.id, Task.process_id,
+                        sa.func.row_number().over(partition_by=Task.process_id, order_by=Task.id).label("n"),
+                        sa.func.count().over(partition_by=Task.process_id).label("open"))
+              .where(Task.process_id.in_([p.id for p in processes]), Task.status.not_in(list(FINISHED)), shown)
+              .subquery())
+    rows = db.session.execute(
+        sa.select(Task, ranked.c.open).join(ranked, ranked.c.id == Task.id)
+        .where(ranked.c.n <= STEPS_SHOWN).order_by(Task.id).options(selectinload(Task.owner)))
+    for task, open_count in rows:
         steps[task.process_id].append(task)
-    return steps
+        more[task.process_id] = open_count - len(steps[task.process_id])
+    return steps, more
