@@ -10,9 +10,11 @@ from datetime import timedelta
 import pytest
 from app_support import in_app_context, make_test_app
 from flask import Flask
-from web_support import PASSWORD, AuthActions, user
+from web_flows import LabelFlow
+from web_support import PASSWORD, AuthActions, task_of, task_url, user
 
 from webflow import Flow, db, flow, this
+from webflow.core.models import Comment
 from webflow.models import Process
 
 # -- notification settings: an address the mailer can send to -------------------------------
@@ -109,3 +111,23 @@ def test_the_deadline_timers_of_my_steps_are_neither_shown_nor_counted(wide_app)
     page = AuthActions(wide_app).enter_as("boss").get("/requests/").get_data(as_text=True)
     assert f"and {5 * STEPS_SHOWN} more open steps" in row(page, managed)
     assert row(page, managed_small).count("·") == 4  # two steps, two timers
+
+
+# -- comments that hold nothing to read --------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["\u200b", " \u200b\u2060\ufeff ", "\u202e\u200f", "\u00ad\u3000"],
+                         ids=["zero-width-space", "joiners-and-bom", "direction-marks", "soft-hyphen"])
+def test_a_comment_of_only_invisible_characters_is_empty(app, people, text: str) -> None:  # type: ignore[no-untyped-def]
+    """A zero-width space or a direction mark was posted: an empty entry in everyone's
+    history, "commented" with nothing under it."""
+    process = LabelFlow.start.run(data={"amount": 5}, user=user("alice"))
+    confirm = task_of(process, "confirm")
+    alice = people("alice")
+    alice.get(task_url(confirm))
+    for url in (task_url(confirm, "comments/"), f"/flows/label/{process.id}/comments/"):
+        response = alice.post(url, {"text": text})
+        assert response.status_code == 422 and "the comment is empty" in response.get_data(as_text=True)
+    db.session.commit()
+    assert db.session.scalars(db.select(Comment)).all() == []
+    assert alice.post(task_url(confirm, "comments/"), {"text": "\u200bok\u200b"}).status_code == 303

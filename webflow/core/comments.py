@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +38,15 @@ def check_comment(text: str | None) -> str:
     if len(text) > MAX_COMMENT:
         raise InputRejected(f"A comment holds at most {MAX_COMMENT:,} characters; this one has "
                             f"{len(text):,}. Nothing was saved.")
+    if not any(map(visible, text)):  # zero-width spaces, direction marks: nothing to read
+        raise InputRejected("Write something first: the comment is empty.")
     return text
+
+
+def visible(char: str) -> bool:
+    """False for what draws nothing: spaces, and format or control characters (a zero-width
+    space, a direction mark, a BOM). A comment of only those was posted, an empty entry."""
+    return unicodedata.category(char)[0] not in "ZC" or unicodedata.category(char) == "Co"
 
 
 def mentioned_names(text: str) -> list[str]:
