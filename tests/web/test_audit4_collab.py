@@ -11,7 +11,7 @@ import pytest
 from app_support import in_app_context, make_test_app
 from flask import Flask
 from web_flows import LabelFlow
-from web_support import PASSWORD, AuthActions, task_of, task_url, user
+from web_support import PASSWORD, AuthActions, fresh, task_of, task_url, user
 
 from webflow import Flow, db, flow, this
 from webflow.core.models import Comment
@@ -131,3 +131,25 @@ def test_a_comment_of_only_invisible_characters_is_empty(app, people, text: str)
     db.session.commit()
     assert db.session.scalars(db.select(Comment)).all() == []
     assert alice.post(task_url(confirm, "comments/"), {"text": "\u200bok\u200b"}).status_code == 303
+
+
+# -- out of office with a substitute who is gone -----------------------------------------------
+
+
+def test_the_settings_page_never_says_tasks_go_to_a_deactivated_substitute(app, people) -> None:  # type: ignore[no-untyped-def]
+    """bob named alice and alice was deactivated since: tasks given to bob stay with bob
+    (an inactive user works on nothing), but his page still said "tasks go to alice"."""
+    bob = people("bob")
+    bob.get("/settings/")
+    assert bob.post("/settings/away/", {"substitute_id": user("alice").id}).status_code == 303
+    assert "tasks go to <strong>alice</strong>" in bob.get("/settings/").get_data(as_text=True)
+    process = LabelFlow.start.run(data={"amount": 5}, user=user("alice"))
+    confirm = task_of(process, "confirm")
+    user("alice").is_active = False
+    db.session.commit()
+    confirm.activate().assign(user("bob"))
+    assert fresh(confirm).owner_id == user("bob").id  # the engine's answer: it stays with bob
+    for hx in (False, True):
+        page = bob.get("/settings/", hx=hx).get_data(as_text=True)
+        assert "tasks go to <strong>alice</strong>" not in page
+        assert "is no longer active: tasks given to you stay with you" in page

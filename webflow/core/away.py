@@ -49,6 +49,12 @@ def set_away(session: Session, user: User, substitute: User | None,
     return away
 
 
+def substitute_gone(away: OutOfOffice | None) -> bool:
+    """True when the named substitute was deactivated since: ``substitute_for`` gives them
+    nothing (an inactive user may work on no node), so tasks stay with the user away."""
+    return away is not None and not away.substitute.is_active
+
+
 def clear_away(session: Session, user: User) -> None:
     """The user is back."""
     with unit_of_work(session):
