@@ -14,6 +14,10 @@ from flask_wtf import FlaskForm
 from screens import log_in, overflow
 from wtforms import (
     DateField,
+    FieldList,
+    Form,
+    FormField,
+    IntegerField,
     MonthField,
     RadioField,
     SearchField,
@@ -31,6 +35,11 @@ PHONE = {"width": 390, "height": 844}
 PASSWORD = "pw"
 
 
+class Stop(Form):
+    place = StringField("Place", validators=[DataRequired()])
+    minutes = IntegerField("Minutes", validators=[Optional()])
+
+
 class Visit(FlaskForm):
     title = StringField("Title", validators=[DataRequired()])
     day = DateField("Day", validators=[Optional()])
@@ -40,6 +49,7 @@ class Visit(FlaskForm):
     phone = TelField("Phone", validators=[Optional()])
     lookup = SearchField("Look up", validators=[Optional()])
     size = RadioField("Size", choices=[("s", "Small"), ("l", "Large")], validators=[DataRequired()])
+    stops = FieldList(FormField(Stop), min_entries=2)
 
 
 class VisitFlow(Flow):
@@ -59,6 +69,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Flask, str]
         yield app, base
 
 
+def widths(page: Any) -> dict[str, float]:
+    """The width of each text-like input of the form, by its id."""
+    return dict(page.evaluate("""() => Object.fromEntries(
+        [...document.querySelectorAll('#content form.wf-form :is(input[type=text], input[type=number])')]
+            .map(e => [e.id, e.getBoundingClientRect().width]))"""))
+
+
 def heights(page: Any) -> dict[str, float]:
     """The height of each field's control (a radio: of each choice's row), by its id."""
     return dict(page.evaluate("""() => {
@@ -75,10 +92,11 @@ def heights(page: Any) -> dict[str, float]:
 
 
 def test_every_kind_of_field_is_a_thumb_sized_control_on_a_phone(module_browser: Any, site: Any) -> None:
-    """A TimeField, MonthField, URLField, TelField or SearchField was drawn as the browser's
-    bare input, 18-21 px high beside 38 px text boxes, and a RadioField's choices were
-    13 px circles in a bulleted list: hard to hit with a thumb. Each is as tall as a text
-    box now, on the page and after a refusal (422)."""
+    """A TimeField, MonthField, URLField or TelField was drawn as the browser's bare input,
+    21-24 px high beside 44 px text boxes, and a RadioField's choices were 13 px circles in
+    a bulleted list: hard to hit with a thumb. Each is as tall as a text box now, on the
+    page and after a refusal (422); the inputs of a FieldList's entries are as wide as the
+    others (WTForms' table put them beside right-aligned labels, a third as wide)."""
     _, base = site
     page = log_in(module_browser.new_context(viewport=PHONE), base, "alice", PASSWORD)
     page.goto(f"{base}/flows/visit/start/start/")
@@ -89,5 +107,8 @@ def test_every_kind_of_field_is_a_thumb_sized_control_on_a_phone(module_browser:
         small = {name: round(h) for name, h in found.items() if h < text_box - 0.5}
         assert not small, f"{when}: controls lower than a text box ({round(text_box)} px): {small}"
         assert overflow(page) is None
+        found = widths(page)
+        narrow = {name: round(w) for name, w in found.items() if w < found["title"] * 0.85}
+        assert not narrow, f"{when}: inputs of a FieldList squeezed beside their labels: {narrow}"
         page.click("#content form.wf-form button[type=submit]")  # empty: refused (422)
         page.wait_for_selector("#content .wf-invalid")

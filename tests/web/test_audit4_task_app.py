@@ -3,6 +3,7 @@ refresh): each test is what a person saw go wrong, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from flask import Flask
 from flask_wtf import FlaskForm
 from web_support import AuthActions
 from wtforms import DecimalField, FieldList, FloatField, Form, FormField, StringField
-from wtforms.validators import NumberRange, Optional, ValidationError
+from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
 from webflow import Flow, db, flow, this
 from webflow.models import Process
@@ -30,6 +31,7 @@ class Order(FlaskForm):
     discount = DecimalField("Discount", validators=[Optional(), NumberRange(min=0, max=50)])
     budget = DecimalField("Budget", validators=[Optional()])
     parts = FieldList(FormField(Part), min_entries=1)
+    tags = FieldList(StringField("Tag", validators=[Length(max=20)]), label="Tags", min_entries=2)
 
     def validate_budget(self, field: Any) -> None:
         if field.data is not None and field.data < 0:
@@ -82,3 +84,29 @@ def test_a_decimal_that_is_no_number_is_422_with_the_text_kept_never_a_500_nor_s
     assert "Give a number (not NaN or an infinity)" in html
     assert f'value="{typed}"' in html  # what was typed is still in the field
     assert processes() == 0
+
+
+# -- a FieldList or FormField on the page ------------------------------------------------------
+
+
+def test_a_field_list_is_drawn_as_the_sites_fields_named_by_place_not_by_input_name(app: Flask) -> None:
+    """WTForms' own widgets drew each entry of a FieldList labelled by its input name
+    ("Parts-0", where its errors said "Parts 1") with its inputs squeezed into a table. Each
+    entry is a group of the site's fields now, named "Parts 1", its errors listed once under
+    the list and each invalid input marked and pointing at them."""
+    alice = AuthActions(app).enter_as("alice")
+    page = alice.get(START).get_data(as_text=True)
+    assert "Parts-0" not in page and "Tags-0" not in page
+    assert "<legend>Parts</legend>" in page and "<legend>Parts 1</legend>" in page
+    assert '<label for="parts-0-price">Price</label>' in page
+    assert '<label for="tags-0">Tags 1</label>' in page and '<label for="tags-1">Tags 2</label>' in page
+
+    answer = alice.post(START, {"title": "Chairs", "parts-0-price": "cheap", "tags-1": "x" * 30})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert "<li>Parts 1 · Price: Not a valid decimal value.</li>" in html
+    assert html.count("Not a valid decimal value.") == 1  # listed once, not beside the input too
+    assert "<li>Tags 2: Field cannot be longer than 20 characters.</li>" in html
+    price = re.search(r'<input[^>]*id="parts-0-price"[^>]*>', html)
+    assert price and 'aria-invalid="true"' in price[0] and 'aria-describedby="parts-errors"' in price[0]
+    assert 'value="cheap"' in price[0] and "autofocus" in price[0]  # the first field at fault
