@@ -153,3 +153,30 @@ def test_the_settings_page_never_says_tasks_go_to_a_deactivated_substitute(app, 
         page = bob.get("/settings/", hx=hx).get_data(as_text=True)
         assert "tasks go to <strong>alice</strong>" not in page
         assert "is no longer active: tasks given to you stay with you" in page
+
+
+# -- a task with very many comments ------------------------------------------------------------
+
+#: Comments per page of a task's history (``tasks.TASK_COMMENTS_PER_PAGE``).
+COMMENTS_PER_PAGE = 100
+
+
+def test_a_task_page_shows_its_comments_a_page_at_a_time_the_newest_first(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Anyone who sees a task may comment, and every comment was drawn on every view of the
+    task and after every post: 250 comments of 5,000 characters made the page 1.3 MB."""
+    process = LabelFlow.start.run(data={"amount": 5}, user=user("alice"))
+    confirm = task_of(process, "confirm")
+    alice = user("alice")
+    db.session.add_all([Comment(process_id=process.id, task_id=confirm.id, author_id=alice.id,
+                                text=f"note {n} " + "x" * 4990, mentions=[]) for n in range(250)])
+    db.session.commit()
+    page = people("alice").get(task_url(confirm)).get_data(as_text=True)
+    assert page.count('class="wf-comment"') == 50 and "note 249 " in page and "note 199 " not in page
+    assert "Page 3 of 3" in page and "comments=2#task-history" in page
+    assert len(page) < 600_000
+    first = people("alice").get(task_url(confirm) + "?comments=1").get_data(as_text=True)
+    assert first.count('class="wf-comment"') == COMMENTS_PER_PAGE
+    assert "note 0 " in first and "note 100 " not in first
+    posted = people("bob").post(task_url(confirm, "comments/"), {"text": "the newest"}, hx=True)
+    html = posted.get_data(as_text=True)
+    assert posted.status_code == 200 and "the newest" in html and html.count('class="wf-comment"') == 51

@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from jinja2_fragments.flask import render_blocks
 from werkzeug.datastructures import MultiDict
 
-from ..core.comments import comments_of
+from ..core.comments import comments_of, count_comments
 from ..core.drafts import draft_of
 from ..core.exceptions import PermissionDenied, TransitionNotAllowed
 from ..core.flow import Flow
@@ -39,7 +39,15 @@ from .actions import (
 )
 from .confirmations import confirmation
 from .flows import bp, node_form, storable_data
-from .lookups import child_processes, flow_or_404, flow_task_or_404, parse_id, shown_key, task_url
+from .lookups import (
+    ResultPage,
+    child_processes,
+    flow_or_404,
+    flow_task_or_404,
+    parse_id,
+    shown_key,
+    task_url,
+)
 from .web import engine_context, oob_extras, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
@@ -99,6 +107,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
     actions = task_actions(task, user)
     workable = can_complete(task, user)
     events = db.session.scalars(TASK_EVENTS, {"task_id": task.id}).all()
+    comments = comments_page(task)
     draft = draft_of(db.session(), task, user) if workable else None
     if workable and form is None and draft is not None:
         form = node_form(task.flow_task, formdata=MultiDict(
@@ -108,7 +117,7 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         # A waiting timer may wait for days: its page does not poll.
         "actions": actions, "events": events, "draft": draft,
         # The audit trail and the comments, in the order they happened.
-        "timeline": timeline(events, comments_of(db.session(), task.process, task)),
+        "timeline": timeline(events, comments.items), "comments_page": comments,
         "polling": task.status in RUNNING and task.flow_task_type not in TIMER_TYPES,
         "form": (form or node_form(task.flow_task)) if workable else None,
         "is_manager": flow_class.can_manage(user),
@@ -118,6 +127,28 @@ def task_context(flow_class: type[Flow], task: Task, form: Any = None, **extra: 
         "shown_key": shown_key,
         **extra,
     }
+
+
+#: Comments per page of the task's history (``?comments=``, the newest page first), as on the
+#: process page: anyone who sees the task may post, so their number has no bound.
+TASK_COMMENTS_PER_PAGE = 100
+
+
+def comments_page(task: Task) -> ResultPage:
+    """A page of the task's comments, oldest first; without a page asked for (or a bad one),
+    the last: the newest. Every comment was drawn on every view and after every post: a
+    few hundred long ones made the task page megabytes, for everyone who opens it."""
+    session, process, per_page = db.session(), task.process, TASK_COMMENTS_PER_PAGE
+    asked = parse_id(request.args.get("comments"))
+    if asked is None:
+        # The usual view: the newest, in one statement while they fit on a page.
+        newest = comments_of(session, process, task, newest=per_page + 1)
+        if len(newest) <= per_page:
+            return ResultPage(newest, 1, per_page, len(newest), False)
+    page = ResultPage([], 1, per_page, count_comments(session, process, task), False)
+    page.page = min(asked or page.pages, page.pages)
+    page.items = comments_of(session, process, task, offset=(page.page - 1) * per_page, limit=per_page)
+    return page
 
 
 def timeline(events: Sequence[TaskEvent], comments: Sequence[Comment]) -> list[TaskEvent | Comment]:

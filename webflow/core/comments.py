@@ -112,9 +112,26 @@ def post_comment(session: Session, process: Process, author: User, text: str | N
     return comment
 
 
-def comments_of(session: Session, process: Process, task: Task | None = None) -> list[Comment]:
-    """The comments on the task (or on the whole process, tasks included), oldest first."""
-    query = sa.select(Comment).where(Comment.process_id == process.id)
+def _on(process: Process, task: Task | None) -> sa.ColumnElement[bool]:
     if task is not None:
-        query = query.where(Comment.task_id == task.id)
-    return list(session.scalars(query.order_by(Comment.created, Comment.id)))
+        return sa.and_(Comment.task_id == task.id, Comment.process_id == process.id)
+    return Comment.process_id == process.id
+
+
+def comments_of(session: Session, process: Process, task: Task | None = None, *,
+                offset: int = 0, limit: int | None = None, newest: int | None = None) -> list[Comment]:
+    """The comments on the task (or on the whole process, tasks included), oldest first;
+    ``offset`` and ``limit`` take a page of them, ``newest`` only the newest so many."""
+    query = sa.select(Comment).where(_on(process, task))
+    if newest is not None:
+        found = session.scalars(query.order_by(Comment.created.desc(), Comment.id.desc()).limit(newest))
+        return list(found)[::-1]
+    query = query.order_by(Comment.created, Comment.id)
+    if offset or limit is not None:
+        query = query.offset(offset).limit(limit)
+    return list(session.scalars(query))
+
+
+def count_comments(session: Session, process: Process, task: Task | None = None) -> int:
+    """How many comments ``comments_of`` would list."""
+    return session.scalar(sa.select(sa.func.count()).select_from(Comment).where(_on(process, task))) or 0
