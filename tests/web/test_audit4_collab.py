@@ -5,16 +5,19 @@ say is what happens."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from app_support import in_app_context, make_test_app
 from flask import Flask
+from sqlalchemy.orm import Session
 from web_flows import LabelFlow
 from web_support import PASSWORD, AuthActions, fresh, task_of, task_url, user
 
 from webflow import Flow, db, flow, this
-from webflow.core.models import Comment
+from webflow.core.models import Comment, NotificationSetting, OutOfOffice, utcnow
 from webflow.models import Process
 
 # -- notification settings: an address the mailer can send to -------------------------------
@@ -180,3 +183,56 @@ def test_a_task_page_shows_its_comments_a_page_at_a_time_the_newest_first(app, p
     posted = people("bob").post(task_url(confirm, "comments/"), {"text": "the newest"}, hx=True)
     html = posted.get_data(as_text=True)
     assert posted.status_code == 200 and "the newest" in html and html.count('class="wf-comment"') == 51
+
+
+# -- the same settings form sent twice at once -------------------------------------------------
+
+
+@contextmanager
+def written_meanwhile(model: type, row: dict[str, object]) -> Iterator[None]:
+    """The other copy of a double-clicked form wins the race: just before this request's
+    flush inserts its ``model`` row, that row is committed by another connection."""
+    if db.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite: a request's write transaction begins IMMEDIATE, the copies run one by one")
+    done: list[bool] = []
+
+    def insert_first(session, flush_context, instances) -> None:  # type: ignore[no-untyped-def]
+        if not done and any(isinstance(obj, model) for obj in session.new):
+            done.append(True)
+            with db.engine.begin() as other:
+                other.execute(sa.insert(model).values(**row))
+
+    sa.event.listen(Session, "before_flush", insert_first)
+    try:
+        yield
+    finally:
+        sa.event.remove(Session, "before_flush", insert_first)
+    assert done, "the race was not run"
+
+
+def test_notification_settings_sent_twice_at_once_are_saved_not_a_500(app, people) -> None:  # type: ignore[no-untyped-def]
+    """A double click on Save (no JavaScript) before the first answer: both requests found
+    no settings row and both inserted one; the second was a 500."""
+    bob = people("bob")
+    bob.get("/settings/")
+    bob_id = user("bob").id
+    with written_meanwhile(NotificationSetting, {"user_id": bob_id, "assigned": True, "delegated": True,
+                                                 "mentioned": True, "overdue": True}):
+        response = bob.post("/settings/notifications", {"email": "", "assigned": "y"})
+    assert response.status_code == 303, response.status_code
+    db.session.expire_all()
+    setting = db.session.get(NotificationSetting, bob_id)
+    wanted = [setting.assigned, setting.delegated, setting.mentioned, setting.overdue]
+    assert wanted == [True, False, False, False]
+
+
+def test_out_of_office_sent_twice_at_once_is_saved_not_a_500(app, people) -> None:  # type: ignore[no-untyped-def]
+    bob = people("bob")
+    bob.get("/settings/")
+    bob_id, alice_id = user("bob").id, user("alice").id
+    with written_meanwhile(OutOfOffice, {"user_id": bob_id, "substitute_id": alice_id,
+                                         "created": utcnow()}):
+        response = bob.post("/settings/away/", {"substitute_id": user("carol").id})
+    assert response.status_code == 303, response.status_code
+    db.session.expire_all()
+    assert db.session.get(OutOfOffice, bob_id).substitute_id == user("carol").id

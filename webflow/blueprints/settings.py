@@ -165,8 +165,16 @@ def notifications() -> Any:
     user.email = form.email.data or None
     setting = db.session.get(NotificationSetting, user.id)
     if setting is None:
-        setting = NotificationSetting(user_id=user.id)
-        db.session.add(setting)
+        try:
+            with db.session.begin_nested():
+                setting = NotificationSetting(user_id=user.id)
+                db.session.add(setting)
+        except sa.exc.IntegrityError:
+            # The same form sent twice at once (a double click): the other copy stored the
+            # row first (a 500 on PostgreSQL). This one's choices replace it.
+            setting = db.session.get(NotificationSetting, user.id)
+            if setting is None:
+                raise
     for kind in KINDS:
         setattr(setting, kind, bool(form[kind].data))
     db.session.commit()

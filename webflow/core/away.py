@@ -43,8 +43,16 @@ def set_away(session: Session, user: User, substitute: User | None,
     with unit_of_work(session):
         away = session.get(OutOfOffice, user_id)
         if away is None:
-            away = OutOfOffice(user_id=user_id, substitute_id=substitute_id)
-            session.add(away)
+            try:
+                with session.begin_nested():
+                    away = OutOfOffice(user_id=user_id, substitute_id=substitute_id)
+                    session.add(away)
+            except sa.exc.IntegrityError:
+                # The same form sent twice at once (a double click): the other copy stored
+                # the row first (a 500 on PostgreSQL). This one's choice replaces it.
+                away = session.get(OutOfOffice, user_id)
+                if away is None:
+                    raise
         away.substitute_id, away.until, away.created = substitute_id, until, utcnow()
     return away
 
