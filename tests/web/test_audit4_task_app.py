@@ -110,3 +110,28 @@ def test_a_field_list_is_drawn_as_the_sites_fields_named_by_place_not_by_input_n
     price = re.search(r'<input[^>]*id="parts-0-price"[^>]*>', html)
     assert price and 'aria-invalid="true"' in price[0] and 'aria-describedby="parts-errors"' in price[0]
     assert 'value="cheap"' in price[0] and "autofocus" in price[0]  # the first field at fault
+
+
+# -- logging in ------------------------------------------------------------------------------
+
+
+def test_a_login_form_open_too_long_asks_for_the_password_again_not_a_lost_session(app: Flask) -> None:
+    """The login page left open longer than its form's token lives (an hour): Log in said
+    "Your session has ended" to someone who had none, emptied the form and led through
+    ``/login?next=/login?next=/queue/``. The form comes back with the name kept, at the
+    same address, saying to enter the password again; then it leads where it led."""
+    anon = AuthActions(app)
+    anon.client.get("/login?next=/queue/")
+    answer = anon.client.post("/login?next=/queue/", data={"username": "alice", "password": "secret",
+                                                           "csrf_token": "an-expired-token"},
+                              headers={"Referer": "http://localhost/login?next=/queue/"})
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "open a long time, so it was not sent. Enter your password again." in html
+    assert "session has ended" not in html
+    assert re.search(r'<input[^>]*name="username"[^>]*value="alice"', html)
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html)
+    assert token
+    again = anon.client.post("/login?next=/queue/", data={"username": "alice", "password": "secret",
+                                                          "csrf_token": token[1]})
+    assert again.status_code == 303 and again.headers["Location"] == "/queue/"

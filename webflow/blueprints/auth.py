@@ -89,6 +89,15 @@ def login() -> Any:
     return redirect(target, code=303)
 
 
+def expired_login() -> Any:
+    """The login form sent after its CSRF token expired (a login page left open longer than
+    WTF_CSRF_TIME_LIMIT, an hour): the form again with a fresh token and the name that was
+    typed, at the same address (its ``next`` kept), saying to enter the password again."""
+    form = LoginForm(formdata=None, username=(request.form.get("username") or "")[:150])
+    flash("This login form was open a long time, so it was not sent. Enter your password again.", "error")
+    return render_template("auth/login.html", form=form, title="Log in"), 400
+
+
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout() -> Any:

@@ -183,6 +183,12 @@ def register_shared(app: Flask) -> None:
         goes to the login form and, after it, back to the page it came from; a logged-in
         user's stale form gets a message that says what to do."""
         if not current_user.is_authenticated:
+            if request.endpoint == "auth.login":
+                # The login form itself, left open longer than its token lives: no session
+                # ended (it said so, dropped the name typed and nested ?next= in ?next=).
+                from .auth import expired_login  # auth imports this module
+
+                return expired_login()
             return to_login(coming_from())
         if request.headers.get("HX-Request") == "true":
             # The page's token outlived WTF_CSRF_TIME_LIMIT (an hour): webflow.js puts this
