@@ -331,7 +331,7 @@ def deliver(notification_id: int) -> str:
                         retry_at=utcnow() + RESEND_AFTER * 2 ** attempts))
             session.commit()
             if final:
-                log.warning("notification %s given up: the mail server refused %s for good (%s)",
+                log.warning("notification %s given up: %s was refused for good (%s)",
                             notification_id, row.email, exc)
                 return "given up: the address was refused"
             raise
@@ -342,8 +342,11 @@ def deliver(notification_id: int) -> str:
 
 def refused_for_good(exc: BaseException) -> bool:
     """True when the mail server refused every recipient with a permanent (5xx) answer
-    ("550 no such user"): sending again cannot help. A 4xx, a timeout or a server that is
-    down are tried again."""
+    ("550 no such user"), or the mailer could not write the address at all (a ValueError or
+    UnicodeError: "bob@example..com", stored before the settings form refused it):
+    sending again cannot help. A 4xx, a timeout or a server that is down are tried again."""
+    if isinstance(exc, ValueError):  # UnicodeError too; the SMTP errors are OSErrors
+        return True
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = [answer[0] for answer in exc.recipients.values()]
         return bool(codes) and all(isinstance(code, int) and 500 <= code < 600 for code in codes)
