@@ -11,7 +11,8 @@ import pytest
 from app_support import in_app_context, make_test_app
 from flask import Flask
 from flask_wtf import FlaskForm
-from web_support import AuthActions
+from web_flows import ReviewFlow
+from web_support import AuthActions, snapshot, task_of, task_url, user
 from wtforms import DecimalField, FieldList, FloatField, Form, FormField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
@@ -49,6 +50,7 @@ class OrderFlow(Flow):
 
 PERMS = ["order.view", "order.can_start", "order.can_check"]
 START = "/flows/order/start/start/"
+REVIEW = ["review.can_start", "review.can_review", "review.view"]
 
 
 @pytest.fixture
@@ -135,3 +137,41 @@ def test_a_login_form_open_too_long_asks_for_the_password_again_not_a_lost_sessi
     again = anon.client.post("/login?next=/queue/", data={"username": "alice", "password": "secret",
                                                           "csrf_token": token[1]})
     assert again.status_code == 303 and again.headers["Location"] == "/queue/"
+
+
+# -- a node's own view (view=), sent from a page drawn before someone changed the task ----------
+
+
+@pytest.fixture
+def review_app(db_url: str) -> Iterator[Flask]:
+    people = {"alice": REVIEW, "bob": REVIEW, "carol": ["review.view"], "manager": ["review.manage"]}
+    with in_app_context(make_test_app(db_url, [ReviewFlow], people, "secret")) as app:
+        yield app
+
+
+def test_a_custom_view_sent_after_its_task_went_to_someone_else_says_so(review_app: Flask) -> None:
+    """alice had the flow's own review page (``view=``) open; a manager gave the task to bob
+    meanwhile. Her Yes was a 403 "You do not have permission to do that": the node's own form
+    cannot carry the ``shown`` the built-in form sends. A POST from the task's own page (its
+    address is the referrer) is refused in the built-in page's words now (409), nothing
+    changed; someone who never had the page still gets the rule's 403."""
+    alice = AuthActions(review_app).enter_as("alice")
+    alice.get("/flows/review/start/start/")
+    assert alice.post("/flows/review/start/start/", {"topic": "budget"}).status_code == 303
+    review = task_of(db.session.scalars(db.select(Process)).one(), "review")
+    url = task_url(review)
+    assert "Custom review of budget" in alice.get(url).get_data(as_text=True)
+    manager = AuthActions(review_app).enter_as("manager")
+    manager.get(url)
+    assert manager.post(url + "reassign/", {"user_id": str(user("bob").id)}).status_code == 303
+    before = snapshot(review.process)
+
+    sent = alice.client.post(url, data={"verdict": "yes", "csrf_token": alice.token},
+                             headers={"Referer": f"http://localhost{url}"})
+    assert sent.status_code == 409
+    assert "This task is with bob now: nothing was saved." in sent.get_data(as_text=True)
+    assert snapshot(review.process) == before
+    carol = AuthActions(review_app).enter_as("carol")
+    carol.get(url)
+    assert carol.post(url, {"verdict": "yes"}).status_code == 403
+    assert snapshot(review.process) == before

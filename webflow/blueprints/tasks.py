@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -186,7 +187,7 @@ def task_detail(flow_label: str, process_id: int, node: str, task_id: int) -> An
     if not can_complete(task, user):
         # Yours but not open to its form (done, say), or sent from a page drawn before
         # someone else changed the task: what became of it (409). Anyone else: the rule's 403.
-        if task.owner_id == user.id or changed_since_drawn(task):
+        if task.owner_id == user.id or changed_since_drawn(task) or sent_from_own_view(task):
             return refused_form(flow_class, task, user)
         abort(403)
     form = node_form(task.flow_task)
@@ -282,6 +283,22 @@ def changed_since_drawn(task: Task) -> bool:
     (the ``shown`` its forms carry): someone changed the task while the page was open."""
     shown = request.form.get("shown")
     return shown is not None and shown != shown_key(task)
+
+
+def sent_from_own_view(task: Task) -> bool:
+    """True when a POST without ``shown`` was sent from the task's own address by a node's
+    ``view=`` page (its form cannot carry ``shown``): that page is drawn only for someone who
+    could work on the task then, and no other page of the task has a form that posts to it,
+    so the task changed since (given to someone else). The referrer is this site's own
+    (Referrer-Policy: same-origin)."""
+    if getattr(task.flow_task, "view_func", None) is None or "shown" in request.form:
+        return False
+    referrer = request.referrer or ""
+    try:
+        parts = urlsplit(referrer)
+    except ValueError:
+        return False
+    return parts.netloc == request.host and parts.path == request.path
 
 
 #: What the banner says someone did, by the audit trail's transition name.
