@@ -17,8 +17,9 @@ from web_flows import LabelFlow
 from web_support import PASSWORD, AuthActions, fresh, task_of, task_url, user
 
 from webflow import Flow, db, flow, this
+from webflow.core.away import set_away
 from webflow.core.models import Comment, NotificationSetting, OutOfOffice, utcnow
-from webflow.models import Process
+from webflow.models import Process, User
 
 # -- notification settings: an address the mailer can send to -------------------------------
 
@@ -236,3 +237,18 @@ def test_out_of_office_sent_twice_at_once_is_saved_not_a_500(app, people) -> Non
     assert response.status_code == 303, response.status_code
     db.session.expire_all()
     assert db.session.get(OutOfOffice, bob_id).substitute_id == user("carol").id
+
+
+def test_a_substitute_past_the_pickers_first_names_stays_chosen(app, people) -> None:  # type: ignore[no-untyped-def]
+    """The picker lists the first 500 colleagues by name: bob's substitute past them was
+    not among its options, the form showed "Choose a colleague", and changing only the end
+    of his absence was refused (422) for want of a substitute."""
+    db.session.add_all(User(username=f"a{n:03}") for n in range(500))  # before alice, bob, carol
+    db.session.commit()
+    bob = people("bob")
+    bob.get("/settings/")
+    carol = user("carol")
+    set_away(db.session(), user("bob"), carol)
+    page = bob.get("/settings/").get_data(as_text=True)
+    assert f'<option value="{carol.id}" selected>carol</option>' in page
+    assert f'<option value="{user("alice").id}"' not in page  # past the first 500, not chosen

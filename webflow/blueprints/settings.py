@@ -47,12 +47,20 @@ def timezone_context() -> dict[str, Any]:
     return {"zones": zone_choices(), "browser_zone": str(browser) if browser else None}
 
 
+#: The colleagues the out-of-office picker lists (by name), besides the substitute chosen.
+MAX_COLLEAGUES = 500
+
+
 def away_context(user: User) -> dict[str, Any]:
     """The out-of-office section: my setting and the colleagues I may name."""
     away = away_of(db.session(), user)
-    colleagues = db.session.scalars(
+    colleagues = list(db.session.scalars(
         sa.select(User).where(User.is_active.is_(True), User.id != user.id)
-        .order_by(User.username).limit(500)).all()
+        .order_by(User.username).limit(MAX_COLLEAGUES)))
+    if away is not None and away.substitute.is_active and away.substitute not in colleagues:
+        # Past the first MAX_COLLEAGUES names: the picker showed "Choose a colleague", and
+        # changing only the end of the absence was refused for want of a substitute.
+        colleagues = sorted([*colleagues, away.substitute], key=lambda u: u.username)
     return {"away": away, "away_active": away is not None and away.active(utcnow()),
             "substitute_gone": substitute_gone(away), "colleagues": colleagues}
 
