@@ -12,7 +12,7 @@ from app_support import in_app_context, make_test_app
 from flask import Flask
 from flask_wtf import FlaskForm
 from web_flows import ReviewFlow
-from web_support import AuthActions, snapshot, task_of, task_url, user
+from web_support import AuthActions, fresh, hello, make_app, snapshot, task_of, task_url, user
 from wtforms import DecimalField, FieldList, FloatField, Form, FormField, StringField
 from wtforms.validators import Length, NumberRange, Optional, ValidationError
 
@@ -175,3 +175,29 @@ def test_a_custom_view_sent_after_its_task_went_to_someone_else_says_so(review_a
     carol.get(url)
     assert carol.post(url, {"verdict": "yes"}).status_code == 403
     assert snapshot(review.process) == before
+
+
+# -- the queue's Take ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+def test_a_take_refused_for_one_of_the_chosen_tasks_names_it(db_url: str, hx: bool) -> None:
+    """Take with a task the person may not take among those chosen (its permission taken
+    away while the queue was open), or one that is not there: the whole take is refused, as
+    before, but the answer said only "You do not have permission to do that" or "There is no
+    such page". It names the task and says that nothing was taken."""
+    with in_app_context(make_app(db_url)) as app:
+        first, second = task_of(hello("one"), "approve"), task_of(hello("two"), "approve")
+        bob = AuthActions(app).enter_as("bob")
+        bob.get("/queue/")
+        row = user("bob")
+        row.permissions = [p for p in row.permissions if p != "hello_world.can_approve"]
+        db.session.commit()
+        refused = bob.post("/queue/", {"task_id": [str(first.id), str(second.id)]}, hx=hx)
+        assert refused.status_code == 403
+        assert f"You may not take Approve #{first.id}: nothing was taken." in refused.get_data(as_text=True)
+        gone = bob.post("/queue/", {"task_id": [str(first.id), "999998", "999999"]}, hx=hx)
+        assert gone.status_code == 404
+        assert ("There is no task #999998 here (nor 1 more of those chosen): nothing was taken."
+                in gone.get_data(as_text=True))
+        assert fresh(first).owner_id is None and fresh(second).owner_id is None

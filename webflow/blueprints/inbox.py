@@ -366,15 +366,21 @@ def not_taken_messages(tasks: list[Task], user: User) -> list[str]:
 
 
 def _queue_tasks(ids: list[int]) -> list[Task]:
-    """The tasks by id; 404 for an unknown one, 403 unless I may take every one of them."""
+    """The tasks by id; 404 for an unknown one, 403 unless I may take every one of them,
+    each naming the task (the bare "There is no such page" or "You do not have permission
+    to do that" did not say which of the chosen tasks, nor that none was taken)."""
     flows = {f.path() for f in all_flows().values()}
     tasks = db.session.scalars(sa.select(Task).where(Task.id.in_(ids)).order_by(Task.id)).all()
-    if len(tasks) != len(set(ids)) or any(t.flow_class_path not in flows for t in tasks):
-        abort(404)
+    found = {t.id for t in tasks if t.flow_class_path in flows}
+    missing = sorted(set(ids) - found)
+    if missing:
+        more = f" (nor {len(missing) - 1} more of those chosen)" if len(missing) > 1 else ""
+        abort(404, f"There is no task #{missing[0]} here{more}: nothing was taken. "
+                   "Reload the queue and choose again.")
     user = current_user._get_current_object()
     for task in tasks:
         if not isinstance(task.activate(), ViewActivation) or not task.flow_task.user_has_permission(user):
-            abort(403)
+            abort(403, f"You may not take {task.flow_task.title} #{task.id}: nothing was taken.")
     return list(tasks)
 
 
