@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_login import current_user, login_required
+from werkzeug.routing import BuildError
 
 from ..core.models import SavedFilter
 from ..extensions import db
@@ -131,4 +132,10 @@ def delete_filter(filter_id: int) -> Any:
     db.session.delete(row)
     db.session.commit()
     flash(f"Filter “{name}” deleted.", "success")
-    return redirect(url_for(f"inbox.{list_name}"), code=303)
+    # A row of a list that has no page (an older format, an import): url_for raised
+    # BuildError, a 500 after the row was deleted.
+    try:
+        back = url_for(f"inbox.{list_name}")
+    except BuildError:
+        back = url_for("inbox.inbox")
+    return redirect(back, code=303)
