@@ -271,3 +271,21 @@ def test_deleting_a_filter_of_another_list_leads_to_the_inbox(app, people, list_
     assert response.status_code == 303 and response.headers["Location"].endswith("/inbox/")
     db.session.expire_all()
     assert db.session.get(SavedFilter, row_id) is None
+
+
+def test_one_comment_token_sent_to_two_processes_at_once_is_refused_not_a_500(app, people) -> None:  # type: ignore[no-untyped-def]
+    """Each copy is checked under its own process's lock: both found the token unused, and
+    the second insert broke the token's unique index (a 500). Now: "already used", the text kept."""
+    process = LabelFlow.start.run(data={"amount": 5}, user=user("alice"))
+    other = LabelFlow.start.run(data={"amount": 6}, user=user("alice"))
+    alice = people("alice")
+    alice.get(f"/flows/label/{process.id}/")
+    token = "a" * 32
+    with written_meanwhile(Comment, {"process_id": other.id, "author_id": user("alice").id, "text": "there",
+                                     "mentions": [], "post_token": token, "created": utcnow()}):
+        response = alice.post(f"/flows/label/{process.id}/comments/",
+                              {"text": "kept words", "comment_token": token}, hx=True)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "already used" in html and "kept words" in html
+    db.session.commit()
+    assert [c.text for c in db.session.scalars(db.select(Comment))] == ["there"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask, abort, flash, redirect, request
 from flask_login import current_user, login_required
 from markupsafe import Markup, escape
@@ -37,6 +38,14 @@ def post_once(process: Any, user: Any, text: str, task: Any = None) -> bool:
     except AlreadyPosted:
         flash("This comment was already posted (the form was sent twice); it is shown once.", "info")
         return False
+    except sa.exc.IntegrityError as exc:
+        # One token sent to two processes at once: each checked under its own process's
+        # lock, both inserted, the comment's unique token refused the second (a 500).
+        db.session.rollback()
+        if "post_token" not in str(exc.orig):
+            raise
+        raise InputRejected("This form was already used: reload the page and write the comment "
+                            "again.") from exc
     return True
 
 
