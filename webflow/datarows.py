@@ -17,6 +17,8 @@ from wtforms import (
     BooleanField,
     DateField,
     DateTimeField,
+    FieldList,
+    FormField,
     MonthField,
     SelectField,
     SelectMultipleField,
@@ -32,6 +34,8 @@ class FieldInfo:
     label: str
     field_class: type
     choices: dict[str, str]
+    #: The fields of the form a FormField (or a FieldList of them) holds, by name.
+    inner: dict[str, FieldInfo] | None = None
 
 
 @dataclass(frozen=True)
@@ -49,16 +53,39 @@ def form_fields(flow_class: type[Flow]) -> dict[str, FieldInfo]:
     fields: dict[str, FieldInfo] = {}
     for node in flow_class.nodes():
         form_class = getattr(node, "form", None)
-        if form_class is None:
-            continue
-        for name in dir(form_class):
-            unbound = getattr(form_class, name, None)
-            if not isinstance(unbound, UnboundField) or name in fields or name == "csrf_token":
-                continue
-            label = unbound.kwargs.get("label") or (unbound.args[0] if unbound.args else None)
-            fields[name] = FieldInfo(str(label or readable(name)), unbound.field_class,
-                                     _choices(unbound.kwargs.get("choices")))
+        if form_class is not None:
+            fields = {**_fields_of(form_class), **fields}
     return fields
+
+
+def _fields_of(form_class: type, depth: int = 0) -> dict[str, FieldInfo]:
+    """The fields of one form class, by name (the forms inside it too, a few levels deep)."""
+    fields: dict[str, FieldInfo] = {}
+    for name in dir(form_class):
+        unbound = getattr(form_class, name, None)
+        if not isinstance(unbound, UnboundField) or name == "csrf_token":
+            continue
+        label = unbound.kwargs.get("label") or (unbound.args[0] if unbound.args else None)
+        if isinstance(label, UnboundField | type):
+            # A FieldList's first argument is its entries' field, a FormField's its form class:
+            # no label (shown as "<UnboundField(FormField, ...)>" on the data card before).
+            label = None
+        inner = _inner_form(unbound)
+        fields[name] = FieldInfo(str(label or readable(name)),
+                                 unbound.field_class, _choices(unbound.kwargs.get("choices")),
+                                 _fields_of(inner, depth + 1) if inner is not None and depth < 4 else None)
+    return fields
+
+
+def _inner_form(unbound: UnboundField) -> type | None:
+    """The form class a FormField, or a FieldList of FormFields, holds."""
+    if (issubclass(unbound.field_class, FieldList) and unbound.args
+            and isinstance(unbound.args[0], UnboundField)):
+        unbound = unbound.args[0]
+    if not issubclass(unbound.field_class, FormField):
+        return None
+    form_class = unbound.args[0] if unbound.args else unbound.kwargs.get("form_class")
+    return form_class if isinstance(form_class, type) else None
 
 
 def _choices(choices: Any) -> dict[str, str]:
@@ -100,10 +127,18 @@ def formatted(value: Any, info: FieldInfo | None) -> str:
             return info.choices.get(str(value), str(value))
     if isinstance(value, str) and info is not None and issubclass(info.field_class, DateTimeField):
         return _moment(value, info.field_class)
+    inner = info.inner if info is not None else None
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        # The entries of a FieldList of FormFields, one a line ("Item: pen, Qty: 3" for
+        # each): run together with commas, nobody could tell where one ended.
+        entry = FieldInfo(info.label, FormField, {}, inner) if info is not None else None
+        return "\n".join(formatted(v, entry) for v in value)
     if isinstance(value, list):
         return ", ".join(formatted(v, None) for v in value)
     if isinstance(value, dict):
-        return ", ".join(f"{readable(str(k))}: {formatted(v, None)}" for k, v in value.items())
+        # A FormField's values under its fields' labels, formatted as those fields offered them.
+        return ", ".join(f"{inner[str(k)].label if inner and str(k) in inner else readable(str(k))}: "
+                         f"{formatted(v, inner.get(str(k)) if inner else None)}" for k, v in value.items())
     return str(value)
 
 

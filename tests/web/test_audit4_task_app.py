@@ -201,3 +201,26 @@ def test_a_take_refused_for_one_of_the_chosen_tasks_names_it(db_url: str, hx: bo
         assert ("There is no task #999998 here (nor 1 more of those chosen): nothing was taken."
                 in gone.get_data(as_text=True))
         assert fresh(first).owner_id is None and fresh(second).owner_id is None
+
+
+# -- the data card of a FieldList ------------------------------------------------------------------
+
+
+def test_the_data_card_names_a_field_list_and_shows_one_entry_a_line(app: Flask) -> None:
+    """A FieldList of FormFields on the data card was labelled "<UnboundField(FormField,
+    (<class 'Part'>,), {})>" (its first argument taken for a label) and its entries ran
+    together ("Name: leg, Price: 2.50, Weight: None, Name: seat, ..."), so nobody could
+    tell where one ended. It reads "Parts", each entry on a line of its own under the
+    nested form's labels."""
+    alice = AuthActions(app).enter_as("alice")
+    alice.get(START)
+    answer = alice.post(START, {"title": "Chair", "parts-0-name": "leg, short", "parts-0-price": "2.50",
+                                "parts-1-name": "seat", "parts-1-weight": "1.5"})
+    assert answer.status_code == 303
+    process = db.session.scalars(db.select(Process)).one()
+    html = alice.get(f"/flows/order/{process.id}/").get_data(as_text=True)
+    assert "UnboundField" not in html
+    row = re.search(r'<th scope="row">Parts</th>\s*<td class="wf-value wf-multiline">([^<]*)</td>', html)
+    assert row, html[html.find("wf-data"):][:1500]
+    assert row[1].split("\n") == ["Name: leg, short, Price: 2.50, Weight: –",
+                                  "Name: seat, Price: –, Weight: 1.5"]
