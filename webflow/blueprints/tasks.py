@@ -329,7 +329,7 @@ def banner_text(task: Task, user: User) -> str | None:
         if task.owner_id == event.user_id:
             return f"{who} took this task"
         return f"{who} assigned this task to {task.owner.username if task.owner else 'nobody'}"
-    if event.transition == "change_due":
+    if event.transition in ("change_due", "reschedule"):  # a timer's new time is its reschedule
         return f"{who} {due_change_text(event.comments or '')}"
     return f"{who} {BANNER_VERBS.get(event.transition, 'changed this task')}"
 

@@ -26,7 +26,7 @@ from .context import Context, get_session
 from .exceptions import FlowLockFailed, TransitionNotAllowed
 from .fsm import process_not_canceled
 from .models import TIMER_TYPES, Task, is_row_id, utcnow
-from .nodes.timer import aware_utc, check_priority
+from .nodes.timer import aware_utc, check_priority, note_on_event
 from .overdue import notice_overdue_tasks
 from .status import FINISHED, STATUS
 from .transaction import unit_of_work
@@ -232,7 +232,8 @@ def change_due(task: Task, due: datetime | None | Unchanged, priority: int | Non
             raise TransitionNotAllowed(
                 f"task {task.node_name} #{task.id} times out at its due date: give it another "
                 "date, not none")
-        if is_timer and task.status == STATUS.SCHEDULED and new_due != old_due:
+        rescheduled = is_timer and task.status == STATUS.SCHEDULED and new_due != old_due
+        if rescheduled:
             assert new_due is not None
             task.activate().reschedule(new_due)
         else:
@@ -243,9 +244,13 @@ def change_due(task: Task, due: datetime | None | Unchanged, priority: int | Non
         if priority is not None and priority != task.priority:
             changes.append(f"priority {task.priority} -> {priority}")
             task.priority = priority
-        if not changes:
-            return
-        record_event(session, task.process, task, "change_due", task.status, task.status, "; ".join(changes))
+        if rescheduled:
+            # The timer's own reschedule is this change's audit row: a change_due row beside
+            # it told the same change twice (two rows, one press of Reschedule).
+            note_on_event(task, "reschedule", "; ".join(changes))
+        elif changes:
+            record_event(session, task.process, task, "change_due", task.status, task.status,
+                         "; ".join(changes))
         for other in followers:
             assert new_due is not None
             other.activate().reschedule(new_due)

@@ -1,0 +1,89 @@
+"""Audit 4 of the administration pages and the engine's web actions: what managers see and
+what is stored when they repair processes in the orders people really produce (both
+databases)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from admin_support import PASSWORD, Actions
+from app_support import in_app_context, make_test_app
+from flask import Flask
+from flask.testing import FlaskClient
+
+from webflow import Flow, db, flow, this
+from webflow.models import Process, Task, TaskEvent, User
+
+
+class WaitFlow(Flow):
+    """Waiting work"""
+
+    start = flow.StartFunction().Next(this.wait)
+    wait = flow.Timer(timedelta(hours=1)).Next(this.work)
+    work = flow.View().Permission(auto_create=True).Next(this.end)
+    end = flow.End()
+
+
+USERS = {"boss": ["wait.view", "wait.manage", "wait.can_work"], "worker": ["wait.view", "wait.can_work"]}
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    with in_app_context(make_test_app(db_url, [WaitFlow], USERS, PASSWORD, WTF_CSRF_ENABLED=False)) as app:
+        yield app
+
+
+def client(app: Flask, name: str) -> FlaskClient:
+    logged_in = app.test_client()
+    Actions(logged_in).login(name)
+    return logged_in
+
+
+def task_of(process: Process, node: str) -> Task:
+    db.session.commit()
+    db.session.expire_all()
+    return db.session.scalars(sa.select(Task).where(Task.process_id == process.id, Task.node_name == node)
+                              .order_by(Task.id.desc())).first()
+
+
+def trail(task: Task) -> list[tuple[str, str | None, int | None]]:
+    db.session.commit()
+    return [(e.transition, e.comments, e.user_id) for e in db.session.scalars(
+        sa.select(TaskEvent).where(TaskEvent.task_id == task.id).order_by(TaskEvent.id))]
+
+
+def test_a_reschedule_leaves_one_event_naming_the_manager(app) -> None:
+    """Reschedule (the overview) and a new due date and priority (the timer's page) are one
+    change each: the trail told each twice, a ``reschedule`` row and a ``change_due`` row
+    with the same due dates, both by the manager."""
+    process = WaitFlow.start.run()
+    timer = task_of(process, "wait")
+    before = trail(timer)
+    boss = client(app, "boss")
+    boss_id = db.session.scalar(sa.select(User.id).where(User.username == "boss"))
+    moved = boss.post(f"/admin/timers/{timer.id}/reschedule/", data={"due": "2031-03-01T09:00"})
+    assert moved.status_code == 303
+    added = trail(timer)[len(before):]
+    assert len(added) == 1, added
+    name, comments, user_id = added[0]
+    assert name == "reschedule" and user_id == boss_id
+    assert comments is not None and comments.endswith("-> 2031-03-01T09:00:00+00:00")
+    worker = client(app, "worker")
+    banner = f"/flows/wait/{process.id}/wait/{timer.id}/banner/?since=0"
+    assert "boss changed the due date of this task" in worker.get(
+        banner, headers={"HX-Request": "true"}).get_data(as_text=True)
+    # Due date and priority at once, from the timer's own page: one row with both.
+    page = f"/flows/wait/{process.id}/wait/{timer.id}/due/"
+    assert boss.post(page, data={"due": "2031-04-01T09:00", "priority": "7"}).status_code == 303
+    added = trail(timer)[len(before) + 1:]
+    assert len(added) == 1, added
+    assert added[0][0] == "reschedule" and added[0][2] == boss_id
+    assert "-> 2031-04-01T09:00:00+00:00" in added[0][1] and "priority 0 -> 7" in added[0][1]
+    # A priority alone moves no timer: its change_due row, as for any task.
+    assert boss.post(page, data={"due": "2031-04-01T09:00", "priority": "3"}).status_code == 303
+    assert trail(timer)[len(before) + 2:] == [("change_due", "priority 7 -> 3", boss_id)]
+    assert "boss changed the priority of this task" in worker.get(
+        banner, headers={"HX-Request": "true"}).get_data(as_text=True)
