@@ -289,3 +289,16 @@ def test_one_comment_token_sent_to_two_processes_at_once_is_refused_not_a_500(ap
     assert response.status_code == 422 and "already used" in html and "kept words" in html
     db.session.commit()
     assert [c.text for c in db.session.scalars(db.select(Comment))] == ["there"]
+
+
+def test_the_settings_page_names_the_substitute_of_a_substitute_who_is_away_too(app, people) -> None:  # type: ignore[no-untyped-def]
+    """bob named alice, and alice is away too with manager as her substitute: tasks given to
+    bob go on to manager (when manager may do them), but bob's page named only alice."""
+    set_away(db.session(), user("alice"), user("manager"))
+    set_away(db.session(), user("bob"), user("alice"))
+    page = people("bob").get("/settings/").get_data(as_text=True)
+    assert "tasks go to <strong>alice</strong>" in page
+    assert "alice is out of office too: they go on to <strong>manager</strong>." in page
+    set_away(db.session(), user("alice"), user("bob"))  # back to bob: a circle, no further hop
+    page = people("bob").get("/settings/").get_data(as_text=True)
+    assert "tasks go to <strong>alice</strong>" in page and "out of office too" not in page

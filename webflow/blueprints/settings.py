@@ -17,7 +17,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, EmailField, Field
 from wtforms.validators import Length, Optional, Regexp, ValidationError
 
-from ..core.away import away_of, clear_away, set_away, substitute_gone
+from ..core.away import away_of, clear_away, set_away, stand_ins, substitute_gone
 from ..core.exceptions import InputRejected
 from ..core.models import NotificationSetting, User, utcnow
 from ..extensions import db
@@ -62,7 +62,7 @@ def away_context(user: User) -> dict[str, Any]:
         # changing only the end of the absence was refused for want of a substitute.
         colleagues = sorted([*colleagues, away.substitute], key=lambda u: u.username)
     return {"away": away, "away_active": away is not None and away.active(utcnow()),
-            "substitute_gone": substitute_gone(away), "colleagues": colleagues}
+            "substitute_gone": substitute_gone(away), "stand_ins": stand_ins(user), "colleagues": colleagues}
 
 #: One address, nothing a mail header could be split with. The part before the @ is plain
 #: ASCII (SMTP without SMTPUTF8 cannot carry another: it went out as an encoded word, a

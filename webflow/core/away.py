@@ -7,6 +7,7 @@ at most and never round in a circle. Taking a task yourself is never redirected.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -69,18 +70,35 @@ def clear_away(session: Session, user: User) -> None:
         session.execute(sa.delete(OutOfOffice).where(OutOfOffice.user_id == user.id))
 
 
-def substitute_for(session: Session, user: User, node: Any, now: datetime | None = None) -> User:
-    """Who gets a task of ``node`` meant for ``user``: the user, or while they are away the
-    substitute (and so on) who may work on the node."""
-    now = now or utcnow()
+def _substitutes(user: User, now: datetime) -> Iterator[User]:
+    """The user's substitute while they are away, that one's while they are away too, and
+    so on: at most MAX_HOPS, never one already passed (no circle)."""
     seen, current = {user.id}, user
     for _ in range(MAX_HOPS):
         away = current.away  # loaded with the user (models.User.away)
         if away is None or not away.active(now):
-            break
+            return
         substitute = away.substitute
-        if substitute.id in seen or not node.user_has_permission(substitute):
-            break
+        if substitute.id in seen:
+            return
         seen.add(substitute.id)
+        yield substitute
+        current = substitute
+
+
+def substitute_for(session: Session, user: User, node: Any, now: datetime | None = None) -> User:
+    """Who gets a task of ``node`` meant for ``user``: the user, or while they are away the
+    substitute (and so on) who may work on the node."""
+    current = user
+    for substitute in _substitutes(user, now or utcnow()):
+        if not node.user_has_permission(substitute):
+            break
         current = substitute
     return current
+
+
+def stand_ins(user: User, now: datetime | None = None) -> list[User]:
+    """The substitutes a task given to ``user`` now passes on to, in order, each when they
+    may work on its node (``substitute_for``): ``[bob, carol]`` when bob is away too, with
+    carol as his substitute. Empty when the user is not away."""
+    return list(_substitutes(user, now or utcnow()))
