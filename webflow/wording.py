@@ -64,6 +64,8 @@ def event_text(event: Any) -> str:
     words = EVENT_WORDS.get(event.transition)
     if event.transition == "done" and event.task is not None and event.task.flow_task_type == "START":
         return "started the process"
+    if event.transition == "assign" and (event.comments or "").startswith("assigned to "):
+        return f"assigned “{title}”"  # to someone else: the row's note names them
     return words.format(task=title) if words else f"{event.transition.replace('_', ' ')} “{title}”"
 
 

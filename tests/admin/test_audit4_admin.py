@@ -87,3 +87,29 @@ def test_a_reschedule_leaves_one_event_naming_the_manager(app) -> None:
     assert trail(timer)[len(before) + 2:] == [("change_due", "priority 7 -> 3", boss_id)]
     assert "boss changed the priority of this task" in worker.get(
         banner, headers={"HX-Request": "true"}).get_data(as_text=True)
+
+
+
+def test_the_trail_says_whom_a_manager_gave_a_task_to(app) -> None:
+    """A manager's Assign of a queued task to a worker was stored and shown as "boss took
+    “Work”" (the words of taking it yourself), and a Reassign as "gave it to someone else":
+    the trail never said who got the task. The row names the new owner now."""
+    process = WaitFlow.start.run()
+    timer = task_of(process, "wait")
+    timer.activate().fire()
+    work = task_of(process, "work")
+    boss = client(app, "boss")
+    base = f"/flows/wait/{process.id}/work/{work.id}/"
+    worker_id = db.session.scalar(sa.select(User.id).where(User.username == "worker"))
+    boss_id = db.session.scalar(sa.select(User.id).where(User.username == "boss"))
+    assert boss.post(base + "assign/", data={"user_id": str(worker_id), "picker": "1"}).status_code == 303
+    assert trail(work)[-1] == ("assign", "assigned to worker", boss_id)
+    history = boss.get(base).get_data(as_text=True)
+    assert "took “Work”" not in history and "assigned to worker" in history
+    assert boss.post(base + "reassign/", data={"user_id": str(boss_id), "picker": "1"}).status_code == 303
+    assert trail(work)[-1] == ("reassign", "assigned to boss", boss_id)
+    # Taking a task yourself needs no note: the row's user is the new owner.
+    assert boss.post(base + "unassign/", data={}).status_code == 303
+    assert boss.post(base + "assign/", data={}).status_code == 303
+    assert trail(work)[-1] == ("assign", None, boss_id)
+    assert "boss</strong>\n            took “Work”" in boss.get(base).get_data(as_text=True)

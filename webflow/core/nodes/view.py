@@ -84,6 +84,11 @@ class ViewActivation(Activation):
         if owner is not user:
             self.note(f"assigned to {owner.username}, substituting for {user.username}")
             self.send_assigned(owner, "substitute")
+        elif reason == "reassign" or (reason != "delegate" and (actor is None or actor.id != owner.id)):
+            # Given by someone else (a manager, the engine's .Assign) or handed over: the
+            # row's user is the giver, so the row names who got it (a delegation's note
+            # says so already; taking a task yourself needs no note).
+            self.note(f"assigned to {owner.username}")
         return owner
 
     @transition(source=STATUS.NEW, target=STATUS.ASSIGNED, permission=assigning, label="Assign")
