@@ -224,3 +224,23 @@ def test_the_data_card_names_a_field_list_and_shows_one_entry_a_line(app: Flask)
     assert row, html[html.find("wf-data"):][:1500]
     assert row[1].split("\n") == ["Name: leg, short, Price: 2.50, Weight: –",
                                   "Name: seat, Price: –, Weight: 1.5"]
+
+
+# -- a list filtered by a flow that is not served -------------------------------------------------
+
+
+@pytest.mark.parametrize("hx", [False, True], ids=["plain", "htmx"])
+@pytest.mark.parametrize("name", ["inbox", "queue", "archive"])
+def test_a_list_bookmarked_with_a_flow_no_longer_served_says_so(db_url: str, name: str, hx: bool) -> None:
+    """``/queue/?flow=retired`` (a bookmark of a flow taken out of service) silently listed
+    every flow's tasks under a page that looked filtered; the list says so now."""
+    with in_app_context(make_app(db_url)) as app:
+        hello("still here")
+        bob = AuthActions(app).enter_as("bob")
+        answer = bob.get(f"/{name}/?flow=retired_flow", hx=hx)
+        text = answer.get_data(as_text=True)
+        assert answer.status_code == 200
+        assert "There is no flow “retired_flow” here (any more): the list shows every flow" in text
+        if name == "queue":
+            assert "still here" in text
+        assert "There is no flow" not in bob.get(f"/{name}/?flow=hello_world", hx=hx).get_data(as_text=True)

@@ -198,6 +198,11 @@ def list_filters(flows: dict[str, type[Flow]], default_sort: str = DEFAULT_SORT,
     values ignored: the list's ``default_sort``)."""
     args = request.args
     sort = args.get("sort", default_sort)
+    if args.get("flow", "") and args["flow"] not in flows:
+        # A bookmark or link of a flow no longer served: said, not silently every flow's
+        # tasks under a page that looks filtered.
+        flash(f"There is no flow “{args['flow'][:64]}” here (any more): the list shows every flow's tasks.",
+              "info")
     return {
         "flow": args.get("flow", "") if args.get("flow", "") in flows else "",
         "q": args.get("q", "").strip()[:200],
