@@ -113,3 +113,29 @@ def test_the_trail_says_whom_a_manager_gave_a_task_to(app) -> None:
     assert boss.post(base + "assign/", data={}).status_code == 303
     assert trail(work)[-1] == ("assign", None, boss_id)
     assert "boss</strong>\n            took “Work”" in boss.get(base).get_data(as_text=True)
+
+
+def test_a_timer_action_address_opened_leads_to_the_overview(app) -> None:
+    """A refused Reschedule draws the overview at the action's address (422); reloading it
+    from the address bar, or a bookmark of it, was a bare 405 error page. Opening the
+    address does nothing and leads to the waiting timers, saying so; the action's own
+    answers stay (404 for no such timer or action, 403 for another flow's manager)."""
+    process = WaitFlow.start.run()
+    timer = task_of(process, "wait")
+    boss = client(app, "boss")
+    refused = boss.post(f"/admin/timers/{timer.id}/reschedule/", data={"due": "soon"})
+    assert refused.status_code == 422
+    due = timer.due
+    for action in ("reschedule", "fire"):
+        opened = boss.get(f"/admin/timers/{timer.id}/{action}/")
+        assert opened.status_code == 303 and opened.headers["Location"].endswith("/admin/#timers")
+        page = boss.get("/admin/").get_data(as_text=True)
+        assert "Nothing was done" in page
+        hx = boss.get(f"/admin/timers/{timer.id}/{action}/", headers={"HX-Request": "true"})
+        assert hx.status_code == 200 and hx.headers["HX-Redirect"].endswith("/admin/#timers")
+    assert task_of(process, "wait").status == timer.status and task_of(process, "wait").due == due
+    assert boss.get(f"/admin/timers/{timer.id}/explode/").status_code == 404
+    assert boss.get(f"/admin/timers/{2**40}/fire/").status_code == 404
+    start = task_of(process, "start")
+    assert boss.get(f"/admin/timers/{start.id}/fire/").status_code == 404
+    assert client(app, "worker").get(f"/admin/timers/{timer.id}/fire/").status_code == 403

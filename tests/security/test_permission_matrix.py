@@ -126,6 +126,7 @@ def expected(app: Flask, case: Case, url: str, who: Any, task: Task | None, hx: 
         "flows.task_due": lambda: 422 if flow.can_manage(who) else 403,
         # The matrix's task is no timer: there is no such timer to fire, for anyone.
         "admin.timer_action": lambda: 404,
+        "admin.timer_action_opened": lambda: 404,  # its address opened (GET): the same 404
         # Working together (issue 16): an empty comment is refused for whoever may post one.
         "flows.task_comment": lambda: 422 if may_see(flow, task, who) else 403,
         "flows.process_comment": lambda: 422 if may_see_process(flow, task.process, who) else 403,

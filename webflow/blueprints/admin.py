@@ -241,12 +241,7 @@ def process_cancel(flow_label: str, process_id: int) -> Any:
 @login_required
 def timer_action(task_id: int, action: str) -> Any:
     """Fire a waiting timer now, or reschedule it (a time in the manager's zone)."""
-    if action not in ("fire", "reschedule"):  # the id: <int:> takes 1 to MAX_ID only
-        abort(404)
-    task = db.session.get(Task, task_id)
-    served = {f.path() for f in all_flows().values()}
-    if task is None or task.flow_class_path not in served or task.flow_task_type not in TIMER_TYPES:
-        abort(404)
+    task = _timer_or_404(task_id, action)
     _manager_only(task.flow_class)
     label = f"{task.flow_task.title} #{task.id}"
     with Context(propagate_exception=False, user=current_user._get_current_object()):
@@ -272,6 +267,30 @@ def timer_action(task_id: int, action: str) -> Any:
                 return _timer_refused(f"{label} was not rescheduled: {exc}.", 409)
             flash(f"{label} is rescheduled.", "success")
     return redirect(url_for("admin.index") + "#timers", code=303)
+
+
+def _timer_or_404(task_id: int, action: str) -> Task:
+    """The timer task a timer action's address names, or 404 (also for an action it has not)."""
+    if action not in ("fire", "reschedule"):  # the id: <int:> takes 1 to MAX_ID only
+        abort(404)
+    task = db.session.get(Task, task_id)
+    served = {f.path() for f in all_flows().values()}
+    if task is None or task.flow_class_path not in served or task.flow_task_type not in TIMER_TYPES:
+        abort(404)
+    return task
+
+
+@bp.route("/admin/timers/<int:task_id>/<action>/", methods=["GET"])
+@login_required
+def timer_action_opened(task_id: int, action: str) -> Any:
+    """A timer action's address opened (a refused Reschedule draws the overview there, and a
+    reload from the address bar or a bookmark opens it): nothing is done; to the waiting
+    timers, saying so, instead of a bare 405 (the action's answers first: 404, 403)."""
+    task = _timer_or_404(task_id, action)
+    _manager_only(task.flow_class)
+    flash("Nothing was done: a timer is fired or rescheduled only when its button is pressed. "
+          "These are the waiting timers as they are now.", "info")
+    return go_to(url_for("admin.index") + "#timers")
 
 
 def _timer_refused(message: str, status: int) -> Any:
