@@ -244,3 +244,26 @@ def test_a_list_bookmarked_with_a_flow_no_longer_served_says_so(db_url: str, nam
         if name == "queue":
             assert "still here" in text
         assert "There is no flow" not in bob.get(f"/{name}/?flow=hello_world", hx=hx).get_data(as_text=True)
+
+
+# -- a live refresh after the session ended ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["status/?shown=NEW:", "banner/?since=0"])
+def test_a_live_refresh_after_the_session_ended_logs_in_back_to_the_page_not_its_fragment(
+        db_url: str, part: str) -> None:
+    """A task page's live refresh (its status card's poll, the banner) that found the session
+    ended sent the browser to the login form with ``next`` set to the fragment's own address,
+    so logging in showed the bare status fragment, without the page around it. The login
+    leads back to the page the person had open (``HX-Current-URL``)."""
+    with in_app_context(make_app(db_url)) as app:
+        approve = task_of(hello("live"), "approve")
+        bob = AuthActions(app).enter_as("bob")
+        page = task_url(approve)
+        bob.get(page)
+        with bob.client.session_transaction() as session:
+            session.clear()
+        answer = bob.client.get(page + part, headers={"HX-Request": "true",
+                                                      "HX-Current-URL": f"http://localhost{page}"})
+        assert answer.status_code == 401
+        assert answer.headers["HX-Redirect"] == f"/login?next={page}"

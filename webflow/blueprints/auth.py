@@ -35,7 +35,7 @@ def unauthorized() -> Any:
     """To the login form; an HTMX request gets 401 and HX-Redirect (htmx would swap the form in)."""
     if request.method != "GET":  # a POST of a page whose session ended: back to that page
         return to_login(coming_from())
-    target = url_for("auth.login", next=request.full_path if request.query_string else request.path)
+    target = url_for("auth.login", next=coming_from())
     if wants_fragment():
         return Response(status=401, headers={"HX-Redirect": target})
     flash(login_manager.login_message, login_manager.login_message_category)

@@ -230,8 +230,10 @@ def register_shared(app: Flask) -> None:
 
 
 def coming_from() -> str:
-    """The page the request was sent from (for a POST, where the user should come back to)."""
-    if request.method == "GET":
+    """The page the request was sent from (for a POST, where the user should come back to;
+    for an HTMX GET of a part of a page, a live refresh say, that page: not the part's own
+    address, which shown alone after logging in was a bare fragment)."""
+    if request.method == "GET" and not wants_fragment():
         return request.full_path if request.query_string else request.path
     for source in (request.headers.get("HX-Current-URL"), request.referrer):
         if source:
@@ -239,6 +241,8 @@ def coming_from() -> str:
             if parts.netloc in ("", request.host):
                 path = parts.path + (f"?{parts.query}" if parts.query else "")
                 return safe_next(path, url_for("index"))
+    if request.method == "GET":  # a part of a page, sent without saying from which page
+        return request.full_path if request.query_string else request.path
     return url_for("index")
 
 
