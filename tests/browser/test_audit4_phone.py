@@ -91,14 +91,16 @@ def heights(page: Any) -> dict[str, float]:
     }"""))
 
 
-def test_every_kind_of_field_is_a_thumb_sized_control_on_a_phone(module_browser: Any, site: Any) -> None:
+@pytest.mark.parametrize("width", [390, 320])
+def test_every_kind_of_field_is_a_thumb_sized_control_on_a_phone(module_browser: Any, site: Any,
+                                                                  width: int) -> None:
     """A TimeField, MonthField, URLField or TelField was drawn as the browser's bare input,
     21-24 px high beside 44 px text boxes, and a RadioField's choices were 13 px circles in
     a bulleted list: hard to hit with a thumb. Each is as tall as a text box now, on the
     page and after a refusal (422); the inputs of a FieldList's entries are as wide as the
     others (WTForms' table put them beside right-aligned labels, a third as wide)."""
     _, base = site
-    page = log_in(module_browser.new_context(viewport=PHONE), base, "alice", PASSWORD)
+    page = log_in(module_browser.new_context(viewport={**PHONE, "width": width}), base, "alice", PASSWORD)
     page.goto(f"{base}/flows/visit/start/start/")
     for when in ("drawn", "refused"):
         found = heights(page)
