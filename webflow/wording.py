@@ -64,8 +64,10 @@ def event_text(event: Any) -> str:
     words = EVENT_WORDS.get(event.transition)
     if event.transition == "done" and event.task is not None and event.task.flow_task_type == "START":
         return "started the process"
-    if event.transition == "assign" and (event.comments or "").startswith("assigned to "):
-        return f"assigned “{title}”"  # to someone else: the row's note names them
+    if event.transition in ("assign", "reassign") and (event.comments or "").startswith("assigned to "):
+        # Given by the row's user to the one its note names (who may be that user: a
+        # manager who takes over ann's task): not "took", nor "to someone else".
+        return f"{event.transition}ed “{title}”"
     return words.format(task=title) if words else f"{event.transition.replace('_', ' ')} “{title}”"
 
 

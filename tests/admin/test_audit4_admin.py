@@ -108,6 +108,8 @@ def test_the_trail_says_whom_a_manager_gave_a_task_to(app) -> None:
     assert "took “Work”" not in history and "assigned to worker" in history
     assert boss.post(base + "reassign/", data={"user_id": str(boss_id), "picker": "1"}).status_code == 303
     assert trail(work)[-1] == ("reassign", "assigned to boss", boss_id)
+    history = boss.get(base).get_data(as_text=True)
+    assert "reassigned “Work”" in history and "to someone else" not in history  # boss took it over
     # Taking a task yourself needs no note: the row's user is the new owner.
     assert boss.post(base + "unassign/", data={}).status_code == 303
     assert boss.post(base + "assign/", data={}).status_code == 303
