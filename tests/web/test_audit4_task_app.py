@@ -267,15 +267,3 @@ def test_a_live_refresh_after_the_session_ended_logs_in_back_to_the_page_not_its
                                                       "HX-Current-URL": f"http://localhost{page}"})
         assert answer.status_code == 401
         assert answer.headers["HX-Redirect"] == f"/login?next={page}"
-
-
-def test_the_status_cards_address_opened_as_a_page_leads_to_the_task_page(db_url: str) -> None:
-    """The status card's own address opened as a page (from the history, or a login that
-    led there before the fix above) showed the bare card, unstyled, without the page; it
-    leads to the task page, as the banner's address does."""
-    with in_app_context(make_app(db_url)) as app:
-        approve = task_of(hello("live"), "approve")
-        bob = AuthActions(app).enter_as("bob")
-        answer = bob.get(task_url(approve, "status/?shown=NEW:"))
-        assert answer.status_code == 303 and answer.headers["Location"] == task_url(approve)
-        assert bob.get(task_url(approve, "status/?shown=NEW:"), hx=True).status_code == 200

@@ -265,8 +265,6 @@ def task_status(flow_label: str, process_id: int, node: str, task_id: int) -> An
     flow_class, task = load_task(flow_label, process_id, node, task_id)
     if not may_see(flow_class, task, current_user):
         abort(403)
-    if not wants_fragment():  # opened as a page (history, a link): the task page, not a bare card
-        return redirect(task_url(task), code=303)
     context = task_context(flow_class, task)
     # Still running: the badge alone. Finished: every card it changed too (out of band); but
     # the work card (the owner's form) only when its status or owner changed since the page
