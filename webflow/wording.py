@@ -64,6 +64,9 @@ def event_text(event: Any) -> str:
     words = EVENT_WORDS.get(event.transition)
     if event.transition == "done" and event.task is not None and event.task.flow_task_type == "START":
         return "started the process"
+    if event.transition == "retry" and getattr(event, "to_status", None) == STATUS.SCHEDULED:
+        # A job's retry queues it: the run itself is the "started" row after it, if any.
+        return f"queued “{title}” to run again"
     if event.transition in ("assign", "reassign") and (event.comments or "").startswith("assigned to "):
         # Given by the row's user to the one its note names (who may be that user: a
         # manager who takes over ann's task): not "took", nor "to someone else".

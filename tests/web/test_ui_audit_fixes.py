@@ -166,6 +166,20 @@ def test_the_history_reads_a_due_change_and_a_canceled_process_in_words(app) -> 
     assert event_text(SimpleNamespace(transition="cancel_process", task=None)) == "canceled the process"
 
 
+def test_the_history_says_a_jobs_retry_queued_it_and_a_handlers_ran_it() -> None:
+    """A manager's Retry of a job read "ran “Print label” again" though it only queued the
+    job (the run is the "started" row after it, once a worker takes it)."""
+    from webflow.core.status import STATUS
+    from webflow.wording import event_text
+
+    job = SimpleNamespace(flow_task=SimpleNamespace(title="Print label"), flow_task_type="JOB")
+    handler = SimpleNamespace(flow_task=SimpleNamespace(title="Check"), flow_task_type="HANDLER")
+    assert event_text(SimpleNamespace(transition="retry", task=job, to_status=STATUS.SCHEDULED,
+                                      comments=None)) == "queued “Print label” to run again"
+    assert event_text(SimpleNamespace(transition="retry", task=handler, to_status=STATUS.DONE,
+                                      comments=None)) == "ran “Check” again"
+
+
 def test_the_pages_show_the_words_of_a_due_change_and_a_process_cancel(app, people) -> None:  # type: ignore[no-untyped-def]
     process = hello("words")
     approve = task_of(process, "approve")
