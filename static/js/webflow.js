@@ -125,12 +125,23 @@
     var seconds = parseFloat(body.getAttribute("data-live-poll-seconds")) || 5;
     var streaming = false;
     var busy = false;
+    var ended = false;
 
     function poll() {
-      if (busy) { return; }
+      if (busy || ended) { return; }
       busy = true;
       fetch(pollUrl, {headers: {"If-None-Match": etag}, cache: "no-store", credentials: "same-origin"})
         .then(function (response) {
+          if (response.redirected || response.status === 401) {
+            // The session ended (logged out in another tab, expired): the poll was led to the
+            // login form, and each round would fetch it again while the page quietly went
+            // stale. Stop, and say so; the next action leads to the login form and back.
+            ended = true;
+            body.setAttribute("data-live-feed", "ended");
+            showMessage("Your session has ended, so this page no longer updates by itself. " +
+                        "Reload it to log in again.", "info");
+            return null;
+          }
           if (response.status !== 200) { return null; }
           etag = response.headers.get("ETag") || etag;
           body.setAttribute("data-live-seen", etag);
@@ -146,6 +157,7 @@
     window.setInterval(function () { if (!streaming && !document.hidden) { poll(); } }, seconds * 1000);
     // A stream that opens catches up once (changes since the page was drawn), then is the feed.
     function feed(stream) {
+      if (ended) { return; }
       streaming = stream;
       body.setAttribute("data-live-feed", stream ? "stream" : "polling");  // for people and tests
     }

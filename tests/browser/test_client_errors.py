@@ -535,3 +535,34 @@ def test_a_server_that_never_answers_complete_is_given_up_on_and_said(browser: A
         bob.click("#task-work button:has-text('Complete')")
         bob.wait_for_url(lambda url: "/run/" not in url)
         assert task_row(task_id).status.value == "DONE"
+
+
+@pytest.fixture
+def quick_poll(tmp_path: Path) -> Iterator[Flask]:
+    """Pages that ask for live updates every half second (no Redis: the poll is the feed)."""
+    made = make_test_app(f"sqlite:///{tmp_path / 'poll.sqlite'}", [ErrandFlow],
+                         {"alice": PERMS, "bob": PERMS}, "pw", REDIS_URL=None, WEBFLOW_LIVE_POLL_SECONDS=0.5)
+    with in_app_context(made):
+        yield made
+
+
+def test_a_page_whose_session_ended_says_it_no_longer_updates(browser: Any, quick_poll: Flask) -> None:
+    """bob logs out in another tab while his queue is open. The live poll was led to the
+    login form, failed to read it, and tried again every round: the queue went stale
+    without a word. It stops now, and the page says so."""
+    errand()
+    with serving(quick_poll) as base:
+        bob = open_page(browser, base, "bob", "/queue/")
+        bob.wait_for_function("document.body.getAttribute('data-live-feed') === 'polling'")
+        polls: list[str] = []
+        bob.on("request", lambda request: polls.append(request.url) if "/events/poll" in request.url else None)
+        bob.wait_for_timeout(1500)
+        assert polls, "the page polls while the session lasts"
+        log_out_elsewhere(bob, base)
+        bob.wait_for_selector("#messages .flash.info", timeout=WAIT)
+        assert "Your session has ended, so this page no longer updates by itself" in bob.inner_text("#messages")
+        assert bob.get_attribute("body", "data-live-feed") == "ended"
+        seen = len(polls)
+        bob.wait_for_timeout(2000)
+        assert len(polls) == seen  # no more rounds against the login form
+        assert bob.evaluate("window.stayedOnPage") is True  # what was on screen stays
