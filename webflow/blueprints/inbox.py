@@ -296,8 +296,9 @@ def queue_assign() -> Any:
         raw = request.form.getlist("page_task_id")
     else:
         raw = request.form.getlist("task_id")
+    raw = [value for value in raw if value.strip()]  # an empty box is no choice
     ids = [parse_id(value) for value in raw]
-    if not any(ids):
+    if not ids:
         flash("Choose the tasks to take first.", "info")
         return _after_queue_action(400)
     # One id that is no id (not ASCII digits, out of range) or too many: 400, nothing taken.
