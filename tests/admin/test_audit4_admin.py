@@ -141,3 +141,23 @@ def test_a_timer_action_address_opened_leads_to_the_overview(app) -> None:
     start = task_of(process, "start")
     assert boss.get(f"/admin/timers/{start.id}/fire/").status_code == 404
     assert client(app, "worker").get(f"/admin/timers/{timer.id}/fire/").status_code == 403
+
+
+@pytest.mark.parametrize("hx", [False, True])
+def test_a_started_date_the_filter_cannot_read_is_left_out_and_the_list_says_so(app, hx: bool) -> None:  # type: ignore[no-untyped-def]
+    """``?started_from=2026-02-30`` (a bookmark, a typed address) listed every process with
+    no word that the filter was dropped, as if it had matched them all."""
+    WaitFlow.start.run()
+    WaitFlow.start.run()
+    db.session.commit()
+    boss = client(app, "boss")
+    headers = {"HX-Request": "true"} if hx else {}
+    page = boss.get("/admin/?started_from=2026-02-30&started_to=0001-01-01", headers=headers)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    rule = "is not a day from 1900 to 9998 (YYYY-MM-DD)"
+    assert f"“2026-02-30” {rule}: the “Started from” date is left out." in html
+    assert f"“0001-01-01” {rule}: the “to” date is left out." in html
+    assert "Processes <small>(2)</small>" in html
+    fine = boss.get("/admin/?started_from=2000-01-01", headers=headers).get_data(as_text=True)
+    assert "is left out" not in fine and "Processes <small>(2)</small>" in fine

@@ -90,6 +90,12 @@ def _process_filters(flows: dict[str, type[Flow]]) -> tuple[dict[str, Any], list
         "started_from": parse_day(args.get("started_from")), "started_to": parse_day(args.get("started_to")),
         "has_error": args.get("has_error") in ("1", "on", "true", "y"),
     }
+    # A day the filter cannot read (typed into the address, a bookmark of another format)
+    # is left out, and the list says so: it listed every process as if unfiltered.
+    values["left_out"] = [
+        f"“{args[key][:40]}” is not a day from 1900 to 9998 (YYYY-MM-DD): the “{label}” date is left out."
+        for key, label in (("started_from", "Started from"), ("started_to", "to"))
+        if args.get(key) and values[key] is None]
     if values["flow"] and values["flow"] not in flows:
         abort(404)
     if values["started_from"] and values["started_to"] and values["started_from"] > values["started_to"]:
