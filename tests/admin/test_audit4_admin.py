@@ -4,6 +4,7 @@ databases)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -161,3 +162,49 @@ def test_a_started_date_the_filter_cannot_read_is_left_out_and_the_list_says_so(
     assert "Processes <small>(2)</small>" in html
     fine = boss.get("/admin/?started_from=2000-01-01", headers=headers).get_data(as_text=True)
     assert "is left out" not in fine and "Processes <small>(2)</small>" in fine
+
+
+def pack(activation) -> None:  # type: ignore[no-untyped-def]
+    """A job's work (the tests set the task's state themselves)."""
+
+
+class PackFlow(Flow):
+    """Packing"""
+
+    start = flow.StartFunction().Next(this.pack)
+    pack = flow.Job(pack, retries=3).Next(this.end)
+    end = flow.End()
+
+
+@pytest.fixture
+def pack_app(db_url: str) -> Iterator[Flask]:
+    users = {"boss": ["pack.view", "pack.manage"]}
+    with in_app_context(make_test_app(db_url, [PackFlow], users, PASSWORD, WTF_CSRF_ENABLED=False)) as app:
+        yield app
+
+
+def test_a_job_queued_again_a_minute_ago_is_not_stuck_whatever_its_last_attempt(pack_app) -> None:  # type: ignore[no-untyped-def]
+    """The stuck list read ``started`` first for every waiting job: one whose failed attempt
+    began 20 minutes ago and that was queued again (a retry) a minute ago was listed as
+    "waiting longer than 900 s", since 20 minutes. A queued job waits since it was queued;
+    a running one since its attempt began."""
+    from datetime import UTC, datetime
+
+    from webflow import STATUS
+
+    now = datetime.now(UTC)
+    long_ago, just_now = now - timedelta(minutes=20), now - timedelta(minutes=1)
+    retried, queued_long, running_long = (PackFlow.start.run() for _ in range(3))
+    shapes = {retried: (STATUS.SCHEDULED, long_ago, just_now), queued_long: (STATUS.SCHEDULED, None, long_ago),
+              running_long: (STATUS.STARTED, long_ago, long_ago)}
+    for process, (status, started, assigned) in shapes.items():
+        db.session.execute(sa.update(Task).where(Task.process_id == process.id, Task.node_name == "pack")
+                           .values(status=status, started=started, assigned=assigned, finished=None))
+    db.session.commit()
+    page = client(pack_app, "boss").get("/admin/").get_data(as_text=True)
+    stuck = page[page.index('id="stuck"'):]
+    rows = dict(re.findall(r'<td>Pack #(\d+)</td>(.*?)</tr>', stuck, re.S))
+    ids = {process: str(task_of(process, "pack").id) for process in shapes}
+    assert ids[retried] not in rows
+    assert ids[queued_long] in rows and ids[running_long] in rows
+    assert "20 minutes ago" in rows[ids[queued_long]] and "20 minutes ago" in rows[ids[running_long]]

@@ -53,6 +53,20 @@ bp = Blueprint("admin", __name__)
 
 PROCESS_STATUSES = (STATUS.NEW, STATUS.DONE, STATUS.CANCELED)
 WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
+#: Since when a job has been waiting: a STARTED one since its attempt began; a SCHEDULED
+#: one since it was queued (``assigned``, set again by each retry). Reading ``started``
+#: first for both listed a job queued again a minute ago as stuck when its failed attempt
+#: had begun longer ago than WEBFLOW_STUCK_JOB_SECONDS.
+JOB_WAITING_SINCE = sa.case(
+    (Task.status == STATUS.SCHEDULED, sa.func.coalesce(Task.assigned, Task.created)),
+    else_=sa.func.coalesce(Task.started, Task.assigned, Task.created))
+
+
+def job_waiting_since(task: Task) -> Any:
+    """``JOB_WAITING_SINCE`` of a loaded task (the stuck list's "Since" column)."""
+    if task.status == STATUS.SCHEDULED:
+        return task.assigned or task.created
+    return task.started or task.assigned or task.created
 #: A timer still waiting this long after its due time is listed as stuck.
 LATE_TIMER = timedelta(minutes=1)
 #: The overview lists at most this many tasks in ERROR, waiting timers, late timers and
@@ -137,7 +151,7 @@ def index() -> Any:
     stuck_since = datetime.now(UTC) - timedelta(seconds=current_app.config["WEBFLOW_STUCK_JOB_SECONDS"])
     stuck_jobs = sa.select(Task).where(
         Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
-        sa.func.coalesce(Task.started, Task.assigned, Task.created) < stuck_since)
+        JOB_WAITING_SINCE < stuck_since)
     # by status first: ix_task_status_id
     stuck = db.session.scalars(stuck_jobs.order_by(Task.status, Task.id).limit(LISTED)).all()
     now = datetime.now(UTC)
@@ -169,7 +183,7 @@ def index() -> Any:
         "page": page, "status_counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
-        "totals": totals, "listed": LISTED,
+        "job_waiting_since": job_waiting_since, "totals": totals, "listed": LISTED,
     }
     # The counters are redrawn with the table: their status counts follow the flow filter.
     return render_page("admin/index.html", ["processes", "counts"], **context)
