@@ -56,17 +56,10 @@ WAITING_JOB = (STATUS.SCHEDULED, STATUS.STARTED)
 #: Since when a job has been waiting: a STARTED one since its attempt began; a SCHEDULED
 #: one since it was queued (``assigned``, set again by each retry). Reading ``started``
 #: first for both listed a job queued again a minute ago as stuck when its failed attempt
-#: had begun longer ago than WEBFLOW_STUCK_JOB_SECONDS.
+#: had begun longer ago than WEBFLOW_STUCK_JOB_SECONDS. The stuck list reads and shows it.
 JOB_WAITING_SINCE = sa.case(
     (Task.status == STATUS.SCHEDULED, sa.func.coalesce(Task.assigned, Task.created)),
     else_=sa.func.coalesce(Task.started, Task.assigned, Task.created))
-
-
-def job_waiting_since(task: Task) -> Any:
-    """``JOB_WAITING_SINCE`` of a loaded task (the stuck list's "Since" column)."""
-    if task.status == STATUS.SCHEDULED:
-        return task.assigned or task.created
-    return task.started or task.assigned or task.created
 #: A timer still waiting this long after its due time is listed as stuck.
 LATE_TIMER = timedelta(minutes=1)
 #: The overview lists at most this many tasks in ERROR, waiting timers, late timers and
@@ -152,8 +145,9 @@ def index() -> Any:
     stuck_jobs = sa.select(Task).where(
         Task.flow_task_type == "JOB", Task.status.in_(WAITING_JOB), Task.flow_class_path.in_(paths),
         JOB_WAITING_SINCE < stuck_since)
-    # by status first: ix_task_status_id
-    stuck = db.session.scalars(stuck_jobs.order_by(Task.status, Task.id).limit(LISTED)).all()
+    # by status first: ix_task_status_id; each with since when it waits (the "Since" column)
+    stuck_rows = db.session.execute(stuck_jobs.add_columns(JOB_WAITING_SINCE)
+                                    .order_by(Task.status, Task.id).limit(LISTED)).all()
     now = datetime.now(UTC)
     # Late timers first: waiting timers due a minute ago or more are stuck too (nothing fires
     # them: no worker, no web process thread).
@@ -167,10 +161,10 @@ def index() -> Any:
     # The lists show the first LISTED rows; the counters count every row (a list that is
     # cut says so), not the length of the list.
     totals = {"errors": listed_total(error_rows, errors), "timers": listed_total(waiting_timers, upcoming),
-              "stuck": listed_total(late_timers, late) + listed_total(stuck_jobs, stuck)}
+              "stuck": listed_total(late_timers, late) + listed_total(stuck_jobs, stuck_rows)}
     stalled = stalled_processes(db.session(), flows.values(), limit=LISTED)
     totals["stalled"] = listed_total(stalled_query(flows.values()), stalled)
-    stuck = late + list(stuck)
+    stuck = [(timer, timer.due) for timer in late] + [(job, since) for job, since in stuck_rows]
     overdue = dict(db.session.execute(
         sa.select(Task.flow_class_path, sa.func.count())
         .where(Task.due <= now, Task.status.not_in(list(FINISHED)), Task.flow_task_type.not_in(TIMER_TYPES),
@@ -183,7 +177,7 @@ def index() -> Any:
         "page": page, "status_counts": counts, "statuses": PROCESS_STATUSES, "errors": errors,
         "stuck": stuck, "stuck_seconds": current_app.config["WEBFLOW_STUCK_JOB_SECONDS"],
         "job_mode": job_mode_text(current_app), "title": "Administration",
-        "job_waiting_since": job_waiting_since, "totals": totals, "listed": LISTED,
+        "totals": totals, "listed": LISTED,
     }
     # The counters are redrawn with the table: their status counts follow the flow filter.
     return render_page("admin/index.html", ["processes", "counts"], **context)

@@ -71,18 +71,18 @@ def node_form(node: Node, **kwargs: Any) -> FlaskForm:
             map(well_formed, [*request.form, *request.files])):
         abort(400, "The form is damaged: reload the page and fill it in again.")
     form = form_class(**kwargs)
-    for field in number_fields(form):
+    for field in nested_fields(form):
         refuse_non_number(field)
     return form  # type: ignore[no-any-return]
 
 
-def number_fields(field: Any) -> Iterator[Any]:
+def nested_fields(field: Any) -> Iterator[Any]:
     """Every field in ``field`` (a form, a FieldList, a FormField) and those inside them."""
     for inner in (field.entries if getattr(field, "type", "") == "FieldList"
                   else field.form if getattr(field, "type", "") == "FormField"
                   else field if isinstance(field, BaseForm) else ()):
         yield inner
-        yield from number_fields(inner)
+        yield from nested_fields(inner)
 
 
 def refuse_non_number(field: Any) -> None:

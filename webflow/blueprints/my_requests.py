@@ -53,7 +53,7 @@ def open_steps(processes: list[Process], user: Any) -> tuple[dict[int, list[Task
     more: dict[int, int] = {}
     if not processes:
         return steps, more
-    managed = [p.flow_class.path() for p in processes if p.flow_class.can_manage(user)]
+    managed = [f.path() for f in {p.flow_class for p in processes} if f.can_manage(user)]
     shown = sa.or_(Task.flow_task_type != "TIMEOUT", Task.flow_class_path.in_(managed))
     ranked = (sa.select(Task.id, Task.process_id,
                         sa.func.row_number().over(partition_by=Task.process_id, order_by=Task.id).label("n"),

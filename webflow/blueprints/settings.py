@@ -20,6 +20,7 @@ from wtforms.validators import Length, Optional, Regexp, ValidationError
 from ..core.away import away_of, clear_away, set_away, stand_ins, substitute_gone
 from ..core.exceptions import InputRejected
 from ..core.models import NotificationSetting, User, utcnow
+from ..core.transaction import get_or_add
 from ..extensions import db
 from ..notifications import KINDS, mail_enabled
 from ..timefmt import browser_zone, parse_local_input, zone_named
@@ -171,18 +172,8 @@ def notifications() -> Any:
         return notifications_section(form, 422)
     user = current_user._get_current_object()
     user.email = form.email.data or None
-    setting = db.session.get(NotificationSetting, user.id)
-    if setting is None:
-        try:
-            with db.session.begin_nested():
-                setting = NotificationSetting(user_id=user.id)
-                db.session.add(setting)
-        except sa.exc.IntegrityError:
-            # The same form sent twice at once (a double click): the other copy stored the
-            # row first (a 500 on PostgreSQL). This one's choices replace it.
-            setting = db.session.get(NotificationSetting, user.id)
-            if setting is None:
-                raise
+    # The same form sent twice at once: this copy's choices replace the other's.
+    setting = get_or_add(db.session(), NotificationSetting, user.id, user_id=user.id)
     for kind in KINDS:
         setattr(setting, kind, bool(form[kind].data))
     db.session.commit()

@@ -49,7 +49,7 @@ from .lookups import (
     shown_key,
     task_url,
 )
-from .web import engine_context, oob_extras, render_page, safe_next, wants_fragment
+from .web import coming_from, engine_context, oob_extras, render_page, safe_next, wants_fragment
 
 TASK_URL = "/flows/<flow_label>/<int:process_id>/<node>/<int:task_id>/"
 #: While a task is in these statuses its status component polls for news.
@@ -289,16 +289,11 @@ def sent_from_own_view(task: Task) -> bool:
     """True when a POST without ``shown`` was sent from the task's own address by a node's
     ``view=`` page (its form cannot carry ``shown``): that page is drawn only for someone who
     could work on the task then, and no other page of the task has a form that posts to it,
-    so the task changed since (given to someone else). The referrer is this site's own
-    (Referrer-Policy: same-origin)."""
+    so the task changed since (given to someone else). ``coming_from`` reads that page from
+    this site's own referrer (Referrer-Policy: same-origin)."""
     if getattr(task.flow_task, "view_func", None) is None or "shown" in request.form:
         return False
-    referrer = request.referrer or ""
-    try:
-        parts = urlsplit(referrer)
-    except ValueError:
-        return False
-    return parts.netloc == request.host and parts.path == request.path
+    return urlsplit(coming_from()).path == request.path
 
 
 #: What the banner says someone did, by the audit trail's transition name.

@@ -130,6 +130,7 @@ def next_tasks_missing(activation: Activation) -> bool:
     again it would link the task twice to a join that waits, or start a second branch."""
     return not alive_leading_tasks(activation)
 
+
 _leaves_error: dict[type, bool] = {}
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from .exceptions import InputRejected
 from .models import OutOfOffice, User, as_utc, utcnow
-from .transaction import unit_of_work
+from .transaction import get_or_add, unit_of_work
 
 #: How many substitutes of substitutes are followed.
 MAX_HOPS = 5
@@ -42,18 +42,8 @@ def set_away(session: Session, user: User, substitute: User | None,
         raise InputRejected("The end of your absence is already past.")
     user_id, substitute_id = user.id, substitute.id  # read before the new row is pending
     with unit_of_work(session):
-        away = session.get(OutOfOffice, user_id)
-        if away is None:
-            try:
-                with session.begin_nested():
-                    away = OutOfOffice(user_id=user_id, substitute_id=substitute_id)
-                    session.add(away)
-            except sa.exc.IntegrityError:
-                # The same form sent twice at once (a double click): the other copy stored
-                # the row first (a 500 on PostgreSQL). This one's choice replaces it.
-                away = session.get(OutOfOffice, user_id)
-                if away is None:
-                    raise
+        # The same form sent twice at once: this copy's choice replaces the other's.
+        away = get_or_add(session, OutOfOffice, user_id, user_id=user_id, substitute_id=substitute_id)
         away.substitute_id, away.until, away.created = substitute_id, until, utcnow()
     return away
 

@@ -46,7 +46,8 @@ def check_comment(text: str | None) -> str:
 def visible(char: str) -> bool:
     """False for what draws nothing: spaces, and format or control characters (a zero-width
     space, a direction mark, a BOM). A comment of only those was posted, an empty entry."""
-    return unicodedata.category(char)[0] not in "ZC" or unicodedata.category(char) == "Co"
+    category = unicodedata.category(char)
+    return category[0] not in "ZC" or category == "Co"  # Co: private use, a glyph of some font
 
 
 def mentioned_names(text: str) -> list[str]:

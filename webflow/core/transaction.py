@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -37,6 +37,8 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from .exceptions import FlowLockFailed
 from .models import is_row_id
+
+R = TypeVar("R")
 
 LOCK_ATTEMPTS = 5
 LOCK_BACKOFF = 0.05  # seconds, doubled per attempt, with jitter
@@ -478,6 +480,26 @@ def _created_here(session: Session, instance: Any) -> None:
         if uow is not None and uow.session is session:
             uow.locked.add(instance.id)
             uow.created.append(instance)
+
+
+def get_or_add(session: Session, model: type[R], key: Any, **values: Any) -> R:
+    """The row of ``model`` whose primary key is ``key``; a new one made of ``values`` when
+    there is none. Two transactions adding it at once (a settings form sent twice by a
+    double click) both found none and both inserted: the second failed at its commit (a
+    unique violation, a 500 on PostgreSQL). The insert runs in a savepoint, and a copy
+    that loses takes the row the other stored."""
+    row = session.get(model, key)
+    if row is not None:
+        return row
+    try:
+        with session.begin_nested():
+            row = model(**values)
+            session.add(row)
+    except sa.exc.IntegrityError:
+        row = session.get(model, key)
+        if row is None:
+            raise
+    return row
 
 
 def current_unit_of_work() -> UnitOfWork | None:

@@ -233,12 +233,13 @@ class JoinActivation(Activation):
             self.ensure_ids()  # the flow's callable sees saved rows, as every node callable does
             if until(self):
                 return True
-        return self._region_finished()
+        return self._region_finished(prefix)
 
-    def _region_finished(self) -> bool:
-        """True when no task of the split's branches is outside DONE/CANCELED (the join
-        fires then, whatever its ``until`` would say)."""
-        prefix = self.split_prefix()
+    def _region_finished(self, prefix: str | None = None) -> bool:
+        """True when no task of the split's branches (``prefix``: the split's, when the caller
+        has it already) is outside DONE/CANCELED (the join fires then, whatever its
+        ``until`` would say)."""
+        prefix = prefix or self.split_prefix()
         return prefix is None or not count_unfinished(self.session, self.process, token_prefix=prefix)
 
     def _region(self) -> list[Task]:
